@@ -1,0 +1,44 @@
+"""Shared test set-up: two logical CPUs (for MirroredStrategy tests) and a tiny trained teacher.
+
+The CPU split must happen before TensorFlow runs its first op, so it is done at import time.
+"""
+
+import os
+
+import pytest
+
+from tfdfc import distribute, teacher
+from tfdfc.keras_compat import keras
+
+distribute.split_cpu(2)
+
+TWO_CPUS = ["/cpu:0", "/cpu:1"]
+
+
+@pytest.fixture(scope="session")
+def digits_teacher_path(tmp_path_factory):
+    """A LeNet-5 (half width) trained on the 8x8 digits (about 0.95 accuracy); a few seconds."""
+    path = str(tmp_path_factory.mktemp("teacher") / "digits_teacher.keras")
+    teacher.train(teacher.TeacherConfig(data="digits", architecture="lenet5-x0.5", epochs=15,
+                                        batch_size=32, shift_augment=0, seed=0,
+                                        output=path),
+                  log=lambda message: None)
+    return path
+
+
+@pytest.fixture
+def seeded():
+    keras.utils.set_random_seed(0)
+
+
+def quiet(message):
+    """A log function that drops progress lines."""
+    del message
+
+
+def python_env():
+    """Environment for subprocesses running the binaries from this checkout."""
+    env = dict(os.environ)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    return env

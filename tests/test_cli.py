@@ -1,0 +1,58 @@
+"""The binaries as a user runs them: a real tiny run, and exit code 2 with one clear line for bad
+input, writing nothing."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import python_env
+
+
+def _run(module, *args):
+    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True,
+                          text=True, env=python_env(), timeout=300, check=False)
+
+
+def test_compress_runs_end_to_end_and_writes_resolved_flags(tmp_path, digits_teacher_path):
+    out_dir = tmp_path / "run"
+    result = _run("tfdfc.compress", f"--teacher={digits_teacher_path}", f"--out_dir={out_dir}",
+                  "--eval_data=digits", "--steps=2", "--batch_size=16", "--student_steps=2",
+                  "--generator_channels=8", "--log_every=1")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "it/s" in result.stdout and "ETA" in result.stdout
+    assert "--steps=2" in (out_dir / "flags.txt").read_text()
+    report = json.loads((out_dir / "report.json").read_text())
+    assert report["train"]["steps"] == 2 and report["tflite"]["float"]["accuracy"] is not None
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--teacher=missing.keras"], "teacher not found: missing.keras"),
+    (["--divergence=jsd"], "divergence"),
+    (["--steps=0"], "steps"),
+    (["--eval_data=imagenet"], "unknown data set 'imagenet'"),
+    (["--student=resnet"], "unknown architecture 'resnet'"),
+])
+def test_compress_bad_input_exits_2_and_writes_nothing(tmp_path, digits_teacher_path, args,
+                                                      message):
+    out_dir = tmp_path / "run"
+    defaults = [f"--teacher={digits_teacher_path}", f"--out_dir={out_dir}", "--steps=1"]
+    result = _run("tfdfc.compress", *defaults, *args)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not out_dir.exists()
+
+
+def test_compress_requires_teacher_and_out_dir():
+    result = _run("tfdfc.compress")
+    assert result.returncode == 2 and "teacher" in result.stderr
+
+
+def test_train_teacher_rejects_an_unknown_architecture(tmp_path):
+    output = tmp_path / "t.keras"
+    result = _run("tfdfc.train_teacher", "--data=digits", "--architecture=vgg", "--epochs=1",
+                  f"--output={output}")
+    assert result.returncode == 2 and "unknown architecture 'vgg'" in result.stderr
+    assert not output.exists()

@@ -1,0 +1,91 @@
+"""A whole compression run on digits: the output contract, exports that match Keras, resume."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from conftest import quiet
+from tfdfc import data, metrics, pipeline
+from tfdfc.errors import ConfigError
+from tfdfc.keras_compat import keras
+from tfdfc.teacher import TeacherError
+from tfdfc.train import TrainConfig
+
+
+def _run_config(teacher_path, out_dir, **overrides):
+    train = TrainConfig(steps=3, batch_size=16, student_steps=2, log_every=1, eval_every=3,
+                        checkpoint_every=3)
+    values = dict(teacher=teacher_path, out_dir=str(out_dir), eval_data="digits",
+                  generator_channels=8, strategy="one_device", train=train)
+    values.update(overrides)
+    return pipeline.CompressConfig(**values)
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, digits_teacher_path):
+    out_dir = tmp_path_factory.mktemp("run")
+    report = pipeline.run(_run_config(digits_teacher_path, out_dir), log=quiet,
+                          flags_text="--steps=3\n")
+    return out_dir, report
+
+
+def test_run_writes_the_output_contract(finished_run):
+    out_dir, report = finished_run
+    for name in ("flags.txt", "config.json", "report.json", "student_float.tflite",
+                 "saved_model", "checkpoints", "tensorboard"):
+        assert os.path.exists(out_dir / name), name
+    assert json.loads((out_dir / "report.json").read_text()) == json.loads(json.dumps(report))
+    student = report["student"]
+    assert 0.0 <= student["accuracy"] <= 1.0 and report["teacher"]["accuracy"] > 0.5
+    assert student["params"] == report["teacher"]["params"]
+    # A few biases may still be exactly 0 (their init) after 3 iterations; no kernel is.
+    assert 0.99 * student["params"] < student["nonzero_params"] <= student["params"]
+    assert student["macs"] > 0 and student["weight_bits"] == 32 and student["sparsity"] == 0.0
+    assert report["train"]["steps"] == 3
+    tflite = report["tflite"]["float"]
+    assert tflite["bytes"] == os.path.getsize(out_dir / "student_float.tflite")
+    assert 0 < tflite["gzip_bytes"] < tflite["bytes"]
+
+
+def test_exported_saved_model_and_tflite_match_keras(finished_run):
+    out_dir, report = finished_run
+    digits = data.load("digits")
+    saved = keras.models.load_model(str(out_dir / "saved_model"), compile=False)
+    keras_logits = metrics.keras_logits(saved, digits.x_test)
+    tflite_logits = metrics.tflite_outputs((out_dir / "student_float.tflite").read_bytes(),
+                                           digits.x_test)
+    np.testing.assert_allclose(tflite_logits, keras_logits, atol=1e-4)
+    assert metrics.accuracy(keras_logits, digits.y_test) == report["student"]["accuracy"]
+    assert report["tflite"]["float"]["accuracy"] == report["student"]["accuracy"]
+
+
+def test_a_finished_run_started_again_resumes_without_training(finished_run, digits_teacher_path):
+    out_dir, report = finished_run
+    lines = []
+    again = pipeline.run(_run_config(digits_teacher_path, out_dir), log=lines.append)
+    assert any("resumed" in line and "iteration 3" in line for line in lines)
+    assert again["student"]["accuracy"] == report["student"]["accuracy"]
+
+
+def test_smaller_student_from_the_registry(tmp_path, digits_teacher_path):
+    report = pipeline.run(_run_config(digits_teacher_path, tmp_path, student="lenet5-x0.25"),
+                          log=quiet)
+    assert report["student"]["params"] < report["teacher"]["params"]
+
+
+@pytest.mark.parametrize("overrides, error, message", [
+    (dict(eval_data="mnist5k"), TeacherError, r"takes images of shape \(8, 8, 1\)"),
+    (dict(student="wrn-16-1"), ConfigError, "attention_weight=0"),
+    (dict(student="resnet"), ConfigError, "unknown architecture"),
+    (dict(student_init="zeros"), ConfigError, "student_init"),
+    (dict(teacher="missing.keras"), TeacherError, "not found"),
+])
+def test_bad_input_fails_before_anything_is_written(tmp_path, digits_teacher_path, overrides,
+                                                    error, message):
+    out_dir = tmp_path / "out"
+    with pytest.raises(error, match=message):
+        pipeline.run(_run_config(digits_teacher_path, out_dir, **overrides), log=quiet,
+                     flags_text="x")
+    assert not out_dir.exists()

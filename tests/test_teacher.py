@@ -1,0 +1,95 @@
+"""Loading a user's teacher: formats, safe mode, and a clear error for every bad input."""
+
+import numpy as np
+import pytest
+
+from tfdfc import teacher
+from tfdfc.keras_compat import keras
+
+
+def _classifier(activation=None, input_shape=(8, 8, 1), outputs=10):
+    inputs = keras.Input(input_shape)
+    x = keras.layers.Flatten()(inputs)
+    return keras.Model(inputs, keras.layers.Dense(outputs, activation=activation)(x))
+
+
+@pytest.mark.parametrize("suffix", [".keras", ".h5", "_saved_model"])
+def test_loads_every_supported_format_with_the_same_outputs(tmp_path, suffix):
+    model = _classifier()
+    path = str(tmp_path / f"teacher{suffix}")
+    model.save(path) if suffix != ".h5" else model.save(path, save_format="h5")
+    loaded = teacher.load(path)
+    images = np.random.rand(3, 8, 8, 1).astype(np.float32)
+    np.testing.assert_allclose(loaded(images), model(images), atol=1e-6)
+
+
+def test_missing_path(tmp_path):
+    with pytest.raises(teacher.TeacherError, match="teacher not found"):
+        teacher.load(str(tmp_path / "nope.keras"))
+
+
+@pytest.mark.parametrize("name, payload", [("junk.keras", b"not a zip"),
+                                           ("junk.h5", b"\x89HDF\r\n garbage"),
+                                           ("notes.txt", b"hello")])
+def test_a_file_that_is_not_a_model(tmp_path, name, payload):
+    path = tmp_path / name
+    path.write_bytes(payload)
+    with pytest.raises(teacher.TeacherError, match="could not be loaded|is not a model file"):
+        teacher.load(str(path))
+
+
+def test_keras3_file_and_model_are_refused_with_the_fix(tmp_path):
+    import keras as keras3  # pylint: disable=import-outside-toplevel
+    model = keras3.Sequential([keras3.Input((8, 8, 1)), keras3.layers.Flatten(),
+                               keras3.layers.Dense(10)])
+    path = str(tmp_path / "k3.keras")
+    model.save(path)
+    with pytest.raises(teacher.TeacherError, match="Keras 3.*tf_keras"):
+        teacher.load(path)
+    with pytest.raises(teacher.TeacherError, match="not a tf-keras model"):
+        teacher.validate(model)
+
+
+def test_lambda_layer_is_refused_in_safe_mode_only(tmp_path):
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Lambda(lambda t: t * 2.0)(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(10)(keras.layers.Flatten()(x)))
+    for suffix in (".keras", ".h5"):
+        path = str(tmp_path / f"lambda{suffix}")
+        model.save(path)
+        with pytest.raises(teacher.TeacherError, match="Lambda"):
+            teacher.load(path)
+        assert teacher.load(path, safe_mode=False) is not None
+
+
+def test_output_must_be_logits_or_a_distribution():
+    with pytest.raises(teacher.TeacherError, match="'sigmoid' activation"):
+        teacher.validate(_classifier(activation="sigmoid"))
+    with pytest.raises(teacher.TeacherError, match=">= 2 class"):
+        teacher.validate(_classifier(outputs=1))
+    inputs = keras.Input((8, 8, 1))
+    with pytest.raises(teacher.TeacherError, match="one vector"):
+        teacher.validate(keras.Model(inputs, keras.layers.Conv2D(4, 3)(inputs)))
+
+
+def test_input_must_be_a_fixed_image_shape():
+    inputs = keras.Input((None, None, 1))
+    pooled = keras.layers.GlobalAveragePooling2D()(inputs)
+    with pytest.raises(teacher.TeacherError, match="fixed"):
+        teacher.validate(keras.Model(inputs, keras.layers.Dense(10)(pooled)))
+    with pytest.raises(teacher.TeacherError, match=r"takes images of shape \(8, 8, 1\)"):
+        teacher.check_input_shape(_classifier(), (28, 28, 1))
+
+
+@pytest.mark.parametrize("softmax_as_layer", [False, True])
+def test_softmax_teacher_becomes_a_logits_model_with_the_same_distribution(softmax_as_layer):
+    if softmax_as_layer:
+        base = _classifier()
+        model = keras.Model(base.inputs, keras.layers.Softmax()(base.outputs[0]))
+    else:
+        model = _classifier(activation="softmax")
+    logits_model = teacher.as_logits(model)
+    images = np.random.rand(4, 8, 8, 1).astype(np.float32)
+    probabilities = keras.activations.softmax(logits_model(images)).numpy()
+    np.testing.assert_allclose(probabilities, model(images), atol=1e-6)
+    assert teacher.as_logits(_classifier()).layers[-1].activation is keras.activations.linear

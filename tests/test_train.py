@@ -1,0 +1,135 @@
+"""The alternating loop on a tiny teacher: real steps, one and two replicas, resume."""
+
+import numpy as np
+import pytest
+
+from conftest import TWO_CPUS, quiet
+from tfdfc import distribute, pipeline, teacher
+from tfdfc.errors import ConfigError
+from tfdfc.keras_compat import keras, tf
+from tfdfc.train import Loop, TrainConfig, TrainingDiverged, make_generator_step
+
+
+def _config(**overrides):
+    values = dict(steps=2, batch_size=16, student_steps=2, log_every=1, eval_every=1,
+                  checkpoint_every=1, seed=3)
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def _players(strategy, teacher_path, config):
+    keras.utils.set_random_seed(0)
+    run_config = pipeline.CompressConfig(teacher=teacher_path, out_dir="unused",
+                                         generator_channels=8, train=config)
+    with strategy.scope():
+        model = teacher.load(teacher_path)
+    return pipeline.build_players(strategy, run_config, model, log=quiet)
+
+
+def _weights(model):
+    return [np.array(weight) for weight in model.get_weights()]
+
+
+STRATEGIES = {"one_replica": lambda: distribute.make_strategy("one_device"),
+              "two_replicas": lambda: distribute.make_strategy("mirrored", TWO_CPUS)}
+
+
+@pytest.mark.parametrize("strategy_name", sorted(STRATEGIES))
+def test_two_iterations_train_student_and_generator_but_not_teacher(
+        tmp_path, digits_teacher_path, strategy_name):
+    strategy = STRATEGIES[strategy_name]()
+    config = _config()
+    players = _players(strategy, digits_teacher_path, config)
+    before = {name: _weights(getattr(players, name))
+              for name in ("teacher", "student_model", "generator")}
+    metrics = Loop(strategy, players, config, str(tmp_path / "ckpt"), log=quiet).run()
+
+    assert all(np.isfinite(value) for value in metrics.values()), metrics
+    assert metrics["student_divergence"] > 0 and metrics["attention"] > 0
+    for name, changes in (("teacher", False), ("student_model", True), ("generator", True)):
+        after = _weights(getattr(players, name))
+        changed = any(not np.array_equal(b, a) for b, a in zip(before[name], after))
+        assert changed == changes, f"{name} changed={changed}"
+    assert strategy.num_replicas_in_sync == (2 if strategy_name == "two_replicas" else 1)
+
+
+def test_generator_step_increases_the_divergence(digits_teacher_path):
+    strategy = distribute.make_strategy("one_device")
+    config = _config(generator_lr=1e-2, attention_weight=0.0)
+    players = _players(strategy, digits_teacher_path, config)
+    step = make_generator_step(strategy, players, config)
+    first = float(step(tf.constant(0, tf.int64))["generator_divergence"])
+    for _ in range(5):
+        last = float(step(tf.constant(0, tf.int64))["generator_divergence"])
+    assert last > first
+
+
+def test_resume_continues_the_count_and_reproduces_an_uninterrupted_run(
+        tmp_path, digits_teacher_path):
+    strategy = distribute.make_strategy("one_device")
+    straight = _players(strategy, digits_teacher_path, _config(steps=4))
+    Loop(strategy, straight, _config(steps=4), str(tmp_path / "straight"), log=quiet).run()
+
+    class Interrupted(Exception):
+        pass
+
+    def stop_after_two(done):
+        if done == 2:
+            raise Interrupted()
+
+    interrupted = _players(strategy, digits_teacher_path, _config(steps=4))
+    with pytest.raises(Interrupted):
+        Loop(strategy, interrupted, _config(steps=4), str(tmp_path / "resumed"), log=quiet,
+             on_iteration=stop_after_two).run()
+    resumed = _players(strategy, digits_teacher_path, _config(steps=4))
+    lines = []
+    loop = Loop(strategy, resumed, _config(steps=4), str(tmp_path / "resumed"), log=lines.append)
+    loop.run()
+
+    assert int(loop.iteration.numpy()) == 4
+    assert any("resumed" in line and "iteration 2" in line for line in lines), lines
+    assert not any(line.startswith("iteration 1/") for line in lines)
+    assert int(resumed.student_optimizer.iterations.numpy()) == 4 * 2
+    for name in ("student_model", "generator"):
+        for a, b in zip(_weights(getattr(straight, name)), _weights(getattr(resumed, name))):
+            np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_progress_lines_and_tensorboard_summaries(tmp_path, digits_teacher_path):
+    strategy = distribute.make_strategy("one_device")
+    players = _players(strategy, digits_teacher_path, _config())
+    lines = []
+    Loop(strategy, players, _config(), str(tmp_path / "ckpt"),
+         summary_dir=str(tmp_path / "tb"), evaluate=lambda: 0.5, log=lines.append).run()
+    assert any("it/s" in line and "ETA" in line for line in lines)
+    assert any("student accuracy 0.5000" in line for line in lines)
+    tags = set()
+    for event_file in (tmp_path / "tb").iterdir():
+        for event in tf.compat.v1.train.summary_iterator(str(event_file)):
+            tags.update(value.tag for value in event.summary.value)
+    assert {"train/student_divergence", "train/teacher_entropy", "train/lr_student",
+            "eval/student_accuracy", "train/generated"} <= tags
+
+
+def test_non_finite_loss_stops_the_run_naming_the_iteration(tmp_path, digits_teacher_path):
+    strategy = distribute.make_strategy("one_device")
+    players = _players(strategy, digits_teacher_path, _config(steps=3))
+    loop = Loop(strategy, players, _config(steps=3), str(tmp_path / "ckpt"), log=quiet,
+                on_iteration=lambda done: done == 1 and players.student_model.layers[-1]
+                .kernel.assign(np.full(players.student_model.layers[-1].kernel.shape, np.nan)))
+    with pytest.raises(TrainingDiverged, match="at iteration 1; last good checkpoint: .*ckpt-1"):
+        loop.run()
+
+
+@pytest.mark.parametrize("field, value", [("steps", 0), ("batch_size", -1),
+                                          ("divergence", "jsd"), ("attention_weight", -1.0)])
+def test_bad_config_values_are_clear_errors(field, value):
+    with pytest.raises(ConfigError, match=field):
+        _config(**{field: value}).validate()
+
+
+def test_batch_must_split_evenly_across_replicas(tmp_path, digits_teacher_path):
+    strategy = distribute.make_strategy("mirrored", TWO_CPUS)
+    players = _players(strategy, digits_teacher_path, _config(batch_size=15))
+    with pytest.raises(ConfigError, match="not divisible by the 2 replicas"):
+        Loop(strategy, players, _config(batch_size=15), str(tmp_path), log=quiet)

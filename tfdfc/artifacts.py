@@ -1,0 +1,57 @@
+"""Atomic writes of run outputs: a file or directory appears whole under its final name or not.
+
+Everything is written beside its destination under a temporary name and renamed into place, so a
+crash or a failed export never leaves a half-written model, TFLite file or report, and the
+previous good output stays untouched until the new one is complete.
+"""
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+
+
+@contextlib.contextmanager
+def atomic_path(destination, is_directory=False):
+    """Yields a temporary path beside `destination`; renames it into place on success."""
+    parent = os.path.dirname(os.path.abspath(destination)) or "."
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".tmp-", dir=parent)
+    temporary = os.path.join(staging, os.path.basename(destination))
+    try:
+        yield temporary
+        if is_directory and os.path.isdir(destination):
+            old = os.path.join(staging, "previous")
+            os.replace(destination, old)
+        os.replace(temporary, destination)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def write_bytes(path, payload):
+    """Writes `payload` to `path` atomically."""
+    with atomic_path(path) as temporary:
+        with open(temporary, "wb") as handle:
+            handle.write(payload)
+
+
+def write_text(path, text):
+    """Writes `text` to `path` atomically."""
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path, value):
+    """Writes `value` as indented JSON to `path` atomically."""
+    write_text(path, json.dumps(value, indent=2, sort_keys=True) + "\n")
+
+
+def save_keras_model(model, path):
+    """Saves a Keras model (.keras/.h5 file, or SavedModel directory otherwise) atomically."""
+    is_directory = not path.endswith((".keras", ".h5"))
+    with atomic_path(path, is_directory=is_directory) as temporary:
+        if path.endswith(".keras"):
+            model.save(temporary)
+        else:
+            model.save(temporary, include_optimizer=False,
+                       save_format="tf" if is_directory else "h5")

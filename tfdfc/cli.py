@@ -1,0 +1,45 @@
+"""What every absl binary shares: flag parsing, progress lines, and turning user errors into a
+one-line message with exit code 2 (a traceback is kept for real bugs)."""
+
+import sys
+import time
+
+from absl import app, flags
+
+from tfdfc.errors import ConfigError, UserInputError
+
+USER_ERROR_EXIT_CODE = 2
+
+
+def log(message):
+    """Prints a timestamped progress line immediately."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def _parse_flags(argv):
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as error:
+        print(f"error: {error}\nPass --help to see the flags.", file=sys.stderr)
+        sys.exit(USER_ERROR_EXIT_CODE)
+
+
+def run(main):
+    """`app.run(main)`, with bad flag values and UserInputError exiting with code 2."""
+
+    def guarded(argv):
+        try:
+            if len(argv) > 1:
+                raise ConfigError(f"unexpected arguments: {' '.join(argv[1:])}")
+            main(argv)
+        except UserInputError as error:
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(USER_ERROR_EXIT_CODE)
+
+    app.run(guarded, flags_parser=_parse_flags)
+
+
+def module_flags(module_name):
+    """`--name=value` lines of the flags a binary defines itself, for `flags.txt`."""
+    key_flags = flags.FLAGS.get_key_flags_for_module(sys.modules[module_name])
+    return "\n".join(flag.serialize() for flag in key_flags if flag.serialize()) + "\n"

@@ -1,0 +1,90 @@
+"""Compresses a trained Keras classifier data-free: the adversarial generator/student loop, then
+SavedModel and TFLite exports and a report.
+
+    python -m tfdfc.compress --flagfile=flags/demo.cfg
+
+Writes to --out_dir: flags.txt, config.json, checkpoints/, tensorboard/, saved_model/,
+student_float.tflite and report.json. A run interrupted and started again with the same
+--out_dir resumes from its last checkpoint.
+"""
+
+from absl import flags
+
+from tfdfc import cli, data, distribute, losses, models, pipeline
+from tfdfc.train import TrainConfig
+
+_DEFAULTS = TrainConfig()
+
+_TEACHER = flags.DEFINE_string("teacher", None, "Trained teacher: .keras, .h5 or SavedModel dir.")
+_STUDENT = flags.DEFINE_string("student", "same",
+                               f"'same' (the teacher's architecture) or one of: {models.NAMES_HELP}.")
+_STUDENT_INIT = flags.DEFINE_enum("student_init", "random", pipeline.STUDENT_INITS,
+                                  "Student starts from a fresh init or the teacher's weights.")
+_EVAL_DATA = flags.DEFINE_string(
+    "eval_data", "", f"Evaluation only (never trained on): {', '.join(data.BUNDLED)}, an .npz "
+    "with x_test/y_test, or empty for none.")
+_OUT_DIR = flags.DEFINE_string("out_dir", None, "Run directory (resumes if it holds checkpoints).")
+_STRATEGY = flags.DEFINE_enum("strategy", "mirrored", distribute.STRATEGIES,
+                              "tf.distribute strategy (mirrored: every visible GPU, else the CPU).")
+_GENERATOR_CHANNELS = flags.DEFINE_integer("generator_channels", 128,
+                                           "Generator width (the paper: 128).", lower_bound=2)
+_UNSAFE_LOAD = flags.DEFINE_bool("unsafe_load", False,
+                                 "Allow loading a teacher that holds code (Lambda layers).")
+_STEPS = flags.DEFINE_integer("steps", _DEFAULTS.steps, "Iterations (1 generator + "
+                              "--student_steps student updates each).", lower_bound=1)
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", _DEFAULTS.batch_size,
+                                   "Global batch of generated images.", lower_bound=1)
+_STUDENT_STEPS = flags.DEFINE_integer("student_steps", _DEFAULTS.student_steps,
+                                      "Student updates per generator update.", lower_bound=1)
+_STUDENT_LR = flags.DEFINE_float("student_lr", _DEFAULTS.student_lr, "Student Adam lr (cosine).",
+                                 lower_bound=0.0)
+_GENERATOR_LR = flags.DEFINE_float("generator_lr", _DEFAULTS.generator_lr,
+                                   "Generator Adam lr (cosine).", lower_bound=0.0)
+_CLIP_NORM = flags.DEFINE_float("clip_norm", _DEFAULTS.clip_norm, "Global gradient-norm clip.",
+                                lower_bound=0.0)
+_LATENT_DIM = flags.DEFINE_integer("latent_dim", _DEFAULTS.latent_dim, "Size of z.",
+                                   lower_bound=1)
+_DIVERGENCE = flags.DEFINE_enum("divergence", _DEFAULTS.divergence, sorted(losses.DIVERGENCES),
+                                "kl: KL(T||S); skl: symmetric KL (the paper's JSD); l1: logits.")
+_TEMPERATURE = flags.DEFINE_float("temperature", _DEFAULTS.temperature, "Softmax temperature.",
+                                  lower_bound=0.0)
+_REDUCTION = flags.DEFINE_enum("reduction", _DEFAULTS.reduction, losses.REDUCTIONS,
+                               "mean: KL / classes (MS19's scale for beta=250); batchmean: KL.")
+_ATTENTION_WEIGHT = flags.DEFINE_float("attention_weight", _DEFAULTS.attention_weight,
+                                       "Attention-transfer weight beta (0: off).", lower_bound=0.0)
+_SEED = flags.DEFINE_integer("seed", _DEFAULTS.seed, "Random seed (init and z).")
+_LOG_EVERY = flags.DEFINE_integer("log_every", _DEFAULTS.log_every,
+                                  "Iterations between progress lines.", lower_bound=1)
+_EVAL_EVERY = flags.DEFINE_integer("eval_every", _DEFAULTS.eval_every,
+                                   "Iterations between evaluations and image grids.",
+                                   lower_bound=1)
+_CHECKPOINT_EVERY = flags.DEFINE_integer("checkpoint_every", _DEFAULTS.checkpoint_every,
+                                         "Iterations between checkpoints.", lower_bound=1)
+
+flags.mark_flags_as_required(["teacher", "out_dir"])
+
+
+def config_from_flags():
+    """The frozen run configuration the flags describe."""
+    return pipeline.CompressConfig(
+        teacher=_TEACHER.value, out_dir=_OUT_DIR.value, student=_STUDENT.value,
+        student_init=_STUDENT_INIT.value, eval_data=_EVAL_DATA.value, strategy=_STRATEGY.value,
+        generator_channels=_GENERATOR_CHANNELS.value, unsafe_load=_UNSAFE_LOAD.value,
+        train=TrainConfig(
+            steps=_STEPS.value, batch_size=_BATCH_SIZE.value, student_steps=_STUDENT_STEPS.value,
+            student_lr=_STUDENT_LR.value, generator_lr=_GENERATOR_LR.value,
+            clip_norm=_CLIP_NORM.value, latent_dim=_LATENT_DIM.value,
+            divergence=_DIVERGENCE.value, temperature=_TEMPERATURE.value,
+            reduction=_REDUCTION.value, attention_weight=_ATTENTION_WEIGHT.value,
+            seed=_SEED.value, log_every=_LOG_EVERY.value, eval_every=_EVAL_EVERY.value,
+            checkpoint_every=_CHECKPOINT_EVERY.value))
+
+
+def main(argv):
+    del argv  # cli.run refuses positional arguments
+    config = config_from_flags()
+    pipeline.run(config, log=cli.log, flags_text=cli.module_flags(__name__))
+
+
+if __name__ == "__main__":
+    cli.run(main)

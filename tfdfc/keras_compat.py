@@ -1,0 +1,23 @@
+"""The one place that selects legacy Keras (tf-keras) and imports TensorFlow, Keras and TF-MOT.
+
+TF-MOT only wraps tf-keras models, and `tf.keras` resolves to tf-keras only when
+`TF_USE_LEGACY_KERAS=1` is set before TensorFlow first resolves `tf.keras`. Every other module
+imports `tf`, `keras` and `tfmot` from here, so a process can never mix Keras 2 and Keras 3.
+"""
+
+import os
+
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import tensorflow as tf  # noqa: E402
+import tf_keras as keras  # noqa: E402
+import tensorflow_model_optimization as tfmot  # noqa: E402
+
+if tf.keras.layers.Dense is not keras.layers.Dense:
+    raise ImportError(
+        "tf.keras does not resolve to tf_keras: TensorFlow resolved Keras before "
+        "tfdfc.keras_compat was imported. Import tfdfc before anything else touches tf.keras."
+    )
+
+__all__ = ["tf", "keras", "tfmot"]

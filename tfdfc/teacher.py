@@ -1,0 +1,217 @@
+"""Teachers: train one with data (the demo), or load and validate a user's trained classifier.
+
+`load` accepts `.keras`, `.h5` and SavedModel directories, refuses unsafe deserialisation unless
+asked, and checks that the model is a tf-keras model with one fixed-shape image input and one
+output of logits or softmax probabilities. `as_logits` strips a final softmax so the losses always
+see logits.
+"""
+
+import dataclasses
+import json
+import os
+import zipfile
+
+import numpy as np
+
+from tfdfc import artifacts
+from tfdfc.errors import UserInputError
+from tfdfc.keras_compat import keras, tf
+from tfdfc import models
+
+_KERAS3_FIX = (
+    "tfdfc needs a tf-keras (legacy Keras 2) model because TF-MOT cannot wrap Keras 3 models. "
+    "Fix: rebuild the same architecture with `import tf_keras as keras`, copy the weights "
+    "(`new.set_weights(old.get_weights())`) and save it again, or export the Keras 3 model to "
+    ".h5 (`model.save('teacher.h5')`) and pass that file")
+
+
+class TeacherError(UserInputError):
+    """Raised for a teacher file or model that tfdfc cannot use; the message says why."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading and validation
+# ---------------------------------------------------------------------------------------------
+
+def load(path, safe_mode=True):
+    """Loads and validates a classifier from `.keras`, `.h5` or a SavedModel directory.
+
+    Args:
+      path: the model file or SavedModel directory.
+      safe_mode: refuse to deserialise code (Lambda layers) unless False.
+
+    Returns:
+      The tf-keras model, uncompiled.
+
+    Raises:
+      TeacherError: missing path, not a model, a Keras 3 model, unsafe content, or a model whose
+        input or output tfdfc cannot use.
+    """
+    if not os.path.exists(path):
+        raise TeacherError(f"teacher not found: {path}")
+    _refuse_keras3_file(path)
+    model = _load_any(path, safe_mode)
+    validate(model, source=path)
+    return model
+
+
+def _refuse_keras3_file(path):
+    if not (path.endswith(".keras") and zipfile.is_zipfile(path)):
+        return
+    with zipfile.ZipFile(path) as archive:
+        if "metadata.json" not in archive.namelist():
+            return
+        metadata = json.loads(archive.read("metadata.json"))
+    if str(metadata.get("keras_version", "")).startswith("3"):
+        raise TeacherError(f"{path} was saved by Keras {metadata['keras_version']}. {_KERAS3_FIX}")
+
+
+def _load_any(path, safe_mode):
+    # tf-keras honours safe_mode only for .keras files; the scope extends it to .h5 and SavedModel.
+    from tf_keras.src.saving import serialization_lib  # pylint: disable=import-outside-toplevel
+    is_saved_model = os.path.isdir(path) and tf.saved_model.contains_saved_model(path)
+    if not (path.endswith((".keras", ".h5")) or is_saved_model):
+        raise TeacherError(
+            f"{path} is not a model file: expected a .keras or .h5 file or a SavedModel directory")
+    try:
+        with serialization_lib.SafeModeScope(safe_mode):
+            model = keras.models.load_model(path, compile=False, safe_mode=safe_mode)
+    except Exception as error:  # Keras raises many types for a bad file; all mean the same here.
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        if "safe_mode" in str(error) or "unsafe" in str(error).lower():
+            raise TeacherError(
+                f"{path} holds code (a Lambda layer) that would run when loaded; refusing in "
+                "safe mode. Load it only if you trust its source (--unsafe_load).") from error
+        raise TeacherError(f"{path} could not be loaded as a Keras model: {message}") from error
+    if not isinstance(model, keras.Model):
+        raise TeacherError(f"{path} is a SavedModel without Keras metadata. {_KERAS3_FIX}")
+    return model
+
+
+def validate(model, source="teacher"):
+    """Checks that `model` is a tf-keras classifier on fixed-shape images.
+
+    Raises:
+      TeacherError: naming what is wrong and how to fix it.
+    """
+    if not isinstance(model, keras.Model):
+        raise TeacherError(f"{source} is a {type(model).__module__}.{type(model).__name__}, "
+                           f"not a tf-keras model. {_KERAS3_FIX}")
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise TeacherError(f"{source} must have one input and one output, has "
+                           f"{len(model.inputs)} inputs and {len(model.outputs)} outputs")
+    input_shape = tuple(model.inputs[0].shape[1:])
+    if len(input_shape) != 3 or any(dim is None for dim in input_shape):
+        raise TeacherError(
+            f"{source} takes inputs of shape {input_shape}; tfdfc can only feed images of a fixed "
+            "(height, width, channels) shape: rebuild the model with a fixed input shape")
+    output_shape = tuple(model.outputs[0].shape[1:])
+    if len(output_shape) != 1 or output_shape[0] is None or output_shape[0] < 2:
+        raise TeacherError(
+            f"{source} outputs shape {output_shape}; a classifier must output one vector of "
+            ">= 2 class logits or probabilities per image")
+    activation = _final_activation(model)
+    if activation not in (None, "linear", "softmax"):
+        raise TeacherError(
+            f"{source} ends in a {activation!r} activation; its output must be logits (linear) "
+            "or a softmax class distribution")
+
+
+def check_input_shape(model, input_shape, what="the data"):
+    """Raises TeacherError when `input_shape` differs from the model's image shape."""
+    expected = tuple(model.inputs[0].shape[1:])
+    if tuple(input_shape) != expected:
+        raise TeacherError(f"the teacher takes images of shape {expected}, but {what} has "
+                           f"shape {tuple(input_shape)}")
+
+
+def _final_activation(model):
+    last = model.layers[-1]
+    if isinstance(last, keras.layers.Softmax):
+        return "softmax"
+    activation = getattr(last, "activation", None)
+    if activation is None:
+        return None
+    return keras.activations.serialize(activation) if callable(activation) else str(activation)
+
+
+def as_logits(model):
+    """Returns `model` if it outputs logits, else a same-weights copy without the final softmax."""
+    if _final_activation(model) != "softmax":
+        return model
+    last = model.layers[-1]
+    if isinstance(last, keras.layers.Softmax) or isinstance(last, keras.layers.Activation):
+        return keras.Model(model.inputs, last.input, name=f"{model.name}_logits")
+
+    def linear_last_layer(layer):
+        config = layer.get_config()
+        if layer is last:
+            config["activation"] = "linear"
+        return layer.__class__.from_config(config)
+
+    clone = keras.models.clone_model(model, clone_function=linear_last_layer)
+    clone.set_weights(model.get_weights())
+    return clone
+
+
+# ---------------------------------------------------------------------------------------------
+# Training a teacher with data
+# ---------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class TeacherConfig:
+    """How to train a teacher; `train_teacher` flags map one to one onto these fields."""
+
+    data: str = "mnist5k"
+    architecture: str = "lenet5"
+    epochs: int = 30
+    batch_size: int = 64
+    learning_rate: float = 2e-3
+    weight_decay: float = 5e-4
+    shift_augment: int = 2  # random translation in pixels; 0 disables augmentation
+    seed: int = 0
+    output: str = "exported/teachers/lenet5_mnist5k.keras"
+
+
+def train(config, dataset=None, log=print):
+    """Trains a teacher with data, saves it atomically with a `<output>.json` report.
+
+    Returns:
+      (model, test_accuracy)
+    """
+    from tfdfc import data as data_lib  # pylint: disable=import-outside-toplevel
+    dataset = dataset or data_lib.load(config.data)
+    keras.utils.set_random_seed(config.seed)
+    model = models.build(config.architecture, dataset.input_shape, dataset.num_classes)
+    model.compile(
+        optimizer=keras.optimizers.AdamW(
+            keras.optimizers.schedules.CosineDecay(
+                config.learning_rate,
+                config.epochs * int(np.ceil(len(dataset.x_train) / config.batch_size))),
+            weight_decay=config.weight_decay),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"])
+    model.fit(_training_pipeline(dataset, config), epochs=config.epochs,
+              verbose=2, validation_data=(dataset.x_test, dataset.y_test))
+    _, accuracy = model.evaluate(dataset.x_test, dataset.y_test, verbose=0)
+    log(f"teacher {config.architecture} on {dataset.name}: test accuracy {accuracy:.4f}")
+    artifacts.save_keras_model(model, config.output)
+    artifacts.write_json(config.output + ".json", {
+        "architecture": config.architecture, "data": dataset.name,
+        "test_accuracy": float(accuracy), "params": int(model.count_params()),
+        "config": dataclasses.asdict(config)})
+    return model, float(accuracy)
+
+
+def _training_pipeline(dataset, config):
+    images = tf.data.Dataset.from_tensor_slices((dataset.x_train, dataset.y_train))
+    images = images.shuffle(len(dataset.x_train), seed=config.seed).batch(config.batch_size)
+    if config.shift_augment:
+        shift = config.shift_augment / dataset.input_shape[0]
+        augment = keras.Sequential([
+            keras.layers.RandomTranslation(shift, shift, fill_mode="constant",
+                                           fill_value=float(dataset.x_train.min()),
+                                           seed=config.seed)])
+        images = images.map(lambda x, y: (augment(x, training=True), y),
+                            num_parallel_calls=tf.data.AUTOTUNE)
+    return images.prefetch(tf.data.AUTOTUNE)
