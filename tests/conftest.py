@@ -13,6 +13,7 @@ from tfdfc.keras_compat import keras
 distribute.split_cpu(2)
 
 TWO_CPUS = ["/cpu:0", "/cpu:1"]
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="session")
@@ -39,6 +40,5 @@ def quiet(message):
 def python_env():
     """Environment for subprocesses running the binaries from this checkout."""
     env = dict(os.environ)
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
     return env
