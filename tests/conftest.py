@@ -3,6 +3,7 @@
 The CPU split must happen before TensorFlow runs its first op, so it is done at import time.
 """
 
+import functools
 import os
 
 import pytest
@@ -14,6 +15,13 @@ distribute.split_cpu(2)
 
 TWO_CPUS = ["/cpu:0", "/cpu:1"]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@functools.lru_cache(maxsize=None)
+def two_replica_strategy():
+    """One MirroredStrategy over two logical CPUs for the whole session: several strategies
+    over the same devices in one process reuse collective instance keys and then clash."""
+    return distribute.make_strategy("mirrored", TWO_CPUS)
 
 
 @pytest.fixture(scope="session")

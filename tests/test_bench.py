@@ -6,12 +6,22 @@ import sys
 from conftest import ROOT, python_env
 
 
-def test_first_path_benchmark_tiny(tmp_path):
+def _run_tiny(script, tmp_path, *args):
     results = tmp_path / "results.md"
     result = subprocess.run(
-        [sys.executable, "bench/first_path.py", "--tiny", f"--out_dir={tmp_path / 'work'}",
-         f"--results={results}"], capture_output=True, text=True, env=python_env(),
-        timeout=300, check=False, cwd=ROOT)
+        [sys.executable, script, "--tiny", f"--out_dir={tmp_path / 'work'}",
+         f"--results={results}", *args], capture_output=True, text=True, env=python_env(),
+        timeout=600, check=False, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-2000:]
-    table = results.read_text()
+    return results.read_text()
+
+
+def test_first_path_benchmark_tiny(tmp_path):
+    table = _run_tiny("bench/first_path.py", tmp_path)
     assert "data-free student accuracy" in table and "| teacher test accuracy |" in table
+
+
+def test_quantization_benchmark_tiny(tmp_path):
+    table = _run_tiny("bench/quantization.py", tmp_path, "--schemes=int8,binary")
+    assert "| int8 |" in table and "| binary |" in table
+    assert "binary vs sign-only, no training (pt)" in table

@@ -89,3 +89,30 @@ def test_bad_input_fails_before_anything_is_written(tmp_path, digits_teacher_pat
         pipeline.run(_run_config(digits_teacher_path, out_dir, **overrides), log=quiet,
                      flags_text="x")
     assert not out_dir.exists()
+
+
+def test_int8_run_reports_bits_int8_tflite_and_both_baselines(tmp_path, digits_teacher_path):
+    report = pipeline.run(_run_config(digits_teacher_path, tmp_path, quantize="int8"), log=quiet)
+    assert report["student"]["weight_bits"] == 8 and report["student"]["act_bits"] == 8
+    assert report["student"]["init"] == "teacher"
+    int8 = report["tflite"]["int8"]
+    assert int8["bytes"] < 0.5 * report["tflite"]["float"]["bytes"]
+    assert abs(int8["accuracy"] - report["student"]["accuracy"]) <= 0.05
+    assert "Gaussian noise" in report["baselines"]["no_training"]["method"]
+    assert 0.0 <= report["baselines"]["with_data"]["accuracy"] <= 1.0
+    assert (tmp_path / "student_int8.tflite").exists()
+
+
+def test_delta_grid_trains_each_delta_and_chooses_by_generated_agreement(
+        tmp_path, digits_teacher_path):
+    report = pipeline.run(_run_config(digits_teacher_path, tmp_path, quantize="binary",
+                                      delta_grid=(0.02, 0.2), with_data_baseline=False),
+                          log=quiet)
+    grid = report["delta_grid"]
+    assert [row["delta"] for row in grid] == [0.02, 0.2]
+    chosen = [row for row in grid if row["chosen"]]
+    assert len(chosen) == 1
+    assert chosen[0]["agreement"] == max(row["agreement"] for row in grid)
+    assert report["student"]["delta"] == chosen[0]["delta"]
+    assert (tmp_path / "delta_grid" / "delta_0.02" / "checkpoints").is_dir()
+    assert report["baselines"]["with_data"] is None

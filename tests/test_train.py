@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from conftest import TWO_CPUS, quiet
+from conftest import quiet, two_replica_strategy
 from tfdfc import distribute, pipeline, teacher
 from tfdfc.errors import ConfigError
 from tfdfc.keras_compat import keras, tf
@@ -23,7 +23,7 @@ def _players(strategy, teacher_path, config):
                                          generator_channels=8, train=config)
     with strategy.scope():
         model = teacher.load(teacher_path)
-    return pipeline.build_players(strategy, run_config, model, log=quiet)
+    return pipeline.build(strategy, run_config, model, log=quiet).players
 
 
 def _weights(model):
@@ -31,7 +31,7 @@ def _weights(model):
 
 
 STRATEGIES = {"one_replica": lambda: distribute.make_strategy("one_device"),
-              "two_replicas": lambda: distribute.make_strategy("mirrored", TWO_CPUS)}
+              "two_replicas": two_replica_strategy}
 
 
 @pytest.mark.parametrize("strategy_name", sorted(STRATEGIES))
@@ -129,7 +129,7 @@ def test_bad_config_values_are_clear_errors(field, value):
 
 
 def test_batch_must_split_evenly_across_replicas(tmp_path, digits_teacher_path):
-    strategy = distribute.make_strategy("mirrored", TWO_CPUS)
+    strategy = two_replica_strategy()
     players = _players(strategy, digits_teacher_path, _config(batch_size=15))
     with pytest.raises(ConfigError, match="not divisible by the 2 replicas"):
         Loop(strategy, players, _config(batch_size=15), str(tmp_path), log=quiet)

@@ -10,7 +10,8 @@ student_float.tflite and report.json. A run interrupted and started again with t
 
 from absl import flags
 
-from tfdfc import cli, data, distribute, losses, models, pipeline
+from tfdfc import cli, compression, data, distribute, losses, models, pipeline
+from tfdfc.errors import ConfigError
 from tfdfc.train import TrainConfig
 
 _DEFAULTS = TrainConfig()
@@ -18,8 +19,19 @@ _DEFAULTS = TrainConfig()
 _TEACHER = flags.DEFINE_string("teacher", None, "Trained teacher: .keras, .h5 or SavedModel dir.")
 _STUDENT = flags.DEFINE_string("student", "same",
                                f"'same' (the teacher's architecture) or one of: {models.NAMES_HELP}.")
-_STUDENT_INIT = flags.DEFINE_enum("student_init", "random", pipeline.STUDENT_INITS,
-                                  "Student starts from a fresh init or the teacher's weights.")
+_STUDENT_INIT = flags.DEFINE_enum(
+    "student_init", "auto", pipeline.STUDENT_INITS,
+    "random, teacher (its weights; needs --student=same), or auto: teacher when quantizing a "
+    "same-architecture student, else random.")
+_QUANTIZE = flags.DEFINE_string("quantize", "none", f"Quantization: {compression.SCHEMES_HELP}.")
+_DELTA = flags.DEFINE_float("delta", 0.0, "Binary weight scale; 0 = mean |w| of the binarised "
+                            "teacher kernels.", lower_bound=0.0)
+_DELTA_GRID = flags.DEFINE_list("delta_grid", [], "Binary: train one student per delta and keep "
+                                "the best by agreement with the teacher on generated images.")
+_INT8_IO = flags.DEFINE_bool("int8_io", False, "Give the int8 TFLite int8 inputs and outputs.")
+_WITH_DATA_BASELINE = flags.DEFINE_bool(
+    "with_data_baseline", True, "Also train the same student on real training images (needs "
+    "--eval_data with a training split) to report what data-free costs.")
 _EVAL_DATA = flags.DEFINE_string(
     "eval_data", "", f"Evaluation only (never trained on): {', '.join(data.BUNDLED)}, an .npz "
     "with x_test/y_test, or empty for none.")
@@ -68,7 +80,10 @@ def config_from_flags():
     """The frozen run configuration the flags describe."""
     return pipeline.CompressConfig(
         teacher=_TEACHER.value, out_dir=_OUT_DIR.value, student=_STUDENT.value,
-        student_init=_STUDENT_INIT.value, eval_data=_EVAL_DATA.value, strategy=_STRATEGY.value,
+        student_init=_STUDENT_INIT.value, quantize=_QUANTIZE.value, delta=_DELTA.value,
+        delta_grid=_parse_floats("delta_grid", _DELTA_GRID.value), int8_io=_INT8_IO.value,
+        with_data_baseline=_WITH_DATA_BASELINE.value,
+        eval_data=_EVAL_DATA.value, strategy=_STRATEGY.value,
         generator_channels=_GENERATOR_CHANNELS.value, unsafe_load=_UNSAFE_LOAD.value,
         train=TrainConfig(
             steps=_STEPS.value, batch_size=_BATCH_SIZE.value, student_steps=_STUDENT_STEPS.value,
@@ -78,6 +93,14 @@ def config_from_flags():
             reduction=_REDUCTION.value, attention_weight=_ATTENTION_WEIGHT.value,
             seed=_SEED.value, log_every=_LOG_EVERY.value, eval_every=_EVAL_EVERY.value,
             checkpoint_every=_CHECKPOINT_EVERY.value))
+
+
+def _parse_floats(name, values):
+    try:
+        return tuple(float(value) for value in values)
+    except ValueError as error:
+        raise ConfigError(f"--{name} takes comma-separated numbers, got {','.join(values)}") \
+            from error
 
 
 def main(argv):

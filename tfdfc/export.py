@@ -1,19 +1,65 @@
-"""Exports of a trained student: SavedModel and TFLite, each written atomically.
+"""Exports of a trained student: SavedModel and TFLite (float, dynamic-range, full-integer int8),
+each written atomically.
 
-Exports work on a plain copy of the student built outside any distribution strategy, so the
-converter sees ordinary variables. This issue's students are float; quantized and pruned
-variants add their converter settings here.
+Exports work on plain copies built outside any distribution strategy, so the converter sees
+ordinary variables. A quantization-aware (QAT) student is converted as it is: its fake-quant
+ranges become the int8 parameters; the representative data set (samples from the *trained*
+generator) only fills in ranges the QAT model does not define. A float "view" of a QAT or binary
+student (same architecture, its weights as trained, binary kernels as exactly +-delta) gives the
+float and dynamic-range files to compare against.
 """
 
+import numpy as np
+
 from tfdfc import artifacts
-from tfdfc.keras_compat import keras, tf
+from tfdfc.compression import binary
+from tfdfc.keras_compat import keras, tf, tfmot
+
+_QUANTIZER_VARIABLES = ("optimizer_step", "_min", "_max")
 
 
 def plain_copy(model):
     """The same architecture and weights, built outside any strategy scope."""
-    copy = keras.models.clone_model(model)
+    with tfmot.quantization.keras.quantize_scope(_custom_objects()):
+        copy = keras.models.clone_model(model)
     copy.set_weights(model.get_weights())
     return copy
+
+
+def _custom_objects():
+    from tfdfc.compression import quantize  # pylint: disable=import-outside-toplevel
+    return quantize.custom_objects()
+
+
+def float_view(template, trained):
+    """`template` (a float model) with the weights of `trained` (a QAT or binary model of the
+    same architecture); binary kernels become exactly +-delta. None if the layouts differ
+    (e.g. TF-MOT folded a batch norm into a convolution)."""
+    view = plain_copy(template)
+    for layer in view.layers:
+        if not layer.weights:
+            continue
+        source = _trained_layer(trained, layer.name)
+        if source is None:
+            return None
+        values = [weight.numpy() for weight in source.weights
+                  if not weight.name.split("/")[-1].split(":")[0].endswith(_QUANTIZER_VARIABLES)]
+        if [v.shape for v in values] != [tuple(w.shape) for w in layer.weights]:
+            return None
+        config = getattr(source, "quantize_config", None)
+        if isinstance(config, binary.BinaryQuantizeConfig):
+            values[0] = binary.binary_values(values[0], config.delta).numpy()
+        layer.set_weights(values)
+    return view
+
+
+def _trained_layer(trained, name):
+    for candidate in (name, f"quant_{name}"):
+        try:
+            return trained.get_layer(candidate)
+        except ValueError:
+            continue
+    return None
 
 
 def save_saved_model(model, path):
@@ -22,9 +68,52 @@ def save_saved_model(model, path):
 
 
 def tflite_float(model):
-    """Converts `model` to a float32 TFLite flatbuffer; returns its bytes."""
+    """Float32 TFLite flatbuffer of `model`."""
+    return tf.lite.TFLiteConverter.from_keras_model(model).convert()
+
+
+def tflite_dynamic(model):
+    """Dynamic-range TFLite: int8 weights, float activations (no calibration data needed)."""
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
     return converter.convert()
+
+
+def tflite_int8(model, representative_images, int8_io=False):
+    """Full-integer int8 TFLite; `representative_images` calibrate any range `model` lacks.
+
+    Args:
+      model: a float or QAT Keras model.
+      representative_images: float array of inputs, e.g. samples of the trained generator.
+      int8_io: make the model's input and output int8 too (else float, quantized inside).
+    """
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    batches = np.asarray(representative_images, np.float32)
+
+    def representative_dataset():
+        for image in batches:
+            yield [image[np.newaxis]]
+
+    converter.representative_dataset = representative_dataset
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    if int8_io:
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+    return converter.convert()
+
+
+def tflite_weight_types(payload):
+    """Counts of the TFLite tensor types of constant (weight) tensors, e.g. {'INT8': 6}."""
+    from ai_edge_litert.interpreter import Interpreter  # pylint: disable=g-import-not-at-top
+    interpreter = Interpreter(model_content=payload)
+    counts = {}
+    for detail in interpreter.get_tensor_details():
+        if len(detail["shape"]) >= 2 and "kernel" in detail["name"].lower() or "weights" in \
+                detail["name"].lower():
+            name = np.dtype(detail["dtype"]).name.upper()
+            counts[name] = counts.get(name, 0) + 1
+    return counts
 
 
 def write_tflite(payload, path):

@@ -1,20 +1,21 @@
-"""One compression run end to end: load the teacher, build student and generator under a strategy,
-train them data-free, export SavedModel and TFLite, measure, and write `report.json`.
+"""One compression run end to end: load the teacher, build the (compressed) student and the
+generator under a strategy, train them data-free, then export, measure and report.
 
-The run's evaluation data (if any) is used only to measure accuracy, never for training.
+The run's evaluation data (if any) is used only to measure accuracy and for the with-data
+baseline, never by the data-free training itself.
 """
 
 import dataclasses
 import os
+from typing import Tuple
 
-import numpy as np
-
+from tfdfc import artifacts, baselines, compression, data, distribute, models, report
+from tfdfc import teacher as teacher_lib
 from tfdfc.errors import ConfigError
-from tfdfc import artifacts, data, distribute, export, metrics, models, teacher as teacher_lib
 from tfdfc.keras_compat import keras
 from tfdfc.train import Loop, Players, TrainConfig, make_optimizers
 
-STUDENT_INITS = ("random", "teacher")
+STUDENT_INITS = ("auto", "random", "teacher")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,12 +25,27 @@ class CompressConfig:
     teacher: str
     out_dir: str
     student: str = "same"  # "same" (the teacher's architecture) or a registry name
-    student_init: str = "random"  # random | teacher (copy the teacher's weights)
+    student_init: str = "auto"  # auto: the teacher's weights when quantizing, else random
+    quantize: str = "none"  # none | binary | int8 | w<b>a<c>
+    delta: float = 0.0  # binary scale; 0 picks the mean |w| of the binarised kernels
+    delta_grid: Tuple[float, ...] = ()
+    int8_io: bool = False
+    with_data_baseline: bool = True  # when the evaluation data has a training split
     eval_data: str = ""  # mnist5k | digits | path.npz | "" for none
     strategy: str = "mirrored"
     generator_channels: int = 128
     unsafe_load: bool = False
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+
+    @property
+    def quant_spec(self):
+        return compression.parse_quantize(self.quantize)
+
+    @property
+    def resolved_student_init(self):
+        if self.student_init != "auto":
+            return self.student_init
+        return "teacher" if self.quantize != "none" and self.student == "same" else "random"
 
     def validate(self):
         """Raises ConfigError naming the first bad field; checks nothing on disk."""
@@ -39,26 +55,48 @@ class CompressConfig:
             raise ConfigError("out_dir is required")
         if self.student_init not in STUDENT_INITS:
             raise ConfigError(f"student_init must be one of {STUDENT_INITS}, "
-                             f"got {self.student_init!r}")
+                              f"got {self.student_init!r}")
+        if self.resolved_student_init == "teacher" and self.student != "same":
+            raise ConfigError("student_init=teacher needs student=same (the teacher's shapes)")
         if self.strategy not in distribute.STRATEGIES:
             raise ConfigError(f"strategy must be one of {distribute.STRATEGIES}, "
-                             f"got {self.strategy!r}")
+                              f"got {self.strategy!r}")
         if self.generator_channels < 2:
             raise ConfigError(f"generator_channels must be >= 2, got {self.generator_channels}")
+        self._validate_quantization()
         self.train.validate()
+
+    def _validate_quantization(self):
+        spec = self.quant_spec
+        if spec.scheme != "binary" and (self.delta or self.delta_grid):
+            raise ConfigError("--delta and --delta_grid apply only to --quantize=binary")
+        if self.delta < 0 or any(value <= 0 for value in self.delta_grid):
+            raise ConfigError("binary delta values must be positive")
+        if self.int8_io and spec.scheme == "binary":
+            raise ConfigError("--int8_io needs an int8 TFLite export: use --quantize=int8 or "
+                              "w<b>a<c>, or none")
+
+
+@dataclasses.dataclass
+class Build:
+    """What a run trains, and what its exports need."""
+
+    players: Players
+    float_template: keras.Model  # the student's float architecture (before compression)
+    compressed: compression.CompressedStudent
+    teacher_logits: keras.Model
 
 
 def build_student(spec, teacher, init):
-    """The student: the teacher's architecture (`same`) or a registry one, initialised by `init`."""
+    """The float student: the teacher's architecture (`same`) or a registry one."""
     if spec == "same":
         student = keras.models.clone_model(teacher)  # same layers, fresh initialisation
     else:
         student = models.build(spec, tuple(teacher.inputs[0].shape[1:]),
                                int(teacher.outputs[0].shape[-1]))
     if init == "teacher":
-        if spec != "same":
-            raise ConfigError("student_init=teacher needs student=same (the teacher's shapes)")
         student.set_weights(teacher.get_weights())
+    student.trainable = True  # a clone copies the teacher's per-layer `trainable` flags
     return student
 
 
@@ -81,23 +119,78 @@ def check_attention_points(teacher, student, attention_weight, log=print):
     return True
 
 
-def build_players(strategy, config, teacher_model, log=print):
-    """Builds teacher view, student, generator and optimizers under `strategy`."""
+def build(strategy, config, teacher_model, delta=None, log=print):
+    """Builds teacher view, compressed student, generator and optimizers under `strategy`."""
     with strategy.scope():
-        teacher_model = teacher_lib.as_logits(teacher_model)
-        student = build_student(config.student, teacher_model, config.student_init)
-        student.trainable = True  # a clone copies the teacher's per-layer `trainable` flags
-        teacher_model.trainable = False
-        use_attention = check_attention_points(teacher_model, student,
+        teacher_logits = teacher_lib.as_logits(teacher_model)
+        float_student = build_student(config.student, teacher_logits,
+                                      config.resolved_student_init)
+        teacher_logits.trainable = False
+        compressed = compression.compress(float_student, config.quant_spec,
+                                          delta or config.delta or None)
+        student = compressed.model
+        use_attention = check_attention_points(teacher_logits, student,
                                                config.train.attention_weight, log)
-        generator = models.generator(tuple(teacher_model.inputs[0].shape[1:]),
+        generator = models.generator(tuple(teacher_logits.inputs[0].shape[1:]),
                                      config.train.latent_dim, config.generator_channels)
         student_optimizer, generator_optimizer = make_optimizers(config.train)
-        return Players(
-            teacher=models.with_attention_outputs(teacher_model, use_attention),
+        players = Players(
+            teacher=models.with_attention_outputs(teacher_logits, use_attention),
             student=models.with_attention_outputs(student, use_attention),
             student_model=student, generator=generator,
-            student_optimizer=student_optimizer, generator_optimizer=generator_optimizer)
+            student_optimizer=student_optimizer, generator_optimizer=generator_optimizer,
+            after_student_update=compressed.after_update)
+    return Build(players, float_student, compressed, teacher_logits)
+
+
+def load_inputs(config):
+    """Loads and cross-checks the teacher and the evaluation data; writes nothing."""
+    config.validate()
+    eval_set = data.load(config.eval_data) if config.eval_data else None
+    strategy = distribute.make_strategy(config.strategy)
+    with strategy.scope():
+        teacher_model = teacher_lib.load(config.teacher, safe_mode=not config.unsafe_load)
+    if eval_set is not None:
+        teacher_lib.check_input_shape(teacher_model, eval_set.input_shape, config.eval_data)
+    _check_student(config, teacher_model)
+    return strategy, teacher_model, eval_set
+
+
+def _check_student(config, teacher_model):
+    """Builds the compressed student once, outside any strategy, so that an unknown
+    architecture, an unsupported layer or mismatched attention points fail before any output
+    is written."""
+    teacher_logits = teacher_lib.as_logits(teacher_model)
+    student = build_student(config.student, teacher_logits, config.resolved_student_init)
+    compressed = compression.compress(student, config.quant_spec, config.delta or None)
+    check_attention_points(teacher_logits, compressed.model, config.train.attention_weight,
+                           log=lambda _: None)
+
+
+def train_one(config, strategy, teacher_model, eval_set, out_dir, delta=None, log=print):
+    """Builds and trains one student data-free in `out_dir`; returns (build, loop)."""
+    keras.utils.set_random_seed(config.train.seed)
+    run = build(strategy, config, teacher_model, delta, log)
+    log(f"teacher {teacher_model.name}: {report.parameter_count(run.teacher_logits):,} "
+        f"parameters; student ({config.quantize}): "
+        f"{report.parameter_count(run.float_template):,} parameters; "
+        f"{strategy.num_replicas_in_sync} replica(s)")
+    student = run.players.student_model
+
+    def evaluate():
+        return None if eval_set is None else report.keras_accuracy(student, eval_set)
+
+    loop = Loop(strategy, run.players, config.train,
+                checkpoint_dir=os.path.join(out_dir, "checkpoints"),
+                summary_dir=os.path.join(out_dir, "tensorboard"), evaluate=evaluate,
+                show_images=report.image_view(eval_set), log=log)
+    loop.run()
+    return run, loop
+
+
+def _fresh_build(config, strategy, teacher_model, trained):
+    keras.utils.set_random_seed(config.train.seed)
+    return build(strategy, config, teacher_model, trained.compressed.delta, log=lambda _: None)
 
 
 def run(config, log=print, flags_text=None):
@@ -106,89 +199,23 @@ def run(config, log=print, flags_text=None):
     Inputs are all checked before anything is written to `config.out_dir`; `flags_text`, if
     given, is then saved there as flags.txt.
     """
-    config.validate()
-    keras.utils.set_random_seed(config.train.seed)
-    eval_set = data.load(config.eval_data) if config.eval_data else None
-    strategy = distribute.make_strategy(config.strategy)
-    with strategy.scope():
-        teacher_model = teacher_lib.load(config.teacher, safe_mode=not config.unsafe_load)
-    if eval_set is not None:
-        teacher_lib.check_input_shape(teacher_model, eval_set.input_shape, config.eval_data)
-    players = build_players(strategy, config, teacher_model, log)
+    strategy, teacher_model, eval_set = load_inputs(config)
     if flags_text is not None:
         artifacts.write_text(os.path.join(config.out_dir, "flags.txt"), flags_text)
-    log(f"teacher {teacher_model.name}: {metrics.parameter_count(teacher_model):,} parameters; "
-        f"student {players.student_model.name}: "
-        f"{metrics.parameter_count(players.student_model):,} parameters; "
-        f"{strategy.num_replicas_in_sync} replica(s)")
-
-    def evaluate():
-        if eval_set is None:
-            return None
-        return metrics.keras_accuracy(players.student_model, eval_set.x_test, eval_set.y_test)
-
-    loop = Loop(strategy, players, config.train,
-                checkpoint_dir=os.path.join(config.out_dir, "checkpoints"),
-                summary_dir=os.path.join(config.out_dir, "tensorboard"),
-                evaluate=evaluate, show_images=_image_view(eval_set), log=log)
-    final_metrics = loop.run()
-    report = _export_and_report(config, teacher_model, players.student_model, eval_set, log)
-    report["train"] = {"steps": config.train.steps, "seconds": round(loop.seconds, 1),
-                       "student_steps": config.train.student_steps,
-                       "batch_size": config.train.batch_size,
-                       "replicas": strategy.num_replicas_in_sync,
-                       "final_metrics": final_metrics}
     artifacts.write_json(os.path.join(config.out_dir, "config.json"), dataclasses.asdict(config))
-    artifacts.write_json(os.path.join(config.out_dir, "report.json"), report)
+    if config.delta_grid:
+        from tfdfc.compression import delta_search  # pylint: disable=import-outside-toplevel
+        trained, loop, grid = delta_search.run(config, strategy, teacher_model, eval_set, log)
+    else:
+        (trained, loop), grid = train_one(config, strategy, teacher_model, eval_set,
+                                          config.out_dir, log=log), None
+    result = report.export_and_measure(config, trained, eval_set, log)
+    result["train"] = report.train_summary(config, loop, strategy)
+    if grid is not None:
+        result["delta_grid"] = grid
+    result["baselines"] = baselines.measure(
+        config, strategy, trained, eval_set,
+        rebuild=lambda: _fresh_build(config, strategy, teacher_model, trained), log=log)
+    artifacts.write_json(os.path.join(config.out_dir, "report.json"), result)
     log(f"wrote {os.path.join(config.out_dir, 'report.json')}")
-    return report
-
-
-def _image_view(eval_set):
-    """Maps standardised images back to [0, 1] for the TensorBoard grid."""
-    def show(images):
-        images = np.asarray(images)
-        if eval_set is not None and eval_set.name in data.BUNDLED:
-            return images * eval_set.std + eval_set.mean
-        low = images.min(axis=(1, 2, 3), keepdims=True)
-        high = images.max(axis=(1, 2, 3), keepdims=True)
-        return (images - low) / np.maximum(high - low, 1e-6)
-    return show
-
-
-def _export_and_report(config, teacher_model, student_model, eval_set, log):
-    student = export.plain_copy(student_model)
-    export.save_saved_model(student, os.path.join(config.out_dir, "saved_model"))
-    float_tflite = export.tflite_float(student)
-    export.write_tflite(float_tflite, os.path.join(config.out_dir, "student_float.tflite"))
-    log(f"exported SavedModel and student_float.tflite ({len(float_tflite):,} bytes)")
-    report = {
-        "teacher": {"path": config.teacher, "params": metrics.parameter_count(teacher_model),
-                    "accuracy": None},
-        "student": {"architecture": config.student if config.student != "same"
-                    else f"same ({teacher_model.name})",
-                    "accuracy": None, "params": metrics.parameter_count(student),
-                    "nonzero_params": metrics.nonzero_parameter_count(student),
-                    "macs": metrics.multiply_accumulates(student),
-                    "weight_bits": 32, "act_bits": 32, "sparsity": metrics.sparsity(student)},
-        "tflite": {"float": {"bytes": len(float_tflite),
-                             "gzip_bytes": metrics.gzip_size(float_tflite), "accuracy": None}},
-        "eval_data": config.eval_data or None,
-    }
-    if eval_set is not None:
-        _measure(report, teacher_model, student, float_tflite, eval_set, log)
-    return report
-
-
-def _measure(report, teacher_model, student, float_tflite, eval_set, log):
-    images, labels = eval_set.x_test, eval_set.y_test
-    student_logits = metrics.keras_logits(student, images)
-    tflite_logits = metrics.tflite_outputs(float_tflite, images)
-    report["teacher"]["accuracy"] = metrics.keras_accuracy(teacher_model, images, labels)
-    report["student"]["accuracy"] = metrics.accuracy(student_logits, labels)
-    report["tflite"]["float"]["accuracy"] = metrics.accuracy(tflite_logits, labels)
-    report["tflite"]["float"]["max_abs_diff_vs_keras"] = float(
-        np.max(np.abs(student_logits - tflite_logits)))
-    log(f"accuracy on {eval_set.name} ({len(labels)} images): teacher "
-        f"{report['teacher']['accuracy']:.4f}, student {report['student']['accuracy']:.4f}, "
-        f"TFLite float {report['tflite']['float']['accuracy']:.4f}")
+    return result

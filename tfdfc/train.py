@@ -74,7 +74,8 @@ class Players:
 
     `teacher` and `student` return `[logits, attention_0, ...]` (see models.attention);
     `student_model` is the plain logits model that is exported. `regularizer` (optional) maps the
-    student to an extra scalar loss, e.g. pruning's R_p.
+    student to an extra scalar loss, e.g. pruning's R_p; `after_student_update` (optional) runs in
+    cross-replica context after every student update, e.g. the binary weight clip.
     """
 
     teacher: keras.Model
@@ -84,6 +85,7 @@ class Players:
     student_optimizer: keras.optimizers.Optimizer
     generator_optimizer: keras.optimizers.Optimizer
     regularizer: Optional[Callable[[], tf.Tensor]] = None
+    after_student_update: Optional[Callable[[], None]] = None
 
 
 def make_optimizers(config):
@@ -121,12 +123,14 @@ def call_outputs(model, images, training):
 
 def _apply_clipped(optimizer, gradients, variables, clip_norm):
     """All-reduces replica gradients, clips their global norm, applies them."""
-    pairs = [(g, v) for g, v in zip(gradients, variables) if g is not None]
+    # Every replica must all-reduce the same list of tensors, but which gradients are None can
+    # differ between replica traces (TF-MOT quantizers branch on `training`): use zeros instead.
+    dense = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
+             for g, v in zip(gradients, variables)]
     context = tf.distribute.get_replica_context()
-    summed = context.all_reduce(tf.distribute.ReduceOp.SUM, [g for g, _ in pairs])
+    summed = context.all_reduce(tf.distribute.ReduceOp.SUM, dense)
     clipped, norm = tf.clip_by_global_norm(summed, clip_norm)
-    optimizer.apply_gradients(zip(clipped, [v for _, v in pairs]),
-                              skip_gradients_aggregation=True)
+    optimizer.apply_gradients(zip(clipped, variables), skip_gradients_aggregation=True)
     return norm
 
 
@@ -218,7 +222,11 @@ def make_student_step(strategy, players, config):
 
     @tf.function
     def step(images, teacher_outputs):
-        return _reduce_sum(strategy, strategy.run(replica_step, args=(images, teacher_outputs)))
+        metrics = _reduce_sum(strategy, strategy.run(replica_step,
+                                                     args=(images, teacher_outputs)))
+        if players.after_student_update is not None:
+            players.after_student_update()
+        return metrics
 
     return step
 
@@ -243,6 +251,7 @@ class Loop:
         self.strategy, self.players, self.config = strategy, players, config
         self.evaluate, self.show_images, self.log = evaluate, show_images, log
         self.on_iteration = on_iteration
+        self.seconds, self.last_metrics = 0.0, {}
         self.iteration = tf.Variable(0, dtype=tf.int64, trainable=False, name="iteration")
         with strategy.scope():
             players.student_optimizer.build(players.student.trainable_variables)
@@ -293,6 +302,7 @@ class Loop:
                 self._evaluate(done)
             if done % self.config.checkpoint_every == 0 or done == self.config.steps:
                 self.manager.save(checkpoint_number=done)
+            self.last_metrics = metrics
             if self.on_iteration:
                 self.on_iteration(done)
         self.seconds = time.time() - started

@@ -5,8 +5,10 @@ PIP = {"numpy": "numpy", "absl": "absl-py", "mlxtend": "mlxtend", "sklearn": "sc
        "tf_keras": "tf-keras", "tensorflow": "tensorflow", "tensorflow_model_optimization": "tensorflow-model-optimization",
        "ai_edge_litert": "ai-edge-litert", "pytest": "pytest", "keras": "keras"}
 def target(path):
-    if path.startswith("tfdfc/models/"):
-        return "models_" + os.path.basename(path)[:-3] if not path.endswith("__init__.py") else "models"
+    for package in ("models", "compression"):
+        if path.startswith(f"tfdfc/{package}/"):
+            return (package if path.endswith("__init__.py")
+                    else f"{package}_" + os.path.basename(path)[:-3])
     if path.startswith("tests/"):
         return os.path.basename(path)[:-3] if not path.endswith("conftest.py") else "test_support"
     if path.startswith("bench/"):

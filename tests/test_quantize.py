@@ -1,0 +1,118 @@
+"""QAT students through TF-MOT: n-bit value counts, int8 TFLite files that run, WRN support,
+and clear errors for bad schemes and unsupported layers."""
+
+import numpy as np
+import pytest
+
+from conftest import quiet, two_replica_strategy
+from tfdfc import compression, data, distribute, export, metrics, models, pipeline
+from tfdfc.compression import quantize
+from tfdfc.errors import ConfigError
+from tfdfc.keras_compat import keras
+from tfdfc.train import Loop, TrainConfig
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return data.load("digits")
+
+
+def _lenet(seed=0):
+    keras.utils.set_random_seed(seed)
+    return models.build("lenet5", (8, 8, 1), 10)
+
+
+def _calibrate(model, images):
+    for start in range(0, 128, 32):
+        model(images[start:start + 32], training=True)
+
+
+@pytest.mark.parametrize("weight_bits", [2, 4])
+def test_nbit_kernels_hold_at_most_2_pow_b_values_per_output_channel(digits, weight_bits):
+    qat = quantize.quantize_nbit(_lenet(), weight_bits, 8)
+    _calibrate(qat, digits.x_train)
+    qat(digits.x_test[:4], training=False)
+    for layer in qat.layers:
+        inner = getattr(layer, "layer", None)
+        if isinstance(inner, (keras.layers.Conv2D, keras.layers.Dense)):
+            kernel = np.asarray(inner.kernel)  # the quantized tensor of the last call
+            channels = kernel.reshape(-1, kernel.shape[-1])
+            counts = [len(np.unique(channels[:, c])) for c in range(channels.shape[1])]
+            assert max(counts) <= 2 ** weight_bits, (layer.name, max(counts))
+
+
+def test_int8_tflite_has_int8_weights_and_matches_keras_qat(digits):
+    qat = quantize.quantize_int8(_lenet())
+    _calibrate(qat, digits.x_train)
+    payload = export.tflite_int8(export.plain_copy(qat), digits.x_train[:64])
+    from ai_edge_litert.interpreter import Interpreter  # pylint: disable=g-import-not-at-top
+    interpreter = Interpreter(model_content=payload)
+    types = {np.dtype(d["dtype"]).name for d in interpreter.get_tensor_details()
+             if len(d["shape"]) == 4 or len(d["shape"]) == 2}
+    assert "int8" in types
+    keras_logits = metrics.keras_logits(qat, digits.x_test)
+    tflite_logits = metrics.tflite_outputs(payload, digits.x_test)
+    agreement = np.mean(keras_logits.argmax(1) == tflite_logits.argmax(1))
+    assert agreement > 0.95, agreement
+    float_size = len(export.tflite_float(_lenet()))
+    assert len(payload) < 0.5 * float_size
+
+
+def test_int8_io_gives_integer_inputs_and_outputs(digits):
+    qat = quantize.quantize_int8(_lenet())
+    _calibrate(qat, digits.x_train)
+    payload = export.tflite_int8(export.plain_copy(qat), digits.x_train[:64], int8_io=True)
+    from ai_edge_litert.interpreter import Interpreter  # pylint: disable=g-import-not-at-top
+    interpreter = Interpreter(model_content=payload)
+    assert interpreter.get_input_details()[0]["dtype"] == np.int8
+    assert interpreter.get_output_details()[0]["dtype"] == np.int8
+    assert metrics.tflite_outputs(payload, digits.x_test[:5]).shape == (5, 10)
+
+
+def test_wrn_with_preactivation_batch_norm_quantizes_and_trains_on_two_replicas(tmp_path):
+    strategy = two_replica_strategy()
+    with strategy.scope():
+        keras.utils.set_random_seed(0)
+        teacher_model = models.build("wrn-10-1", (8, 8, 3), 10)
+    for scheme in ("int8", "w4a4"):
+        config = pipeline.CompressConfig(
+            teacher="in-memory", out_dir=str(tmp_path), quantize=scheme, generator_channels=8,
+            train=TrainConfig(steps=2, batch_size=8, student_steps=2, log_every=1))
+        run = pipeline.build(strategy, config, teacher_model, log=quiet)
+        metrics_ = Loop(strategy, run.players, config.train, str(tmp_path / scheme),
+                        log=quiet).run()
+        assert all(np.isfinite(value) for value in metrics_.values())
+        assert metrics_["attention"] > 0
+
+
+@pytest.mark.parametrize("text, message", [("w9a8", "between 2 and 8"), ("int4", "unknown"),
+                                           ("w4", "unknown"), ("", "unknown")])
+def test_bad_quantize_values_are_clear_errors(text, message):
+    with pytest.raises(ConfigError, match=message):
+        compression.parse_quantize(text)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(quantize="int8", delta=0.1), "only to --quantize=binary"),
+    (dict(quantize="binary", delta_grid=(0.1, -1.0)), "positive"),
+    (dict(quantize="binary", int8_io=True), "int8_io"),
+    (dict(quantize="w4a4", student="lenet5-x0.5", student_init="teacher"), "student=same"),
+])
+def test_invalid_combinations_fail_before_any_work(overrides, message):
+    config = pipeline.CompressConfig(teacher="t.keras", out_dir="o", **overrides)
+    with pytest.raises(ConfigError, match=message):
+        config.validate()
+
+
+class Doubler(keras.layers.Layer):
+    def call(self, inputs):
+        return 2.0 * inputs
+
+
+def test_custom_layer_is_an_unsupported_layer_error():
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Flatten()(Doubler()(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(10)(x))
+    for scheme in ("int8", "w4a8"):
+        with pytest.raises(ConfigError, match="custom layer"):
+            compression.compress(model, compression.parse_quantize(scheme))

@@ -1,0 +1,75 @@
+"""Compression schemes applied to the student before data-free training.
+
+`--quantize` takes `none`, `binary` (the paper's BinaryConnect), `int8` (TF-MOT's default 8-bit
+scheme) or `w<b>a<c>` (b-bit weights, c-bit activations, 2 <= b, c <= 8, e.g. w4a8, w4a4).
+"""
+
+import dataclasses
+import re
+from typing import Callable, Optional
+
+from tfdfc.compression import binary, quantize
+from tfdfc.errors import ConfigError
+from tfdfc.keras_compat import keras
+
+_NBIT = re.compile(r"w(\d)a(\d)")
+SCHEMES_HELP = "none, binary, int8, or w<bits>a<bits> such as w4a8, w4a4, w2a8"
+
+
+@dataclasses.dataclass(frozen=True)
+class QuantSpec:
+    """A parsed `--quantize` value."""
+
+    scheme: str  # none | binary | int8 | nbit
+    weight_bits: int = 32
+    act_bits: int = 32
+
+    @property
+    def is_qat(self):
+        return self.scheme in ("int8", "nbit")
+
+
+def parse_quantize(text):
+    """Parses a `--quantize` value; raises ConfigError for anything else."""
+    if text == "none":
+        return QuantSpec("none")
+    if text == "binary":
+        return QuantSpec("binary", weight_bits=1, act_bits=32)
+    if text == "int8":
+        return QuantSpec("int8", weight_bits=8, act_bits=8)
+    match = _NBIT.fullmatch(text)
+    if match:
+        weight_bits, act_bits = int(match.group(1)), int(match.group(2))
+        if not (2 <= weight_bits <= 8 and 2 <= act_bits <= 8):
+            raise ConfigError(f"--quantize={text}: bit widths must be between 2 and 8")
+        return QuantSpec("nbit", weight_bits, act_bits)
+    raise ConfigError(f"unknown --quantize value {text!r}: use {SCHEMES_HELP}")
+
+
+@dataclasses.dataclass
+class CompressedStudent:
+    """The trainable student and what the loop and the exports need to know about it."""
+
+    model: keras.Model
+    after_update: Optional[Callable[[], None]]  # e.g. the binary clip, run after each step
+    rebuild: Callable[[keras.Model], keras.Model]  # applies the same scheme to a float model
+    delta: Optional[float] = None  # the binary scale, for binary students
+
+
+def compress(float_student, spec, delta=None):
+    """Wraps `float_student` for `spec`; `delta` is the binary scale (None: automatic)."""
+    if spec.scheme == "none":
+        return CompressedStudent(float_student, None, lambda model: model)
+    if spec.scheme == "binary":
+        delta = delta or binary.default_delta(float_student)
+        model = binary.binarise(float_student, delta)
+        return CompressedStudent(model, binary.make_clip(model, delta),
+                                 lambda template: binary.binarise(template, delta), delta)
+    if spec.scheme == "int8":
+        return CompressedStudent(quantize.quantize_int8(float_student), None,
+                                 quantize.quantize_int8)
+
+    def rebuild(template):
+        return quantize.quantize_nbit(template, spec.weight_bits, spec.act_bits)
+
+    return CompressedStudent(rebuild(float_student), None, rebuild)

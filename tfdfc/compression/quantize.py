@@ -1,0 +1,209 @@
+"""Quantization-aware students through TF-MOT: the default 8-bit scheme and n-bit weights and
+activations (one builder parameterised by bit widths).
+
+- `int8`: TF-MOT's default 8-bit scheme (`quantize_model`, Conv+BN folding, per-channel
+  weights). A batch norm that does not follow a convolution (pre-activation ResNets) is not
+  supported by that scheme; it is annotated with an output-only 8-bit config instead.
+- `w<b>a<c>`: every convolution (per channel) and dense (per tensor) kernel gets a symmetric
+  b-bit quantizer;
+  the output of every layer that creates new values gets a c-bit quantizer, except a
+  convolution or dense layer whose only consumer is an activation (its output is quantized after
+  the activation, as TFLite fuses them) and the final logits (left to the converter's 8 bits).
+  These configs are applied with a pass-through scheme so TF-MOT adds no quantizer of its own.
+"""
+
+from tfdfc.errors import ConfigError
+from tfdfc.keras_compat import keras, tfmot
+
+_qk = tfmot.quantization.keras
+_KERNEL_LAYERS = (keras.layers.Conv2D, keras.layers.Dense)
+_PASS_THROUGH = (keras.layers.InputLayer, keras.layers.MaxPooling2D, keras.layers.Flatten,
+                 keras.layers.Reshape, keras.layers.Dropout, keras.layers.Cropping2D)
+_ACTIVATIONS = (keras.layers.Activation, keras.layers.ReLU, keras.layers.LeakyReLU)
+
+
+class NBitQuantizeConfig(_qk.QuantizeConfig):
+    """Symmetric `weight_bits` kernel, `act_bits` output (either may be off: 0).
+
+    Convolution kernels are quantized per output channel; dense kernels per tensor, because the
+    TFLite converter cannot carry a per-axis range through the transpose of a fully connected
+    kernel ("mismatched quantized axes"), as in TF-MOT's own default scheme.
+    """
+
+    def __init__(self, weight_bits=0, act_bits=0):
+        self.weight_bits = weight_bits
+        self.act_bits = act_bits
+
+    def get_weights_and_quantizers(self, layer):
+        if not self.weight_bits:
+            return []
+        per_channel = isinstance(layer, keras.layers.Conv2D)
+        return [(layer.kernel, _qk.quantizers.LastValueQuantizer(
+            num_bits=self.weight_bits, per_axis=per_channel, symmetric=True, narrow_range=True))]
+
+    def get_activations_and_quantizers(self, layer):
+        return []
+
+    def set_quantize_weights(self, layer, quantize_weights):
+        if self.weight_bits:
+            layer.kernel = quantize_weights[0]
+
+    def set_quantize_activations(self, layer, quantize_activations):
+        pass
+
+    def get_output_quantizers(self, layer):
+        if not self.act_bits:
+            return []
+        return [_qk.quantizers.MovingAverageQuantizer(
+            num_bits=self.act_bits, per_axis=False, symmetric=False, narrow_range=False)]
+
+    def get_config(self):
+        return {"weight_bits": self.weight_bits, "act_bits": self.act_bits}
+
+
+class _KeepLayout(_qk.QuantizeLayoutTransform):
+    """Changes nothing: every quantizer comes from the layers' own configs."""
+
+    def apply(self, model, layer_quantize_map):
+        return model, layer_quantize_map
+
+
+class _NoDefaults(_qk.QuantizeRegistry):
+    """Supports no layer by default, so TF-MOT adds no quantizer between annotated layers."""
+
+    def get_quantize_config(self, layer):
+        return None
+
+    def supports(self, layer):
+        return False
+
+
+class AnnotatedOnlyScheme(_qk.QuantizeScheme):
+    """A scheme that quantizes exactly what the annotations say."""
+
+    def get_layout_transformer(self):
+        return _KeepLayout()
+
+    def get_quantize_registry(self):
+        return _NoDefaults()
+
+
+def custom_objects():
+    """Classes a saved or cloned quantized model needs (use with `quantize_scope`)."""
+    from tfdfc.compression import binary  # pylint: disable=import-outside-toplevel
+    return {"NBitQuantizeConfig": NBitQuantizeConfig,
+            "BinaryWeightQuantizer": binary.BinaryWeightQuantizer,
+            "BinaryQuantizeConfig": binary.BinaryQuantizeConfig}
+
+
+def apply_configs(model, config_for_layer):
+    """Annotates each layer with `config_for_layer(layer)` (None: leave it) and applies them."""
+
+    def annotate(layer):
+        config = config_for_layer(layer)
+        layer_copy = layer.__class__.from_config(layer.get_config())
+        return _qk.quantize_annotate_layer(layer_copy, config) if config else layer_copy
+
+    annotated = keras.models.clone_model(model, clone_function=annotate)
+    annotated.set_weights(model.get_weights())
+    with _qk.quantize_scope(custom_objects()):
+        return _own_layers(_qk.quantize_apply(annotated, scheme=AnnotatedOnlyScheme()))
+
+
+def _own_layers(qat_model):
+    """A copy whose layers belong to it alone. quantize_apply reuses the layer objects it does
+    not wrap, which then sit in two graphs, so `layer.output` can name the wrong one."""
+    with _qk.quantize_scope(custom_objects()):
+        copy = keras.models.clone_model(qat_model)
+    copy.set_weights(qat_model.get_weights())
+    return copy
+
+
+def _consumers(layer):
+    return [node.outbound_layer for node in layer._outbound_nodes]  # pylint: disable=protected-access
+
+
+def _has_activation(layer):
+    activation = getattr(layer, "activation", None)
+    return activation is not None and activation is not keras.activations.linear
+
+
+def nbit_config_for(model, weight_bits, act_bits):
+    """The per-layer config function of the w<weight_bits>a<act_bits> scheme for `model`."""
+    logits_layer = model.layers[-1]
+
+    def config_for(layer):
+        if isinstance(layer, _PASS_THROUGH):
+            return None
+        quantize_output = layer is not logits_layer
+        if isinstance(layer, _KERNEL_LAYERS):
+            consumers = _consumers(layer)
+            if (not _has_activation(layer) and len(consumers) == 1
+                    and isinstance(consumers[0], _ACTIVATIONS)):
+                quantize_output = False
+            return NBitQuantizeConfig(weight_bits, act_bits if quantize_output else 0)
+        if not quantize_output:
+            return None
+        return NBitQuantizeConfig(0, act_bits)
+
+    return config_for
+
+
+def quantize_nbit(model, weight_bits, act_bits):
+    """A QAT copy of `model` with `weight_bits` kernels and `act_bits` activations."""
+    for name, bits in (("weight_bits", weight_bits), ("act_bits", act_bits)):
+        if not 2 <= bits <= 8:
+            raise ConfigError(f"{name} must be between 2 and 8, got {bits}")
+    _check_supported(model)
+    return apply_configs(model, nbit_config_for(model, weight_bits, act_bits))
+
+
+def quantize_int8(model):
+    """A QAT copy of `model` under TF-MOT's default 8-bit scheme."""
+    _check_supported(model)
+    try:
+        return _quantize_default(model)
+    except RuntimeError as error:
+        raise ConfigError(f"TF-MOT's 8-bit scheme cannot quantize this model: {error}") from error
+
+
+def _fresh_copy(layer):
+    return layer.__class__.from_config(layer.get_config())
+
+
+def _quantize_default(model):
+    """quantize_model, with pre-activation batch norms annotated output-only (8-bit)."""
+    def annotate(layer):
+        copy = _fresh_copy(layer)
+        if isinstance(layer, keras.layers.InputLayer):
+            return copy
+        if isinstance(layer, keras.layers.BatchNormalization) and not _follows_kernel(layer):
+            return _qk.quantize_annotate_layer(copy, NBitQuantizeConfig(0, 8))
+        return _qk.quantize_annotate_layer(copy)
+
+    annotated = keras.models.clone_model(model, clone_function=annotate)
+    annotated.set_weights(model.get_weights())
+    with _qk.quantize_scope(custom_objects()):
+        return _own_layers(_qk.quantize_apply(annotated))
+
+
+def _follows_kernel(layer):
+    """Whether the default scheme folds this batch norm: its input is a convolution that feeds
+    nothing else."""
+    inbound = layer._inbound_nodes[0].inbound_layers  # pylint: disable=protected-access
+    return isinstance(inbound, keras.layers.Conv2D) and len(_consumers(inbound)) == 1
+
+
+def _check_supported(model):
+    if isinstance(model, keras.Sequential) or not hasattr(model, "_is_graph_network"):
+        return
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            raise ConfigError(
+                f"layer {layer.name!r} is a nested model; TF-MOT quantizes flat models only. "
+                "Flatten the teacher (build it from the nested model's layers) first")
+        if (type(layer).__module__.split(".")[0] not in ("tf_keras", "keras")
+                and not isinstance(layer, _qk.quantizers.Quantizer)):
+            raise ConfigError(
+                f"layer {layer.name!r} of type {type(layer).__name__} is a custom layer that "
+                "TF-MOT does not know how to quantize")

@@ -1,0 +1,141 @@
+"""Exports of a trained run and the measurements of `report.json`.
+
+Which files a scheme produces:
+- none: SavedModel; TFLite float, dynamic-range, and full-integer int8 (post-training, calibrated
+  on samples of the trained generator);
+- binary: SavedModel and TFLite float/dynamic of the float view whose binarised kernels are
+  exactly +-delta;
+- int8 and w<b>a<c> (QAT): SavedModel of the QAT model; full-integer TFLite whose ranges are the
+  learned ones (students with activations below 8 bits run their activations at int8 in TFLite,
+  with the learned ranges: 4-bit activations are simulated, not executed); float TFLite of the
+  float view for size comparison.
+"""
+
+import os
+
+import numpy as np
+
+from tfdfc import data, export, metrics
+from tfdfc.compression import QuantSpec, compress
+from tfdfc.keras_compat import tf
+
+REPRESENTATIVE_SAMPLES = 256
+parameter_count = metrics.parameter_count
+
+
+def keras_accuracy(model, eval_set):
+    """Accuracy of a Keras model on the evaluation split."""
+    return metrics.keras_accuracy(model, eval_set.x_test, eval_set.y_test)
+
+
+def image_view(eval_set):
+    """Maps standardised images back to [0, 1] for the TensorBoard grid."""
+    def show(images):
+        images = np.asarray(images)
+        if eval_set is not None and eval_set.name in data.BUNDLED:
+            return images * eval_set.std + eval_set.mean
+        low = images.min(axis=(1, 2, 3), keepdims=True)
+        high = images.max(axis=(1, 2, 3), keepdims=True)
+        return (images - low) / np.maximum(high - low, 1e-6)
+    return show
+
+
+def generated_images(generator, count, latent_dim, seed):
+    """`count` samples of the trained generator (batch-norm in training mode, as in training)."""
+    z = tf.random.stateless_normal([count, latent_dim], seed=[seed, 2**31 - 1])
+    return np.concatenate([np.asarray(generator(z[start:start + 64], training=True))
+                           for start in range(0, count, 64)])
+
+
+def deployable_qat(run, spec):
+    """A QAT copy outside any strategy, activations at >= 8 bits so TFLite kernels can run it."""
+    export_spec = spec if spec.act_bits >= 8 else QuantSpec(spec.scheme, spec.weight_bits, 8)
+    copy = compress(export.plain_copy(run.float_template), export_spec).model
+    copy.set_weights(run.players.student_model.get_weights())
+    return copy
+
+
+def _exports(config, run, samples):
+    """(model to save as SavedModel, float view or None, {variant: TFLite bytes})."""
+    spec = config.quant_spec
+    trained = run.players.student_model
+    if spec.scheme == "none":
+        view = export.plain_copy(trained)
+    else:
+        view = export.float_view(run.float_template, trained)
+    files = {}
+    if spec.is_qat:
+        saved = deployable_qat(run, spec)
+        files["int8"] = export.tflite_int8(saved, samples, config.int8_io)
+    else:
+        saved = view
+        files["dynamic"] = export.tflite_dynamic(view)
+        if spec.scheme == "none":
+            files["int8"] = export.tflite_int8(view, samples, config.int8_io)
+    if view is not None:
+        files["float"] = export.tflite_float(view)
+    return saved, view, files
+
+
+def export_and_measure(config, run, eval_set, log=print):
+    """Writes the SavedModel and TFLite files of a trained run; returns the report (no train)."""
+    spec = config.quant_spec
+    samples = generated_images(run.players.generator, REPRESENTATIVE_SAMPLES,
+                               config.train.latent_dim, config.train.seed)
+    saved, view, files = _exports(config, run, samples)
+    export.save_saved_model(saved, os.path.join(config.out_dir, "saved_model"))
+    for variant, payload in files.items():
+        export.write_tflite(payload, os.path.join(config.out_dir, f"student_{variant}.tflite"))
+    log("exported SavedModel and " + ", ".join(
+        f"student_{variant}.tflite ({len(payload):,} bytes)" for variant, payload in files.items()))
+    result = {
+        "teacher": {"path": config.teacher, "params": parameter_count(run.teacher_logits),
+                    "accuracy": None},
+        "student": _student_summary(config, run, view),
+        "tflite": {variant: {"bytes": len(payload), "gzip_bytes": metrics.gzip_size(payload),
+                             "accuracy": None} for variant, payload in files.items()},
+        "eval_data": config.eval_data or None,
+    }
+    if eval_set is not None:
+        _measure(result, run, files, eval_set, log)
+    return result
+
+
+def _student_summary(config, run, view):
+    spec = config.quant_spec
+    counted = view if view is not None else run.float_template
+    summary = {"architecture": config.student if config.student != "same"
+               else f"same ({run.teacher_logits.name})",
+               "quantize": config.quantize, "init": config.resolved_student_init,
+               "accuracy": None, "params": parameter_count(run.float_template),
+               "nonzero_params": metrics.nonzero_parameter_count(counted),
+               "macs": metrics.multiply_accumulates(run.float_template),
+               "weight_bits": spec.weight_bits, "act_bits": spec.act_bits,
+               "sparsity": metrics.sparsity(counted)}
+    if spec.scheme == "binary":
+        summary["delta"] = run.compressed.delta
+    return summary
+
+
+def _measure(result, run, files, eval_set, log):
+    images, labels = eval_set.x_test, eval_set.y_test
+    student_logits = metrics.keras_logits(run.players.student_model, images)
+    result["teacher"]["accuracy"] = metrics.keras_accuracy(run.teacher_logits, images, labels)
+    result["student"]["accuracy"] = metrics.accuracy(student_logits, labels)
+    for variant, payload in files.items():
+        tflite_logits = metrics.tflite_outputs(payload, images)
+        result["tflite"][variant]["accuracy"] = metrics.accuracy(tflite_logits, labels)
+        result["tflite"][variant]["max_abs_diff_vs_keras"] = float(
+            np.max(np.abs(student_logits - tflite_logits)))
+    log(f"accuracy on {eval_set.name} ({len(labels)} images): teacher "
+        f"{result['teacher']['accuracy']:.4f}, student (Keras) "
+        f"{result['student']['accuracy']:.4f}, " + ", ".join(
+            f"TFLite {variant} {entry['accuracy']:.4f}"
+            for variant, entry in result["tflite"].items()))
+
+
+def train_summary(config, loop, strategy):
+    """The `train` section of the report."""
+    return {"steps": config.train.steps, "seconds": round(loop.seconds, 1),
+            "student_steps": config.train.student_steps, "batch_size": config.train.batch_size,
+            "replicas": strategy.num_replicas_in_sync, "final_metrics": loop.last_metrics}
