@@ -7,6 +7,7 @@ import time
 from absl import app, flags
 
 from tfdfc.errors import ConfigError, UserInputError
+from tfdfc.train import RunInterrupted, TrainingDiverged
 
 USER_ERROR_EXIT_CODE = 2
 
@@ -35,6 +36,12 @@ def run(main):
         except UserInputError as error:
             print(f"error: {error}", file=sys.stderr)
             sys.exit(USER_ERROR_EXIT_CODE)
+        except TrainingDiverged as error:
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(1)
+        except RunInterrupted as error:
+            print(str(error), file=sys.stderr)
+            sys.exit(128 + error.signal_number)
 
     app.run(guarded, flags_parser=_parse_flags)
 

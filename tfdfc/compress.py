@@ -36,12 +36,16 @@ _EVAL_DATA = flags.DEFINE_string(
     "eval_data", "", f"Evaluation only (never trained on): {', '.join(data.BUNDLED)}, an .npz "
     "with x_test/y_test, or empty for none.")
 _OUT_DIR = flags.DEFINE_string("out_dir", None, "Run directory (resumes if it holds checkpoints).")
-_STRATEGY = flags.DEFINE_enum("strategy", "mirrored", distribute.STRATEGIES,
-                              "tf.distribute strategy (mirrored: every visible GPU, else the CPU).")
+_STRATEGY = flags.DEFINE_enum(
+    "strategy", "mirrored", distribute.STRATEGIES,
+    "mirrored: every visible GPU of this machine (else the CPU); multi_worker: several machines, "
+    "configured by TF_CONFIG; one_device.")
 _GENERATOR_CHANNELS = flags.DEFINE_integer("generator_channels", 128,
                                            "Generator width (the paper: 128).", lower_bound=2)
 _UNSAFE_LOAD = flags.DEFINE_bool("unsafe_load", False,
                                  "Allow loading a teacher that holds code (Lambda layers).")
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Discard checkpoints of a different run "
+                               "found in --out_dir (else such a run is refused).")
 _STEPS = flags.DEFINE_integer("steps", _DEFAULTS.steps, "Iterations (1 generator + "
                               "--student_steps student updates each).", lower_bound=1)
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", _DEFAULTS.batch_size,
@@ -85,6 +89,7 @@ def config_from_flags():
         with_data_baseline=_WITH_DATA_BASELINE.value,
         eval_data=_EVAL_DATA.value, strategy=_STRATEGY.value,
         generator_channels=_GENERATOR_CHANNELS.value, unsafe_load=_UNSAFE_LOAD.value,
+        overwrite=_OVERWRITE.value,
         train=TrainConfig(
             steps=_STEPS.value, batch_size=_BATCH_SIZE.value, student_steps=_STUDENT_STEPS.value,
             student_lr=_STUDENT_LR.value, generator_lr=_GENERATOR_LR.value,

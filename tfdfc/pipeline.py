@@ -6,7 +6,9 @@ baseline, never by the data-free training itself.
 """
 
 import dataclasses
+import json
 import os
+import shutil
 from typing import Tuple
 
 from tfdfc import artifacts, baselines, compression, data, distribute, models, report
@@ -35,6 +37,7 @@ class CompressConfig:
     strategy: str = "mirrored"
     generator_channels: int = 128
     unsafe_load: bool = False
+    overwrite: bool = False  # start afresh in an out_dir that holds another run
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
 
     @property
@@ -64,6 +67,8 @@ class CompressConfig:
         if self.generator_channels < 2:
             raise ConfigError(f"generator_channels must be >= 2, got {self.generator_channels}")
         self._validate_quantization()
+        if self.strategy == "multi_worker" and self.delta_grid:
+            raise ConfigError("--delta_grid is not supported with --strategy=multi_worker")
         self.train.validate()
 
     def _validate_quantization(self):
@@ -188,6 +193,60 @@ def train_one(config, strategy, teacher_model, eval_set, out_dir, delta=None, lo
     return run, loop
 
 
+# Fields that may change between a run and its resumption without changing what is trained.
+_RESUMABLE_FIELDS = ("out_dir", "overwrite", "unsafe_load", "with_data_baseline", "eval_data",
+                     "int8_io")
+_RESUMABLE_TRAIN_FIELDS = ("log_every", "eval_every", "checkpoint_every")
+
+
+def _comparable(config_dict):
+    comparable = {k: v for k, v in config_dict.items() if k not in _RESUMABLE_FIELDS}
+    comparable["train"] = {k: v for k, v in config_dict.get("train", {}).items()
+                           if k not in _RESUMABLE_TRAIN_FIELDS}
+    return comparable
+
+
+def claim_out_dir(config):
+    """Makes `config.out_dir` this run's: resumes only a run with the same settings.
+
+    Raises:
+      ConfigError: the directory holds checkpoints of a run with different settings and
+        `config.overwrite` is off.
+    """
+    config_path = os.path.join(config.out_dir, "config.json")
+    checkpoints = os.path.join(config.out_dir, "checkpoints")
+    current = json.loads(json.dumps(dataclasses.asdict(config)))  # tuples become lists
+    if os.path.isdir(checkpoints) and not config.overwrite:
+        previous = _read_json(config_path)
+        if previous is None or _comparable(previous) != _comparable(current):
+            changed = sorted(_differences(previous or {}, current))
+            raise ConfigError(
+                f"{config.out_dir} holds checkpoints of another run (settings differ: "
+                f"{', '.join(changed) or 'no config.json'}); pass --overwrite to discard them or "
+                "choose another --out_dir")
+    if config.overwrite:
+        for name in ("checkpoints", "tensorboard", "delta_grid"):
+            shutil.rmtree(os.path.join(config.out_dir, name), ignore_errors=True)
+    artifacts.write_json(config_path, current)
+
+
+def _read_json(path):
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return None
+
+
+def _differences(previous, current):
+    old, new = _comparable(previous), _comparable(current)
+    names = {k for k in set(old) | set(new) if k != "train" and old.get(k) != new.get(k)}
+    old_train, new_train = old.get("train", {}), new.get("train", {})
+    names |= {f"train.{k}" for k in set(old_train) | set(new_train)
+              if old_train.get(k) != new_train.get(k)}
+    return names
+
+
 def _fresh_build(config, strategy, teacher_model, trained):
     keras.utils.set_random_seed(config.train.seed)
     return build(strategy, config, teacher_model, trained.compressed.delta, log=lambda _: None)
@@ -200,21 +259,28 @@ def run(config, log=print, flags_text=None):
     given, is then saved there as flags.txt.
     """
     strategy, teacher_model, eval_set = load_inputs(config)
-    if flags_text is not None:
-        artifacts.write_text(os.path.join(config.out_dir, "flags.txt"), flags_text)
-    artifacts.write_json(os.path.join(config.out_dir, "config.json"), dataclasses.asdict(config))
+    chief = distribute.is_chief(strategy)
+    if chief:
+        claim_out_dir(config)
+        if flags_text is not None:
+            artifacts.write_text(os.path.join(config.out_dir, "flags.txt"), flags_text)
     if config.delta_grid:
         from tfdfc.compression import delta_search  # pylint: disable=import-outside-toplevel
         trained, loop, grid = delta_search.run(config, strategy, teacher_model, eval_set, log)
     else:
         (trained, loop), grid = train_one(config, strategy, teacher_model, eval_set,
                                           config.out_dir, log=log), None
+    if not chief:
+        return None  # the chief exports and reports
     result = report.export_and_measure(config, trained, eval_set, log)
     result["train"] = report.train_summary(config, loop, strategy)
     if grid is not None:
         result["delta_grid"] = grid
+    # The with-data baseline runs collectives, which the other workers no longer join.
+    baseline_config = (dataclasses.replace(config, with_data_baseline=False)
+                       if config.strategy == "multi_worker" else config)
     result["baselines"] = baselines.measure(
-        config, strategy, trained, eval_set,
+        baseline_config, strategy, trained, eval_set,
         rebuild=lambda: _fresh_build(config, strategy, teacher_model, trained), log=log)
     artifacts.write_json(os.path.join(config.out_dir, "report.json"), result)
     log(f"wrote {os.path.join(config.out_dir, 'report.json')}")

@@ -16,13 +16,16 @@ Decisions where the paper is silent (PAPER.md §7), following the MS19 reference
 """
 
 import dataclasses
+import shutil
+import signal
+import threading
 import time
 from typing import Callable, Optional
 
 import numpy as np
 
-from tfdfc import losses
-from tfdfc.errors import ConfigError
+from tfdfc import distribute, losses
+from tfdfc.errors import ConfigError, UserInputError
 from tfdfc.keras_compat import keras, tf
 
 
@@ -66,6 +69,18 @@ class TrainConfig:
 
 class TrainingDiverged(RuntimeError):
     """A loss or weight became NaN or infinite."""
+
+
+class CheckpointError(UserInputError):
+    """A checkpoint that cannot be restored (corrupt, or from another model)."""
+
+
+class RunInterrupted(Exception):
+    """SIGTERM or SIGINT arrived; a checkpoint of the last finished iteration was saved."""
+
+    def __init__(self, message, signal_number):
+        super().__init__(message)
+        self.signal_number = signal_number
 
 
 @dataclasses.dataclass
@@ -260,19 +275,56 @@ class Loop:
             student=players.student_model, generator=players.generator,
             student_optimizer=players.student_optimizer,
             generator_optimizer=players.generator_optimizer, iteration=self.iteration)
-        self.manager = tf.train.CheckpointManager(self.checkpoint, checkpoint_dir, max_to_keep=2)
+        self.chief = distribute.is_chief(strategy)
+        self.checkpoint_dir = checkpoint_dir  # the chief's: every worker restores from it
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, distribute.worker_checkpoint_dir(checkpoint_dir, strategy),
+            max_to_keep=2)
+        if not self.chief:
+            summary_dir, self.evaluate = None, None
         self.writer = tf.summary.create_file_writer(summary_dir) if summary_dir else None
+        self._signal = None
         self.generator_step = make_generator_step(strategy, players, config)
         self.synthesis_step = make_synthesis_step(strategy, players, config)
         self.student_step = make_student_step(strategy, players, config)
 
     def restore(self):
-        """Restores the latest checkpoint if any; returns the iteration to start from."""
-        if self.manager.latest_checkpoint:
-            self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
-            self.log(f"resumed from {self.manager.latest_checkpoint} at iteration "
-                     f"{int(self.iteration.numpy())}")
+        """Restores the chief's latest checkpoint if any; returns the iteration to start from.
+
+        Raises:
+          CheckpointError: the checkpoint is corrupt or belongs to a different model.
+        """
+        latest = tf.train.latest_checkpoint(self.checkpoint_dir)
+        if latest:
+            try:
+                self.checkpoint.restore(latest).assert_existing_objects_matched()
+            except Exception as error:  # TF raises many types for a bad checkpoint file
+                first_line = str(error).strip().splitlines()[0][:300] if str(error) else ""
+                raise CheckpointError(
+                    f"cannot restore checkpoint {latest}: it is corrupt or from a different "
+                    f"model ({type(error).__name__}: {first_line}). Remove "
+                    f"{self.checkpoint_dir} or pass --overwrite to start again") from error
+            self.log(f"resumed from {latest} at iteration {int(self.iteration.numpy())}")
         return int(self.iteration.numpy())
+
+    def save(self, done):
+        """Saves a checkpoint (every worker takes part; only the chief's is kept)."""
+        path = self.manager.save(checkpoint_number=done)
+        if not self.chief:
+            shutil.rmtree(self.manager.directory, ignore_errors=True)
+        return path
+
+    def _catch_signals(self):
+        """Turns SIGTERM / SIGINT into a checkpoint at the end of the current iteration."""
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+
+        def request_stop(signal_number, frame):
+            del frame
+            self._signal = signal_number
+
+        return {number: signal.signal(number, request_stop)
+                for number in (signal.SIGTERM, signal.SIGINT)}
 
     def run_iteration(self, iteration):
         """One generator step and `student_steps` student steps; returns float metrics."""
@@ -285,7 +337,20 @@ class Loop:
         return {key: float(value) for key, value in metrics.items()}
 
     def run(self):
-        """Trains until `config.steps` iterations; returns the last metrics."""
+        """Trains until `config.steps` iterations; returns the last metrics.
+
+        Raises:
+          RunInterrupted: on SIGTERM/SIGINT, after checkpointing the last finished iteration.
+          TrainingDiverged: on a non-finite loss; the last good checkpoint is kept.
+        """
+        previous_handlers = self._catch_signals()
+        try:
+            return self._run()
+        finally:
+            for number, handler in previous_handlers.items():
+                signal.signal(number, handler)
+
+    def _run(self):
         start = self.restore()
         metrics, clock, clock_iteration = {}, time.time(), start
         started = time.time()
@@ -301,12 +366,22 @@ class Loop:
             if done % self.config.eval_every == 0 or done == self.config.steps:
                 self._evaluate(done)
             if done % self.config.checkpoint_every == 0 or done == self.config.steps:
-                self.manager.save(checkpoint_number=done)
+                self.save(done)
             self.last_metrics = metrics
+            if self._signal is not None:
+                self._stop_for_signal(done)
             if self.on_iteration:
                 self.on_iteration(done)
         self.seconds = time.time() - started
         return metrics
+
+    def _stop_for_signal(self, done):
+        already_saved = done % self.config.checkpoint_every == 0 or done == self.config.steps
+        path = self.manager.latest_checkpoint if already_saved else self.save(done)
+        name = signal.Signals(self._signal).name
+        self.log(f"{name}: stopped after iteration {done}; checkpoint {path} saved, run the same "
+                 "command again to resume")
+        raise RunInterrupted(f"stopped by {name} after iteration {done}", self._signal)
 
     def _check_finite(self, iteration, metrics):
         bad = [key for key, value in metrics.items() if not np.isfinite(value)]

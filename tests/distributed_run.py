@@ -1,0 +1,41 @@
+"""Test driver: trains a tiny data-free run in this process and saves the student's weights.
+
+    python tests/distributed_run.py TEACHER OUT_DIR WEIGHTS.npz {multi_worker|two_cpus}
+
+`multi_worker` reads TF_CONFIG (one process per worker); `two_cpus` is the single-process
+reference with the same global batch over two logical CPUs.
+"""
+
+import sys
+
+import numpy as np
+
+from tfdfc import distribute, pipeline
+from tfdfc.train import TrainConfig
+
+CONFIG = dict(generator_channels=8, with_data_baseline=False,
+              train=TrainConfig(steps=3, batch_size=16, student_steps=2, log_every=1,
+                                checkpoint_every=1))
+
+
+def main(teacher_path, out_dir, weights_path, mode):
+    if mode == "two_cpus":
+        distribute.split_cpu(2)
+        strategy = distribute.make_strategy("mirrored", ["/cpu:0", "/cpu:1"])
+        kind = "mirrored"
+    else:
+        strategy = distribute.make_strategy("multi_worker")
+        kind = "multi_worker"
+    config = pipeline.CompressConfig(teacher=teacher_path, out_dir=out_dir, strategy=kind,
+                                     **CONFIG)
+    from tfdfc import teacher  # pylint: disable=import-outside-toplevel
+    with strategy.scope():
+        model = teacher.load(teacher_path)
+    run, loop = pipeline.train_one(config, strategy, model, None, out_dir)
+    np.savez(weights_path, replicas=strategy.num_replicas_in_sync,
+             iteration=int(loop.iteration.numpy()),
+             **{f"w{i}": w for i, w in enumerate(run.players.student_model.get_weights())})
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:5])

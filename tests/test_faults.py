@@ -1,0 +1,220 @@
+"""Faults a user meets: several workers, kill -9, SIGTERM, failed exports, bad input.
+
+Every case runs the real binary or library in real processes.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, python_env
+from tfdfc import artifacts
+
+TINY = ["--eval_data=digits", "--batch_size=16", "--student_steps=2", "--generator_channels=8",
+        "--with_data_baseline=false", "--log_every=1"]
+
+
+def _compress(*args, **kwargs):
+    return subprocess.run([sys.executable, "-m", "tfdfc.compress", *args], capture_output=True,
+                          text=True, env=python_env(), timeout=600, check=False, **kwargs)
+
+
+def _start(*args):
+    return subprocess.Popen([sys.executable, "-m", "tfdfc.compress", *args], env=python_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_iteration(process, at_least, timeout=300):
+    """Reads progress lines until iteration >= at_least; returns the last one seen."""
+    deadline, last = time.time() + timeout, 0
+    for line in process.stdout:
+        if "iteration " in line and "/" in line and "it/s" in line:
+            last = int(line.split("iteration ")[1].split("/")[0])
+            if last >= at_least:
+                return last
+        assert time.time() < deadline, "no progress"
+    raise AssertionError(f"process ended at iteration {last}: {process.stderr.read()[-2000:]}")
+
+
+def _student_checkpoint(out_dir):
+    from tfdfc.keras_compat import tf  # pylint: disable=import-outside-toplevel
+    reader = tf.train.load_checkpoint(os.path.join(out_dir, "checkpoints"))
+    names = sorted(n for n in reader.get_variable_to_shape_map()
+                   if n.startswith(("student/", "generator/")) and "OPTIMIZER" not in n)
+    return {n: reader.get_tensor(n) for n in names}, int(reader.get_tensor(
+        "iteration/.ATTRIBUTES/VARIABLE_VALUE"))
+
+
+def test_kill_9_resumes_from_the_last_checkpoint_and_matches_an_uninterrupted_run(
+        tmp_path, digits_teacher_path):
+    flags = [f"--teacher={digits_teacher_path}", "--steps=60", "--checkpoint_every=5", *TINY]
+    killed_dir, straight_dir = tmp_path / "killed", tmp_path / "straight"
+    process = _start(*flags, f"--out_dir={killed_dir}")
+    reached = _wait_for_iteration(process, 12)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    resumed = _compress(*flags, f"--out_dir={killed_dir}")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    start = int(resumed.stdout.split("resumed from")[1].split("at iteration ")[1].split()[0])
+    assert reached - 5 <= start <= reached + 1, (reached, start)
+    assert _compress(*flags, f"--out_dir={straight_dir}").returncode == 0
+    (killed, killed_iteration), (straight, _) = map(_student_checkpoint,
+                                                    (killed_dir, straight_dir))
+    assert killed_iteration == 60 and killed.keys() == straight.keys()
+    for name in killed:
+        np.testing.assert_allclose(killed[name], straight[name], atol=1e-4, err_msg=name)
+
+
+def test_sigterm_checkpoints_the_finished_iteration_and_exits_143(tmp_path, digits_teacher_path):
+    flags = [f"--teacher={digits_teacher_path}", "--steps=500", "--checkpoint_every=1000",
+             f"--out_dir={tmp_path}", *TINY]
+    process = _start(*flags)
+    _wait_for_iteration(process, 3)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGTERM, stderr[-2000:]
+    stopped_at = int(stderr.split("stopped by SIGTERM after iteration ")[1].split()[0])
+    _, iteration = _student_checkpoint(str(tmp_path))
+    assert iteration == stopped_at >= 3
+
+
+def _free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+def test_two_workers_end_identical_and_equal_a_single_process_run(tmp_path, digits_teacher_path):
+    driver = os.path.join(ROOT, "tests", "distributed_run.py")
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
+    workers = []
+    for index in range(2):
+        env = python_env()
+        env["TF_CONFIG"] = json.dumps({"cluster": cluster,
+                                       "task": {"type": "worker", "index": index}})
+        workers.append(subprocess.Popen(
+            [sys.executable, driver, digits_teacher_path, str(tmp_path / "mw"),
+             str(tmp_path / f"worker{index}.npz"), "multi_worker"], env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    for worker in workers:
+        _, stderr = worker.communicate(timeout=300)
+        assert worker.returncode == 0, stderr[-3000:]
+    reference = subprocess.run(
+        [sys.executable, driver, digits_teacher_path, str(tmp_path / "single"),
+         str(tmp_path / "single.npz"), "two_cpus"], env=python_env(), capture_output=True,
+        text=True, timeout=300, check=False)
+    assert reference.returncode == 0, reference.stderr[-3000:]
+    results = [np.load(tmp_path / name) for name in ("worker0.npz", "worker1.npz", "single.npz")]
+    assert [int(r["replicas"]) for r in results] == [2, 2, 2]
+    assert [int(r["iteration"]) for r in results] == [3, 3, 3]
+    weights = [k for k in results[0].files if k.startswith("w")]
+    for key in weights:
+        np.testing.assert_array_equal(results[0][key], results[1][key])
+        np.testing.assert_allclose(results[0][key], results[2][key], atol=1e-4)
+    assert os.path.isdir(tmp_path / "mw" / "checkpoints")
+    assert not any(name.startswith(".worker") for name in os.listdir(tmp_path / "mw"))
+
+
+def test_atomic_write_leaves_the_previous_file_and_no_temporary_on_failure(tmp_path):
+    target = tmp_path / "student.tflite"
+    artifacts.write_bytes(str(target), b"good")
+    with pytest.raises(RuntimeError):
+        with artifacts.atomic_path(str(target)) as temporary:
+            with open(temporary, "wb") as handle:
+                handle.write(b"half")
+            raise RuntimeError("disk full")
+    assert target.read_bytes() == b"good"
+    assert os.listdir(tmp_path) == ["student.tflite"]
+
+
+def test_failed_export_keeps_previous_outputs(tmp_path, digits_teacher_path, monkeypatch):
+    from tfdfc import export, pipeline  # pylint: disable=import-outside-toplevel
+    from tfdfc.train import TrainConfig  # pylint: disable=import-outside-toplevel
+    config = pipeline.CompressConfig(
+        teacher=digits_teacher_path, out_dir=str(tmp_path), eval_data="digits",
+        generator_channels=8, strategy="one_device", with_data_baseline=False,
+        train=TrainConfig(steps=2, batch_size=16, student_steps=2))
+    pipeline.run(config, log=lambda _: None)
+    before = {name: (tmp_path / name).read_bytes()
+              for name in ("report.json", "student_float.tflite", "student_int8.tflite")}
+
+    def broken_converter(*args, **kwargs):
+        raise RuntimeError("converter crashed")
+
+    monkeypatch.setattr(export, "tflite_int8", broken_converter)
+    with pytest.raises(RuntimeError, match="converter crashed"):
+        pipeline.run(config, log=lambda _: None)
+    for name, payload in before.items():
+        assert (tmp_path / name).read_bytes() == payload, name
+    assert not [name for name in os.listdir(tmp_path) if name.startswith(".tmp")]
+
+
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory):
+    from tfdfc.keras_compat import keras  # pylint: disable=import-outside-toplevel
+    folder = tmp_path_factory.mktemp("bad")
+    (folder / "corrupt.keras").write_bytes(b"PK\x03\x04 this is not a keras archive")
+    inputs = keras.Input((8, 8, 1))
+    doubled = keras.layers.Lambda(lambda t: t * 2.0)(inputs)
+    keras.Model(inputs, keras.layers.Dense(10)(keras.layers.Flatten()(doubled))).save(
+        folder / "lambda.keras")
+    return folder
+
+
+@pytest.mark.parametrize("case, args, message", [
+    ("missing teacher", ["--teacher={folder}/nope.keras"], "teacher not found"),
+    ("corrupt teacher", ["--teacher={folder}/corrupt.keras"], "could not be loaded"),
+    ("unsafe teacher", ["--teacher={folder}/lambda.keras"], "--unsafe_load"),
+    ("wrong input shape", ["--eval_data=mnist5k"], "takes images of shape (8, 8, 1)"),
+    ("unknown flag value", ["--strategy=tpu"], "strategy"),
+    ("unknown flag", ["--no_such_flag=1"], "no_such_flag"),
+])
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, digits_teacher_path,
+                                                           bad_files, case, args, message):
+    out_dir = tmp_path / "out"
+    args = [arg.format(folder=bad_files) for arg in args]
+    result = _compress(f"--teacher={digits_teacher_path}", f"--out_dir={out_dir}", "--steps=1",
+                       *args)
+    assert result.returncode == 2, (case, result.stderr[-2000:])
+    assert message in result.stderr and "Traceback" not in result.stderr, case
+    assert not out_dir.exists(), case
+
+
+def test_unsafe_teacher_loads_with_unsafe_load(tmp_path, bad_files):
+    result = _compress(f"--teacher={bad_files}/lambda.keras", f"--out_dir={tmp_path}",
+                       "--steps=1", "--unsafe_load", "--attention_weight=0", *TINY)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_out_dir_of_another_run_is_refused_unless_overwrite(tmp_path, digits_teacher_path):
+    base = [f"--teacher={digits_teacher_path}", f"--out_dir={tmp_path}", "--steps=2", *TINY]
+    assert _compress(*base).returncode == 0
+    before = (tmp_path / "report.json").read_bytes()
+    refused = _compress(*base, "--seed=7")
+    assert refused.returncode == 2 and "train.seed" in refused.stderr
+    assert "--overwrite" in refused.stderr
+    assert (tmp_path / "report.json").read_bytes() == before
+    assert _compress(*base, "--seed=7", "--overwrite").returncode == 0
+    assert json.loads((tmp_path / "config.json").read_text())["train"]["seed"] == 7
+
+
+def test_corrupt_checkpoint_is_a_clear_error(tmp_path, digits_teacher_path):
+    base = [f"--teacher={digits_teacher_path}", f"--out_dir={tmp_path}", "--steps=2", *TINY]
+    assert _compress(*base).returncode == 0
+    for name in os.listdir(tmp_path / "checkpoints"):
+        if ".data-" in name:
+            (tmp_path / "checkpoints" / name).write_bytes(b"\0" * 64)
+    result = _compress(*base)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "cannot restore checkpoint" in result.stderr and "--overwrite" in result.stderr
