@@ -66,7 +66,9 @@ def test_a_finished_run_started_again_resumes_without_training(finished_run, dig
     lines = []
     again = pipeline.run(_run_config(digits_teacher_path, out_dir), log=lines.append)
     assert any("resumed" in line and "iteration 3" in line for line in lines)
+    assert not any(line.startswith("iteration ") and "/3" in line for line in lines)
     assert again["student"]["accuracy"] == report["student"]["accuracy"]
+    assert again["train"]["seconds"] == report["train"]["seconds"] > 0
 
 
 def test_smaller_student_from_the_registry(tmp_path, digits_teacher_path):
@@ -116,3 +118,21 @@ def test_delta_grid_trains_each_delta_and_chooses_by_generated_agreement(
     assert report["student"]["delta"] == chosen[0]["delta"]
     assert (tmp_path / "delta_grid" / "delta_0.02" / "checkpoints").is_dir()
     assert report["baselines"]["with_data"] is None
+
+
+def test_binary_run_exports_tflite_kernels_of_exactly_two_values(tmp_path, digits_teacher_path):
+    report = pipeline.run(_run_config(digits_teacher_path, tmp_path, quantize="binary",
+                                      delta=0.05, with_data_baseline=False), log=quiet)
+    assert report["student"]["weight_bits"] == 1 and report["student"]["delta"] == 0.05
+    from ai_edge_litert.interpreter import Interpreter  # pylint: disable=g-import-not-at-top
+    interpreter = Interpreter(model_path=str(tmp_path / "student_float.tflite"))
+    interpreter.allocate_tensors()
+    kernels = {}
+    for op in interpreter._get_ops_details():  # pylint: disable=protected-access
+        if op["op_name"] in ("CONV_2D", "FULLY_CONNECTED"):
+            kernels[len(kernels)] = interpreter.get_tensor(op["inputs"][1])
+    assert len(kernels) == 5
+    two_values = [sorted(np.unique(k).tolist()) == [-np.float32(0.05), np.float32(0.05)]
+                  for k in kernels.values()]
+    assert two_values == [False, True, True, True, False]  # first and last stay float
+    assert report["baselines"]["no_training"]["accuracy"] is not None

@@ -8,7 +8,7 @@ from conftest import quiet, two_replica_strategy
 from tfdfc import compression, data, distribute, export, metrics, models, pipeline
 from tfdfc.compression import quantize
 from tfdfc.errors import ConfigError
-from tfdfc.keras_compat import keras
+from tfdfc.keras_compat import keras, tf
 from tfdfc.train import Loop, TrainConfig
 
 
@@ -41,15 +41,22 @@ def test_nbit_kernels_hold_at_most_2_pow_b_values_per_output_channel(digits, wei
             assert max(counts) <= 2 ** weight_bits, (layer.name, max(counts))
 
 
+def _weight_types(payload):
+    """TFLite types of the weight inputs of every convolution and fully connected op."""
+    from ai_edge_litert.interpreter import Interpreter  # pylint: disable=g-import-not-at-top
+    interpreter = Interpreter(model_content=payload)
+    details = {d["index"]: d for d in interpreter.get_tensor_details()}
+    return [np.dtype(details[op["inputs"][1]]["dtype"]).name
+            for op in interpreter._get_ops_details()  # pylint: disable=protected-access
+            if op["op_name"] in ("CONV_2D", "FULLY_CONNECTED")]
+
+
 def test_int8_tflite_has_int8_weights_and_matches_keras_qat(digits):
     qat = quantize.quantize_int8(_lenet())
     _calibrate(qat, digits.x_train)
     payload = export.tflite_int8(export.plain_copy(qat), digits.x_train[:64])
-    from ai_edge_litert.interpreter import Interpreter  # pylint: disable=g-import-not-at-top
-    interpreter = Interpreter(model_content=payload)
-    types = {np.dtype(d["dtype"]).name for d in interpreter.get_tensor_details()
-             if len(d["shape"]) == 4 or len(d["shape"]) == 2}
-    assert "int8" in types
+    weight_types = _weight_types(payload)
+    assert len(weight_types) == 5 and set(weight_types) == {"int8"}, weight_types
     keras_logits = metrics.keras_logits(qat, digits.x_test)
     tflite_logits = metrics.tflite_outputs(payload, digits.x_test)
     agreement = np.mean(keras_logits.argmax(1) == tflite_logits.argmax(1))
@@ -83,6 +90,11 @@ def test_wrn_with_preactivation_batch_norm_quantizes_and_trains_on_two_replicas(
                         log=quiet).run()
         assert all(np.isfinite(value) for value in metrics_.values())
         assert metrics_["attention"] > 0
+        for variable in run.players.student_model.variables:  # replicas stay identical
+            if variable.synchronization == tf.VariableSynchronization.ON_READ:
+                continue  # per-replica by design (batch-norm statistics), averaged on read
+            first, second = (np.asarray(v) for v in variable.values)
+            np.testing.assert_array_equal(first, second, err_msg=variable.name)
 
 
 @pytest.mark.parametrize("text, message", [("w9a8", "between 2 and 8"), ("int4", "unknown"),

@@ -17,10 +17,10 @@ def _config(**overrides):
     return TrainConfig(**values)
 
 
-def _players(strategy, teacher_path, config):
+def _players(strategy, teacher_path, config, quantize="none"):
     keras.utils.set_random_seed(0)
     run_config = pipeline.CompressConfig(teacher=teacher_path, out_dir="unused",
-                                         generator_channels=8, train=config)
+                                         generator_channels=8, quantize=quantize, train=config)
     with strategy.scope():
         model = teacher.load(teacher_path)
     return pipeline.build(strategy, run_config, model, log=quiet).players
@@ -64,10 +64,11 @@ def test_generator_step_increases_the_divergence(digits_teacher_path):
     assert last > first
 
 
+@pytest.mark.parametrize("quantize", ["none", "binary", "int8"])
 def test_resume_continues_the_count_and_reproduces_an_uninterrupted_run(
-        tmp_path, digits_teacher_path):
+        tmp_path, digits_teacher_path, quantize):
     strategy = distribute.make_strategy("one_device")
-    straight = _players(strategy, digits_teacher_path, _config(steps=4))
+    straight = _players(strategy, digits_teacher_path, _config(steps=4), quantize)
     Loop(strategy, straight, _config(steps=4), str(tmp_path / "straight"), log=quiet).run()
 
     class Interrupted(Exception):
@@ -77,11 +78,11 @@ def test_resume_continues_the_count_and_reproduces_an_uninterrupted_run(
         if done == 2:
             raise Interrupted()
 
-    interrupted = _players(strategy, digits_teacher_path, _config(steps=4))
+    interrupted = _players(strategy, digits_teacher_path, _config(steps=4), quantize)
     with pytest.raises(Interrupted):
         Loop(strategy, interrupted, _config(steps=4), str(tmp_path / "resumed"), log=quiet,
              on_iteration=stop_after_two).run()
-    resumed = _players(strategy, digits_teacher_path, _config(steps=4))
+    resumed = _players(strategy, digits_teacher_path, _config(steps=4), quantize)
     lines = []
     loop = Loop(strategy, resumed, _config(steps=4), str(tmp_path / "resumed"), log=lines.append)
     loop.run()

@@ -24,8 +24,9 @@ _STUDENT_INIT = flags.DEFINE_enum(
     "random, teacher (its weights; needs --student=same), or auto: teacher when quantizing a "
     "same-architecture student, else random.")
 _QUANTIZE = flags.DEFINE_string("quantize", "none", f"Quantization: {compression.SCHEMES_HELP}.")
-_DELTA = flags.DEFINE_float("delta", 0.0, "Binary weight scale; 0 = mean |w| of the binarised "
-                            "teacher kernels.", lower_bound=0.0)
+_DELTA = flags.DEFINE_float("delta", 0.0, "Binary weight scale; 0 = mean |w| of the student's "
+                            "binarised kernels at initialisation (the teacher's when "
+                            "--student_init resolves to teacher).", lower_bound=0.0)
 _DELTA_GRID = flags.DEFINE_list("delta_grid", [], "Binary: train one student per delta and keep "
                                 "the best by agreement with the teacher on generated images.")
 _INT8_IO = flags.DEFINE_bool("int8_io", False, "Give the int8 TFLite int8 inputs and outputs.")

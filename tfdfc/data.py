@@ -116,6 +116,9 @@ def load_npz(path):
     x_test, y_test = _checked_pair(path, "test", contents["x_test"], contents["y_test"])
     if "x_train" in contents and "y_train" in contents:
         x_train, y_train = _checked_pair(path, "train", contents["x_train"], contents["y_train"])
+        if x_train.shape[1:] != x_test.shape[1:]:
+            raise DataError(f"{path}: x_train images are {x_train.shape[1:]} but x_test images "
+                            f"are {x_test.shape[1:]}")
     else:
         x_train, y_train = x_test[:0], y_test[:0]
     channels = x_test.shape[-1]

@@ -103,19 +103,6 @@ def tflite_int8(model, representative_images, int8_io=False):
     return converter.convert()
 
 
-def tflite_weight_types(payload):
-    """Counts of the TFLite tensor types of constant (weight) tensors, e.g. {'INT8': 6}."""
-    from ai_edge_litert.interpreter import Interpreter  # pylint: disable=g-import-not-at-top
-    interpreter = Interpreter(model_content=payload)
-    counts = {}
-    for detail in interpreter.get_tensor_details():
-        if len(detail["shape"]) >= 2 and "kernel" in detail["name"].lower() or "weights" in \
-                detail["name"].lower():
-            name = np.dtype(detail["dtype"]).name.upper()
-            counts[name] = counts.get(name, 0) + 1
-    return counts
-
-
 def write_tflite(payload, path):
     """Writes a TFLite flatbuffer to `path` atomically."""
     artifacts.write_bytes(path, payload)

@@ -82,7 +82,8 @@ def kernel_layers(model):
     for layer in model.layers:
         inner = _unwrapped(layer)
         if isinstance(inner, _KERNEL_LAYERS):
-            kernel = getattr(inner, "depthwise_kernel", None) or inner.kernel
+            kernel = getattr(inner, "depthwise_kernel", None)
+            kernel = inner.kernel if kernel is None else kernel
             found.append((layer, kernel))
     return found
 

@@ -77,6 +77,8 @@ class CompressConfig:
             raise ConfigError("--delta and --delta_grid apply only to --quantize=binary")
         if self.delta < 0 or any(value <= 0 for value in self.delta_grid):
             raise ConfigError("binary delta values must be positive")
+        if len({f"{value:g}" for value in self.delta_grid}) != len(self.delta_grid):
+            raise ConfigError(f"--delta_grid has repeated values: {self.delta_grid}")
         if self.int8_io and spec.scheme == "binary":
             raise ConfigError("--int8_io needs an int8 TFLite export: use --quantize=int8 or "
                               "w<b>a<c>, or none")
@@ -157,6 +159,9 @@ def load_inputs(config):
         teacher_model = teacher_lib.load(config.teacher, safe_mode=not config.unsafe_load)
     if eval_set is not None:
         teacher_lib.check_input_shape(teacher_model, eval_set.input_shape, config.eval_data)
+    if config.train.batch_size % strategy.num_replicas_in_sync:
+        raise ConfigError(f"batch_size {config.train.batch_size} is not divisible by the "
+                          f"{strategy.num_replicas_in_sync} replicas")
     _check_student(config, teacher_model)
     return strategy, teacher_model, eval_set
 
@@ -170,6 +175,8 @@ def _check_student(config, teacher_model):
     compressed = compression.compress(student, config.quant_spec, config.delta or None)
     check_attention_points(teacher_logits, compressed.model, config.train.attention_weight,
                            log=lambda _: None)
+    models.generator(tuple(teacher_logits.inputs[0].shape[1:]), config.train.latent_dim,
+                     config.generator_channels)  # raises for images it cannot make
 
 
 def train_one(config, strategy, teacher_model, eval_set, out_dir, delta=None, log=print):

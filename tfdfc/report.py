@@ -63,10 +63,13 @@ def _exports(config, run, samples):
         view = export.plain_copy(trained)
     else:
         view = export.float_view(run.float_template, trained)
+        if view is None and spec.scheme == "binary":
+            raise RuntimeError("could not map the binary student's weights back onto its float "
+                               "architecture; please report this model")
     files = {}
     if spec.is_qat:
-        saved = deployable_qat(run, spec)
-        files["int8"] = export.tflite_int8(saved, samples, config.int8_io)
+        saved = export.plain_copy(trained)
+        files["int8"] = export.tflite_int8(deployable_qat(run, spec), samples, config.int8_io)
     else:
         saved = view
         files["dynamic"] = export.tflite_dynamic(view)
@@ -96,6 +99,11 @@ def export_and_measure(config, run, eval_set, log=print):
                              "accuracy": None} for variant, payload in files.items()},
         "eval_data": config.eval_data or None,
     }
+    if spec.is_qat:
+        # TFLite kernels have no activations below 8 bits: those run at int8 with the learned
+        # ranges (the Keras SavedModel keeps the simulated c-bit activations).
+        result["tflite"]["int8"]["act_bits"] = max(spec.act_bits, 8)
+        result["tflite"]["int8"]["weight_bits"] = spec.weight_bits
     if eval_set is not None:
         _measure(result, run, files, eval_set, log)
     return result
@@ -137,5 +145,6 @@ def _measure(result, run, files, eval_set, log):
 def train_summary(config, loop, strategy):
     """The `train` section of the report."""
     return {"steps": config.train.steps, "seconds": round(loop.seconds, 1),
+            "seconds_this_session": round(loop.session_seconds, 1),
             "student_steps": config.train.student_steps, "batch_size": config.train.batch_size,
             "replicas": strategy.num_replicas_in_sync, "final_metrics": loop.last_metrics}

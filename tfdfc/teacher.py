@@ -181,6 +181,9 @@ def train(config, dataset=None, log=print):
     """
     from tfdfc import data as data_lib  # pylint: disable=import-outside-toplevel
     dataset = dataset or data_lib.load(config.data)
+    if not len(dataset.x_train):
+        raise data_lib.DataError(f"{config.data} has no x_train/y_train: a teacher needs "
+                                 "training data")
     keras.utils.set_random_seed(config.seed)
     model = models.build(config.architecture, dataset.input_shape, dataset.num_classes)
     model.compile(

@@ -266,15 +266,18 @@ class Loop:
         self.strategy, self.players, self.config = strategy, players, config
         self.evaluate, self.show_images, self.log = evaluate, show_images, log
         self.on_iteration = on_iteration
-        self.seconds, self.last_metrics = 0.0, {}
+        self.session_seconds, self.last_metrics = 0.0, {}
         self.iteration = tf.Variable(0, dtype=tf.int64, trainable=False, name="iteration")
+        # Training time over every session of the run, kept in the checkpoint.
+        self.elapsed = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="elapsed")
         with strategy.scope():
             players.student_optimizer.build(players.student.trainable_variables)
             players.generator_optimizer.build(players.generator.trainable_variables)
         self.checkpoint = tf.train.Checkpoint(
             student=players.student_model, generator=players.generator,
             student_optimizer=players.student_optimizer,
-            generator_optimizer=players.generator_optimizer, iteration=self.iteration)
+            generator_optimizer=players.generator_optimizer, iteration=self.iteration,
+            elapsed=self.elapsed)
         self.chief = distribute.is_chief(strategy)
         self.checkpoint_dir = checkpoint_dir  # the chief's: every worker restores from it
         self.manager = tf.train.CheckpointManager(
@@ -355,9 +358,11 @@ class Loop:
         metrics, clock, clock_iteration = {}, time.time(), start
         started = time.time()
         for iteration in range(start, self.config.steps):
+            iteration_started = time.time()
             metrics = self.run_iteration(iteration)
             self._check_finite(iteration, metrics)
             self.iteration.assign(iteration + 1)
+            self.elapsed.assign_add(time.time() - iteration_started)
             done = iteration + 1
             if done % self.config.log_every == 0 or done == self.config.steps:
                 rate = (done - clock_iteration) / max(time.time() - clock, 1e-9)
@@ -372,8 +377,13 @@ class Loop:
                 self._stop_for_signal(done)
             if self.on_iteration:
                 self.on_iteration(done)
-        self.seconds = time.time() - started
+        self.session_seconds = time.time() - started
         return metrics
+
+    @property
+    def seconds(self):
+        """Training seconds over all sessions of this run (from the checkpoint)."""
+        return float(self.elapsed.numpy())
 
     def _stop_for_signal(self, done):
         already_saved = done % self.config.checkpoint_every == 0 or done == self.config.steps

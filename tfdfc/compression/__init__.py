@@ -66,10 +66,11 @@ def compress(float_student, spec, delta=None):
         return CompressedStudent(model, binary.make_clip(model, delta),
                                  lambda template: binary.binarise(template, delta), delta)
     if spec.scheme == "int8":
-        return CompressedStudent(quantize.quantize_int8(float_student), None,
-                                 quantize.quantize_int8)
+        model = quantize.quantize_int8(float_student)
+        return CompressedStudent(model, quantize.make_range_sync(model), quantize.quantize_int8)
 
     def rebuild(template):
         return quantize.quantize_nbit(template, spec.weight_bits, spec.act_bits)
 
-    return CompressedStudent(rebuild(float_student), None, rebuild)
+    model = rebuild(float_student)
+    return CompressedStudent(model, quantize.make_range_sync(model), rebuild)

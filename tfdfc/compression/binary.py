@@ -104,6 +104,7 @@ def binarise(model, delta):
     delta * sign(teacher weights), the paper's initialisation."""
     if delta <= 0:
         raise ConfigError(f"delta must be positive, got {delta}")
+    quantize.check_kernels_supported(model, "binary")
     names = set(binarised_layer_names(model))
     qat = quantize.apply_configs(
         model, lambda layer: BinaryQuantizeConfig(delta) if layer.name in names else None)

@@ -13,7 +13,10 @@ activations (one builder parameterised by bit widths).
 """
 
 from tfdfc.errors import ConfigError
-from tfdfc.keras_compat import keras, tfmot
+from tfdfc.keras_compat import keras, tf, tfmot
+
+# pylint: disable-next=g-direct-tensorflow-import
+from tensorflow_model_optimization.python.core.quantization.keras.quantize_layer import QuantizeLayer  # noqa: E501,E402
 
 _qk = tfmot.quantization.keras
 _KERNEL_LAYERS = (keras.layers.Conv2D, keras.layers.Dense)
@@ -119,6 +122,27 @@ def _own_layers(qat_model):
     return copy
 
 
+def make_range_sync(qat_model):
+    """A function that makes every replica's input-quantizer range the union of all replicas'.
+
+    TF-MOT's QuantizeLayer updates its min/max with a plain per-replica assign, so under a
+    MirroredStrategy the replicas' ranges drift apart (the other quantizers synchronise). Run
+    after each student step in cross-replica context. None when the model has no such layer.
+    """
+    ranges = [weight for layer in qat_model.layers if isinstance(layer, QuantizeLayer)
+              for weight in layer.weights if weight.name.endswith(("_min:0", "_max:0"))]
+    if not ranges:
+        return None
+
+    def sync():
+        for weight in ranges:
+            copies = tf.stack(list(getattr(weight, "values", (weight,))))
+            merge = tf.reduce_min if weight.name.endswith("_min:0") else tf.reduce_max
+            weight.assign(merge(copies, axis=0))
+
+    return sync
+
+
 def _consumers(layer):
     return [node.outbound_layer for node in layer._outbound_nodes]  # pylint: disable=protected-access
 
@@ -155,6 +179,7 @@ def quantize_nbit(model, weight_bits, act_bits):
         if not 2 <= bits <= 8:
             raise ConfigError(f"{name} must be between 2 and 8, got {bits}")
     _check_supported(model)
+    check_kernels_supported(model, f"w{weight_bits}a{act_bits}")
     return apply_configs(model, nbit_config_for(model, weight_bits, act_bits))
 
 
@@ -192,6 +217,15 @@ def _follows_kernel(layer):
     nothing else."""
     inbound = layer._inbound_nodes[0].inbound_layers  # pylint: disable=protected-access
     return isinstance(inbound, keras.layers.Conv2D) and len(_consumers(inbound)) == 1
+
+
+def check_kernels_supported(model, scheme):
+    """Raises ConfigError for kernels this scheme would silently leave in float."""
+    for layer in model.layers:
+        if isinstance(layer, (keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D)):
+            raise ConfigError(
+                f"layer {layer.name!r} ({type(layer).__name__}) is not supported by --quantize="
+                f"{scheme}: only Conv2D and Dense kernels are quantized. Use --quantize=int8")
 
 
 def _check_supported(model):
