@@ -8,7 +8,8 @@ from tfdfc import distribute, export, models, pipeline, teacher
 from tfdfc.compression import binary
 from tfdfc.errors import ConfigError
 from tfdfc.keras_compat import keras, tf
-from tfdfc.train import Loop, TrainConfig
+from tfdfc.loop import Loop
+from tfdfc.train import TrainConfig
 
 DELTA = 0.05
 F32_DELTA = float(np.float32(DELTA))  # what a float32 weight holds

@@ -9,7 +9,8 @@ from tfdfc import compression, data, distribute, export, metrics, models, pipeli
 from tfdfc.compression import quantize
 from tfdfc.errors import ConfigError
 from tfdfc.keras_compat import keras, tf
-from tfdfc.train import Loop, TrainConfig
+from tfdfc.loop import Loop
+from tfdfc.train import TrainConfig
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,8 @@ from conftest import quiet, two_replica_strategy
 from tfdfc import distribute, pipeline, teacher
 from tfdfc.errors import ConfigError
 from tfdfc.keras_compat import keras, tf
-from tfdfc.train import Loop, TrainConfig, TrainingDiverged, make_generator_step
+from tfdfc.loop import Loop, TrainingDiverged
+from tfdfc.train import TrainConfig, make_generator_step
 
 
 def _config(**overrides):

@@ -7,7 +7,7 @@ import time
 from absl import app, flags
 
 from tfdfc.errors import ConfigError, UserInputError
-from tfdfc.train import RunInterrupted, TrainingDiverged
+from tfdfc.loop import RunInterrupted, TrainingDiverged
 
 USER_ERROR_EXIT_CODE = 2
 

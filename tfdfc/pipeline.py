@@ -15,7 +15,8 @@ from tfdfc import artifacts, baselines, compression, data, distribute, models, r
 from tfdfc import teacher as teacher_lib
 from tfdfc.errors import ConfigError
 from tfdfc.keras_compat import keras
-from tfdfc.train import Loop, Players, TrainConfig, make_optimizers
+from tfdfc.loop import Loop
+from tfdfc.train import Players, TrainConfig, make_optimizers
 
 STUDENT_INITS = ("auto", "random", "teacher")
 

@@ -1,0 +1,245 @@
+"""The training loop around the step functions: resume, checkpoints (also on SIGTERM/SIGINT),
+non-finite checks, evaluation, TensorBoard summaries and progress lines with ETA.
+
+In a multi-worker run every worker takes part in checkpoint saves but only the chief keeps them,
+evaluates and writes summaries.
+"""
+
+import shutil
+import signal
+import threading
+import time
+
+import numpy as np
+
+from tfdfc import distribute
+from tfdfc.errors import UserInputError
+from tfdfc.keras_compat import tf
+from tfdfc.train import (current_learning_rate, make_generator_step, make_student_step,
+                         make_synthesis_step)
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss or weight became NaN or infinite."""
+
+
+class CheckpointError(UserInputError):
+    """A checkpoint that cannot be restored (corrupt, or from another model)."""
+
+
+class RunInterrupted(Exception):
+    """SIGTERM or SIGINT arrived; a checkpoint of the last finished iteration was saved."""
+
+    def __init__(self, message, signal_number):
+        super().__init__(message)
+        self.signal_number = signal_number
+
+
+class Loop:
+    """Runs the alternating steps with checkpoints, summaries, evaluation and progress lines."""
+
+    def __init__(self, strategy, players, config, checkpoint_dir, summary_dir=None,
+                 evaluate=None, show_images=None, log=print, on_iteration=None):
+        """Args:
+          strategy: the strategy every model was built under.
+          players: the networks and optimizers.
+          config: a validated TrainConfig.
+          checkpoint_dir: where checkpoints go; the loop resumes from the latest one there.
+          summary_dir: TensorBoard directory, or None for no summaries.
+          evaluate: optional callable() -> student accuracy on held-out data.
+          show_images: optional callable(images) -> images in [0, 1] for the summary grid.
+          log: receives progress lines.
+          on_iteration: optional callable(iteration) after each iteration (e.g. a test's stop).
+        """
+        config.validate()
+        self.strategy, self.players, self.config = strategy, players, config
+        self.evaluate, self.show_images, self.log = evaluate, show_images, log
+        self.on_iteration = on_iteration
+        self.session_seconds, self.last_metrics = 0.0, {}
+        self.iteration = tf.Variable(0, dtype=tf.int64, trainable=False, name="iteration")
+        # Training time over every session of the run, kept in the checkpoint.
+        self.elapsed = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="elapsed")
+        with strategy.scope():
+            players.student_optimizer.build(players.student.trainable_variables)
+            players.generator_optimizer.build(players.generator.trainable_variables)
+        self.checkpoint = tf.train.Checkpoint(
+            student=players.student_model, generator=players.generator,
+            student_optimizer=players.student_optimizer,
+            generator_optimizer=players.generator_optimizer, iteration=self.iteration,
+            elapsed=self.elapsed)
+        self.chief = distribute.is_chief(strategy)
+        self.checkpoint_dir = checkpoint_dir  # the chief's: every worker restores from it
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, distribute.worker_checkpoint_dir(checkpoint_dir, strategy),
+            max_to_keep=2)
+        if not self.chief:
+            summary_dir, self.evaluate = None, None
+        self.writer = tf.summary.create_file_writer(summary_dir) if summary_dir else None
+        self._signal = None
+        self.generator_step = make_generator_step(strategy, players, config)
+        self.synthesis_step = make_synthesis_step(strategy, players, config)
+        self.student_step = make_student_step(strategy, players, config)
+
+    def restore(self):
+        """Restores the chief's latest checkpoint if any; returns the iteration to start from.
+
+        Raises:
+          CheckpointError: the checkpoint is corrupt or belongs to a different model.
+        """
+        latest = tf.train.latest_checkpoint(self.checkpoint_dir)
+        if latest:
+            try:
+                self.checkpoint.restore(latest).assert_existing_objects_matched()
+            except Exception as error:  # TF raises many types for a bad checkpoint file
+                first_line = str(error).strip().splitlines()[0][:300] if str(error) else ""
+                raise CheckpointError(
+                    f"cannot restore checkpoint {latest}: it is corrupt or from a different "
+                    f"model ({type(error).__name__}: {first_line}). Remove "
+                    f"{self.checkpoint_dir} or pass --overwrite to start again") from error
+            self.log(f"resumed from {latest} at iteration {int(self.iteration.numpy())}")
+        return int(self.iteration.numpy())
+
+    def save(self, done):
+        """Saves a checkpoint (every worker takes part; only the chief's is kept)."""
+        path = self.manager.save(checkpoint_number=done)
+        if not self.chief:
+            shutil.rmtree(self.manager.directory, ignore_errors=True)
+        return path
+
+    def _catch_signals(self):
+        """Turns SIGTERM / SIGINT into a checkpoint at the end of the current iteration."""
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+
+        def request_stop(signal_number, frame):
+            del frame
+            self._signal = signal_number
+
+        return {number: signal.signal(number, request_stop)
+                for number in (signal.SIGTERM, signal.SIGINT)}
+
+    def run_iteration(self, iteration):
+        """One generator step and `student_steps` student steps; returns float metrics."""
+        metrics = self.generator_step(tf.constant(iteration, tf.int64))
+        images, teacher_outputs = self.synthesis_step(tf.constant(iteration, tf.int64))
+        for _ in range(self.config.student_steps):
+            student_metrics = self.student_step(images, teacher_outputs)
+        metrics.update(student_metrics)
+        self._last_images = images
+        return {key: float(value) for key, value in metrics.items()}
+
+    def run(self):
+        """Trains until `config.steps` iterations; returns the last metrics.
+
+        Raises:
+          RunInterrupted: on SIGTERM/SIGINT, after checkpointing the last finished iteration.
+          TrainingDiverged: on a non-finite loss; the last good checkpoint is kept.
+        """
+        previous_handlers = self._catch_signals()
+        try:
+            return self._run()
+        finally:
+            for number, handler in previous_handlers.items():
+                signal.signal(number, handler)
+
+    def _run(self):
+        start = self.restore()
+        metrics, clock, clock_iteration = {}, time.time(), start
+        started = time.time()
+        for iteration in range(start, self.config.steps):
+            iteration_started = time.time()
+            metrics = self.run_iteration(iteration)
+            self._check_finite(iteration, metrics)
+            self.iteration.assign(iteration + 1)
+            self.elapsed.assign_add(time.time() - iteration_started)
+            done = iteration + 1
+            if done % self.config.log_every == 0 or done == self.config.steps:
+                rate = (done - clock_iteration) / max(time.time() - clock, 1e-9)
+                self._report(done, metrics, rate)
+                clock, clock_iteration = time.time(), done
+            if done % self.config.eval_every == 0 or done == self.config.steps:
+                self._evaluate(done)
+            if done % self.config.checkpoint_every == 0 or done == self.config.steps:
+                self.save(done)
+            self.last_metrics = metrics
+            if self._signal is not None:
+                self._stop_for_signal(done)
+            if self.on_iteration:
+                self.on_iteration(done)
+        self.session_seconds = time.time() - started
+        return metrics
+
+    @property
+    def seconds(self):
+        """Training seconds over all sessions of this run (from the checkpoint)."""
+        return float(self.elapsed.numpy())
+
+    def _stop_for_signal(self, done):
+        already_saved = done % self.config.checkpoint_every == 0 or done == self.config.steps
+        path = self.manager.latest_checkpoint if already_saved else self.save(done)
+        name = signal.Signals(self._signal).name
+        self.log(f"{name}: stopped after iteration {done}; checkpoint {path} saved, run the same "
+                 "command again to resume")
+        raise RunInterrupted(f"stopped by {name} after iteration {done}", self._signal)
+
+    def _check_finite(self, iteration, metrics):
+        bad = [key for key, value in metrics.items() if not np.isfinite(value)]
+        if bad:
+            raise TrainingDiverged(
+                f"non-finite {', '.join(bad)} at iteration {iteration}; last good checkpoint: "
+                f"{self.manager.latest_checkpoint or 'none'} (kept). Lower the learning rates "
+                "or the clip norm and resume.")
+
+    def _report(self, done, metrics, rate):
+        remaining = (self.config.steps - done) / max(rate, 1e-9)
+        self.log(f"iteration {done}/{self.config.steps}  "
+                 f"div_student {metrics['student_divergence']:.4f}  "
+                 f"div_generator {metrics['generator_divergence']:.4f}  "
+                 f"attention {metrics['attention']:.4f}  "
+                 f"teacher_entropy {metrics['teacher_entropy']:.3f}  "
+                 f"{rate:.2f} it/s  ETA {_format_seconds(remaining)}")
+        if not self.writer:
+            return
+        with self.writer.as_default(step=done):
+            for key, value in metrics.items():
+                tf.summary.scalar(f"train/{key}", value)
+            tf.summary.scalar("train/lr_student",
+                              current_learning_rate(self.players.student_optimizer))
+            tf.summary.scalar("train/lr_generator",
+                              current_learning_rate(self.players.generator_optimizer))
+            tf.summary.scalar("train/iterations_per_second", rate)
+
+    def _evaluate(self, done):
+        accuracy = self.evaluate() if self.evaluate else None
+        if accuracy is not None:
+            self.log(f"iteration {done}: student accuracy {accuracy:.4f}")
+        if not self.writer:
+            return
+        with self.writer.as_default(step=done):
+            if accuracy is not None:
+                tf.summary.scalar("eval/student_accuracy", accuracy)
+            images = self.strategy.experimental_local_results(self._last_images)[0][:16]
+            shown = self.show_images(images) if self.show_images else images
+            tf.summary.image("train/generated", image_grid(shown), step=done)
+        self.writer.flush()
+
+
+def image_grid(images, columns=4):
+    """Tiles up to `columns`**2 images (values in [0, 1]) into one [1, H, W, C] image."""
+    images = np.clip(np.asarray(images, np.float32), 0.0, 1.0)
+    if images.shape[-1] not in (1, 3, 4):
+        images = images[..., :1]
+    count = min(len(images), columns * columns)
+    rows = int(np.ceil(count / columns))
+    height, width, channels = images.shape[1:]
+    grid = np.zeros((rows * height, columns * width, channels), np.float32)
+    for index in range(count):
+        row, column = divmod(index, columns)
+        grid[row * height:(row + 1) * height, column * width:(column + 1) * width] = images[index]
+    return grid[np.newaxis]
+
+
+def _format_seconds(seconds):
+    minutes, seconds = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m{seconds:02d}s" if hours else f"{minutes}m{seconds:02d}s"
