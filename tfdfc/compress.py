@@ -11,6 +11,7 @@ student_float.tflite and report.json. A run interrupted and started again with t
 from absl import flags
 
 from tfdfc import cli, compression, data, distribute, losses, models, pipeline
+from tfdfc.compression import prune
 from tfdfc.errors import ConfigError
 from tfdfc.train import TrainConfig
 
@@ -29,6 +30,13 @@ _DELTA = flags.DEFINE_float("delta", 0.0, "Binary weight scale; 0 = mean |w| of 
                             "--student_init resolves to teacher).", lower_bound=0.0)
 _DELTA_GRID = flags.DEFINE_list("delta_grid", [], "Binary: train one student per delta and keep "
                                 "the best by agreement with the teacher on generated images.")
+_PRUNE = flags.DEFINE_enum("prune", "none", prune.PRUNES,
+                           "magnitude: TF-MOT low-magnitude pruning of conv and dense kernels.")
+_SPARSITY = flags.DEFINE_float("sparsity", 0.0, "Target fraction of zero weights (--prune).",
+                               lower_bound=0.0, upper_bound=1.0)
+_SPARSITY_SCHEDULE = flags.DEFINE_enum(
+    "sparsity_schedule", "polynomial", prune.SCHEDULES,
+    "polynomial: 0 to --sparsity over the first 70% of student updates; constant: from the start.")
 _INT8_IO = flags.DEFINE_bool("int8_io", False, "Give the int8 TFLite int8 inputs and outputs.")
 _WITH_DATA_BASELINE = flags.DEFINE_bool(
     "with_data_baseline", True, "Also train the same student on real training images (needs "
@@ -87,6 +95,7 @@ def config_from_flags():
         teacher=_TEACHER.value, out_dir=_OUT_DIR.value, student=_STUDENT.value,
         student_init=_STUDENT_INIT.value, quantize=_QUANTIZE.value, delta=_DELTA.value,
         delta_grid=_parse_floats("delta_grid", _DELTA_GRID.value), int8_io=_INT8_IO.value,
+        prune=_PRUNE.value, sparsity=_SPARSITY.value, sparsity_schedule=_SPARSITY_SCHEDULE.value,
         with_data_baseline=_WITH_DATA_BASELINE.value,
         eval_data=_EVAL_DATA.value, strategy=_STRATEGY.value,
         generator_channels=_GENERATOR_CHANNELS.value, unsafe_load=_UNSAFE_LOAD.value,

@@ -72,23 +72,32 @@ def tflite_float(model):
     return tf.lite.TFLiteConverter.from_keras_model(model).convert()
 
 
-def tflite_dynamic(model):
+def _optimizations(sparse):
+    """DEFAULT quantization, plus sparse weight encoding for pruned models (which makes the
+    zeros shrink the file itself, not only its gzip)."""
+    if sparse:
+        return [tf.lite.Optimize.DEFAULT, tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
+    return [tf.lite.Optimize.DEFAULT]
+
+
+def tflite_dynamic(model, sparse=False):
     """Dynamic-range TFLite: int8 weights, float activations (no calibration data needed)."""
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.optimizations = _optimizations(sparse)
     return converter.convert()
 
 
-def tflite_int8(model, representative_images, int8_io=False):
+def tflite_int8(model, representative_images, int8_io=False, sparse=False):
     """Full-integer int8 TFLite; `representative_images` calibrate any range `model` lacks.
 
     Args:
       model: a float or QAT Keras model.
       representative_images: float array of inputs, e.g. samples of the trained generator.
       int8_io: make the model's input and output int8 too (else float, quantized inside).
+      sparse: encode the zeros of a pruned model sparsely.
     """
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.optimizations = _optimizations(sparse)
     batches = np.asarray(representative_images, np.float32)
 
     def representative_dataset():

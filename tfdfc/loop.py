@@ -208,6 +208,9 @@ class Loop:
             tf.summary.scalar("train/lr_generator",
                               current_learning_rate(self.players.generator_optimizer))
             tf.summary.scalar("train/iterations_per_second", rate)
+            for name, value in (self.players.summaries() if self.players.summaries
+                                else {}).items():
+                tf.summary.scalar(name, value)
 
     def _evaluate(self, done):
         accuracy = self.evaluate() if self.evaluate else None

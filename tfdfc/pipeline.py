@@ -13,6 +13,7 @@ from typing import Tuple
 
 from tfdfc import artifacts, baselines, compression, data, distribute, models, report
 from tfdfc import teacher as teacher_lib
+from tfdfc.compression import prune
 from tfdfc.errors import ConfigError
 from tfdfc.keras_compat import keras
 from tfdfc.loop import Loop
@@ -33,6 +34,9 @@ class CompressConfig:
     delta: float = 0.0  # binary scale; 0 picks the mean |w| of the binarised kernels
     delta_grid: Tuple[float, ...] = ()
     int8_io: bool = False
+    prune: str = "none"  # none | magnitude
+    sparsity: float = 0.0  # target fraction of zero weights (magnitude)
+    sparsity_schedule: str = "polynomial"  # polynomial | constant
     with_data_baseline: bool = True  # when the evaluation data has a training split
     eval_data: str = ""  # mnist5k | digits | path.npz | "" for none
     strategy: str = "mirrored"
@@ -46,10 +50,22 @@ class CompressConfig:
         return compression.parse_quantize(self.quantize)
 
     @property
+    def prune_spec(self):
+        return prune.PruneSpec(self.prune, self.sparsity, self.sparsity_schedule)
+
+    @property
+    def compressing_the_teacher(self):
+        return self.quantize != "none" or self.prune != "none"
+
+    @property
     def resolved_student_init(self):
         if self.student_init != "auto":
             return self.student_init
-        return "teacher" if self.quantize != "none" and self.student == "same" else "random"
+        return "teacher" if self.compressing_the_teacher and self.student == "same" else "random"
+
+    @property
+    def total_updates(self):
+        return self.train.steps * self.train.student_steps
 
     def validate(self):
         """Raises ConfigError naming the first bad field; checks nothing on disk."""
@@ -68,6 +84,9 @@ class CompressConfig:
         if self.generator_channels < 2:
             raise ConfigError(f"generator_channels must be >= 2, got {self.generator_channels}")
         self._validate_quantization()
+        self.prune_spec.validate()
+        if self.prune != "none" and self.quantize != "none":
+            raise ConfigError("--prune=magnitude with --quantize is not implemented yet")
         if self.strategy == "multi_worker" and self.delta_grid:
             raise ConfigError("--delta_grid is not supported with --strategy=multi_worker")
         self.train.validate()
@@ -135,7 +154,8 @@ def build(strategy, config, teacher_model, delta=None, log=print):
                                       config.resolved_student_init)
         teacher_logits.trainable = False
         compressed = compression.compress(float_student, config.quant_spec,
-                                          delta or config.delta or None)
+                                          delta or config.delta or None, config.prune_spec,
+                                          config.total_updates)
         student = compressed.model
         use_attention = check_attention_points(teacher_logits, student,
                                                config.train.attention_weight, log)
@@ -147,8 +167,16 @@ def build(strategy, config, teacher_model, delta=None, log=print):
             student=models.with_attention_outputs(student, use_attention),
             student_model=student, generator=generator,
             student_optimizer=student_optimizer, generator_optimizer=generator_optimizer,
-            after_student_update=compressed.after_update)
+            after_student_update=compressed.after_update,
+            summaries=_sparsity_summaries(student) if config.prune != "none" else None)
     return Build(players, float_student, compressed, teacher_logits)
+
+
+def _sparsity_summaries(student):
+    def summaries():
+        return {f"sparsity/{name}": value
+                for name, value in prune.layer_sparsity(student).items()}
+    return summaries
 
 
 def load_inputs(config):
@@ -173,7 +201,8 @@ def _check_student(config, teacher_model):
     is written."""
     teacher_logits = teacher_lib.as_logits(teacher_model)
     student = build_student(config.student, teacher_logits, config.resolved_student_init)
-    compressed = compression.compress(student, config.quant_spec, config.delta or None)
+    compressed = compression.compress(student, config.quant_spec, config.delta or None,
+                                      config.prune_spec, config.total_updates)
     check_attention_points(teacher_logits, compressed.model, config.train.attention_weight,
                            log=lambda _: None)
     models.generator(tuple(teacher_logits.inputs[0].shape[1:]), config.train.latent_dim,
@@ -191,13 +220,19 @@ def train_one(config, strategy, teacher_model, eval_set, out_dir, delta=None, lo
     student = run.players.student_model
 
     def evaluate():
-        return None if eval_set is None else report.keras_accuracy(student, eval_set)
+        if eval_set is None:
+            return None
+        with strategy.scope():  # pruning wrappers apply their masks only inside it
+            return report.keras_accuracy(student, eval_set)
 
     loop = Loop(strategy, run.players, config.train,
                 checkpoint_dir=os.path.join(out_dir, "checkpoints"),
                 summary_dir=os.path.join(out_dir, "tensorboard"), evaluate=evaluate,
                 show_images=report.image_view(eval_set), log=log)
     loop.run()
+    if config.prune == "magnitude":
+        with strategy.scope():  # the last update left unmasked weights; outside: TypeError
+            prune.apply_masks(run.players.student_model)
     return run, loop
 
 

@@ -16,7 +16,7 @@ import os
 import numpy as np
 
 from tfdfc import data, export, metrics
-from tfdfc.compression import QuantSpec, compress
+from tfdfc.compression import QuantSpec, compress, prune
 from tfdfc.keras_compat import tf
 
 REPRESENTATIVE_SAMPLES = 256
@@ -59,7 +59,10 @@ def _exports(config, run, samples):
     """(model to save as SavedModel, float view or None, {variant: TFLite bytes})."""
     spec = config.quant_spec
     trained = run.players.student_model
-    if spec.scheme == "none":
+    sparse = config.prune != "none"
+    if sparse:
+        view = export.plain_copy(prune.strip(trained))
+    elif spec.scheme == "none":
         view = export.plain_copy(trained)
     else:
         view = export.float_view(run.float_template, trained)
@@ -72,9 +75,9 @@ def _exports(config, run, samples):
         files["int8"] = export.tflite_int8(deployable_qat(run, spec), samples, config.int8_io)
     else:
         saved = view
-        files["dynamic"] = export.tflite_dynamic(view)
+        files["dynamic"] = export.tflite_dynamic(view, sparse)
         if spec.scheme == "none":
-            files["int8"] = export.tflite_int8(view, samples, config.int8_io)
+            files["int8"] = export.tflite_int8(view, samples, config.int8_io, sparse)
     if view is not None:
         files["float"] = export.tflite_float(view)
     return saved, view, files
@@ -105,7 +108,9 @@ def export_and_measure(config, run, eval_set, log=print):
         result["tflite"]["int8"]["act_bits"] = max(spec.act_bits, 8)
         result["tflite"]["int8"]["weight_bits"] = spec.weight_bits
     if eval_set is not None:
-        _measure(result, run, files, eval_set, log)
+        # A pruned student is measured stripped (masks applied), outside any strategy scope.
+        keras_model = view if config.prune != "none" else run.players.student_model
+        _measure(result, run, keras_model, files, eval_set, log)
     return result
 
 
@@ -114,7 +119,8 @@ def _student_summary(config, run, view):
     counted = view if view is not None else run.float_template
     summary = {"architecture": config.student if config.student != "same"
                else f"same ({run.teacher_logits.name})",
-               "quantize": config.quantize, "init": config.resolved_student_init,
+               "quantize": config.quantize, "prune": config.prune,
+               "init": config.resolved_student_init,
                "accuracy": None, "params": parameter_count(run.float_template),
                "nonzero_params": metrics.nonzero_parameter_count(counted),
                "macs": metrics.multiply_accumulates(run.float_template),
@@ -125,13 +131,15 @@ def _student_summary(config, run, view):
     return summary
 
 
-def _measure(result, run, files, eval_set, log):
+def _measure(result, run, keras_model, files, eval_set, log):
     images, labels = eval_set.x_test, eval_set.y_test
-    student_logits = metrics.keras_logits(run.players.student_model, images)
+    student_logits = metrics.keras_logits(keras_model, images)
     result["teacher"]["accuracy"] = metrics.keras_accuracy(run.teacher_logits, images, labels)
     result["student"]["accuracy"] = metrics.accuracy(student_logits, labels)
     for variant, payload in files.items():
-        tflite_logits = metrics.tflite_outputs(payload, images)
+        # XNNPACK (the default delegate) rejects sparse quantized kernels.
+        plain = variant == "float" or result["student"]["sparsity"] == 0.0
+        tflite_logits = metrics.tflite_outputs(payload, images, use_default_delegates=plain)
         result["tflite"][variant]["accuracy"] = metrics.accuracy(tflite_logits, labels)
         result["tflite"][variant]["max_abs_diff_vs_keras"] = float(
             np.max(np.abs(student_logits - tflite_logits)))

@@ -79,6 +79,7 @@ class Players:
     generator_optimizer: keras.optimizers.Optimizer
     regularizer: Optional[Callable[[], tf.Tensor]] = None
     after_student_update: Optional[Callable[[], None]] = None
+    summaries: Optional[Callable[[], dict]] = None  # extra scalars, e.g. per-layer sparsity
 
 
 def make_optimizers(config):

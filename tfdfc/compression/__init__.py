@@ -8,7 +8,7 @@ import dataclasses
 import re
 from typing import Callable, Optional
 
-from tfdfc.compression import binary, quantize
+from tfdfc.compression import binary, prune, quantize
 from tfdfc.errors import ConfigError
 from tfdfc.keras_compat import keras
 
@@ -56,8 +56,17 @@ class CompressedStudent:
     delta: Optional[float] = None  # the binary scale, for binary students
 
 
-def compress(float_student, spec, delta=None):
-    """Wraps `float_student` for `spec`; `delta` is the binary scale (None: automatic)."""
+def compress(float_student, spec, delta=None, prune_spec=None, total_updates=1):
+    """Wraps `float_student` for `spec` (and `prune_spec`); `delta` is the binary scale (None:
+    automatic); `total_updates` (student updates in the run) sets the pruning schedule."""
+    if prune_spec is not None and prune_spec.kind == "magnitude":
+        if spec.scheme != "none":
+            raise ConfigError("--prune=magnitude with --quantize is not implemented yet")
+
+        def rebuild_pruned(template):
+            return prune.prune_magnitude(template, prune_spec, total_updates)
+
+        return CompressedStudent(rebuild_pruned(float_student), None, rebuild_pruned)
     if spec.scheme == "none":
         return CompressedStudent(float_student, None, lambda model: model)
     if spec.scheme == "binary":
