@@ -25,3 +25,9 @@ def test_quantization_benchmark_tiny(tmp_path):
     table = _run_tiny("bench/quantization.py", tmp_path, "--schemes=int8,binary")
     assert "| int8 |" in table and "| binary |" in table
     assert "binary vs sign-only, no training (pt)" in table
+
+
+def test_pruning_benchmark_tiny(tmp_path):
+    table = _run_tiny("bench/pruning.py", tmp_path, "--sparsities=0.9",
+                      "--with_data_baseline=false")
+    assert "| 0.9 |" in table and "0.9 sparse vs teacher (pt)" in table

@@ -29,8 +29,9 @@ def deps(path):
             names = [node.module] + [node.module + "." + a.name for a in node.names]
         for n in names:
             top = n.split(".")[0]
-            if top in ("tfdfc", "conftest"):
-                mp = module_path(n) if top == "tfdfc" else "tests/conftest.py"
+            if top in ("tfdfc", "conftest", "common"):
+                mp = (module_path(n) if top == "tfdfc"
+                      else "tests/conftest.py" if top == "conftest" else "bench/common.py")
                 if mp and mp != path: internal.add(":" + target(mp))
             elif top in PIP:
                 external.add(f'requirement("{PIP[top]}")')

@@ -1,0 +1,50 @@
+"""What the benchmark scripts share: the teacher, one data-free run, and target verdicts."""
+
+import os
+
+from tfdfc import pipeline, teacher
+from tfdfc.train import TrainConfig
+
+DEMO_TEACHER = "exported/teachers/lenet5_mnist5k.keras"
+
+
+def ensure_teacher(tiny, out_dir):
+    """The demo's mnist5k LeNet-5 teacher (trained if absent), or a tiny digits one."""
+    path = DEMO_TEACHER if not tiny else os.path.join(out_dir, "digits_teacher.keras")
+    if not os.path.exists(path):
+        teacher.train(teacher.TeacherConfig(
+            data="digits" if tiny else "mnist5k", architecture="lenet5-x0.5" if tiny else "lenet5",
+            epochs=2 if tiny else 30, shift_augment=0 if tiny else 2, output=path))
+    return path
+
+
+def run(name, teacher_path, tiny, out_dir, steps, **overrides):
+    """One data-free run (mnist5k, or seconds on digits when tiny); returns its report."""
+    train = TrainConfig(steps=2 if tiny else steps, batch_size=16 if tiny else 128,
+                        student_steps=2 if tiny else 10, log_every=1 if tiny else 250,
+                        eval_every=2 if tiny else steps, checkpoint_every=2 if tiny else steps)
+    config = pipeline.CompressConfig(
+        teacher=teacher_path, out_dir=os.path.join(out_dir, name),
+        eval_data="digits" if tiny else "mnist5k", generator_channels=8 if tiny else 32,
+        train=train, **overrides)
+    return pipeline.run(config)
+
+
+def points(value, reference):
+    """value - reference in percentage points, None if either is missing."""
+    return None if value is None or reference is None else 100 * (value - reference)
+
+
+class Verdicts:
+    """Collects `- name: value (target ...) — met / MISSED` lines."""
+
+    def __init__(self):
+        self.lines = []
+
+    def check(self, name, value, limit, higher_is_better):
+        if value is None:
+            self.lines.append(f"- {name}: not measured")
+            return
+        met = value >= limit if higher_is_better else value <= limit
+        self.lines.append(f"- {name}: {value:+.2f} (target {'>=' if higher_is_better else '<='} "
+                          f"{limit:+g}) — {'met' if met else 'MISSED'}")
