@@ -5,7 +5,7 @@ import glob
 import os
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BINARIES = {"tfdfc/compress.py", "tfdfc/train_teacher.py"}
+BINARIES = {"tfdfc/compress.py", "tfdfc/train_teacher.py", "tfdfc/find_ticket.py"}
 
 
 def _targets():

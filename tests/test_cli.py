@@ -58,3 +58,19 @@ def test_train_teacher_rejects_an_unknown_architecture(tmp_path):
                   f"--output={output}")
     assert result.returncode == 2 and "unknown architecture 'vgg'" in result.stderr
     assert not output.exists()
+
+
+def test_find_ticket_then_compress_with_it(tmp_path, digits_teacher_path):
+    ticket_file = tmp_path / "ticket.npz"
+    found = _run("tfdfc.find_ticket", "--data=digits", "--architecture=lenet5-x0.5",
+                 "--rounds=1", "--round_steps=5", "--batch_size=32", f"--output={ticket_file}")
+    assert found.returncode == 0, found.stderr[-2000:]
+    assert "round 1/1" in found.stdout and ticket_file.exists()
+    out_dir = tmp_path / "run"
+    result = _run("tfdfc.compress", f"--teacher={digits_teacher_path}", f"--out_dir={out_dir}",
+                  f"--ticket={ticket_file}", "--ticket_reinit", "--eval_data=digits", "--steps=1",
+                  "--batch_size=16", "--student_steps=1", "--generator_channels=8",
+                  "--with_data_baseline=false")
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads((out_dir / "report.json").read_text())
+    assert report["student"]["ticket_reinit"] is True and report["student"]["sparsity"] > 0.15

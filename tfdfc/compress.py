@@ -37,6 +37,10 @@ _SPARSITY = flags.DEFINE_float("sparsity", 0.0, "Target fraction of zero weights
 _SPARSITY_SCHEDULE = flags.DEFINE_enum(
     "sparsity_schedule", "polynomial", prune.SCHEDULES,
     "polynomial: 0 to --sparsity over the first 70% of student updates; constant: from the start.")
+_TICKET = flags.DEFINE_string("ticket", "", "A lottery ticket from find_ticket: train its "
+                              "architecture and original init data-free with its mask fixed.")
+_TICKET_REINIT = flags.DEFINE_bool("ticket_reinit", False, "Control run: the ticket's mask with "
+                                   "a fresh random initialisation.")
 _INT8_IO = flags.DEFINE_bool("int8_io", False, "Give the int8 TFLite int8 inputs and outputs.")
 _WITH_DATA_BASELINE = flags.DEFINE_bool(
     "with_data_baseline", True, "Also train the same student on real training images (needs "
@@ -96,6 +100,7 @@ def config_from_flags():
         student_init=_STUDENT_INIT.value, quantize=_QUANTIZE.value, delta=_DELTA.value,
         delta_grid=_parse_floats("delta_grid", _DELTA_GRID.value), int8_io=_INT8_IO.value,
         prune=_PRUNE.value, sparsity=_SPARSITY.value, sparsity_schedule=_SPARSITY_SCHEDULE.value,
+        ticket=_TICKET.value, ticket_reinit=_TICKET_REINIT.value,
         with_data_baseline=_WITH_DATA_BASELINE.value,
         eval_data=_EVAL_DATA.value, strategy=_STRATEGY.value,
         generator_channels=_GENERATOR_CHANNELS.value, unsafe_load=_UNSAFE_LOAD.value,

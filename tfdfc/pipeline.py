@@ -13,7 +13,7 @@ from typing import Tuple
 
 from tfdfc import artifacts, baselines, compression, data, distribute, models, report
 from tfdfc import teacher as teacher_lib
-from tfdfc.compression import prune
+from tfdfc.compression import prune, ticket
 from tfdfc.errors import ConfigError
 from tfdfc.keras_compat import keras
 from tfdfc.loop import Loop
@@ -37,6 +37,8 @@ class CompressConfig:
     prune: str = "none"  # none | magnitude
     sparsity: float = 0.0  # target fraction of zero weights (magnitude)
     sparsity_schedule: str = "polynomial"  # polynomial | constant
+    ticket: str = ""  # a find_ticket .npz: its architecture, mask (fixed) and original init
+    ticket_reinit: bool = False  # the control: same mask, fresh random init
     with_data_baseline: bool = True  # when the evaluation data has a training split
     eval_data: str = ""  # mnist5k | digits | path.npz | "" for none
     strategy: str = "mirrored"
@@ -87,6 +89,12 @@ class CompressConfig:
         self.prune_spec.validate()
         if self.prune != "none" and self.quantize != "none":
             raise ConfigError("--prune=magnitude with --quantize is not implemented yet")
+        if self.ticket_reinit and not self.ticket:
+            raise ConfigError("--ticket_reinit needs --ticket")
+        if self.ticket and (self.prune != "none" or self.quantize != "none"
+                            or self.student != "same"):
+            raise ConfigError("--ticket sets the student (its architecture, mask and init): it "
+                              "cannot be combined with --student, --prune or --quantize")
         if self.strategy == "multi_worker" and self.delta_grid:
             raise ConfigError("--delta_grid is not supported with --strategy=multi_worker")
         self.train.validate()
@@ -150,12 +158,18 @@ def build(strategy, config, teacher_model, delta=None, log=print):
     """Builds teacher view, compressed student, generator and optimizers under `strategy`."""
     with strategy.scope():
         teacher_logits = teacher_lib.as_logits(teacher_model)
-        float_student = build_student(config.student, teacher_logits,
-                                      config.resolved_student_init)
+        if config.ticket:
+            float_student, masks = ticket.build_student(config.ticket, teacher_logits,
+                                                        config.ticket_reinit)
+            compressed = compression.CompressedStudent(
+                float_student, ticket.make_mask_hook(float_student, masks), lambda m: m)
+        else:
+            float_student = build_student(config.student, teacher_logits,
+                                          config.resolved_student_init)
+            compressed = compression.compress(float_student, config.quant_spec,
+                                              delta or config.delta or None, config.prune_spec,
+                                              config.total_updates)
         teacher_logits.trainable = False
-        compressed = compression.compress(float_student, config.quant_spec,
-                                          delta or config.delta or None, config.prune_spec,
-                                          config.total_updates)
         student = compressed.model
         use_attention = check_attention_points(teacher_logits, student,
                                                config.train.attention_weight, log)
@@ -200,10 +214,13 @@ def _check_student(config, teacher_model):
     architecture, an unsupported layer or mismatched attention points fail before any output
     is written."""
     teacher_logits = teacher_lib.as_logits(teacher_model)
-    student = build_student(config.student, teacher_logits, config.resolved_student_init)
-    compressed = compression.compress(student, config.quant_spec, config.delta or None,
-                                      config.prune_spec, config.total_updates)
-    check_attention_points(teacher_logits, compressed.model, config.train.attention_weight,
+    if config.ticket:
+        student, _ = ticket.build_student(config.ticket, teacher_logits, config.ticket_reinit)
+    else:
+        student = build_student(config.student, teacher_logits, config.resolved_student_init)
+        student = compression.compress(student, config.quant_spec, config.delta or None,
+                                       config.prune_spec, config.total_updates).model
+    check_attention_points(teacher_logits, student, config.train.attention_weight,
                            log=lambda _: None)
     models.generator(tuple(teacher_logits.inputs[0].shape[1:]), config.train.latent_dim,
                      config.generator_channels)  # raises for images it cannot make

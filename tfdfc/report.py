@@ -59,7 +59,7 @@ def _exports(config, run, samples):
     """(model to save as SavedModel, float view or None, {variant: TFLite bytes})."""
     spec = config.quant_spec
     trained = run.players.student_model
-    sparse = config.prune != "none"
+    sparse = config.prune != "none" or bool(config.ticket)
     if sparse:
         view = export.plain_copy(prune.strip(trained))
     elif spec.scheme == "none":
@@ -120,6 +120,7 @@ def _student_summary(config, run, view):
     summary = {"architecture": config.student if config.student != "same"
                else f"same ({run.teacher_logits.name})",
                "quantize": config.quantize, "prune": config.prune,
+               "ticket": config.ticket or None, "ticket_reinit": config.ticket_reinit,
                "init": config.resolved_student_init,
                "accuracy": None, "params": parameter_count(run.float_template),
                "nonzero_params": metrics.nonzero_parameter_count(counted),
