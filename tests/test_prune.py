@@ -76,8 +76,19 @@ def test_sparsity_survives_saved_model_and_tflite_export(tmp_path, digits_teache
     (dict(sparsity=1.0), "0 < sparsity < 1"),
     (dict(sparsity_schedule="cubic"), "sparsity_schedule"),
     (dict(prune="none", sparsity=0.5), "needs --prune=magnitude"),
-    (dict(quantize="int8"), "not implemented yet"),
+    (dict(quantize="w4a8"), "combines only with --quantize=int8"),
 ])
 def test_bad_pruning_values_fail_before_any_work(tmp_path, overrides, message):
     with pytest.raises(ConfigError, match=message):
         _config(tmp_path, "t.keras", **overrides).validate()
+
+
+def test_pruning_with_int8_qat_keeps_the_zeros_and_exports_a_sparse_int8_file(
+        tmp_path, digits_teacher_path):
+    report = pipeline.run(_config(tmp_path, digits_teacher_path, quantize="int8", sparsity=0.7),
+                          log=quiet)
+    assert report["student"]["weight_bits"] == 8
+    assert report["student"]["sparsity"] == pytest.approx(0.7, abs=0.01)  # kept through QAT
+    int8 = report["tflite"]["int8"]
+    assert int8["gzip_bytes"] < report["tflite"]["float"]["gzip_bytes"]
+    assert abs(int8["accuracy"] - report["student"]["accuracy"]) <= 0.05  # runs in litert

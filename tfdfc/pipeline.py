@@ -87,8 +87,9 @@ class CompressConfig:
             raise ConfigError(f"generator_channels must be >= 2, got {self.generator_channels}")
         self._validate_quantization()
         self.prune_spec.validate()
-        if self.prune != "none" and self.quantize != "none":
-            raise ConfigError("--prune=magnitude with --quantize is not implemented yet")
+        if self.prune != "none" and self.quantize not in ("none", "int8"):
+            raise ConfigError("--prune=magnitude combines only with --quantize=int8 "
+                              "(prune-preserving QAT)")
         if self.ticket_reinit and not self.ticket:
             raise ConfigError("--ticket_reinit needs --ticket")
         if self.ticket and (self.prune != "none" or self.quantize != "none"

@@ -60,10 +60,8 @@ def _exports(config, run, samples):
     spec = config.quant_spec
     trained = run.players.student_model
     sparse = config.prune != "none" or bool(config.ticket)
-    if sparse:
-        view = export.plain_copy(prune.strip(trained))
-    elif spec.scheme == "none":
-        view = export.plain_copy(trained)
+    if spec.scheme == "none":
+        view = export.plain_copy(prune.strip(trained) if config.prune != "none" else trained)
     else:
         view = export.float_view(run.float_template, trained)
         if view is None and spec.scheme == "binary":
@@ -72,7 +70,8 @@ def _exports(config, run, samples):
     files = {}
     if spec.is_qat:
         saved = export.plain_copy(trained)
-        files["int8"] = export.tflite_int8(deployable_qat(run, spec), samples, config.int8_io)
+        files["int8"] = export.tflite_int8(deployable_qat(run, spec), samples, config.int8_io,
+                                           sparse)
     else:
         saved = view
         files["dynamic"] = export.tflite_dynamic(view, sparse)
@@ -108,8 +107,10 @@ def export_and_measure(config, run, eval_set, log=print):
         result["tflite"]["int8"]["act_bits"] = max(spec.act_bits, 8)
         result["tflite"]["int8"]["weight_bits"] = spec.weight_bits
     if eval_set is not None:
-        # A pruned student is measured stripped (masks applied), outside any strategy scope.
-        keras_model = view if config.prune != "none" else run.players.student_model
+        # A pruning-wrapped student is measured stripped (masks applied), outside any strategy
+        # scope; a QAT student as trained.
+        wrapped = config.prune != "none" and spec.scheme == "none"
+        keras_model = view if wrapped else run.players.student_model
         _measure(result, run, keras_model, files, eval_set, log)
     return result
 

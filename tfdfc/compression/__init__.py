@@ -56,17 +56,48 @@ class CompressedStudent:
     delta: Optional[float] = None  # the binary scale, for binary students
 
 
+def _copy(model):
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def _sparse_int8(float_student, prune_spec):
+    """One-shot magnitude pruning, then prune-preserving int8 QAT that keeps every zero."""
+
+    def rebuild(template):
+        pruned = prune.prune_once(_copy(template), prune_spec.sparsity)
+        return quantize.quantize_int8(pruned, preserve_sparsity=True)
+
+    model = rebuild(float_student)
+    sync = quantize.make_range_sync(model)
+    keep_zeros = prune.make_zero_keeper(
+        model, prune.zero_masks(prune.prune_once(_copy(float_student), prune_spec.sparsity)))
+
+    def after_update():
+        keep_zeros()
+        if sync is not None:
+            sync()
+
+    return CompressedStudent(model, after_update, rebuild)
+
+
+def _magnitude(float_student, prune_spec, total_updates):
+    def rebuild(template):
+        return prune.prune_magnitude(template, prune_spec, total_updates)
+
+    return CompressedStudent(rebuild(float_student), None, rebuild)
+
+
 def compress(float_student, spec, delta=None, prune_spec=None, total_updates=1):
     """Wraps `float_student` for `spec` (and `prune_spec`); `delta` is the binary scale (None:
     automatic); `total_updates` (student updates in the run) sets the pruning schedule."""
     if prune_spec is not None and prune_spec.kind == "magnitude":
+        if spec.scheme == "int8":
+            return _sparse_int8(float_student, prune_spec)
         if spec.scheme != "none":
-            raise ConfigError("--prune=magnitude with --quantize is not implemented yet")
-
-        def rebuild_pruned(template):
-            return prune.prune_magnitude(template, prune_spec, total_updates)
-
-        return CompressedStudent(rebuild_pruned(float_student), None, rebuild_pruned)
+            raise ConfigError("--prune=magnitude combines only with --quantize=int8")
+        return _magnitude(float_student, prune_spec, total_updates)
     if spec.scheme == "none":
         return CompressedStudent(float_student, None, lambda model: model)
     if spec.scheme == "binary":

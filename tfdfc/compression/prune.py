@@ -11,8 +11,10 @@ the masks must be applied once more before `strip_pruning`, inside the strategy 
 
 import dataclasses
 
+import numpy as np
+
 from tfdfc.errors import ConfigError
-from tfdfc.keras_compat import keras, tfmot
+from tfdfc.keras_compat import keras, tf, tfmot
 
 _sparsity = tfmot.sparsity.keras
 SCHEDULES = ("polynomial", "constant")
@@ -82,6 +84,45 @@ def _copy_into_wrappers(model, pruned):
             if isinstance(layer, _PRUNABLE) else pruned.get_layer(layer.name)
         inner = getattr(target, "layer", target)
         inner.set_weights(layer.get_weights())
+
+
+def prune_once(model, sparsity):
+    """Zeroes the `sparsity` fraction of smallest-magnitude weights of every convolution and
+    dense kernel (layer-wise, no training), in place; the start of pruning + QAT."""
+    for layer in model.layers:
+        if isinstance(layer, _PRUNABLE):
+            kernel = layer.kernel.numpy()
+            count = int(round(sparsity * kernel.size))
+            if count:
+                threshold = np.sort(np.abs(kernel), axis=None)[count - 1]
+                layer.kernel.assign(np.where(np.abs(kernel) > threshold, kernel, 0.0))
+    return model
+
+
+def zero_masks(model):
+    """{layer name: 1 where the kernel is nonzero, else 0} for convolution and dense layers."""
+    return {layer.name: (layer.kernel.numpy() != 0).astype(np.float32)
+            for layer in model.layers if isinstance(layer, _PRUNABLE)}
+
+
+def make_zero_keeper(qat_model, masks):
+    """A function re-zeroing the pruned entries of a QAT model's stored kernels.
+
+    TF-MOT's prune-preserving QAT masks the weights only in the forward pass; the stored
+    kernels would drift from zero, and with them the float view and the reported sparsity.
+    """
+    pairs = []
+    for layer in qat_model.layers:
+        name = layer.name[len("quant_"):] if layer.name.startswith("quant_") else layer.name
+        if name in masks:
+            pairs.extend((weight, tf.constant(masks[name])) for weight in layer.trainable_weights
+                         if weight.name.split("/")[-1].startswith("kernel"))
+
+    def keep_zeros():
+        for kernel, mask in pairs:
+            kernel.assign(kernel * mask)
+
+    return keep_zeros
 
 
 def wrappers(model):
