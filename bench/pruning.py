@@ -10,7 +10,7 @@ import os
 from absl import app, flags
 
 import common
-from tfdfc import artifacts
+from tfdfc import artifacts, export, metrics, teacher
 
 _TINY = flags.DEFINE_bool("tiny", False, "Seconds-long run on digits, for tests.")
 _OUT_DIR = flags.DEFINE_string("out_dir", "exported/bench/pruning", "Work directory.")
@@ -18,6 +18,8 @@ _RESULTS = flags.DEFINE_string("results", "bench/RESULTS_pruning.md", "Markdown 
 _STEPS = flags.DEFINE_integer("steps", 1500, "Data-free iterations per sparsity.")
 _SPARSITIES = flags.DEFINE_list("sparsities", ["0.5", "0.9", "0.95"], "Target sparsities.")
 _WITH_DATA = flags.DEFINE_bool("with_data_baseline", True, "Also train on real data.")
+_COMBINED = flags.DEFINE_float("combined_sparsity", 0.9, "Sparsity of the pruning + int8 QAT run "
+                               "(0: skip it).")
 
 TARGETS = {0.9: -1.5, 0.95: -3.0}  # points below the teacher allowed
 
@@ -35,6 +37,26 @@ def row(sparsity, result):
     return "| " + " | ".join(cells) + " |"
 
 
+def dense_float_gzip(teacher_path):
+    """gzip bytes of the float TFLite of the dense (teacher) architecture: the size reference."""
+    return metrics.gzip_size(export.tflite_float(teacher.load(teacher_path)))
+
+
+def combined_lines(result, reference_gzip, verdicts):
+    """Table and targets of the pruning + int8 QAT run."""
+    int8 = result["tflite"]["int8"]
+    verdicts.check("sparse int8 gzip / dense float gzip", int8["gzip_bytes"] / reference_gzip,
+                   0.12, False)
+    verdicts.check("sparse int8 TFLite vs teacher (pt)",
+                   common.points(int8["accuracy"], result["teacher"]["accuracy"]), -1.5, True)
+    return ["", "Pruning + int8 QAT (one-shot magnitude pruning, prune-preserving QAT):", "",
+            "| sparsity | teacher | Keras QAT | TFLite int8 | int8 bytes | int8 gzip | "
+            "dense float gzip |", "|---|---|---|---|---|---|---|",
+            f"| {result['student']['sparsity']:.3f} | {result['teacher']['accuracy']:.4f} | "
+            f"{result['student']['accuracy']:.4f} | {int8['accuracy']:.4f} | "
+            f"{int8['bytes']:,} | {int8['gzip_bytes']:,} | {reference_gzip:,} |"]
+
+
 def main(argv):
     del argv
     teacher_path = common.ensure_teacher(_TINY.value, _OUT_DIR.value)
@@ -48,6 +70,12 @@ def main(argv):
             r = results[sparsity]
             verdicts.check(f"{sparsity:g} sparse vs teacher (pt)", common.points(
                 r["student"]["accuracy"], r["teacher"]["accuracy"]), allowed, True)
+    extra = []
+    if _COMBINED.value:
+        combined = common.run("magnitude_int8", teacher_path, _TINY.value, _OUT_DIR.value,
+                              _STEPS.value, prune="magnitude", sparsity=_COMBINED.value,
+                              quantize="int8", with_data_baseline=False)
+        extra = combined_lines(combined, dense_float_gzip(teacher_path), verdicts)
     command = "python bench/pruning.py" + (" --tiny" if _TINY.value else
                                            f" --steps={_STEPS.value}")
     lines = ["# Data-free magnitude pruning", "",
@@ -58,7 +86,7 @@ def main(argv):
              "nonzero params | float gzip bytes | int8 bytes | int8 gzip bytes | train s |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     lines += [row(sparsity, result) for sparsity, result in results.items()]
-    lines += ["", "Targets:", ""] + verdicts.lines
+    lines += extra + ["", "Targets:", ""] + verdicts.lines
     artifacts.write_text(_RESULTS.value, "\n".join(lines) + "\n")
     artifacts.write_json(os.path.splitext(_RESULTS.value)[0] + ".json",
                          {f"{k:g}": v for k, v in results.items()})
