@@ -1,8 +1,11 @@
 """What the benchmark scripts share: the teacher, one data-free run, and target verdicts."""
 
 import os
+import types
 
-from tfdfc import pipeline, teacher
+from absl import flags
+
+from tfdfc import artifacts, pipeline, teacher
 from tfdfc.train import TrainConfig
 
 DEMO_TEACHER = "exported/teachers/lenet5_mnist5k.keras"
@@ -48,3 +51,19 @@ class Verdicts:
         met = value >= limit if higher_is_better else value <= limit
         self.lines.append(f"- {name}: {value:+.2f} (target {'>=' if higher_is_better else '<='} "
                           f"{limit:+g}) — {'met' if met else 'MISSED'}")
+
+
+def define_flags(name, steps):
+    """The flags every benchmark has; returns their holders as attributes."""
+    return types.SimpleNamespace(
+        tiny=flags.DEFINE_bool("tiny", False, "Seconds-long run on digits, for tests."),
+        out_dir=flags.DEFINE_string("out_dir", f"exported/bench/{name}", "Work directory."),
+        results=flags.DEFINE_string("results", f"bench/RESULTS_{name}.md", "Markdown output."),
+        steps=flags.DEFINE_integer("steps", steps, "Data-free iterations per run."))
+
+
+def write_results(path, lines, reports):
+    """Writes the Markdown table and, beside it, the raw reports as JSON."""
+    artifacts.write_text(path, "\n".join(lines) + "\n")
+    artifacts.write_json(os.path.splitext(path)[0] + ".json", reports)
+    print("\n".join(lines))

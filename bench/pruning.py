@@ -5,17 +5,12 @@ the teacher, the with-data baseline, and file sizes. Writes Markdown.
     python bench/pruning.py --tiny           # seconds, on digits (used by the tests)
 """
 
-import os
-
 from absl import app, flags
 
 import common
-from tfdfc import artifacts, export, metrics, teacher
+from tfdfc import export, metrics, teacher
 
-_TINY = flags.DEFINE_bool("tiny", False, "Seconds-long run on digits, for tests.")
-_OUT_DIR = flags.DEFINE_string("out_dir", "exported/bench/pruning", "Work directory.")
-_RESULTS = flags.DEFINE_string("results", "bench/RESULTS_pruning.md", "Markdown output.")
-_STEPS = flags.DEFINE_integer("steps", 1500, "Data-free iterations per sparsity.")
+_FLAGS = common.define_flags("pruning", steps=1500)
 _SPARSITIES = flags.DEFINE_list("sparsities", ["0.5", "0.9", "0.95"], "Target sparsities.")
 _WITH_DATA = flags.DEFINE_bool("with_data_baseline", True, "Also train on real data.")
 _COMBINED = flags.DEFINE_float("combined_sparsity", 0.9, "Sparsity of the pruning + int8 QAT run "
@@ -59,9 +54,10 @@ def combined_lines(result, reference_gzip, verdicts):
 
 def main(argv):
     del argv
-    teacher_path = common.ensure_teacher(_TINY.value, _OUT_DIR.value)
-    results = {float(s): common.run(f"magnitude_{s}", teacher_path, _TINY.value, _OUT_DIR.value,
-                                    _STEPS.value, prune="magnitude", sparsity=float(s),
+    tiny, out_dir, steps = _FLAGS.tiny.value, _FLAGS.out_dir.value, _FLAGS.steps.value
+    teacher_path = common.ensure_teacher(tiny, out_dir)
+    results = {float(s): common.run(f"magnitude_{s}", teacher_path, tiny, out_dir,
+                                    steps, prune="magnitude", sparsity=float(s),
                                     with_data_baseline=_WITH_DATA.value)
                for s in _SPARSITIES.value}
     verdicts = common.Verdicts()
@@ -72,12 +68,11 @@ def main(argv):
                 r["student"]["accuracy"], r["teacher"]["accuracy"]), allowed, True)
     extra = []
     if _COMBINED.value:
-        combined = common.run("magnitude_int8", teacher_path, _TINY.value, _OUT_DIR.value,
-                              _STEPS.value, prune="magnitude", sparsity=_COMBINED.value,
+        combined = common.run("magnitude_int8", teacher_path, tiny, out_dir,
+                              steps, prune="magnitude", sparsity=_COMBINED.value,
                               quantize="int8", with_data_baseline=False)
         extra = combined_lines(combined, dense_float_gzip(teacher_path), verdicts)
-    command = "python bench/pruning.py" + (" --tiny" if _TINY.value else
-                                           f" --steps={_STEPS.value}")
+    command = "python bench/pruning.py" + (" --tiny" if tiny else f" --steps={steps}")
     lines = ["# Data-free magnitude pruning", "",
              f"Command: `{command}` (seed 0; polynomial schedule to the target over 70 % of the "
              "student updates; the student starts from the teacher). Accuracies on the held-out "
@@ -87,10 +82,7 @@ def main(argv):
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     lines += [row(sparsity, result) for sparsity, result in results.items()]
     lines += extra + ["", "Targets:", ""] + verdicts.lines
-    artifacts.write_text(_RESULTS.value, "\n".join(lines) + "\n")
-    artifacts.write_json(os.path.splitext(_RESULTS.value)[0] + ".json",
-                         {f"{k:g}": v for k, v in results.items()})
-    print("\n".join(lines))
+    common.write_results(_FLAGS.results.value, lines, {f"{k:g}": v for k, v in results.items()})
 
 
 if __name__ == "__main__":

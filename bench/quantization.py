@@ -5,17 +5,11 @@ the no-training baseline and the with-data baseline at equal student steps. Writ
     python bench/quantization.py --tiny           # seconds, on digits (used by the tests)
 """
 
-import os
-
 from absl import app, flags
 
 import common
-from tfdfc import artifacts
 
-_TINY = flags.DEFINE_bool("tiny", False, "Seconds-long run on digits, for tests.")
-_OUT_DIR = flags.DEFINE_string("out_dir", "exported/bench/quantization", "Work directory.")
-_RESULTS = flags.DEFINE_string("results", "bench/RESULTS_quantization.md", "Markdown output.")
-_STEPS = flags.DEFINE_integer("steps", 1500, "Data-free iterations per scheme.")
+_FLAGS = common.define_flags("quantization", steps=1500)
 _SCHEMES = flags.DEFINE_list("schemes", ["int8", "binary", "w4a8", "w4a4"], "Schemes to run.")
 
 
@@ -68,11 +62,11 @@ def verdicts(results):
 
 def main(argv):
     del argv
-    teacher_path = common.ensure_teacher(_TINY.value, _OUT_DIR.value)
-    results = {scheme: run_scheme(scheme, teacher_path, _TINY.value, _OUT_DIR.value, _STEPS.value)
+    tiny, out_dir, steps = _FLAGS.tiny.value, _FLAGS.out_dir.value, _FLAGS.steps.value
+    teacher_path = common.ensure_teacher(tiny, out_dir)
+    results = {scheme: run_scheme(scheme, teacher_path, tiny, out_dir, steps)
                for scheme in _SCHEMES.value}
-    command = "python bench/quantization.py" + (" --tiny" if _TINY.value else
-                                                f" --steps={_STEPS.value}")
+    command = "python bench/quantization.py" + (" --tiny" if tiny else f" --steps={steps}")
     steps = next(iter(results.values()))["train"]["steps"]
     lines = ["# Data-free quantization", "", f"Command: `{command}` (seed 0, {steps} iterations "
              "of 1 generator + student steps; the with-data baseline takes the same student "
@@ -82,9 +76,7 @@ def main(argv):
              "|---|---|---|---|---|---|---|---|---|---|"]
     lines += [row(scheme, result) for scheme, result in results.items()]
     lines += ["", "Targets:", ""] + verdicts(results)
-    artifacts.write_text(_RESULTS.value, "\n".join(lines) + "\n")
-    artifacts.write_json(os.path.splitext(_RESULTS.value)[0] + ".json", results)
-    print("\n".join(lines))
+    common.write_results(_FLAGS.results.value, lines, results)
 
 
 if __name__ == "__main__":
