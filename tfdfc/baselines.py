@@ -85,9 +85,11 @@ def with_data(config, strategy, fresh_run, eval_set):
     for _ in range(config.train.steps * config.train.student_steps):
         images = next(iterator)
         student_step(images, teacher_outputs(images))
+    measured = players.student_model
+    if fresh_run.compressed.final_model is not None:  # slimming: the cut network
+        measured = fresh_run.compressed.final_model(measured)
     with strategy.scope():  # pruning wrappers apply their masks only inside it
-        accuracy = metrics.keras_accuracy(players.student_model, eval_set.x_test,
-                                          eval_set.y_test)
+        accuracy = metrics.keras_accuracy(measured, eval_set.x_test, eval_set.y_test)
     return {"accuracy": accuracy,
             "method": "same student steps and loss on real training images (no labels)"}
 

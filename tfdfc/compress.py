@@ -11,7 +11,7 @@ student_float.tflite and report.json. A run interrupted and started again with t
 from absl import flags
 
 from tfdfc import cli, compression, data, distribute, losses, models, pipeline
-from tfdfc.compression import prune
+from tfdfc.compression import prune, slim
 from tfdfc.errors import ConfigError
 from tfdfc.train import TrainConfig
 
@@ -31,12 +31,25 @@ _DELTA = flags.DEFINE_float("delta", 0.0, "Binary weight scale; 0 = mean |w| of 
 _DELTA_GRID = flags.DEFINE_list("delta_grid", [], "Binary: train one student per delta and keep "
                                 "the best by agreement with the teacher on generated images.")
 _PRUNE = flags.DEFINE_enum("prune", "none", prune.PRUNES,
-                           "magnitude: TF-MOT low-magnitude pruning of conv and dense kernels.")
+                           "magnitude: TF-MOT low-magnitude pruning of conv and dense kernels; "
+                           "slim: the paper's channel slimming (a physically smaller network).")
 _SPARSITY = flags.DEFINE_float("sparsity", 0.0, "Target fraction of zero weights (--prune).",
                                lower_bound=0.0, upper_bound=1.0)
 _SPARSITY_SCHEDULE = flags.DEFINE_enum(
     "sparsity_schedule", "polynomial", prune.SCHEDULES,
     "polynomial: 0 to --sparsity over the first 70% of student updates; constant: from the start.")
+_SLIM_DEFAULTS = slim.SlimSpec()
+_L1_GAMMA = flags.DEFINE_float("l1_gamma", _SLIM_DEFAULTS.l1_gamma, "--prune=slim: L1 weight "
+                               "gamma of the channel scales (divided by each feature map's "
+                               "width).", lower_bound=0.0)
+_WEIGHT_DECAY = flags.DEFINE_float("weight_decay", _SLIM_DEFAULTS.weight_decay, "--prune=slim: "
+                                   "lambda, the L2 weight of every other weight; mostly sets the "
+                                   "compression.", lower_bound=0.0)
+_THRESHOLD = flags.DEFINE_float("threshold", _SLIM_DEFAULTS.threshold, "--prune=slim: channels "
+                                "whose |scale| is below it are removed after training (t_s).")
+_WARMUP_STEPS = flags.DEFINE_integer("warmup_steps", _SLIM_DEFAULTS.warmup_steps,
+                                     "--prune=slim: student updates over which gamma and lambda "
+                                     "ramp linearly from 0 (0: none).", lower_bound=0)
 _TICKET = flags.DEFINE_string("ticket", "", "A lottery ticket from find_ticket: train its "
                               "architecture and original init data-free with its mask fixed.")
 _TICKET_REINIT = flags.DEFINE_bool("ticket_reinit", False, "Control run: the ticket's mask with "
@@ -100,6 +113,8 @@ def config_from_flags():
         student_init=_STUDENT_INIT.value, quantize=_QUANTIZE.value, delta=_DELTA.value,
         delta_grid=_parse_floats("delta_grid", _DELTA_GRID.value), int8_io=_INT8_IO.value,
         prune=_PRUNE.value, sparsity=_SPARSITY.value, sparsity_schedule=_SPARSITY_SCHEDULE.value,
+        l1_gamma=_L1_GAMMA.value, weight_decay=_WEIGHT_DECAY.value, threshold=_THRESHOLD.value,
+        warmup_steps=_WARMUP_STEPS.value,
         ticket=_TICKET.value, ticket_reinit=_TICKET_REINIT.value,
         with_data_baseline=_WITH_DATA_BASELINE.value,
         eval_data=_EVAL_DATA.value, strategy=_STRATEGY.value,

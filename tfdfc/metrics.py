@@ -93,6 +93,12 @@ def parameter_count(model):
     return int(sum(np.prod(weight.shape) for weight in model.weights))
 
 
+def kernel_parameter_count(model):
+    """Weights of convolution and dense layers (kernels and biases): the paper's #Params."""
+    return int(sum(np.prod(weight.shape) for layer, _ in kernel_layers(model)
+                   for weight in _unwrapped(layer).weights))
+
+
 def nonzero_parameter_count(model):
     """Weights that are not exactly zero."""
     return int(sum(np.count_nonzero(weight.numpy()) for weight in model.weights))

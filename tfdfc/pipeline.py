@@ -13,7 +13,7 @@ from typing import Tuple
 
 from tfdfc import artifacts, baselines, compression, data, distribute, models, report
 from tfdfc import teacher as teacher_lib
-from tfdfc.compression import prune, ticket
+from tfdfc.compression import prune, slim, ticket
 from tfdfc.errors import ConfigError
 from tfdfc.keras_compat import keras
 from tfdfc.loop import Loop
@@ -34,9 +34,13 @@ class CompressConfig:
     delta: float = 0.0  # binary scale; 0 picks the mean |w| of the binarised kernels
     delta_grid: Tuple[float, ...] = ()
     int8_io: bool = False
-    prune: str = "none"  # none | magnitude
+    prune: str = "none"  # none | magnitude | slim
     sparsity: float = 0.0  # target fraction of zero weights (magnitude)
     sparsity_schedule: str = "polynomial"  # polynomial | constant
+    l1_gamma: float = slim.SlimSpec.l1_gamma  # slim: L1 weight of the channel scales
+    weight_decay: float = slim.SlimSpec.weight_decay  # slim: lambda
+    threshold: float = slim.SlimSpec.threshold  # slim: t_s
+    warmup_steps: int = slim.SlimSpec.warmup_steps  # slim: student updates of linear warm-up
     ticket: str = ""  # a find_ticket .npz: its architecture, mask (fixed) and original init
     ticket_reinit: bool = False  # the control: same mask, fresh random init
     with_data_baseline: bool = True  # when the evaluation data has a training split
@@ -56,6 +60,10 @@ class CompressConfig:
         return prune.PruneSpec(self.prune, self.sparsity, self.sparsity_schedule)
 
     @property
+    def slim_spec(self):
+        return slim.SlimSpec(self.l1_gamma, self.weight_decay, self.threshold, self.warmup_steps)
+
+    @property
     def compressing_the_teacher(self):
         return self.quantize != "none" or self.prune != "none"
 
@@ -63,6 +71,8 @@ class CompressConfig:
     def resolved_student_init(self):
         if self.student_init != "auto":
             return self.student_init
+        if self.prune == "slim":
+            return "random"  # the paper's slimmed students train from scratch
         return "teacher" if self.compressing_the_teacher and self.student == "same" else "random"
 
     @property
@@ -87,9 +97,19 @@ class CompressConfig:
             raise ConfigError(f"generator_channels must be >= 2, got {self.generator_channels}")
         self._validate_quantization()
         self.prune_spec.validate()
-        if self.prune != "none" and self.quantize not in ("none", "int8"):
+        if self.prune == "magnitude" and self.quantize not in ("none", "int8"):
             raise ConfigError("--prune=magnitude combines only with --quantize=int8 "
                               "(prune-preserving QAT)")
+        if self.prune == "slim" and self.quantize != "none":
+            raise ConfigError("--prune=slim does not combine with --quantize: quantize the "
+                              "slimmed student in a second run (--teacher=<its saved_model>)")
+        if self.prune == "slim":
+            self.slim_spec.validate()
+        elif (self.l1_gamma, self.weight_decay, self.threshold, self.warmup_steps) != (
+                slim.SlimSpec.l1_gamma, slim.SlimSpec.weight_decay, slim.SlimSpec.threshold,
+                slim.SlimSpec.warmup_steps):
+            raise ConfigError("--l1_gamma, --weight_decay, --threshold and --warmup_steps "
+                              "apply only to --prune=slim")
         if self.ticket_reinit and not self.ticket:
             raise ConfigError("--ticket_reinit needs --ticket")
         if self.ticket and (self.prune != "none" or self.quantize != "none"
@@ -155,21 +175,30 @@ def check_attention_points(teacher, student, attention_weight, log=print):
     return True
 
 
+def compressed_student(config, teacher_logits, delta=None):
+    """(float student, compressed student) as `config` asks: a ticket, a slimmed network, or
+    the student of `--student` quantized and/or magnitude-pruned."""
+    if config.ticket:
+        float_student, masks = ticket.build_student(config.ticket, teacher_logits,
+                                                    config.ticket_reinit)
+        return float_student, compression.CompressedStudent(
+            float_student, ticket.make_mask_hook(float_student, masks), lambda m: m)
+    if config.prune == "slim":
+        architecture = slim.student_architecture(config.student, teacher_logits)
+        float_student = slim.build_student(architecture, teacher_logits,
+                                           config.resolved_student_init)
+        return float_student, compression.slimmed(float_student, architecture, config.slim_spec)
+    float_student = build_student(config.student, teacher_logits, config.resolved_student_init)
+    return float_student, compression.compress(float_student, config.quant_spec,
+                                               delta or config.delta or None, config.prune_spec,
+                                               config.total_updates)
+
+
 def build(strategy, config, teacher_model, delta=None, log=print):
     """Builds teacher view, compressed student, generator and optimizers under `strategy`."""
     with strategy.scope():
         teacher_logits = teacher_lib.as_logits(teacher_model)
-        if config.ticket:
-            float_student, masks = ticket.build_student(config.ticket, teacher_logits,
-                                                        config.ticket_reinit)
-            compressed = compression.CompressedStudent(
-                float_student, ticket.make_mask_hook(float_student, masks), lambda m: m)
-        else:
-            float_student = build_student(config.student, teacher_logits,
-                                          config.resolved_student_init)
-            compressed = compression.compress(float_student, config.quant_spec,
-                                              delta or config.delta or None, config.prune_spec,
-                                              config.total_updates)
+        float_student, compressed = compressed_student(config, teacher_logits, delta)
         teacher_logits.trainable = False
         student = compressed.model
         use_attention = check_attention_points(teacher_logits, student,
@@ -183,15 +212,21 @@ def build(strategy, config, teacher_model, delta=None, log=print):
             student_model=student, generator=generator,
             student_optimizer=student_optimizer, generator_optimizer=generator_optimizer,
             after_student_update=compressed.after_update,
-            summaries=_sparsity_summaries(student) if config.prune != "none" else None)
+            regularizer=(compressed.make_regularizer(student_optimizer.iterations)
+                         if compressed.make_regularizer else None),
+            summaries=_summaries(config, student))
     return Build(players, float_student, compressed, teacher_logits)
 
 
-def _sparsity_summaries(student):
-    def summaries():
-        return {f"sparsity/{name}": value
-                for name, value in prune.layer_sparsity(student).items()}
-    return summaries
+def _summaries(config, student):
+    """Extra TensorBoard scalars: per-layer sparsity, or the kept fraction of slimmed channels."""
+    if config.prune == "magnitude":
+        return lambda: {f"sparsity/{name}": value
+                        for name, value in prune.layer_sparsity(student).items()}
+    if config.prune == "slim":
+        return lambda: {f"channels_kept/{group}": kept / total for group, (kept, total)
+                        in slim.channel_summary(student, config.threshold).items()}
+    return None
 
 
 def load_inputs(config):
@@ -215,12 +250,7 @@ def _check_student(config, teacher_model):
     architecture, an unsupported layer or mismatched attention points fail before any output
     is written."""
     teacher_logits = teacher_lib.as_logits(teacher_model)
-    if config.ticket:
-        student, _ = ticket.build_student(config.ticket, teacher_logits, config.ticket_reinit)
-    else:
-        student = build_student(config.student, teacher_logits, config.resolved_student_init)
-        student = compression.compress(student, config.quant_spec, config.delta or None,
-                                       config.prune_spec, config.total_updates).model
+    student = compressed_student(config, teacher_logits)[1].model
     check_attention_points(teacher_logits, student, config.train.attention_weight,
                            log=lambda _: None)
     models.generator(tuple(teacher_logits.inputs[0].shape[1:]), config.train.latent_dim,

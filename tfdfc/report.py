@@ -2,7 +2,8 @@
 
 Which files a scheme produces:
 - none: SavedModel; TFLite float, dynamic-range, and full-integer int8 (post-training, calibrated
-  on samples of the trained generator);
+  on samples of the trained generator); a slimmed student (--prune=slim) is exported as the
+  physically smaller network rebuilt after thresholding its channel scales;
 - binary: SavedModel and TFLite float/dynamic of the float view whose binarised kernels are
   exactly +-delta;
 - int8 and w<b>a<c> (QAT): SavedModel of the QAT model; full-integer TFLite whose ranges are the
@@ -16,7 +17,7 @@ import os
 import numpy as np
 
 from tfdfc import data, export, metrics
-from tfdfc.compression import QuantSpec, compress, prune
+from tfdfc.compression import QuantSpec, compress, prune, slim
 from tfdfc.keras_compat import tf
 
 REPRESENTATIVE_SAMPLES = 256
@@ -59,8 +60,10 @@ def _exports(config, run, samples):
     """(model to save as SavedModel, float view or None, {variant: TFLite bytes})."""
     spec = config.quant_spec
     trained = run.players.student_model
-    sparse = config.prune != "none" or bool(config.ticket)
-    if spec.scheme == "none":
+    sparse = config.prune == "magnitude" or bool(config.ticket)
+    if run.compressed.final_model is not None:
+        view = run.compressed.final_model(trained)
+    elif spec.scheme == "none":
         view = export.plain_copy(prune.strip(trained) if config.prune != "none" else trained)
     else:
         view = export.float_view(run.float_template, trained)
@@ -95,6 +98,7 @@ def export_and_measure(config, run, eval_set, log=print):
         f"student_{variant}.tflite ({len(payload):,} bytes)" for variant, payload in files.items()))
     result = {
         "teacher": {"path": config.teacher, "params": parameter_count(run.teacher_logits),
+                    "kernel_params": metrics.kernel_parameter_count(run.teacher_logits),
                     "accuracy": None},
         "student": _student_summary(config, run, view),
         "tflite": {variant: {"bytes": len(payload), "gzip_bytes": metrics.gzip_size(payload),
@@ -109,7 +113,7 @@ def export_and_measure(config, run, eval_set, log=print):
     if eval_set is not None:
         # A pruning-wrapped student is measured stripped (masks applied), outside any strategy
         # scope; a QAT student as trained.
-        wrapped = config.prune != "none" and spec.scheme == "none"
+        wrapped = config.prune != "none" and spec.scheme == "none"  # or slimmed: view is cut
         keras_model = view if wrapped else run.players.student_model
         _measure(result, run, keras_model, files, eval_set, log)
     return result
@@ -118,18 +122,28 @@ def export_and_measure(config, run, eval_set, log=print):
 def _student_summary(config, run, view):
     spec = config.quant_spec
     counted = view if view is not None else run.float_template
+    architecture = view if config.prune == "slim" else run.float_template
     summary = {"architecture": config.student if config.student != "same"
                else f"same ({run.teacher_logits.name})",
                "quantize": config.quantize, "prune": config.prune,
                "ticket": config.ticket or None, "ticket_reinit": config.ticket_reinit,
                "init": config.resolved_student_init,
-               "accuracy": None, "params": parameter_count(run.float_template),
+               "accuracy": None, "params": parameter_count(architecture),
+               "kernel_params": metrics.kernel_parameter_count(architecture),
                "nonzero_params": metrics.nonzero_parameter_count(counted),
-               "macs": metrics.multiply_accumulates(run.float_template),
+               "macs": metrics.multiply_accumulates(architecture),
                "weight_bits": spec.weight_bits, "act_bits": spec.act_bits,
                "sparsity": metrics.sparsity(counted)}
     if spec.scheme == "binary":
         summary["delta"] = run.compressed.delta
+    if config.prune == "slim":
+        trained = run.players.student_model
+        summary["slim"] = {
+            "threshold": config.threshold, "l1_gamma": config.l1_gamma,
+            "weight_decay": config.weight_decay, "warmup_steps": config.warmup_steps,
+            "kernel_params_before": metrics.kernel_parameter_count(run.float_template),
+            "macs_before": metrics.multiply_accumulates(run.float_template),
+            "channels": slim.channel_summary(trained, config.threshold)}
     return summary
 
 

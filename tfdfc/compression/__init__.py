@@ -8,7 +8,7 @@ import dataclasses
 import re
 from typing import Callable, Optional
 
-from tfdfc.compression import binary, prune, quantize
+from tfdfc.compression import binary, prune, quantize, slim
 from tfdfc.errors import ConfigError
 from tfdfc.keras_compat import keras
 
@@ -54,6 +54,10 @@ class CompressedStudent:
     after_update: Optional[Callable[[], None]]  # e.g. the binary clip, run after each step
     rebuild: Callable[[keras.Model], keras.Model]  # applies the same scheme to a float model
     delta: Optional[float] = None  # the binary scale, for binary students
+    # Optional: update counter -> extra student loss (slimming's R_p).
+    make_regularizer: Optional[Callable[[object], Callable]] = None
+    # Optional: the trained student -> the model to export (slimming's smaller network).
+    final_model: Optional[Callable[[keras.Model], keras.Model]] = None
 
 
 def _copy(model):
@@ -87,6 +91,14 @@ def _magnitude(float_student, prune_spec, total_updates):
         return prune.prune_magnitude(template, prune_spec, total_updates)
 
     return CompressedStudent(rebuild(float_student), None, rebuild)
+
+
+def slimmed(float_student, architecture, slim_spec):
+    """Network slimming: `float_student` was built with channel scales (slim.build_student)."""
+    return CompressedStudent(
+        float_student, None, lambda model: model,
+        make_regularizer=lambda counter: slim.make_regularizer(float_student, slim_spec, counter),
+        final_model=lambda trained: slim.cut(trained, architecture, slim_spec.threshold))
 
 
 def compress(float_student, spec, delta=None, prune_spec=None, total_updates=1):

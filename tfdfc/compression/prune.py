@@ -18,7 +18,7 @@ from tfdfc.keras_compat import keras, tf, tfmot
 
 _sparsity = tfmot.sparsity.keras
 SCHEDULES = ("polynomial", "constant")
-PRUNES = ("none", "magnitude")
+PRUNES = ("none", "magnitude", "slim")
 _PRUNABLE = (keras.layers.Conv2D, keras.layers.Dense)
 # pylint: disable-next=g-direct-tensorflow-import
 from tensorflow_model_optimization.python.core.sparsity.keras.pruning_wrapper import PruneLowMagnitude  # noqa: E402,E501
@@ -41,7 +41,7 @@ class PruneSpec:
                               f"got {self.schedule!r}")
         if self.kind == "magnitude" and not 0.0 < self.sparsity < 1.0:
             raise ConfigError(f"--prune=magnitude needs 0 < sparsity < 1, got {self.sparsity}")
-        if self.kind == "none" and self.sparsity:
+        if self.kind != "magnitude" and self.sparsity:
             raise ConfigError("--sparsity needs --prune=magnitude")
 
 
