@@ -5,7 +5,8 @@ import glob
 import os
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BINARIES = {"tfdfc/compress.py", "tfdfc/train_teacher.py", "tfdfc/find_ticket.py"}
+BINARIES = {"tfdfc/compress.py", "tfdfc/train_teacher.py", "tfdfc/find_ticket.py",
+            "tfdfc/evaluate.py"}
 
 
 def _targets():

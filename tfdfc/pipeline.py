@@ -374,5 +374,6 @@ def run(config, log=print, flags_text=None):
         baseline_config, strategy, trained, eval_set,
         rebuild=lambda: _fresh_build(config, strategy, teacher_model, trained), log=log)
     artifacts.write_json(os.path.join(config.out_dir, "report.json"), result)
-    log(f"wrote {os.path.join(config.out_dir, 'report.json')}")
+    artifacts.write_text(os.path.join(config.out_dir, "report.md"), report.to_markdown(result))
+    log(f"wrote {os.path.join(config.out_dir, 'report.json')} and report.md")
     return result

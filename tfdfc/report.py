@@ -172,3 +172,48 @@ def train_summary(config, loop, strategy):
             "seconds_this_session": round(loop.session_seconds, 1),
             "student_steps": config.train.student_steps, "batch_size": config.train.batch_size,
             "replicas": strategy.num_replicas_in_sync, "final_metrics": loop.last_metrics}
+
+
+def _percent(value):
+    return "—" if value is None else f"{100 * value:.2f} %"
+
+
+def to_markdown(result):
+    """A human-readable report.md of a report.json dictionary."""
+    teacher, student, train = result["teacher"], result["student"], result.get("train", {})
+    baselines = result.get("baselines") or {}
+    lines = [f"# tfdfc run: {student['architecture']} student, quantize={student['quantize']}, "
+             f"prune={student['prune']}", "",
+             f"Teacher `{teacher['path']}`; evaluation data: {result.get('eval_data') or 'none'}.",
+             f"{train.get('steps', '?')} iterations (1 generator + "
+             f"{train.get('student_steps', '?')} student steps, batch "
+             f"{train.get('batch_size', '?')}) in {train.get('seconds', '?')} s on "
+             f"{train.get('replicas', '?')} replica(s).", "",
+             "| model | accuracy | how |", "|---|---|---|",
+             f"| teacher | {_percent(teacher['accuracy'])} | trained with data (given) |",
+             f"| student, data-free (Keras) | {_percent(student['accuracy'])} | this run |"]
+    for variant, entry in result["tflite"].items():
+        lines.append(f"| student, TFLite {variant} | {_percent(entry['accuracy'])} | "
+                     f"`student_{variant}.tflite` in ai-edge-litert |")
+    for name, entry in baselines.items():
+        if entry:
+            lines.append(f"| baseline: {name.replace('_', ' ')} | {_percent(entry['accuracy'])} "
+                         f"| {entry['method']} |")
+    lines += ["", "| size | teacher | student |", "|---|---|---|",
+              f"| parameters | {teacher['params']:,} | {student['params']:,} |",
+              f"| conv + dense weights | {teacher.get('kernel_params', 0):,} | "
+              f"{student.get('kernel_params', 0):,} |",
+              f"| nonzero parameters | | {student['nonzero_params']:,} |",
+              f"| MACs per image | | {student['macs']:,} |",
+              f"| weight / activation bits | 32 / 32 | {student['weight_bits']} / "
+              f"{student['act_bits']} |", "",
+              "| file | bytes | gzip bytes |", "|---|---|---|"]
+    lines += [f"| student_{variant}.tflite | {entry['bytes']:,} | {entry['gzip_bytes']:,} |"
+              for variant, entry in result["tflite"].items()]
+    if "slim" in student:
+        kept = ", ".join(f"{group} {count}/{total}"
+                         for group, (count, total) in student["slim"]["channels"].items())
+        lines += ["", f"Channels kept at threshold {student['slim']['threshold']:g}: {kept}."]
+    if "delta" in student:
+        lines += ["", f"Binary scale delta = {student['delta']:.4g}."]
+    return "\n".join(lines) + "\n"

@@ -1,6 +1,6 @@
 """Regenerates BUILD from the sources and their imports: python tools/update_build.py."""
 import ast, os, re, glob
-BINARIES = {"tfdfc/compress.py", "tfdfc/train_teacher.py", "tfdfc/find_ticket.py"}
+BINARIES = {"tfdfc/compress.py", "tfdfc/train_teacher.py", "tfdfc/find_ticket.py", "tfdfc/evaluate.py"}
 PIP = {"numpy": "numpy", "absl": "absl-py", "mlxtend": "mlxtend", "sklearn": "scikit-learn",
        "tf_keras": "tf-keras", "tensorflow": "tensorflow", "tensorflow_model_optimization": "tensorflow-model-optimization",
        "ai_edge_litert": "ai-edge-litert", "pytest": "pytest", "keras": "keras"}

@@ -1,0 +1,64 @@
+"""`tfdfc.evaluate` measures every exported format with the accuracy the run reported, and
+report.md sits beside report.json."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, python_env, quiet
+from tfdfc import data, evaluation, pipeline
+from tfdfc.train import TrainConfig
+
+
+@pytest.fixture(scope="module")
+def int8_run(tmp_path_factory, digits_teacher_path):
+    out_dir = tmp_path_factory.mktemp("run")
+    config = pipeline.CompressConfig(
+        teacher=digits_teacher_path, out_dir=str(out_dir), quantize="int8", eval_data="digits",
+        generator_channels=8, strategy="one_device", with_data_baseline=False,
+        train=TrainConfig(steps=2, batch_size=16, student_steps=2, log_every=1))
+    return out_dir, pipeline.run(config, log=quiet)
+
+
+def test_evaluate_agrees_with_the_report_for_every_format(int8_run):
+    out_dir, report = int8_run
+    digits = data.load("digits")
+    saved = evaluation.evaluate(str(out_dir / "saved_model"), digits)
+    assert saved["format"] == "keras"
+    assert saved["accuracy"] == pytest.approx(report["student"]["accuracy"], abs=1e-9)
+    for variant in ("int8", "float"):
+        result = evaluation.evaluate(str(out_dir / f"student_{variant}.tflite"), digits)
+        assert result["accuracy"] == pytest.approx(report["tflite"][variant]["accuracy"],
+                                                   abs=1e-9)
+        assert result["bytes"] == report["tflite"][variant]["bytes"]
+
+
+def test_report_md_names_the_accuracies(int8_run):
+    out_dir, report = int8_run
+    text = (out_dir / "report.md").read_text()
+    assert f"{100 * report['student']['accuracy']:.2f} %" in text
+    assert "student_int8.tflite" in text and "| teacher |" in text
+
+
+def _evaluate_cli(*args):
+    return subprocess.run([sys.executable, "-m", "tfdfc.evaluate", *args], capture_output=True,
+                          text=True, env=python_env(), cwd=ROOT, timeout=300, check=False)
+
+
+def test_cli_prints_json_and_refuses_bad_files(int8_run, tmp_path):
+    out_dir, report = int8_run
+    result = _evaluate_cli(f"--model={out_dir / 'student_int8.tflite'}", "--eval_data=digits",
+                           "--json")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1])["accuracy"] == pytest.approx(
+        report["tflite"]["int8"]["accuracy"])
+    junk = tmp_path / "junk.tflite"
+    junk.write_bytes(b"not a flatbuffer")
+    for path, message in ((tmp_path / "missing.keras", "model not found"),
+                          (junk, "could not be run as a TFLite model")):
+        result = _evaluate_cli(f"--model={path}", "--eval_data=digits")
+        assert result.returncode == 2 and message in result.stderr
+    wrong_shape = _evaluate_cli(f"--model={out_dir / 'saved_model'}", "--eval_data=mnist5k")
+    assert wrong_shape.returncode == 2 and "shape" in wrong_shape.stderr

@@ -1,0 +1,59 @@
+"""Accuracy of a saved student of any format (.keras, .h5, SavedModel, .tflite) on a data set:
+what `python -m tfdfc.evaluate` prints, and what a user checks a shipped file with.
+
+A .tflite file runs in ai-edge-litert; when the default XNNPACK delegate refuses it (sparse
+quantized kernels), it runs again with the builtin kernels only, and the result says which.
+"""
+
+import os
+
+from tfdfc import metrics
+from tfdfc import teacher as teacher_lib
+from tfdfc.compression import quantize
+from tfdfc.errors import UserInputError
+from tfdfc.keras_compat import tfmot
+
+
+class ModelFileError(UserInputError):
+    """A model path that cannot be evaluated."""
+
+
+def evaluate(path, eval_set, unsafe_load=False):
+    """{format, accuracy, examples, ...sizes} of the model at `path` on `eval_set`'s test split.
+
+    Raises:
+      ModelFileError: missing or unreadable file, or a model whose input shape is not the data's.
+      TeacherError: a Keras file that is not a usable classifier.
+    """
+    if not os.path.exists(path):
+        raise ModelFileError(f"model not found: {path}")
+    if path.endswith(".tflite"):
+        return _evaluate_tflite(path, eval_set)
+    with tfmot.quantization.keras.quantize_scope(quantize.custom_objects()):
+        model = teacher_lib.load(path, safe_mode=not unsafe_load)  # QAT SavedModels need the scope
+    teacher_lib.check_input_shape(model, eval_set.input_shape, eval_set.name)
+    return {"path": path, "format": "keras", "examples": len(eval_set.y_test),
+            "accuracy": metrics.keras_accuracy(model, eval_set.x_test, eval_set.y_test),
+            "params": metrics.parameter_count(model),
+            "kernel_params": metrics.kernel_parameter_count(model),
+            "sparsity": metrics.sparsity(model), "macs": metrics.multiply_accumulates(model)}
+
+
+def _evaluate_tflite(path, eval_set):
+    with open(path, "rb") as handle:
+        payload = handle.read()
+    delegate = "default (XNNPACK)"
+    try:
+        outputs = metrics.tflite_outputs(payload, eval_set.x_test)
+    except (RuntimeError, ValueError):
+        try:
+            outputs = metrics.tflite_outputs(payload, eval_set.x_test,
+                                             use_default_delegates=False)
+        except (RuntimeError, ValueError) as second:
+            first_line = str(second).strip().splitlines()[0] if str(second).strip() else ""
+            raise ModelFileError(f"{path} could not be run as a TFLite model on images of "
+                                 f"shape {eval_set.input_shape}: {first_line}") from second
+        delegate = "builtin kernels (XNNPACK refused the model)"
+    return {"path": path, "format": "tflite", "examples": len(eval_set.y_test),
+            "accuracy": metrics.accuracy(outputs, eval_set.y_test), "bytes": len(payload),
+            "gzip_bytes": metrics.gzip_size(payload), "delegate": delegate}
