@@ -32,3 +32,9 @@ def test_pruning_benchmark_tiny(tmp_path):
                       "--with_data_baseline=false", "--combined_sparsity=0.5")
     assert "| 0.9 |" in table and "0.9 sparse vs teacher (pt)" in table
     assert "sparse int8 gzip / dense float gzip" in table
+
+
+def test_ticket_benchmark_tiny(tmp_path):
+    table = _run_tiny("bench/ticket.py", tmp_path, "--seeds=0,1")
+    assert "| 0 |" in table and "| 1 |" in table and "| mean ± std |" in table
+    assert "ticket minus re-init, mean of 2 seeds (pt)" in table
