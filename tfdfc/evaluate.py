@@ -13,8 +13,8 @@ from tfdfc import cli, data, evaluation
 
 _MODEL = flags.DEFINE_string("model", None, "A .keras or .h5 file, a SavedModel directory, or a "
                              ".tflite file.")
-_EVAL_DATA = flags.DEFINE_string("eval_data", None, f"{', '.join(data.BUNDLED)}, or an .npz "
-                                 "with x_test and y_test (preprocessed as the model expects).")
+_EVAL_DATA = flags.DEFINE_string("eval_data", None, f"{data.SPECS_HELP} (an .npz holds x_test, "
+                                 "y_test, preprocessed as the model expects).")
 _JSON = flags.DEFINE_bool("json", False, "Print one JSON object instead of text.")
 _UNSAFE_LOAD = flags.DEFINE_bool("unsafe_load", False, "Allow a Keras file that holds code.")
 

@@ -10,7 +10,7 @@ from tfdfc import cli, data, models
 from tfdfc.compression import ticket
 
 _DEFAULTS = ticket.TicketConfig()
-_DATA = flags.DEFINE_string("data", _DEFAULTS.data, f"{', '.join(data.BUNDLED)} or an .npz.")
+_DATA = flags.DEFINE_string("data", _DEFAULTS.data, f"Training data: {data.SPECS_HELP}.")
 _ARCHITECTURE = flags.DEFINE_string("architecture", _DEFAULTS.architecture,
                                     f"One of: {models.NAMES_HELP}.")
 _ROUNDS = flags.DEFINE_integer("rounds", _DEFAULTS.rounds, "Pruning rounds.", lower_bound=1)

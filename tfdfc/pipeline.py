@@ -71,8 +71,6 @@ class CompressConfig:
     def resolved_student_init(self):
         if self.student_init != "auto":
             return self.student_init
-        if self.prune == "slim":
-            return "random"  # the paper's slimmed students train from scratch
         return "teacher" if self.compressing_the_teacher and self.student == "same" else "random"
 
     @property

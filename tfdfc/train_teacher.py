@@ -7,7 +7,7 @@ from absl import flags
 
 from tfdfc import cli, data, models, teacher
 
-_DATA = flags.DEFINE_string("data", "mnist5k", f"Data set: {', '.join(data.BUNDLED)} or an .npz.")
+_DATA = flags.DEFINE_string("data", "mnist5k", f"Training data: {data.SPECS_HELP}.")
 _ARCHITECTURE = flags.DEFINE_string("architecture", "lenet5", f"One of: {models.NAMES_HELP}.")
 _EPOCHS = flags.DEFINE_integer("epochs", 30, "Training epochs.", lower_bound=1)
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 64, "Batch size.", lower_bound=1)

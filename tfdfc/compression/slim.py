@@ -16,9 +16,10 @@ network's. A layer keeps at least its largest-scale channel.
 
 Decisions where the paper is silent: the stem's stream and every inner batch norm have scales
 too; LeNet-5 (no batch norm) gets a scale after each hidden convolution and dense layer, the
-layer's bias playing the part of b; a WRN student starts from a random initialisation (the
-paper's setup; its per-layer batch-norm gains cannot be shared exactly), a LeNet-5 one may
-start from the teacher's weights (scales 1).
+layer's bias playing the part of b. The paper starts a pruned student from the pre-trained
+weights; tfdfc does so for LeNet-5 (scales 1, outputs equal to the teacher's), but not yet for
+a WRN, whose per-block batch-norm gains cannot be shared by one stream scale without folding
+them into the next convolutions: a WRN student needs --student_init=random.
 """
 
 import dataclasses
@@ -56,7 +57,8 @@ def student_architecture(student, teacher):
     if name is None:
         raise ConfigError(
             f"--prune=slim rebuilds the student from the model registry, and the teacher "
-            f"{teacher.name!r} is not a registry architecture: pass --student=<{models.NAMES_HELP}>")
+            f"{teacher.name!r} is not a registry architecture: pass --student=<one of "
+            f"{models.NAMES_HELP}>")
     return name
 
 

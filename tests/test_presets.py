@@ -1,0 +1,78 @@
+"""The paper-scale CIFAR-10 presets parse and run two iterations on random CIFAR-shaped data
+(random, untrained teachers: this checks the wiring, not accuracy)."""
+
+import glob
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, python_env
+from tfdfc import artifacts, models
+
+COMPRESS_PRESETS = sorted(os.path.basename(path) for path in
+                          glob.glob(os.path.join(ROOT, "flags", "cifar10_*.cfg"))
+                          if not path.endswith("cifar10_ticket_wrn16_2.cfg"))
+_QUICK = ["--steps=2", "--batch_size=8", "--student_steps=1", "--generator_channels=8",
+          "--log_every=1", "--eval_every=2", "--checkpoint_every=2", "--with_data_baseline=false"]
+
+
+def _run(module, *args):
+    result = subprocess.run([sys.executable, "-m", module, *args], capture_output=True,
+                            text=True, env=python_env(), cwd=ROOT, timeout=600, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+@pytest.fixture(scope="module")
+def cifar_files(tmp_path_factory):
+    """A CIFAR-shaped .npz of random uint8 images, random teachers and a one-round ticket."""
+    root = tmp_path_factory.mktemp("cifar")
+    rng = np.random.default_rng(0)
+    np.savez(root / "cifar10.npz",
+             x_train=rng.integers(0, 256, (16, 32, 32, 3), dtype=np.uint8),
+             y_train=np.arange(16) % 10,
+             x_test=rng.integers(0, 256, (16, 32, 32, 3), dtype=np.uint8),
+             y_test=np.arange(16) % 10)
+    for architecture in ("wrn-40-2", "wrn-16-2"):
+        artifacts.save_keras_model(models.build(architecture, (32, 32, 3), 10),
+                                   str(root / f"{architecture.replace('-', '_')[4:]}.keras"))
+    _run("tfdfc.find_ticket", "--flagfile=flags/cifar10_ticket_wrn16_2.cfg",
+         f"--data=cifar10:{root / 'cifar10.npz'}", "--rounds=1", "--round_steps=1",
+         "--batch_size=8", f"--output={root / 'ticket.npz'}")
+    return root
+
+
+def test_presets_exist_for_every_paper_experiment():
+    assert {"cifar10_binary_wrn16_2_from_wrn40_2.cfg", "cifar10_binary_wrn16_2_from_wrn16_2.cfg",
+            "cifar10_slim_wrn16_2.cfg", "cifar10_ticket_wrn16_2_train.cfg"} <= \
+        set(COMPRESS_PRESETS)
+    for name in COMPRESS_PRESETS + ["cifar10_ticket_wrn16_2.cfg", "teacher_cifar10_wrn40_2.cfg"]:
+        header = open(os.path.join(ROOT, "flags", name), encoding="utf-8").read()
+        assert "# Command:" in header and "# Time:" in header and "# Expected:" in header, name
+
+
+@pytest.mark.parametrize("preset", COMPRESS_PRESETS)
+def test_compress_preset_runs_two_iterations(preset, cifar_files, tmp_path):
+    with open(os.path.join(ROOT, "flags", preset), encoding="utf-8") as handle:
+        teacher = next(line.split("=", 1)[1].strip() for line in handle
+                       if line.startswith("--teacher="))
+    teacher_file = cifar_files / ("40_2.keras" if "wrn40_2" in teacher else "16_2.keras")
+    extra = [f"--ticket={cifar_files / 'ticket.npz'}"] if "ticket" in preset else []
+    if "delta_grid" in open(os.path.join(ROOT, "flags", preset), encoding="utf-8").read():
+        extra.append("--delta_grid=0.02")  # the grid machinery, with one candidate
+    _run("tfdfc.compress", f"--flagfile=flags/{preset}", f"--teacher={teacher_file}",
+         f"--eval_data=cifar10:{cifar_files / 'cifar10.npz'}", f"--out_dir={tmp_path / 'run'}",
+         *_QUICK, *extra)
+    assert (tmp_path / "run" / "report.json").exists()
+    assert (tmp_path / "run" / "student_float.tflite").exists() or \
+        (tmp_path / "run" / "student_int8.tflite").exists()
+
+
+def test_teacher_preset_trains_on_cifar_shaped_data(cifar_files, tmp_path):
+    _run("tfdfc.train_teacher", "--flagfile=flags/teacher_cifar10_wrn40_2.cfg",
+         f"--data=cifar10:{cifar_files / 'cifar10.npz'}", "--epochs=1", "--batch_size=8",
+         "--architecture=wrn-10-1", f"--output={tmp_path / 'teacher.keras'}")
+    assert (tmp_path / "teacher.keras").exists()
