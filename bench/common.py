@@ -1,6 +1,7 @@
 """What the benchmark scripts share: the teacher, one data-free run, and target verdicts."""
 
 import os
+import statistics
 import types
 
 from absl import flags
@@ -21,12 +22,14 @@ def ensure_teacher(tiny, out_dir):
     return path
 
 
-def run(name, teacher_path, tiny, out_dir, steps, seed=0, **overrides):
+def run(name, teacher_path, tiny, out_dir, steps, seed=0, divergence="kl", **overrides):
     """One data-free run (mnist5k, or seconds on digits when tiny); returns its report.
 
-    `seed` is the training seed (generator and fresh student initialisation, latent draws).
+    `seed` is the training seed (generator and fresh student initialisation, latent draws);
+    `divergence` the teacher-student discrepancy; `overrides` are CompressConfig fields.
     """
-    train = TrainConfig(seed=seed, steps=2 if tiny else steps, batch_size=16 if tiny else 128,
+    train = TrainConfig(seed=seed, divergence=divergence,
+                        steps=2 if tiny else steps, batch_size=16 if tiny else 128,
                         student_steps=2 if tiny else 10, log_every=1 if tiny else 250,
                         eval_every=2 if tiny else steps, checkpoint_every=2 if tiny else steps)
     config = pipeline.CompressConfig(
@@ -74,3 +77,11 @@ def write_results(path, lines, reports):
     artifacts.write_text(path, "\n".join(lines) + "\n")
     artifacts.write_json(os.path.splitext(path)[0] + ".json", reports)
     print("\n".join(lines))
+
+
+def mean_std(values, digits=4):
+    """'mean ± sample std' of a list (std n/a for one value, n/a if any value is missing)."""
+    if not values or any(v is None for v in values):
+        return "n/a"
+    std = f"{statistics.stdev(values):.{digits}f}" if len(values) > 1 else "n/a"
+    return f"{statistics.mean(values):.{digits}f} ± {std}"

@@ -38,3 +38,9 @@ def test_ticket_benchmark_tiny(tmp_path):
     table = _run_tiny("bench/ticket.py", tmp_path, "--seeds=0,1")
     assert "| 0 |" in table and "| 1 |" in table and "| mean ± std |" in table
     assert "ticket minus re-init, mean of 2 seeds (pt)" in table
+
+
+def test_slimming_benchmark_tiny(tmp_path):
+    table = _run_tiny("bench/slimming.py", tmp_path, "--weight_decays=1e-5,1e-3", "--seeds=0,1")
+    assert "| 0.001 |" in table and "| skl |" in table and "| kl |" in table
+    assert "data-free minus with-data slimming (pt)" in table

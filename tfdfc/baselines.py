@@ -90,7 +90,8 @@ def with_data(config, strategy, fresh_run, eval_set):
         measured = fresh_run.compressed.final_model(measured)
     with strategy.scope():  # pruning wrappers apply their masks only inside it
         accuracy = metrics.keras_accuracy(measured, eval_set.x_test, eval_set.y_test)
-    return {"accuracy": accuracy,
+    return {"accuracy": accuracy, "kernel_params": metrics.kernel_parameter_count(measured),
+            "macs": metrics.multiply_accumulates(measured),
             "method": "same student steps and loss on real training images (no labels)"}
 
 
