@@ -44,3 +44,9 @@ def test_slimming_benchmark_tiny(tmp_path):
     table = _run_tiny("bench/slimming.py", tmp_path, "--weight_decays=1e-5,1e-3", "--seeds=0,1")
     assert "| 0.001 |" in table and "| skl |" in table and "| kl |" in table
     assert "data-free minus with-data slimming (pt)" in table
+
+
+def test_speed_benchmark_tiny(tmp_path):
+    table = _run_tiny("bench/speed.py", tmp_path, "--latency_runs=5")
+    assert "alternating iteration / plain fit step" in table
+    assert "MirroredStrategy, 2 replicas" in table and "TFLite latency, int8" in table

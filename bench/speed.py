@@ -1,0 +1,142 @@
+"""Speed benchmark on mnist5k (LeNet-5 teacher and student, batch 128), all in one process:
+
+- one alternating iteration (1 generator step + 10 student steps on the same z) against one plain
+  Keras `train_on_batch` step of the same student on a real batch of the same size;
+- iterations per second under MirroredStrategy with 1 and with 2 replicas (two logical CPUs);
+- TFLite latency (one image, ai-edge-litert, median) of the float and the full-integer int8 file.
+
+    python bench/speed.py                  # about 3 min on 2 idle cores
+    python bench/speed.py --tiny           # seconds, on digits (used by the tests)
+"""
+
+import statistics
+import time
+
+from absl import app, flags
+
+import common
+from tfdfc import distribute
+
+distribute.split_cpu(2)  # before TensorFlow runs any op: 2 logical CPUs for 2 replicas
+
+# pylint: disable=wrong-import-position
+from tfdfc import data, export, metrics, pipeline, report  # noqa: E402
+from tfdfc import teacher as teacher_lib  # noqa: E402
+from tfdfc.keras_compat import keras, tf  # noqa: E402
+from tfdfc.train import (TrainConfig, make_generator_step, make_student_step,  # noqa: E402
+                         make_synthesis_step)
+
+_FLAGS = common.define_flags("speed", steps=30)
+_REPEATS = flags.DEFINE_integer("latency_runs", 300, "TFLite invocations per latency figure.")
+TARGET_RATIO = 13.0
+
+
+def _config(teacher_path, tiny, strategy):
+    train = TrainConfig(steps=1000, batch_size=16 if tiny else 128,
+                        student_steps=2 if tiny else 10)
+    return pipeline.CompressConfig(teacher=teacher_path, out_dir="unused", strategy=strategy,
+                                   generator_channels=8 if tiny else 32, train=train)
+
+
+def iteration_seconds(strategy, config, teacher_model, iterations):
+    """Median seconds of one alternating iteration (after two warm-up iterations)."""
+    run = pipeline.build(strategy, config, teacher_model, log=lambda _: None)
+    generator_step = make_generator_step(strategy, run.players, config.train)
+    synthesis_step = make_synthesis_step(strategy, run.players, config.train)
+    student_step = make_student_step(strategy, run.players, config.train)
+    timings = []
+    for iteration in range(iterations + 2):
+        started = time.perf_counter()
+        generator_step(tf.constant(iteration, tf.int64))
+        images, teacher_outputs = synthesis_step(tf.constant(iteration, tf.int64))
+        for _ in range(config.train.student_steps):
+            metrics_ = student_step(images, teacher_outputs)
+        float(metrics_["student_loss"])  # wait for the last step
+        timings.append(time.perf_counter() - started)
+    return statistics.median(timings[2:]), run
+
+
+def fit_step_seconds(student, eval_set, batch_size, steps):
+    """Median seconds of one plain Keras training step of a copy of `student` on real images."""
+    model = export.plain_copy(student)
+    model.compile(optimizer=keras.optimizers.Adam(2e-3),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    images, labels = eval_set.x_train[:batch_size], eval_set.y_train[:batch_size]
+    timings = []
+    for _ in range(steps + 2):
+        started = time.perf_counter()
+        model.train_on_batch(images, labels)
+        timings.append(time.perf_counter() - started)
+    return statistics.median(timings[2:])
+
+
+def tflite_latency(payload, image, runs):
+    """Median seconds of one single-image invocation."""
+    from ai_edge_litert.interpreter import Interpreter  # pylint: disable=import-outside-toplevel
+    interpreter = Interpreter(model_content=payload)
+    interpreter.allocate_tensors()
+    detail = interpreter.get_input_details()[0]
+    tensor = metrics._to_tensor(image[None], detail)  # pylint: disable=protected-access
+    timings = []
+    for _ in range(runs + 10):
+        started = time.perf_counter()
+        interpreter.set_tensor(detail["index"], tensor)
+        interpreter.invoke()
+        timings.append(time.perf_counter() - started)
+    return statistics.median(timings[10:])
+
+
+def main(argv):
+    del argv
+    tiny, iterations = _FLAGS.tiny.value, 3 if _FLAGS.tiny.value else _FLAGS.steps.value
+    teacher_path = common.ensure_teacher(tiny, _FLAGS.out_dir.value)
+    eval_set = data.load("digits" if tiny else "mnist5k")
+    one = distribute.make_strategy("one_device")
+    with one.scope():
+        teacher_model = teacher_lib.load(teacher_path)
+    config = _config(teacher_path, tiny, "one_device")
+    per_iteration, run = iteration_seconds(one, config, teacher_model, iterations)
+    per_fit_step = fit_step_seconds(run.players.student_model, eval_set,
+                                    config.train.batch_size, 10 * iterations)
+    mirrored = {}
+    for replicas in (1, 2):
+        strategy = distribute.make_strategy("mirrored", [f"/cpu:{i}" for i in range(replicas)])
+        with strategy.scope():
+            model = teacher_lib.load(teacher_path)
+        mirrored[replicas] = iteration_seconds(strategy, _config(teacher_path, tiny, "mirrored"),
+                                               model, iterations)[0]
+    teacher_logits = teacher_lib.as_logits(teacher_model)
+    samples = report.generated_images(run.players.generator, 64, config.train.latent_dim, 0)
+    latency = {"float": tflite_latency(export.tflite_float(teacher_logits), eval_set.x_test[0],
+                                       _REPEATS.value),
+               "int8": tflite_latency(export.tflite_int8(export.plain_copy(teacher_logits),
+                                                         samples), eval_set.x_test[0],
+                                      _REPEATS.value)}
+    ratio = per_iteration / per_fit_step
+    student_steps = config.train.student_steps
+    lines = ["# Speed", "",
+             f"Command: `python bench/speed.py{' --tiny' if tiny else ''}`, one process, medians "
+             f"over {iterations} iterations after 2 warm-up ones; LeNet-5 teacher and student, "
+             f"batch {config.train.batch_size}, generator width {config.generator_channels}.", "",
+             "| measure | value |", "|---|---|",
+             f"| one alternating iteration (1 generator + {student_steps} student steps), "
+             f"OneDevice | {1000 * per_iteration:.1f} ms |",
+             f"| one plain Keras `train_on_batch` step, same student and batch | "
+             f"{1000 * per_fit_step:.1f} ms |",
+             f"| ratio | {ratio:.2f} (pure work: {student_steps + 1} passes plus the teacher) |",
+             f"| MirroredStrategy, 1 replica | {1 / mirrored[1]:.2f} iterations/s |",
+             f"| MirroredStrategy, 2 replicas (2 logical CPUs on the same 2 cores) | "
+             f"{1 / mirrored[2]:.2f} iterations/s |",
+             f"| TFLite latency, float, 1 image | {1e6 * latency['float']:.0f} µs |",
+             f"| TFLite latency, int8, 1 image | {1e6 * latency['int8']:.0f} µs |"]
+    verdicts = common.Verdicts()
+    verdicts.check("alternating iteration / plain fit step", ratio, TARGET_RATIO, False)
+    lines += ["", "Targets:", ""] + verdicts.lines
+    common.write_results(_FLAGS.results.value, lines, {
+        "iteration_seconds": per_iteration, "fit_step_seconds": per_fit_step, "ratio": ratio,
+        "mirrored_iteration_seconds": {str(k): v for k, v in mirrored.items()},
+        "tflite_latency_seconds": latency})
+
+
+if __name__ == "__main__":
+    app.run(main)
