@@ -7,7 +7,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEACHER := exported/teachers/lenet5_mnist5k.keras
 
-.PHONY: install demo teacher test clean
+BENCHES := first_path quantization binary_delta pruning slimming ticket speed
+QUICK := exported/bench-quick
+
+.PHONY: install demo teacher test clean bench bench-quick
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +31,24 @@ demo: $(STAMP) $(TEACHER)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
+
+# Every benchmark at its default size, then RESULTS.md (see bench/*.py for each one's time).
+bench: $(STAMP) $(TEACHER)
+	set -e; for name in $(BENCHES); do rm -rf exported/bench/$$name; \
+	  $(BIN)/python bench/$$name.py; done
+	$(BIN)/python bench/results.py
+
+# The same tables at small sizes (about 10 min), under exported/bench-quick/.
+bench-quick: $(STAMP) $(TEACHER)
+	rm -rf $(QUICK)
+	$(BIN)/python bench/first_path.py --steps=300 --out_dir=$(QUICK)/first_path --results=$(QUICK)/RESULTS_first_path.md
+	$(BIN)/python bench/quantization.py --steps=150 --schemes=int8,binary --out_dir=$(QUICK)/quantization --results=$(QUICK)/RESULTS_quantization.md
+	$(BIN)/python bench/binary_delta.py --steps=150 --delta_multiples=0.5,1 --out_dir=$(QUICK)/binary_delta --results=$(QUICK)/RESULTS_binary_delta.md
+	$(BIN)/python bench/pruning.py --steps=150 --sparsities=0.9 --with_data_baseline=false --out_dir=$(QUICK)/pruning --results=$(QUICK)/RESULTS_pruning.md
+	$(BIN)/python bench/slimming.py --steps=150 --weight_decays=1e-5,1e-3 --seeds=0,1 --out_dir=$(QUICK)/slimming --results=$(QUICK)/RESULTS_slimming.md
+	$(BIN)/python bench/ticket.py --steps=150 --seeds=0 --rounds=2 --round_steps=200 --out_dir=$(QUICK)/ticket --results=$(QUICK)/RESULTS_ticket.md
+	$(BIN)/python bench/speed.py --steps=10 --out_dir=$(QUICK)/speed --results=$(QUICK)/RESULTS_speed.md
+	$(BIN)/python bench/results.py --input_dir=$(QUICK) --output=$(QUICK)/RESULTS.md
 
 clean:
 	rm -rf exported/demo

@@ -50,3 +50,19 @@ def test_speed_benchmark_tiny(tmp_path):
     table = _run_tiny("bench/speed.py", tmp_path, "--latency_runs=5")
     assert "alternating iteration / plain fit step" in table
     assert "MirroredStrategy, 2 replicas" in table and "TFLite latency, int8" in table
+
+
+def test_binary_delta_benchmark_tiny(tmp_path):
+    table = _run_tiny("bench/binary_delta.py", tmp_path, "--delta_multiples=0.5,1")
+    assert table.count("| yes |") == 1 and "vs full-precision data-free" in table
+
+
+def test_results_gathers_every_table(tmp_path):
+    (tmp_path / "RESULTS_speed.md").write_text("# Speed\n\n| a | b |\n")
+    output = tmp_path / "RESULTS.md"
+    result = subprocess.run([sys.executable, "bench/results.py", f"--input_dir={tmp_path}",
+                             f"--output={output}"], capture_output=True, text=True,
+                            env=python_env(), cwd=ROOT, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    text = output.read_text()
+    assert "## Speed" in text and "Not yet run: first_path" in text
