@@ -153,12 +153,30 @@ def test_bad_slimming_settings_are_refused(tmp_path, overrides, message):
         _config(tmp_path, "teacher.keras", **overrides).validate()
 
 
-def test_wrn_student_cannot_start_from_teacher_weights(tmp_path):
+@pytest.mark.parametrize("architecture, shape", [("wrn-10-2", (16, 16, 3)),
+                                                 ("lenet5", (28, 28, 1))])
+def test_student_from_teacher_weights_has_the_teachers_outputs(architecture, shape):
+    teacher_model = models.build(architecture, shape, 10)
+    for weight in teacher_model.weights:  # trained-looking batch norms: gains > 0
+        if "gamma" in weight.name:
+            weight.assign(_RNG.uniform(0.3, 2.0, weight.shape))
+        elif any(key in weight.name for key in ("beta", "moving_mean")):
+            weight.assign(0.3 * _RNG.normal(size=weight.shape))
+    student = slim.build_student(architecture, teacher_model, "teacher")
+    images = _RNG.normal(size=(3,) + shape).astype(np.float32)
+    np.testing.assert_allclose(student(images, training=False),
+                               teacher_model(images, training=False), atol=1e-4)
+    assert all(np.all(layer.scale.numpy() == 1.0)
+               for layer in slim.scale_layers(student).values())
+
+
+def test_teacher_init_refuses_non_positive_gains_and_unknown_teachers():
     wrn = models.build("wrn-10-1", (16, 16, 3), 10)
+    gamma = wrn.get_layer("head_bn").gamma
+    gamma.assign(np.where(np.arange(gamma.shape[0]) == 0, -0.5, 1.0))
     with pytest.raises(ConfigError, match="student_init=random"):
         slim.build_student("wrn-10-1", wrn, "teacher")
     with pytest.raises(ConfigError, match="not a registry architecture"):
         slim.student_architecture("same", keras.Sequential([keras.Input((4,)),
                                                             keras.layers.Dense(2)],
                                                            name="mine"))
-    del tmp_path

@@ -17,9 +17,11 @@ network's. A layer keeps at least its largest-scale channel.
 Decisions where the paper is silent: the stem's stream and every inner batch norm have scales
 too; LeNet-5 (no batch norm) gets a scale after each hidden convolution and dense layer, the
 layer's bias playing the part of b. The paper starts a pruned student from the pre-trained
-weights; tfdfc does so for LeNet-5 (scales 1, outputs equal to the teacher's), but not yet for
-a WRN, whose per-block batch-norm gains cannot be shared by one stream scale without folding
-them into the next convolutions: a WRN student needs --student_init=random.
+weights, and so does `student_init=teacher`: every scale starts at 1, a batch norm's shift
+becomes b = beta / gamma, and its gain gamma moves into the input channels of the layers that
+read it (relu(gamma * z) = gamma * relu(z) for gamma > 0), so the student's outputs equal the
+teacher's exactly. A teacher batch norm with a gain <= 0 cannot be moved that way and is refused
+(use --student_init=random).
 """
 
 import dataclasses
@@ -72,6 +74,9 @@ def build_student(architecture, teacher, init):
 
 
 def _copy_by_name(source, target):
+    """Copies `source`'s weights into the scaled `target`, moving batch-norm gains out of the
+    batch norms (see the module docstring)."""
+    gains = {}
     for layer in target.layers:
         if not layer.weights or isinstance(layer, ChannelScale):
             continue
@@ -79,12 +84,28 @@ def _copy_by_name(source, target):
             values = source.get_layer(layer.name).get_weights()
         except ValueError:
             values = None
+        if isinstance(layer, keras.layers.BatchNormalization) and values and len(values) == 4:
+            gains[layer.name], values = _split_gain(layer.name, values)
         if values is None or [v.shape for v in values] != [tuple(w.shape) for w in layer.weights]:
             raise ConfigError(
                 f"--prune=slim cannot start from the teacher's weights: layer {layer.name!r} "
-                "has no counterpart of the same shape (batch-norm gains of a WRN cannot be "
-                "shared exactly); use --student_init=random")
+                "has no counterpart of the same shape; use --student_init=random")
         layer.set_weights(values)
+    for name, channels in plan_of(target).layers.items():
+        if channels.input_norm in gains:
+            kernel = target.get_layer(name).kernel
+            kernel.assign(kernel.numpy() * gains[channels.input_norm][:, None])
+
+
+def _split_gain(name, values):
+    """gamma, and the [b = beta / gamma, mean, variance] of a shift-only batch norm."""
+    gamma, beta, mean, variance = values
+    if np.any(gamma <= 0):
+        raise ConfigError(
+            f"--prune=slim cannot start from the teacher's weights: batch norm {name!r} has "
+            f"{int(np.sum(gamma <= 0))} gain(s) <= 0, which cannot move past its ReLU; use "
+            "--student_init=random")
+    return gamma, [beta / gamma, mean, variance]
 
 
 def scale_layers(model):

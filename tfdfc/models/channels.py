@@ -39,12 +39,14 @@ class LayerChannels:
     input group appears once per spatial position, channels fastest (NHWC order).
     `scaled_output` means the output group's scale acts on this layer's output directly (no
     batch norm in between), so surgery folds the scale into this layer's kernel and bias.
+    `input_norm` names the batch norm whose (scaled, ReLU-activated) output this layer reads.
     """
 
     input_group: Optional[str]
     output_group: Optional[str]
     input_repeat: int = 1
     scaled_output: bool = False
+    input_norm: Optional[str] = None
 
 
 @dataclasses.dataclass
@@ -63,9 +65,11 @@ class ChannelPlan:
     feature_width: Dict[str, int] = dataclasses.field(default_factory=dict)
     _scale_layers: Dict[str, ChannelScale] = dataclasses.field(default_factory=dict)
 
-    def connect(self, name, input_group, output_group, input_repeat=1, scaled_output=False):
+    def connect(self, name, input_group, output_group, input_repeat=1, scaled_output=False,
+                input_norm=None):
         """Records the channel groups of weight layer `name`."""
-        self.layers[name] = LayerChannels(input_group, output_group, input_repeat, scaled_output)
+        self.layers[name] = LayerChannels(input_group, output_group, input_repeat, scaled_output,
+                                          input_norm)
 
     def scale(self, x, group):
         """Applies (creating on first use) the scale layer of `group` to `x`."""

@@ -44,9 +44,9 @@ class _Builder:
         self.plan.connect(name, group, group)
         return self.plan.scale(x, group)
 
-    def conv(self, x, group, nominal, kernel, stride, name, input_group):
+    def conv(self, x, group, nominal, kernel, stride, name, input_group, input_norm=None):
         x = _conv(width_of(self.widths, group, nominal), kernel, stride, name)(x)
-        self.plan.connect(name, input_group, group)
+        self.plan.connect(name, input_group, group, input_norm=input_norm)
         return x
 
     def block(self, x, stream, new_stream, filters, stride, name):
@@ -56,14 +56,15 @@ class _Builder:
         pre = keras.layers.ReLU(name=f"{name}_relu_0")(pre)
         out_stream = new_stream or stream
         if new_stream:
-            shortcut = self.conv(pre, new_stream, filters, 1, stride, f"{name}_shortcut", stream)
+            shortcut = self.conv(pre, new_stream, filters, 1, stride, f"{name}_shortcut", stream,
+                                 f"{name}_bn_0")
         else:
             shortcut = x
         inner = f"{name}_inner"
-        y = self.conv(pre, inner, filters, 3, stride, f"{name}_conv_0", stream)
+        y = self.conv(pre, inner, filters, 3, stride, f"{name}_conv_0", stream, f"{name}_bn_0")
         y = self.norm(y, f"{name}_bn_1", inner)
         y = keras.layers.ReLU(name=f"{name}_relu_1")(y)
-        y = self.conv(y, out_stream, filters, 3, 1, f"{name}_conv_1", inner)
+        y = self.conv(y, out_stream, filters, 3, 1, f"{name}_conv_1", inner, f"{name}_bn_1")
         return shortcut, y, out_stream
 
 
@@ -100,6 +101,6 @@ def wide_resnet(input_shape, num_classes, depth=16, widen=2, widths=None, channe
     x = keras.layers.ReLU(name="head_relu")(x)
     x = keras.layers.GlobalAveragePooling2D(name="head_pool")(x)
     logits = keras.layers.Dense(num_classes, name="logits")(x)
-    builder.plan.connect("logits", stream, None)
+    builder.plan.connect("logits", stream, None, input_norm="head_bn")
     model = keras.Model(inputs, logits, name=f"wrn_{depth}_{widen}")
     return attach_plan(model, builder.plan) if channel_scales else model
