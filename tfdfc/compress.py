@@ -3,9 +3,9 @@ SavedModel and TFLite exports and a report.
 
     python -m tfdfc.compress --flagfile=flags/demo.cfg
 
-Writes to --out_dir: flags.txt, config.json, checkpoints/, tensorboard/, saved_model/,
-student_float.tflite and report.json. A run interrupted and started again with the same
---out_dir resumes from its last checkpoint.
+Into --out_dir it writes flags.txt, config.json, checkpoints/, tensorboard/, saved_model/,
+student_<float|dynamic|int8>.tflite, report.json and report.md. A run interrupted and started
+again with the same --out_dir resumes from its last checkpoint.
 """
 
 from absl import flags
