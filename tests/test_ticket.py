@@ -8,6 +8,7 @@ from conftest import quiet
 from tfdfc import distribute, pipeline, teacher
 from tfdfc.compression import ticket
 from tfdfc.errors import ConfigError
+from tfdfc.keras_compat import keras
 from tfdfc.loop import Loop
 from tfdfc.train import TrainConfig
 
@@ -91,3 +92,16 @@ def test_ticket_for_other_inputs_is_refused(tmp_path):
     digits_model = models.build("lenet5-x0.5", (8, 8, 1), 10)
     with pytest.raises(ticket.TicketError, match=r"found for inputs \(28, 28, 1\)"):
         ticket.build_student(other, digits_model, reinit=False)
+
+
+def test_reinit_differs_from_the_original_init_even_with_the_tickets_seed(ticket_path,
+                                                                        digits_teacher_path):
+    _, masks, initial = ticket.load(ticket_path)
+    model = teacher.load(digits_teacher_path)
+    keras_seed = ticket.TicketConfig().seed  # the seed the ticket was found with
+    keras.utils.set_random_seed(keras_seed)
+    fresh, _ = ticket.build_student(ticket_path, model, reinit=True)
+    kernel = fresh.get_layer("conv_0").kernel.numpy()
+    original = initial[0] * masks["conv_0"]
+    assert kernel.shape == original.shape and not np.allclose(kernel, original)
+    assert np.all(kernel[masks["conv_0"] == 0] == 0)
