@@ -110,13 +110,15 @@ def find(config, dataset=None, log=print):
     masks = {layer.name: np.ones(layer.kernel.shape, np.float32)
              for layer in prunable_layers(model)}
     for round_index in range(1, config.rounds + 1):
+        trained_fraction = kept_fraction(masks)
         loss = _train_round(model, masks, dataset, config, log)
         accuracy = metrics.keras_accuracy(model, dataset.x_test, dataset.y_test)
         _prune_round(model, masks, config.prune_fraction)
         model.set_weights(initial)  # reset to the original initialisation
         apply_masks(model, masks)
-        log(f"round {round_index}/{config.rounds}: trained loss {loss:.4f}, accuracy "
-            f"{accuracy:.4f}; kept {kept_fraction(masks):.4f} of the prunable weights")
+        log(f"round {round_index}/{config.rounds}: trained with {trained_fraction:.4f} of the "
+            f"prunable weights: loss {loss:.4f}, accuracy {accuracy:.4f} (with data); pruned to "
+            f"{kept_fraction(masks):.4f}")
     save(config.output, config.architecture, dataset, masks, initial)
     return config.output
 
