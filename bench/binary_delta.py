@@ -33,7 +33,7 @@ def main(argv):
                                 student_init="random", with_data_baseline=False)
     teacher_accuracy = binary_run["teacher"]["accuracy"]
     fp_accuracy = full_precision["student"]["accuracy"]
-    command = "python bench/binary_delta.py" + (" --tiny" if tiny else f" --steps={steps}")
+    command = common.command_line("binary_delta", tiny, steps)
     lines = ["# Binary weights across delta (data-free)", "",
              f"Command: `{command}` (seed 0; {binary_run['train']['steps']} iterations of 1 "
              f"generator + {binary_run['train']['student_steps']} student steps per delta; "

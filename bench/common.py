@@ -85,3 +85,8 @@ def mean_std(values, digits=4):
         return "n/a"
     std = f"{statistics.stdev(values):.{digits}f}" if len(values) > 1 else "n/a"
     return f"{statistics.mean(values):.{digits}f} ± {std}"
+
+
+def command_line(script, tiny, steps):
+    """The command that regenerates a table: `python bench/<script>.py --steps=N` (or --tiny)."""
+    return f"python bench/{script}.py" + (" --tiny" if tiny else f" --steps={steps}")

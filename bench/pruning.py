@@ -72,7 +72,7 @@ def main(argv):
                               steps, prune="magnitude", sparsity=_COMBINED.value,
                               quantize="int8", with_data_baseline=False)
         extra = combined_lines(combined, dense_float_gzip(teacher_path), verdicts)
-    command = "python bench/pruning.py" + (" --tiny" if tiny else f" --steps={steps}")
+    command = common.command_line("pruning", tiny, steps)
     lines = ["# Data-free magnitude pruning", "",
              f"Command: `{command}` (seed 0; polynomial schedule to the target over 70 % of the "
              "student updates; the student starts from the teacher). Accuracies on the held-out "

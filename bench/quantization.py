@@ -66,7 +66,7 @@ def main(argv):
     teacher_path = common.ensure_teacher(tiny, out_dir)
     results = {scheme: run_scheme(scheme, teacher_path, tiny, out_dir, steps)
                for scheme in _SCHEMES.value}
-    command = "python bench/quantization.py" + (" --tiny" if tiny else f" --steps={steps}")
+    command = common.command_line("quantization", tiny, steps)
     steps = next(iter(results.values()))["train"]["steps"]
     lines = ["# Data-free quantization", "", f"Command: `{command}` (seed 0, {steps} iterations "
              "of 1 generator + student steps; the with-data baseline takes the same student "

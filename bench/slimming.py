@@ -111,8 +111,7 @@ def main(argv):
                 slim_run(f"{divergence}_wd{compare_decay:g}_seed{seed}", teacher_path,
                          compare_decay, divergence, seed))
     first = sweep[compare_decay]
-    command = "python bench/slimming.py" + (" --tiny" if _FLAGS.tiny.value else
-                                            f" --steps={first['train']['steps']}")
+    command = common.command_line("slimming", _FLAGS.tiny.value, first["train"]["steps"])
     lines = ["# Data-free channel slimming", "",
              f"Command: `{command}`. Teacher accuracy {first['teacher']['accuracy']:.4f}, "
              f"{first['student']['slim']['kernel_params_before']:,} conv + dense parameters, "

@@ -80,7 +80,7 @@ def main(argv):
     differences = [common.points(t, r) for t, r in zip(tickets, reinits)]
     first = results[f"ticket_seed{seeds[0]}"]
     steps = first["train"]["steps"]
-    command = "python bench/ticket.py" + (" --tiny" if tiny else f" --steps={steps}")
+    command = common.command_line("ticket", tiny, steps)
     lines = ["# Lottery ticket vs random re-initialisation, trained data-free", "",
              f"Command: `{command}`. Ticket found once with data: {ticket_config.architecture} "
              f"on {ticket_config.data}, {ticket_config.rounds} round(s) x "
