@@ -103,9 +103,7 @@ class CompressConfig:
                               "slimmed student in a second run (--teacher=<its saved_model>)")
         if self.prune == "slim":
             self.slim_spec.validate()
-        elif (self.l1_gamma, self.weight_decay, self.threshold, self.warmup_steps) != (
-                slim.SlimSpec.l1_gamma, slim.SlimSpec.weight_decay, slim.SlimSpec.threshold,
-                slim.SlimSpec.warmup_steps):
+        elif self.slim_spec != slim.SlimSpec():
             raise ConfigError("--l1_gamma, --weight_decay, --threshold and --warmup_steps "
                               "apply only to --prune=slim")
         if self.ticket_reinit and not self.ticket:
