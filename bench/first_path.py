@@ -40,7 +40,7 @@ def measure(tiny, out_dir, steps):
     started = time.time()
     report = pipeline.run(pipeline.CompressConfig(
         teacher=teacher_config.output, out_dir=run_dir, eval_data=data_name,
-        generator_channels=8 if tiny else 32, train=train))
+        generator_channels=8 if tiny else 32, with_data_baseline=False, train=train))
     return {"data": data_name, "teacher_accuracy": teacher_accuracy,
             "teacher_seconds": teacher_seconds, "student_accuracy": report["student"]["accuracy"],
             "student_seconds": time.time() - started, "steps": train.steps,
