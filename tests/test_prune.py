@@ -35,8 +35,8 @@ def test_loop_reaches_the_scheduled_sparsity_and_teacher_is_untouched(
     Loop(strategy, run.players, config.train, str(tmp_path / "ckpt"), log=quiet).run()
     with strategy.scope():
         prune.apply_masks(run.players.student_model)
-    assert all(value == pytest.approx(0.8, abs=0.01)
-               for value in prune.layer_sparsity(run.players.student_model).values())
+    rates = prune.layer_sparsities(model, config.prune_spec)
+    assert prune.layer_sparsity(run.players.student_model) == pytest.approx(rates, abs=0.01)
     stripped = prune.strip(run.players.student_model)
     assert metrics.sparsity(stripped) == pytest.approx(0.8, abs=0.01)
     for before, after in zip(teacher_before, run.teacher_logits.get_weights()):
@@ -72,10 +72,39 @@ def test_sparsity_survives_saved_model_and_tflite_export(tmp_path, digits_teache
         assert abs(tflite[variant]["accuracy"] - report["student"]["accuracy"]) <= 0.05
 
 
+def _small_dense_net():
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Conv2D(4, 3, activation="relu", name="first")(inputs)
+    x = keras.layers.Conv2D(8, 3, activation="relu", name="middle")(x)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(16, activation="relu", name="hidden")(x)
+    return keras.Model(inputs, keras.layers.Dense(3, name="logits")(x))
+
+
+def test_first_and_last_layers_stay_dense_while_the_whole_reaches_the_target():
+    model = _small_dense_net()
+    spec = prune.PruneSpec("magnitude", 0.8)
+    rates = prune.layer_sparsities(model, spec)
+    assert set(rates) == {"middle", "hidden"} and all(0.8 < rate < 1 for rate in rates.values())
+    prune.prune_once(model, spec)
+    assert metrics.sparsity(model) == pytest.approx(0.8, abs=0.005)
+    for name in ("first", "logits"):
+        assert np.count_nonzero(model.get_layer(name).kernel.numpy() == 0) == 0
+
+
+def test_prune_ends_prunes_every_layer_at_the_target_and_unreachable_targets_fail():
+    model = _small_dense_net()
+    rates = prune.layer_sparsities(model, prune.PruneSpec("magnitude", 0.5, prune_ends=True))
+    assert rates == {name: 0.5 for name in ("first", "middle", "hidden", "logits")}
+    with pytest.raises(ConfigError, match="--prune_ends"):
+        prune.layer_sparsities(model, prune.PruneSpec("magnitude", 0.995))
+
+
 @pytest.mark.parametrize("overrides, message", [
     (dict(sparsity=1.0), "0 < sparsity < 1"),
     (dict(sparsity_schedule="cubic"), "sparsity_schedule"),
-    (dict(prune="none", sparsity=0.5), "needs --prune=magnitude"),
+    (dict(prune="none", sparsity=0.5), "need --prune=magnitude"),
+    (dict(prune="none", prune_ends=True), "need --prune=magnitude"),
     (dict(quantize="w4a8"), "combines only with --quantize=int8"),
 ])
 def test_bad_pruning_values_fail_before_any_work(tmp_path, overrides, message):

@@ -38,6 +38,9 @@ _SPARSITY = flags.DEFINE_float("sparsity", 0.0, "Target fraction of zero weights
 _SPARSITY_SCHEDULE = flags.DEFINE_enum(
     "sparsity_schedule", "polynomial", prune.SCHEDULES,
     "polynomial: 0 to --sparsity over the first 70% of student updates; constant: from the start.")
+_PRUNE_ENDS = flags.DEFINE_bool("prune_ends", False, "--prune=magnitude: also prune the first and "
+                                "last conv/dense layers (default: they stay dense and the others "
+                                "are pruned harder, so the whole reaches --sparsity).")
 _SLIM_DEFAULTS = slim.SlimSpec()
 _L1_GAMMA = flags.DEFINE_float("l1_gamma", _SLIM_DEFAULTS.l1_gamma, "--prune=slim: L1 weight "
                                "gamma of the channel scales (divided by each feature map's "
@@ -113,6 +116,7 @@ def config_from_flags():
         student_init=_STUDENT_INIT.value, quantize=_QUANTIZE.value, delta=_DELTA.value,
         delta_grid=_parse_floats("delta_grid", _DELTA_GRID.value), int8_io=_INT8_IO.value,
         prune=_PRUNE.value, sparsity=_SPARSITY.value, sparsity_schedule=_SPARSITY_SCHEDULE.value,
+        prune_ends=_PRUNE_ENDS.value,
         l1_gamma=_L1_GAMMA.value, weight_decay=_WEIGHT_DECAY.value, threshold=_THRESHOLD.value,
         warmup_steps=_WARMUP_STEPS.value,
         ticket=_TICKET.value, ticket_reinit=_TICKET_REINIT.value,

@@ -37,6 +37,7 @@ class CompressConfig:
     prune: str = "none"  # none | magnitude | slim
     sparsity: float = 0.0  # target fraction of zero weights (magnitude)
     sparsity_schedule: str = "polynomial"  # polynomial | constant
+    prune_ends: bool = False  # also prune the first and last conv/dense layers
     l1_gamma: float = slim.SlimSpec.l1_gamma  # slim: L1 weight of the channel scales
     weight_decay: float = slim.SlimSpec.weight_decay  # slim: lambda
     threshold: float = slim.SlimSpec.threshold  # slim: t_s
@@ -57,7 +58,7 @@ class CompressConfig:
 
     @property
     def prune_spec(self):
-        return prune.PruneSpec(self.prune, self.sparsity, self.sparsity_schedule)
+        return prune.PruneSpec(self.prune, self.sparsity, self.sparsity_schedule, self.prune_ends)
 
     @property
     def slim_spec(self):

@@ -70,13 +70,13 @@ def _sparse_int8(float_student, prune_spec):
     """One-shot magnitude pruning, then prune-preserving int8 QAT that keeps every zero."""
 
     def rebuild(template):
-        pruned = prune.prune_once(_copy(template), prune_spec.sparsity)
+        pruned = prune.prune_once(_copy(template), prune_spec)
         return quantize.quantize_int8(pruned, preserve_sparsity=True)
 
     model = rebuild(float_student)
     sync = quantize.make_range_sync(model)
     keep_zeros = prune.make_zero_keeper(
-        model, prune.zero_masks(prune.prune_once(_copy(float_student), prune_spec.sparsity)))
+        model, prune.zero_masks(prune.prune_once(_copy(float_student), prune_spec)))
 
     def after_update():
         keep_zeros()
