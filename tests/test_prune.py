@@ -6,9 +6,9 @@ import pytest
 
 from conftest import quiet, two_replica_strategy
 from tfdfc import distribute, metrics, pipeline, teacher
-from tfdfc.compression import prune
+from tfdfc.compression import prune, quantize
 from tfdfc.errors import ConfigError
-from tfdfc.keras_compat import keras
+from tfdfc.keras_compat import keras, tf
 from tfdfc.loop import Loop
 from tfdfc.train import TrainConfig
 
@@ -86,10 +86,35 @@ def test_first_and_last_layers_stay_dense_while_the_whole_reaches_the_target():
     spec = prune.PruneSpec("magnitude", 0.8)
     rates = prune.layer_sparsities(model, spec)
     assert set(rates) == {"middle", "hidden"} and all(0.8 < rate < 1 for rate in rates.values())
-    prune.prune_once(model, spec)
+    for name, rate in rates.items():
+        kernel = model.get_layer(name).kernel
+        kernel.assign(kernel * prune.magnitude_mask(kernel, rate))
     assert metrics.sparsity(model) == pytest.approx(0.8, abs=0.005)
     for name in ("first", "logits"):
         assert np.count_nonzero(model.get_layer(name).kernel.numpy() == 0) == 0
+
+
+def test_gradual_pruner_follows_the_schedule_inside_an_int8_qat_model():
+    model = _small_dense_net()
+    spec = prune.PruneSpec("magnitude", 0.8)
+    rates = prune.layer_sparsities(model, spec)
+    qat = quantize.quantize_int8(model)
+    counter = tf.Variable(0, dtype=tf.int64)
+    prune_step = prune.make_gradual_pruner(qat, rates, spec, 100, counter)
+    kernels = prune.qat_kernels(qat, ["first", "middle", "hidden", "logits"])
+
+    def zeros():
+        return {name: float(np.mean(kernel.numpy() == 0)) for name, kernel in kernels.items()}
+
+    prune_step()
+    assert max(zeros().values()) == 0.0  # the schedule starts at 0
+    counter.assign(35)
+    prune_step()
+    assert all(0.0 < zeros()[name] < rate - 0.1 for name, rate in rates.items())
+    counter.assign(70)  # the polynomial schedule ends at 70 % of the updates
+    prune_step()
+    assert {name: zeros()[name] for name in rates} == pytest.approx(rates, abs=0.01)
+    assert zeros()["first"] == 0.0 and zeros()["logits"] == 0.0
 
 
 def test_prune_ends_prunes_every_layer_at_the_target_and_unreachable_targets_fail():

@@ -208,7 +208,8 @@ def build(strategy, config, teacher_model, delta=None, log=print):
             student=models.with_attention_outputs(student, use_attention),
             student_model=student, generator=generator,
             student_optimizer=student_optimizer, generator_optimizer=generator_optimizer,
-            after_student_update=compressed.after_update,
+            after_student_update=(compressed.make_after_update(student_optimizer.iterations)
+                                  if compressed.make_after_update else compressed.after_update),
             regularizer=(compressed.make_regularizer(student_optimizer.iterations)
                          if compressed.make_regularizer else None),
             summaries=_summaries(config, student))

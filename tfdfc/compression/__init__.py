@@ -56,34 +56,34 @@ class CompressedStudent:
     delta: Optional[float] = None  # the binary scale, for binary students
     # Optional: update counter -> extra student loss (slimming's R_p).
     make_regularizer: Optional[Callable[[object], Callable]] = None
+    # Optional: update counter -> the after-update function (replaces `after_update`).
+    make_after_update: Optional[Callable[[object], Callable]] = None
     # Optional: the trained student -> the model to export (slimming's smaller network).
     final_model: Optional[Callable[[keras.Model], keras.Model]] = None
 
 
-def _copy(model):
-    copy = keras.models.clone_model(model)
-    copy.set_weights(model.get_weights())
-    return copy
-
-
-def _sparse_int8(float_student, prune_spec):
-    """One-shot magnitude pruning, then prune-preserving int8 QAT that keeps every zero."""
-
-    def rebuild(template):
-        pruned = prune.prune_once(_copy(template), prune_spec)
-        return quantize.quantize_int8(pruned, preserve_sparsity=True)
-
-    model = rebuild(float_student)
+def _sparse_int8(float_student, prune_spec, total_updates):
+    """Magnitude pruning inside an int8 QAT student: TF-MOT's pruning wrappers cannot wrap a
+    quantized layer, so the QAT model's stored kernels are pruned after every update on the same
+    schedule (`prune.make_gradual_pruner`). Pruning once at the start instead, then training
+    with TF-MOT's prune-preserving QAT scheme, lost much more: 0.939 against 0.976 for this path
+    (90 %, 1,000 iterations, symmetric KL, student rate 5e-3; TFLite int8 0.976)."""
+    rates = prune.layer_sparsities(float_student, prune_spec)
+    model = quantize.quantize_int8(float_student)
     sync = quantize.make_range_sync(model)
-    keep_zeros = prune.make_zero_keeper(
-        model, prune.zero_masks(prune.prune_once(_copy(float_student), prune_spec)))
 
-    def after_update():
-        keep_zeros()
-        if sync is not None:
-            sync()
+    def make_after_update(counter):
+        prune_step = prune.make_gradual_pruner(model, rates, prune_spec, total_updates, counter)
 
-    return CompressedStudent(model, after_update, rebuild)
+        def after_update():
+            prune_step()
+            if sync is not None:
+                sync()
+
+        return after_update
+
+    return CompressedStudent(model, None, quantize.quantize_int8,
+                             make_after_update=make_after_update)
 
 
 def _magnitude(float_student, prune_spec, total_updates):
@@ -106,7 +106,7 @@ def compress(float_student, spec, delta=None, prune_spec=None, total_updates=1):
     automatic); `total_updates` (student updates in the run) sets the pruning schedule."""
     if prune_spec is not None and prune_spec.kind == "magnitude":
         if spec.scheme == "int8":
-            return _sparse_int8(float_student, prune_spec)
+            return _sparse_int8(float_student, prune_spec, total_updates)
         if spec.scheme != "none":
             raise ConfigError("--prune=magnitude combines only with --quantize=int8")
         return _magnitude(float_student, prune_spec, total_updates)

@@ -112,44 +112,48 @@ def _copy_into_wrappers(model, pruned):
         inner.set_weights(layer.get_weights())
 
 
-def prune_once(model, spec):
-    """Zeroes the smallest-magnitude weights of each layer to prune at its `layer_sparsities`
-    rate (no training), in place; the start of pruning + QAT."""
-    rates = layer_sparsities(model, spec)
-    for layer in model.layers:
-        if layer.name in rates:
-            kernel = layer.kernel.numpy()
-            count = int(round(rates[layer.name] * kernel.size))
-            if count:
-                threshold = np.sort(np.abs(kernel), axis=None)[count - 1]
-                layer.kernel.assign(np.where(np.abs(kernel) > threshold, kernel, 0.0))
-    return model
+def magnitude_mask(kernel, sparsity):
+    """1.0 where |kernel| is above its `sparsity` quantile, else 0.0 (graph ops; ties at the
+    threshold are pruned, so existing zeros go first)."""
+    magnitudes = tf.reshape(tf.abs(kernel), [-1])
+    count = tf.cast(tf.round(tf.cast(sparsity, tf.float32) * tf.cast(tf.size(magnitudes),
+                                                                      tf.float32)), tf.int32)
+    threshold = tf.gather(tf.sort(magnitudes), tf.maximum(count - 1, 0))
+    return tf.cast(tf.logical_or(tf.abs(kernel) > threshold, count == 0), kernel.dtype)
 
 
-def zero_masks(model):
-    """{layer name: 1 where the kernel is nonzero, else 0} for convolution and dense layers."""
-    return {layer.name: (layer.kernel.numpy() != 0).astype(np.float32)
-            for layer in model.layers if isinstance(layer, _PRUNABLE)}
-
-
-def make_zero_keeper(qat_model, masks):
-    """A function re-zeroing the pruned entries of a QAT model's stored kernels.
-
-    TF-MOT's prune-preserving QAT masks the weights only in the forward pass; the stored
-    kernels would drift from zero, and with them the float view and the reported sparsity.
-    """
-    pairs = []
+def qat_kernels(qat_model, names):
+    """{layer name: stored kernel variable} of a QAT model's layers named in `names`."""
+    kernels = {}
     for layer in qat_model.layers:
         name = layer.name[len("quant_"):] if layer.name.startswith("quant_") else layer.name
-        if name in masks:
-            pairs.extend((weight, tf.constant(masks[name])) for weight in layer.trainable_weights
-                         if weight.name.split("/")[-1].startswith("kernel"))
+        if name in names:
+            kernels[name] = next(weight for weight in layer.trainable_weights
+                                 if weight.name.split("/")[-1].startswith("kernel"))
+    return kernels
 
-    def keep_zeros():
-        for kernel, mask in pairs:
-            kernel.assign(kernel * mask)
 
-    return keep_zeros
+def make_gradual_pruner(qat_model, rates, spec, total_updates, counter):
+    """A function that, after each student update, zeroes the smallest weights of every kernel
+    named in `rates` (`layer_sparsities` of the float model) at the sparsity its schedule gives
+    for `counter` (student updates so far): magnitude pruning inside a QAT model, which TF-MOT's
+    pruning wrappers cannot wrap.
+
+    Masks are recomputed from magnitudes every update rather than stored, so a resumed run goes
+    on exactly from the checkpoint; a pruned weight moved by one Adam step (~lr) stays far below
+    the kept ones and is zeroed again.
+    """
+    kernels = qat_kernels(qat_model, rates)
+    schedules = {name: schedule_for(dataclasses.replace(spec, sparsity=rate), total_updates)
+                 for name, rate in rates.items()}
+
+    def prune_step():
+        step = tf.cast(counter, tf.int64)
+        for name, kernel in kernels.items():
+            sparsity = schedules[name](step)[1]
+            kernel.assign(kernel * magnitude_mask(kernel, sparsity))
+
+    return prune_step
 
 
 def wrappers(model):

@@ -183,14 +183,11 @@ def quantize_nbit(model, weight_bits, act_bits):
     return apply_configs(model, nbit_config_for(model, weight_bits, act_bits))
 
 
-def quantize_int8(model, preserve_sparsity=False):
-    """A QAT copy of `model` under TF-MOT's default 8-bit scheme; with `preserve_sparsity`, the
-    prune-preserving variant that keeps every zero weight at zero during QAT."""
+def quantize_int8(model):
+    """A QAT copy of `model` under TF-MOT's default 8-bit scheme."""
     _check_supported(model)
-    scheme = (tfmot.experimental.combine.Default8BitPrunePreserveQuantizeScheme()
-              if preserve_sparsity else None)
     try:
-        return _quantize_default(model, scheme)
+        return _quantize_default(model)
     except RuntimeError as error:
         raise ConfigError(f"TF-MOT's 8-bit scheme cannot quantize this model: {error}") from error
 
@@ -199,7 +196,7 @@ def _fresh_copy(layer):
     return layer.__class__.from_config(layer.get_config())
 
 
-def _quantize_default(model, scheme=None):
+def _quantize_default(model):
     """quantize_model, with pre-activation batch norms annotated output-only (8-bit)."""
     def annotate(layer):
         copy = _fresh_copy(layer)
@@ -212,9 +209,7 @@ def _quantize_default(model, scheme=None):
     annotated = keras.models.clone_model(model, clone_function=annotate)
     annotated.set_weights(model.get_weights())
     with _qk.quantize_scope(custom_objects()):
-        if scheme is None:
-            return _own_layers(_qk.quantize_apply(annotated))
-        return _own_layers(_qk.quantize_apply(annotated, scheme=scheme))
+        return _own_layers(_qk.quantize_apply(annotated))
 
 
 def _follows_kernel(layer):
