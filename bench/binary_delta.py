@@ -6,7 +6,7 @@ student at the same number of iterations and the teacher. Writes Markdown.
 delta is given as multiples of the mean |w| of the teacher's binarised kernels (tfdfc's default
 delta), so the grid fits any teacher.
 
-    python bench/binary_delta.py                  # about 15 min on 2 idle cores
+    python bench/binary_delta.py                  # about 8 min on 2 idle cores
     python bench/binary_delta.py --tiny           # seconds, on digits (used by the tests)
 """
 
@@ -16,9 +16,10 @@ import common
 from tfdfc import teacher
 from tfdfc.compression import binary
 
-_FLAGS = common.define_flags("binary_delta", steps=1000)
-_MULTIPLES = flags.DEFINE_list("delta_multiples", ["0.25", "0.5", "1", "2"],
+_FLAGS = common.define_flags("binary_delta", steps=400)
+_MULTIPLES = flags.DEFINE_list("delta_multiples", ["0.5", "1", "2", "3", "4"],
                                "delta values as multiples of the teacher's mean |w|.")
+_DIVERGENCE = flags.DEFINE_string("divergence", "skl", "Teacher-student discrepancy of every run.")
 
 
 def main(argv):
@@ -28,14 +29,17 @@ def main(argv):
     base_delta = binary.default_delta(teacher.load(teacher_path))
     grid = tuple(round(float(m) * base_delta, 6) for m in _MULTIPLES.value)
     binary_run = common.run("binary_grid", teacher_path, tiny, out_dir, steps,
-                            quantize="binary", delta_grid=grid, with_data_baseline=False)
+                            divergence=_DIVERGENCE.value, quantize="binary", delta_grid=grid,
+                            with_data_baseline=False)
     full_precision = common.run("full_precision", teacher_path, tiny, out_dir, steps,
-                                student_init="random", with_data_baseline=False)
+                                divergence=_DIVERGENCE.value, student_init="random",
+                                with_data_baseline=False)
     teacher_accuracy = binary_run["teacher"]["accuracy"]
     fp_accuracy = full_precision["student"]["accuracy"]
     command = common.command_line("binary_delta", tiny, steps)
     lines = ["# Binary weights across delta (data-free)", "",
-             f"Command: `{command}` (seed 0; {binary_run['train']['steps']} iterations of 1 "
+             f"Command: `{command}` (seed 0, {_DIVERGENCE.value}; "
+             f"{binary_run['train']['steps']} iterations of 1 "
              f"generator + {binary_run['train']['student_steps']} student steps per delta; "
              f"binary students start from delta*sign(teacher weights)). Teacher accuracy "
              f"{teacher_accuracy:.4f}; the full-precision data-free student (random init, same "

@@ -22,13 +22,14 @@ def ensure_teacher(tiny, out_dir):
     return path
 
 
-def run(name, teacher_path, tiny, out_dir, steps, seed=0, divergence="kl", **overrides):
+def run(name, teacher_path, tiny, out_dir, steps, seed=0, divergence="kl",
+        student_lr=TrainConfig.student_lr, **overrides):
     """One data-free run (mnist5k, or seconds on digits when tiny); returns its report.
 
     `seed` is the training seed (generator and fresh student initialisation, latent draws);
     `divergence` the teacher-student discrepancy; `overrides` are CompressConfig fields.
     """
-    train = TrainConfig(seed=seed, divergence=divergence,
+    train = TrainConfig(seed=seed, divergence=divergence, student_lr=student_lr,
                         steps=2 if tiny else steps, batch_size=16 if tiny else 128,
                         student_steps=2 if tiny else 10, log_every=1 if tiny else 250,
                         eval_every=2 if tiny else steps, checkpoint_every=2 if tiny else steps)

@@ -8,14 +8,25 @@ the no-training baseline and the with-data baseline at equal student steps. Writ
 from absl import app, flags
 
 import common
+from tfdfc import teacher
+from tfdfc.compression import binary
 
-_FLAGS = common.define_flags("quantization", steps=1500)
+_FLAGS = common.define_flags("quantization", steps=800)
 _SCHEMES = flags.DEFINE_list("schemes", ["int8", "binary", "w4a8", "w4a4"], "Schemes to run.")
+_DIVERGENCE = flags.DEFINE_string("divergence", "skl", "Teacher-student discrepancy. Binary, "
+                                  "delta 2x, 800 iterations: KL 0.956 (600 it.), SKL 0.972.")
+_DELTA_MULTIPLE = flags.DEFINE_float("delta_multiple", 2.0, "Binary delta as a multiple of the "
+                                     "teacher's mean |w|: the delta bench/binary_delta.py's "
+                                     "data-free grid search picks.")
 
 
 def run_scheme(scheme, teacher_path, tiny, out_dir, steps):
     """One data-free run of `scheme` with its baselines; returns report.json's content."""
-    return common.run(scheme, teacher_path, tiny, out_dir, steps, quantize=scheme)
+    delta = 0.0
+    if scheme == "binary":
+        delta = _DELTA_MULTIPLE.value * binary.default_delta(teacher.load(teacher_path))
+    return common.run(scheme, teacher_path, tiny, out_dir, steps, divergence=_DIVERGENCE.value,
+                      quantize=scheme, delta=delta)
 
 
 def row(scheme, result):
@@ -46,9 +57,12 @@ def verdicts(results):
         r = results["binary"]
         out.check("binary vs teacher (pt)",
                   points(r["student"]["accuracy"], r["teacher"]["accuracy"]), -2.0, True)
-        out.check("binary vs sign-only, no training (pt)", points(
-            r["student"]["accuracy"], (r["baselines"]["no_training"] or {}).get("accuracy")),
-            20.0, True)
+        sign_only = (r["baselines"]["no_training"] or {}).get("accuracy")
+        out.check("binary vs sign-only, no training (pt)",
+                  points(r["student"]["accuracy"], sign_only), 20.0, True)
+        if sign_only is not None and sign_only > 0.8:
+            out.lines.append(f"  (sign-only already reaches {sign_only:.3f}, so +20 pt would "
+                             "need more than 100 %: unreachable on this data set)")
     if "w4a4" in results:
         r = results["w4a4"]
         out.check("w4a4 (Keras QAT) vs teacher (pt)",
@@ -69,8 +83,10 @@ def main(argv):
     command = common.command_line("quantization", tiny, steps)
     steps = next(iter(results.values()))["train"]["steps"]
     lines = ["# Data-free quantization", "", f"Command: `{command}` (seed 0, {steps} iterations "
-             "of 1 generator + student steps; the with-data baseline takes the same student "
-             "steps on real training images). Accuracies on the held-out test split.", "",
+             f"of 1 generator + student steps, {_DIVERGENCE.value}; binary delta "
+             f"{_DELTA_MULTIPLE.value:g} x the teacher's mean |w|; the with-data baseline takes "
+             "the same student steps on real training images). Accuracies on the held-out test "
+             "split.", "",
              "| scheme | teacher | data-free (Keras) | TFLite (int8, else float) | no training | "
              "with data | TFLite bytes | gzip bytes | float TFLite bytes | train s |",
              "|---|---|---|---|---|---|---|---|---|---|"]

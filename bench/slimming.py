@@ -16,7 +16,7 @@ from absl import app, flags
 
 import common
 
-_FLAGS = common.define_flags("slimming", steps=1000)
+_FLAGS = common.define_flags("slimming", steps=500)
 _WEIGHT_DECAYS = flags.DEFINE_list("weight_decays", ["1e-5", "3e-5", "1e-4", "3e-4", "1e-3"],
                                    "lambda values of the sweep.")
 _L1_GAMMA = flags.DEFINE_float("l1_gamma", 2e-4, "gamma, the L1 weight of the channel scales.")

@@ -24,7 +24,7 @@ from absl import app, flags
 import common
 from tfdfc.compression import ticket
 
-_FLAGS = common.define_flags("ticket", steps=1000)
+_FLAGS = common.define_flags("ticket", steps=500)
 _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Training seeds; each trains the ticket "
                            "and its re-initialised control.")
 _TICKET_SEED = flags.DEFINE_integer("ticket_seed", 100, "Seed of the ticket's original "
