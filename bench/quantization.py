@@ -1,7 +1,7 @@
 """Benchmark of data-free quantization on mnist5k: int8, binary, w4a8, w4a4 against the teacher,
 the no-training baseline and the with-data baseline at equal student steps. Writes Markdown.
 
-    python bench/quantization.py                  # about 25 min on 2 cores
+    python bench/quantization.py                  # about 17 min on 2 idle cores
     python bench/quantization.py --tiny           # seconds, on digits (used by the tests)
 """
 
@@ -15,6 +15,12 @@ _FLAGS = common.define_flags("quantization", steps=800)
 _SCHEMES = flags.DEFINE_list("schemes", ["int8", "binary", "w4a8", "w4a4"], "Schemes to run.")
 _DIVERGENCE = flags.DEFINE_string("divergence", "skl", "Teacher-student discrepancy. Binary, "
                                   "delta 2x, 800 iterations: KL 0.956 (600 it.), SKL 0.972.")
+_QAT_STUDENT_LR = flags.DEFINE_float("qat_student_lr", 2e-4, "Student Adam rate of the int8 and "
+                                     "n-bit runs, which start next to the teacher (w4a4, KL, "
+                                     "300 iterations: 2e-3 0.973, 2e-4 0.986).")
+_BINARY_STUDENT_LR = flags.DEFINE_float("binary_student_lr", 2e-3, "Student Adam rate of the "
+                                        "binary run (the paper's), which must recover from "
+                                        "sign-only weights.")
 _DELTA_MULTIPLE = flags.DEFINE_float("delta_multiple", 2.0, "Binary delta as a multiple of the "
                                      "teacher's mean |w|: the delta bench/binary_delta.py's "
                                      "data-free grid search picks.")
@@ -22,11 +28,12 @@ _DELTA_MULTIPLE = flags.DEFINE_float("delta_multiple", 2.0, "Binary delta as a m
 
 def run_scheme(scheme, teacher_path, tiny, out_dir, steps):
     """One data-free run of `scheme` with its baselines; returns report.json's content."""
-    delta = 0.0
+    delta, student_lr = 0.0, _QAT_STUDENT_LR.value
     if scheme == "binary":
         delta = _DELTA_MULTIPLE.value * binary.default_delta(teacher.load(teacher_path))
+        student_lr = _BINARY_STUDENT_LR.value
     return common.run(scheme, teacher_path, tiny, out_dir, steps, divergence=_DIVERGENCE.value,
-                      quantize=scheme, delta=delta)
+                      student_lr=student_lr, quantize=scheme, delta=delta)
 
 
 def row(scheme, result):
@@ -83,8 +90,10 @@ def main(argv):
     command = common.command_line("quantization", tiny, steps)
     steps = next(iter(results.values()))["train"]["steps"]
     lines = ["# Data-free quantization", "", f"Command: `{command}` (seed 0, {steps} iterations "
-             f"of 1 generator + student steps, {_DIVERGENCE.value}; binary delta "
-             f"{_DELTA_MULTIPLE.value:g} x the teacher's mean |w|; the with-data baseline takes "
+             f"of 1 generator + student steps, {_DIVERGENCE.value}; student rate "
+             f"{_QAT_STUDENT_LR.value:g} for int8 and n-bit, {_BINARY_STUDENT_LR.value:g} for "
+             f"binary; binary delta {_DELTA_MULTIPLE.value:g} x the teacher's mean |w|; the "
+             "with-data baseline takes "
              "the same student steps on real training images). Accuracies on the held-out test "
              "split.", "",
              "| scheme | teacher | data-free (Keras) | TFLite (int8, else float) | no training | "

@@ -42,6 +42,29 @@ def test_nbit_kernels_hold_at_most_2_pow_b_values_per_output_channel(digits, wei
             assert max(counts) <= 2 ** weight_bits, (layer.name, max(counts))
 
 
+def test_tail_quantiles_skip_the_k_most_extreme_values():
+    values = tf.range(10_000, dtype=tf.float32)
+    low, high = quantize.tail_quantiles(values, 1e-3)  # k = 10
+    assert (float(low), float(high)) == (9.0, 9990.0)
+
+
+def test_robust_range_ignores_a_rare_outlier_that_moves_the_max_range():
+    values = np.linspace(0.0, 1.0, 10_000, dtype=np.float32).reshape(10, 1000)
+    values[0, 0] = 100.0
+    layer = keras.layers.Layer()
+    robust = quantize.RobustRangeQuantizer(4, tail=1e-3, ema_decay=0.0)
+    weights = robust.build(tf.TensorShape([None, 1000]), "out", layer)
+    quantized = robust(tf.constant(values), True, weights).numpy()
+    assert float(weights["max_var"]) == pytest.approx(0.9991, abs=1e-3)
+    assert len(np.unique(quantized)) <= 16 and quantized.max() <= 1.0 + 1e-6
+    max_tracking = quantize.tfmot.quantization.keras.quantizers.MovingAverageQuantizer(
+        4, per_axis=False, symmetric=False, narrow_range=False)
+    tracked = max_tracking.build(tf.TensorShape([None, 1000]), "out", keras.layers.Layer())
+    for _ in range(20):
+        max_tracking(tf.constant(values), True, tracked)
+    assert float(tracked["max_var"]) > 6.0  # TF-MOT's range grows from 6 toward the outlier
+
+
 def _weight_types(payload):
     """TFLite types of the weight inputs of every convolution and fully connected op."""
     from ai_edge_litert.interpreter import Interpreter  # pylint: disable=g-import-not-at-top

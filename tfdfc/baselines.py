@@ -60,7 +60,7 @@ def no_training(config, run, eval_set):
         if weight.name in kept:
             weight.assign(kept[weight.name])  # ...so restore batch-norm statistics and steps
     return {"accuracy": metrics.keras_accuracy(model, images, labels),
-            "method": f"QAT-wrapped teacher, no weight update; activation ranges from TF-MOT's "
+            "method": f"QAT-wrapped teacher, no weight update; activation ranges from the "
                       f"initial +-6 after {len(noise) // 32} Gaussian-noise batches"}
 
 

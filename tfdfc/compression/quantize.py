@@ -25,6 +25,59 @@ _PASS_THROUGH = (keras.layers.InputLayer, keras.layers.MaxPooling2D, keras.layer
 _ACTIVATIONS = (keras.layers.Activation, keras.layers.ReLU, keras.layers.LeakyReLU)
 
 
+class RobustRangeQuantizer(_qk.quantizers.Quantizer):
+    """Activation fake-quantizer whose range is a moving average of each training batch's
+    `tail`-quantiles (its k-th smallest and k-th largest values, k = tail x size) rather than
+    its extremes, as TF-MOT's MovingAverageQuantizer uses.
+
+    Why: data-free, the batches are generated images, and a few of them drive some activations
+    far beyond anything real data reaches. Measured on the mnist5k LeNet-5 teacher: the largest
+    first-conv output on generated images was 14.5 against 7.6 on real ones, while the
+    99.99th percentiles agreed (8.4 against 6.9); the max-tracking ranges of a w4a4 student
+    ended 2-2.6x wider than the real data's and left it about 6 of its 16 levels.
+    """
+
+    def __init__(self, num_bits, tail=1e-4, ema_decay=0.999):
+        self.num_bits = num_bits
+        self.tail = tail
+        self.ema_decay = ema_decay
+
+    def build(self, tensor_shape, name, layer):
+        initial = {"min": -6.0, "max": 6.0}  # TF-MOT's starting range
+        return {f"{end}_var": layer.add_weight(f"{name}_{end}", shape=(), trainable=False,
+                                               initializer=keras.initializers.Constant(value))
+                for end, value in initial.items()}
+
+    def __call__(self, inputs, training, weights, **kwargs):
+        low, high = weights["min_var"], weights["max_var"]
+        if training:
+            batch_low, batch_high = tail_quantiles(inputs, self.tail)
+            # TFLite needs 0 inside the range.
+            low = tf.__internal__.train.assign_moving_average(
+                low, tf.minimum(batch_low, 0.0), self.ema_decay, zero_debias=False)
+            high = tf.__internal__.train.assign_moving_average(
+                high, tf.maximum(batch_high, 0.0), self.ema_decay, zero_debias=False)
+        return tf.quantization.fake_quant_with_min_max_vars(inputs, low, high,
+                                                            num_bits=self.num_bits)
+
+    def get_config(self):
+        return {"num_bits": self.num_bits, "tail": self.tail, "ema_decay": self.ema_decay}
+
+    def __eq__(self, other):
+        return isinstance(other, RobustRangeQuantizer) and self.get_config() == other.get_config()
+
+    def __ne__(self, other):
+        return not self.__eq__(other)
+
+
+def tail_quantiles(values, tail):
+    """(k-th smallest, k-th largest) of `values`, k = max(1, ceil(tail x size))."""
+    flat = tf.reshape(values, [-1])
+    count = tf.maximum(1, tf.cast(tf.math.ceil(tail * tf.cast(tf.size(flat), tf.float32)),
+                                  tf.int32))
+    return -tf.math.top_k(-flat, count).values[-1], tf.math.top_k(flat, count).values[-1]
+
+
 class NBitQuantizeConfig(_qk.QuantizeConfig):
     """Symmetric `weight_bits` kernel, `act_bits` output (either may be off: 0).
 
@@ -57,8 +110,7 @@ class NBitQuantizeConfig(_qk.QuantizeConfig):
     def get_output_quantizers(self, layer):
         if not self.act_bits:
             return []
-        return [_qk.quantizers.MovingAverageQuantizer(
-            num_bits=self.act_bits, per_axis=False, symmetric=False, narrow_range=False)]
+        return [RobustRangeQuantizer(self.act_bits)]
 
     def get_config(self):
         return {"weight_bits": self.weight_bits, "act_bits": self.act_bits}
@@ -95,6 +147,7 @@ def custom_objects():
     """Classes a saved or cloned quantized model needs (use with `quantize_scope`)."""
     from tfdfc.compression import binary  # pylint: disable=import-outside-toplevel
     return {"NBitQuantizeConfig": NBitQuantizeConfig,
+            "RobustRangeQuantizer": RobustRangeQuantizer,
             "BinaryWeightQuantizer": binary.BinaryWeightQuantizer,
             "BinaryQuantizeConfig": binary.BinaryQuantizeConfig}
 
