@@ -1,5 +1,6 @@
 """The paper-scale CIFAR-10 presets parse and run two iterations on random CIFAR-shaped data
-(random, untrained teachers: this checks the wiring, not accuracy)."""
+(random, untrained teachers: this checks the wiring, not accuracy); the small mnist5k
+flagfiles parse with their modules' flags."""
 
 import glob
 import os
@@ -76,3 +77,25 @@ def test_teacher_preset_trains_on_cifar_shaped_data(cifar_files, tmp_path):
          f"--data=cifar10:{cifar_files / 'cifar10.npz'}", "--epochs=1", "--batch_size=8",
          "--architecture=wrn-10-1", f"--output={tmp_path / 'teacher.keras'}")
     assert (tmp_path / "teacher.keras").exists()
+
+
+def _module_for(flagfile):
+    name = os.path.basename(flagfile)
+    if name.startswith("teacher_"):
+        return "tfdfc.train_teacher"
+    return "tfdfc.find_ticket" if name == "ticket_mnist5k.cfg" else "tfdfc.compress"
+
+
+MNIST_FLAGFILES = sorted(path for path in glob.glob(os.path.join(ROOT, "flags", "*.cfg"))
+                         if not os.path.basename(path).startswith(("cifar10_", "teacher_cifar")))
+
+
+@pytest.mark.parametrize("flagfile", MNIST_FLAGFILES, ids=os.path.basename)
+def test_every_small_flagfile_names_only_real_flags_with_valid_values(flagfile):
+    """Parses the flagfile with its module's flags: absl raises for an unknown flag or a value
+    its validators refuse."""
+    code = (f"import {_module_for(flagfile)}\nfrom absl import flags\n"
+            f"flags.FLAGS(['check', '--flagfile={flagfile}'])")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=python_env(), cwd=ROOT, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]

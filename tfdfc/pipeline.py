@@ -179,7 +179,7 @@ def compressed_student(config, teacher_logits, delta=None):
         float_student, masks = ticket.build_student(config.ticket, teacher_logits,
                                                     config.ticket_reinit)
         return float_student, compression.CompressedStudent(
-            float_student, ticket.make_mask_hook(float_student, masks), lambda m: m)
+            float_student, ticket.make_mask_hook(float_student, masks))
     if config.prune == "slim":
         architecture = slim.student_architecture(config.student, teacher_logits)
         float_student = slim.build_student(architecture, teacher_logits,

@@ -52,7 +52,6 @@ class CompressedStudent:
 
     model: keras.Model
     after_update: Optional[Callable[[], None]]  # e.g. the binary clip, run after each step
-    rebuild: Callable[[keras.Model], keras.Model]  # applies the same scheme to a float model
     delta: Optional[float] = None  # the binary scale, for binary students
     # Optional: update counter -> extra student loss (slimming's R_p).
     make_regularizer: Optional[Callable[[object], Callable]] = None
@@ -82,21 +81,17 @@ def _sparse_int8(float_student, prune_spec, total_updates):
 
         return after_update
 
-    return CompressedStudent(model, None, quantize.quantize_int8,
-                             make_after_update=make_after_update)
+    return CompressedStudent(model, None, make_after_update=make_after_update)
 
 
 def _magnitude(float_student, prune_spec, total_updates):
-    def rebuild(template):
-        return prune.prune_magnitude(template, prune_spec, total_updates)
-
-    return CompressedStudent(rebuild(float_student), None, rebuild)
+    return CompressedStudent(prune.prune_magnitude(float_student, prune_spec, total_updates), None)
 
 
 def slimmed(float_student, architecture, slim_spec):
     """Network slimming: `float_student` was built with channel scales (slim.build_student)."""
     return CompressedStudent(
-        float_student, None, lambda model: model,
+        float_student, None,
         make_regularizer=lambda counter: slim.make_regularizer(float_student, slim_spec, counter),
         final_model=lambda trained: slim.cut(trained, architecture, slim_spec.threshold))
 
@@ -111,18 +106,13 @@ def compress(float_student, spec, delta=None, prune_spec=None, total_updates=1):
             raise ConfigError("--prune=magnitude combines only with --quantize=int8")
         return _magnitude(float_student, prune_spec, total_updates)
     if spec.scheme == "none":
-        return CompressedStudent(float_student, None, lambda model: model)
+        return CompressedStudent(float_student, None)
     if spec.scheme == "binary":
         delta = delta or binary.default_delta(float_student)
         model = binary.binarise(float_student, delta)
-        return CompressedStudent(model, binary.make_clip(model, delta),
-                                 lambda template: binary.binarise(template, delta), delta)
+        return CompressedStudent(model, binary.make_clip(model, delta), delta)
     if spec.scheme == "int8":
         model = quantize.quantize_int8(float_student)
-        return CompressedStudent(model, quantize.make_range_sync(model), quantize.quantize_int8)
-
-    def rebuild(template):
-        return quantize.quantize_nbit(template, spec.weight_bits, spec.act_bits)
-
-    model = rebuild(float_student)
-    return CompressedStudent(model, quantize.make_range_sync(model), rebuild)
+        return CompressedStudent(model, quantize.make_range_sync(model))
+    model = quantize.quantize_nbit(float_student, spec.weight_bits, spec.act_bits)
+    return CompressedStudent(model, quantize.make_range_sync(model))
