@@ -9,7 +9,7 @@ TEACHER := exported/teachers/lenet5_mnist5k.keras
 
 # Two lanes of one-thread TensorFlow run side by side: on 2 cores that gives 1.3x the throughput
 # of one two-thread process (measured: 3.8 + 3.8 against 5.9 iterations/s).
-LANE_A := pruning first_path quantization
+LANE_A := pruning quantization
 LANE_B := slimming ticket binary_delta
 ONE_THREAD := TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1
 QUICK := exported/bench-quick
@@ -36,10 +36,12 @@ demo: $(STAMP) $(TEACHER)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
 
-# Every benchmark at its default size in two lanes, then speed alone (it times), then RESULTS.md.
+# Every benchmark at its default size in two lanes, then the two that time (first_path, speed)
+# alone, then RESULTS.md.
 bench: $(STAMP) $(TEACHER)
 	rm -rf exported/bench
 	$(MAKE) -j2 bench-lane-a bench-lane-b
+	$(BIN)/python bench/first_path.py
 	$(BIN)/python bench/speed.py
 	$(BIN)/python bench/results.py
 

@@ -50,7 +50,8 @@ def combined_lines(result, reference_gzip, verdicts):
                    0.12, False)
     verdicts.check("sparse int8 TFLite vs teacher (pt)",
                    common.points(int8["accuracy"], result["teacher"]["accuracy"]), -1.5, True)
-    return ["", "Pruning + int8 QAT (one-shot magnitude pruning, prune-preserving QAT):", "",
+    return ["", "Pruning + int8 QAT (magnitude pruning of the QAT kernels on the same "
+            "schedule):", "",
             "| sparsity | teacher | Keras QAT | TFLite int8 | int8 bytes | int8 gzip | "
             "dense float gzip |", "|---|---|---|---|---|---|---|",
             f"| {result['student']['sparsity']:.3f} | {result['teacher']['accuracy']:.4f} | "
