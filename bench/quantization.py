@@ -1,9 +1,12 @@
 """Benchmark of data-free quantization on mnist5k: int8, binary, w4a8, w4a4 against the teacher,
 the no-training baseline and the with-data baseline at equal student steps. Writes Markdown.
 
-    python bench/quantization.py                  # about 17 min on 2 idle cores
+    python bench/quantization.py                  # 31 min in a one-thread lane of make bench
     python bench/quantization.py --tiny           # seconds, on digits (used by the tests)
 """
+
+import json
+import os
 
 from absl import app, flags
 
@@ -13,6 +16,8 @@ from tfdfc.compression import binary
 
 _FLAGS = common.define_flags("quantization", steps=800)
 _SCHEMES = flags.DEFINE_list("schemes", ["int8", "binary", "w4a8", "w4a4"], "Schemes to run.")
+_RENDER_ONLY = flags.DEFINE_bool("render_only", False, "Rewrite the Markdown from the JSON "
+                                 "beside it (the reports of an earlier run), training nothing.")
 _DIVERGENCE = flags.DEFINE_string("divergence", "skl", "Teacher-student discrepancy. Binary, "
                                   "delta 2x, 800 iterations: KL 0.956 (600 it.), SKL 0.972.")
 _QAT_STUDENT_LR = flags.DEFINE_float("qat_student_lr", 2e-4, "Student Adam rate of the int8 and "
@@ -85,8 +90,12 @@ def main(argv):
     del argv
     tiny, out_dir, steps = _FLAGS.tiny.value, _FLAGS.out_dir.value, _FLAGS.steps.value
     teacher_path = common.ensure_teacher(tiny, out_dir)
-    results = {scheme: run_scheme(scheme, teacher_path, tiny, out_dir, steps)
-               for scheme in _SCHEMES.value}
+    if _RENDER_ONLY.value:
+        with open(os.path.splitext(_FLAGS.results.value)[0] + ".json", encoding="utf-8") as f:
+            results = json.load(f)
+    else:
+        results = {scheme: run_scheme(scheme, teacher_path, tiny, out_dir, steps)
+                   for scheme in _SCHEMES.value}
     command = common.command_line("quantization", tiny, steps)
     steps = next(iter(results.values()))["train"]["steps"]
     lines = ["# Data-free quantization", "", f"Command: `{command}` (seed 0, {steps} iterations "
