@@ -25,6 +25,8 @@ def test_quantization_benchmark_tiny(tmp_path):
     table = _run_tiny("bench/quantization.py", tmp_path, "--schemes=int8,binary")
     assert "| int8 |" in table and "| binary |" in table
     assert "binary vs sign-only, no training (pt)" in table
+    rendered = _run_tiny("bench/quantization.py", tmp_path, "--render_only")
+    assert sorted(rendered.splitlines()) == sorted(table.splitlines())  # rows may reorder
 
 
 def test_pruning_benchmark_tiny(tmp_path):
