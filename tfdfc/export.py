@@ -12,7 +12,7 @@ float and dynamic-range files to compare against.
 import numpy as np
 
 from tfdfc import artifacts
-from tfdfc.compression import binary
+from tfdfc.compression import binary, quantize
 from tfdfc.keras_compat import keras, tf, tfmot
 
 _QUANTIZER_VARIABLES = ("optimizer_step", "_min", "_max")
@@ -20,15 +20,10 @@ _QUANTIZER_VARIABLES = ("optimizer_step", "_min", "_max")
 
 def plain_copy(model):
     """The same architecture and weights, built outside any strategy scope."""
-    with tfmot.quantization.keras.quantize_scope(_custom_objects()):
+    with tfmot.quantization.keras.quantize_scope(quantize.custom_objects()):
         copy = keras.models.clone_model(model)
     copy.set_weights(model.get_weights())
     return copy
-
-
-def _custom_objects():
-    from tfdfc.compression import quantize  # pylint: disable=import-outside-toplevel
-    return quantize.custom_objects()
 
 
 def float_view(template, trained):
@@ -39,7 +34,7 @@ def float_view(template, trained):
     for layer in view.layers:
         if not layer.weights:
             continue
-        source = _trained_layer(trained, layer.name)
+        source = quantize.qat_layer(trained, layer.name)
         if source is None:
             return None
         values = [weight.numpy() for weight in source.weights
@@ -51,15 +46,6 @@ def float_view(template, trained):
             values[0] = binary.binary_values(values[0], config.delta).numpy()
         layer.set_weights(values)
     return view
-
-
-def _trained_layer(trained, name):
-    for candidate in (name, f"quant_{name}"):
-        try:
-            return trained.get_layer(candidate)
-        except ValueError:
-            continue
-    return None
 
 
 def save_saved_model(model, path):

@@ -115,15 +115,8 @@ def binarise(model, delta):
 
 def binary_buffers(qat_model):
     """The full-precision kernels theta_b of the binarised layers."""
-    buffers = []
-    for layer in qat_model.layers:
-        config = getattr(layer, "quantize_config", None)
-        if isinstance(config, BinaryQuantizeConfig):
-            # The wrapper replaced `layer.layer.kernel` by the quantized tensor and tracks the
-            # variable itself.
-            buffers.extend(weight for weight in layer.trainable_weights
-                           if weight.name.split("/")[-1].startswith("kernel"))
-    return buffers
+    return [quantize.stored_kernel(layer) for layer in qat_model.layers
+            if isinstance(getattr(layer, "quantize_config", None), BinaryQuantizeConfig)]
 
 
 def make_clip(qat_model, delta):

@@ -19,8 +19,7 @@ reaches the target. `--prune_ends` prunes every layer at the target instead.
 
 import dataclasses
 
-import numpy as np
-
+from tfdfc.compression import quantize
 from tfdfc.errors import ConfigError
 from tfdfc.keras_compat import keras, tf, tfmot
 
@@ -68,6 +67,12 @@ def layer_sparsities(model, spec):
     return {layer.name: rate for layer in pruned}
 
 
+def layer_schedules(rates, spec, total_updates):
+    """{layer name: `schedule_for` that layer's rate} for the rates of `layer_sparsities`."""
+    return {name: schedule_for(dataclasses.replace(spec, sparsity=rate), total_updates)
+            for name, rate in rates.items()}
+
+
 def schedule_for(spec, total_updates):
     """The TF-MOT schedule over `total_updates` student updates.
 
@@ -84,14 +89,12 @@ def schedule_for(spec, total_updates):
 
 def prune_magnitude(model, spec, total_updates):
     """A copy of `model` whose layers to prune are pruning-wrapped, ready to run."""
-    rates = layer_sparsities(model, spec)
+    schedules = layer_schedules(layer_sparsities(model, spec), spec, total_updates)
 
     def wrap(layer):
         copy = layer.__class__.from_config(layer.get_config())
-        if layer.name in rates:
-            schedule = schedule_for(dataclasses.replace(spec, sparsity=rates[layer.name]),
-                                    total_updates)
-            return _sparsity.prune_low_magnitude(copy, pruning_schedule=schedule)
+        if layer.name in schedules:
+            return _sparsity.prune_low_magnitude(copy, pruning_schedule=schedules[layer.name])
         return copy
 
     pruned = keras.models.clone_model(model, clone_function=wrap)
@@ -124,13 +127,7 @@ def magnitude_mask(kernel, sparsity):
 
 def qat_kernels(qat_model, names):
     """{layer name: stored kernel variable} of a QAT model's layers named in `names`."""
-    kernels = {}
-    for layer in qat_model.layers:
-        name = layer.name[len("quant_"):] if layer.name.startswith("quant_") else layer.name
-        if name in names:
-            kernels[name] = next(weight for weight in layer.trainable_weights
-                                 if weight.name.split("/")[-1].startswith("kernel"))
-    return kernels
+    return {name: quantize.stored_kernel(quantize.qat_layer(qat_model, name)) for name in names}
 
 
 def make_gradual_pruner(qat_model, rates, spec, total_updates, counter):
@@ -144,8 +141,7 @@ def make_gradual_pruner(qat_model, rates, spec, total_updates, counter):
     the kept ones and is zeroed again.
     """
     kernels = qat_kernels(qat_model, rates)
-    schedules = {name: schedule_for(dataclasses.replace(spec, sparsity=rate), total_updates)
-                 for name, rate in rates.items()}
+    schedules = layer_schedules(rates, spec, total_updates)
 
     def prune_step():
         step = tf.cast(counter, tf.int64)

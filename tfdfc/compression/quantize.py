@@ -196,6 +196,24 @@ def make_range_sync(qat_model):
     return sync
 
 
+def qat_layer(qat_model, name):
+    """The layer of a QAT model that stands for the float model's layer `name`: TF-MOT's wrapper
+    `quant_<name>`, or the layer itself where nothing wrapped it; None if there is neither."""
+    for candidate in (name, f"quant_{name}"):
+        try:
+            return qat_model.get_layer(candidate)
+        except ValueError:
+            continue
+    return None
+
+
+def stored_kernel(layer):
+    """The kernel variable a (possibly QAT-wrapped) convolution or dense layer trains: a wrapper
+    replaces `layer.layer.kernel` by the quantized tensor and tracks the variable itself."""
+    return next(weight for weight in layer.trainable_weights
+                if weight.name.split("/")[-1].startswith("kernel"))
+
+
 def _consumers(layer):
     return [node.outbound_layer for node in layer._outbound_nodes]  # pylint: disable=protected-access
 
