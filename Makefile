@@ -37,7 +37,8 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
 
 # Every benchmark at its default size in two lanes, then the two that time (first_path, speed)
-# alone, then RESULTS.md: about 75 min (measured lanes of 66 and 57 min), over the ~60 aimed at.
+# alone, then RESULTS.md: 80 min measured once (lanes of 79 and 57 min, the first including
+# first_path's 13); about 75 min expected in this layout, over the ~60 aimed at.
 bench: $(STAMP) $(TEACHER)
 	rm -rf exported/bench
 	$(MAKE) -j2 bench-lane-a bench-lane-b
