@@ -85,7 +85,7 @@ def test_first_and_last_layers_stay_dense_while_the_whole_reaches_the_target():
     model = _small_dense_net()
     spec = prune.PruneSpec("magnitude", 0.8)
     rates = prune.layer_sparsities(model, spec)
-    assert set(rates) == {"middle", "hidden"} and all(0.8 < rate < 1 for rate in rates.values())
+    assert set(rates) == {"middle", "hidden"} and all(0 < rate < 1 for rate in rates.values())
     for name, rate in rates.items():
         kernel = model.get_layer(name).kernel
         kernel.assign(kernel * prune.magnitude_mask(kernel, rate))
@@ -94,9 +94,28 @@ def test_first_and_last_layers_stay_dense_while_the_whole_reaches_the_target():
         assert np.count_nonzero(model.get_layer(name).kernel.numpy() == 0) == 0
 
 
+def test_global_allocation_prunes_the_smallest_weights_of_all_pruned_layers_together():
+    keras.utils.set_random_seed(0)
+    model = _small_dense_net()
+    rates = prune.layer_sparsities(model, prune.PruneSpec("magnitude", 0.8))
+    uniform = prune.layer_sparsities(model, prune.PruneSpec("magnitude", 0.8,
+                                                            allocation="uniform"))
+    assert rates["hidden"] > uniform["hidden"] > rates["middle"]  # the big layer gives more
+    kept, dropped = [], []
+    for name, rate in rates.items():
+        magnitudes = np.abs(model.get_layer(name).kernel.numpy())
+        mask = prune.magnitude_mask(model.get_layer(name).kernel, rate).numpy().astype(bool)
+        kept.append(magnitudes[mask])
+        dropped.append(magnitudes[~mask])
+    assert np.concatenate(dropped).max() <= np.concatenate(kept).min()
+    total = sum(model.get_layer(name).kernel.shape.num_elements() for name in uniform)
+    assert sum(rates[name] * model.get_layer(name).kernel.shape.num_elements()
+               for name in rates) == pytest.approx(uniform["hidden"] * total, abs=1)
+
+
 def test_gradual_pruner_follows_the_schedule_inside_an_int8_qat_model():
     model = _small_dense_net()
-    spec = prune.PruneSpec("magnitude", 0.8)
+    spec = prune.PruneSpec("magnitude", 0.8, allocation="uniform")
     rates = prune.layer_sparsities(model, spec)
     qat = quantize.quantize_int8(model)
     counter = tf.Variable(0, dtype=tf.int64)
@@ -115,11 +134,21 @@ def test_gradual_pruner_follows_the_schedule_inside_an_int8_qat_model():
     prune_step()
     assert {name: zeros()[name] for name in rates} == pytest.approx(rates, abs=0.01)
     assert zeros()["first"] == 0.0 and zeros()["logits"] == 0.0
+    assert prune.layer_sparsity(qat) == zeros()  # what TensorBoard shows
+
+
+@pytest.mark.parametrize("ramp", [0.4, 0.7])
+def test_polynomial_schedule_reaches_the_target_after_the_ramp(ramp):
+    schedule = prune.schedule_for(prune.PruneSpec("magnitude", 0.9, ramp=ramp), 1000)
+    _, before = schedule(tf.constant(int(ramp * 1000) - 100, tf.int64))
+    _, after = schedule(tf.constant(int(ramp * 1000), tf.int64))
+    assert float(before) < 0.9 and float(after) == pytest.approx(0.9)
 
 
 def test_prune_ends_prunes_every_layer_at_the_target_and_unreachable_targets_fail():
     model = _small_dense_net()
-    rates = prune.layer_sparsities(model, prune.PruneSpec("magnitude", 0.5, prune_ends=True))
+    rates = prune.layer_sparsities(model, prune.PruneSpec("magnitude", 0.5, prune_ends=True,
+                                                          allocation="uniform"))
     assert rates == {name: 0.5 for name in ("first", "middle", "hidden", "logits")}
     with pytest.raises(ConfigError, match="--prune_ends"):
         prune.layer_sparsities(model, prune.PruneSpec("magnitude", 0.995))
@@ -128,6 +157,8 @@ def test_prune_ends_prunes_every_layer_at_the_target_and_unreachable_targets_fai
 @pytest.mark.parametrize("overrides, message", [
     (dict(sparsity=1.0), "0 < sparsity < 1"),
     (dict(sparsity_schedule="cubic"), "sparsity_schedule"),
+    (dict(sparsity_allocation="random"), "sparsity_allocation"),
+    (dict(sparsity_ramp=0.0), "sparsity_ramp"),
     (dict(prune="none", sparsity=0.5), "need --prune=magnitude"),
     (dict(prune="none", prune_ends=True), "need --prune=magnitude"),
     (dict(quantize="w4a8"), "combines only with --quantize=int8"),

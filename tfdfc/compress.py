@@ -37,10 +37,18 @@ _SPARSITY = flags.DEFINE_float("sparsity", 0.0, "Target fraction of zero weights
                                lower_bound=0.0, upper_bound=1.0)
 _SPARSITY_SCHEDULE = flags.DEFINE_enum(
     "sparsity_schedule", "polynomial", prune.SCHEDULES,
-    "polynomial: 0 to --sparsity over the first 70% of student updates; constant: from the start.")
+    "polynomial: 0 to --sparsity over the first --sparsity_ramp of student updates; constant: "
+    "from the start.")
+_SPARSITY_RAMP = flags.DEFINE_float("sparsity_ramp", 0.7, "--sparsity_schedule=polynomial: the "
+                                    "fraction of student updates that ramp up to --sparsity; the "
+                                    "rest recover at it.", lower_bound=0.0, upper_bound=1.0)
 _PRUNE_ENDS = flags.DEFINE_bool("prune_ends", False, "--prune=magnitude: also prune the first and "
                                 "last conv/dense layers (default: they stay dense and the others "
                                 "are pruned harder, so the whole reaches --sparsity).")
+_SPARSITY_ALLOCATION = flags.DEFINE_enum(
+    "sparsity_allocation", "global", prune.ALLOCATIONS,
+    "--prune=magnitude: how the pruned layers share the zeros. global: one magnitude threshold "
+    "over them, taken on the teacher (big layers give more); uniform: one rate for all.")
 _SLIM_DEFAULTS = slim.SlimSpec()
 _L1_GAMMA = flags.DEFINE_float("l1_gamma", _SLIM_DEFAULTS.l1_gamma, "--prune=slim: L1 weight "
                                "gamma of the channel scales (divided by each feature map's "
@@ -116,7 +124,8 @@ def config_from_flags():
         student_init=_STUDENT_INIT.value, quantize=_QUANTIZE.value, delta=_DELTA.value,
         delta_grid=_parse_floats("delta_grid", _DELTA_GRID.value), int8_io=_INT8_IO.value,
         prune=_PRUNE.value, sparsity=_SPARSITY.value, sparsity_schedule=_SPARSITY_SCHEDULE.value,
-        prune_ends=_PRUNE_ENDS.value,
+        prune_ends=_PRUNE_ENDS.value, sparsity_allocation=_SPARSITY_ALLOCATION.value,
+        sparsity_ramp=_SPARSITY_RAMP.value,
         l1_gamma=_L1_GAMMA.value, weight_decay=_WEIGHT_DECAY.value, threshold=_THRESHOLD.value,
         warmup_steps=_WARMUP_STEPS.value,
         ticket=_TICKET.value, ticket_reinit=_TICKET_REINIT.value,

@@ -38,6 +38,8 @@ class CompressConfig:
     sparsity: float = 0.0  # target fraction of zero weights (magnitude)
     sparsity_schedule: str = "polynomial"  # polynomial | constant
     prune_ends: bool = False  # also prune the first and last conv/dense layers
+    sparsity_allocation: str = "global"  # global | uniform: how pruned layers share the zeros
+    sparsity_ramp: float = 0.7  # polynomial: fraction of student updates that reach the target
     l1_gamma: float = slim.SlimSpec.l1_gamma  # slim: L1 weight of the channel scales
     weight_decay: float = slim.SlimSpec.weight_decay  # slim: lambda
     threshold: float = slim.SlimSpec.threshold  # slim: t_s
@@ -58,7 +60,8 @@ class CompressConfig:
 
     @property
     def prune_spec(self):
-        return prune.PruneSpec(self.prune, self.sparsity, self.sparsity_schedule, self.prune_ends)
+        return prune.PruneSpec(self.prune, self.sparsity, self.sparsity_schedule, self.prune_ends,
+                               self.sparsity_allocation, self.sparsity_ramp)
 
     @property
     def slim_spec(self):

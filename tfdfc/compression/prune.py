@@ -13,11 +13,19 @@ default the first of those layers (it reads the image) and the last (the logits)
 TF-MOT's guide advises and as the binary scheme keeps them full precision: they hold few weights
 and the most sensitive ones (LeNet-5's first convolution has 150: 95 % layer-wise pruning leaves
 it 8, and keeping the ends dense raised a 300-iteration data-free 95 % student from 0.81 to 0.85;
-at 90 % both gave 0.92). The other layers share the zeros at one rate chosen so the whole
-reaches the target. `--prune_ends` prunes every layer at the target instead.
+at 90 % both gave 0.92). `--prune_ends` prunes those two as well.
+
+How the pruned layers share the zeros (`--sparsity_allocation`): `global` (default) takes one
+magnitude threshold over all of them on the teacher's weights and gives each layer the rate that
+threshold implies, so LeNet-5's 94k-weight dense layer, whose weights are smallest, gives most
+(at 95 %: conv 0.89, dense 0.98, dense 0.80); `uniform` prunes each at one rate (0.96 each). At
+95 % and 1,000 iterations global gave 0.947 against 0.919; at 90 % + int8, TFLite 0.976. The
+rates are fixed at the start; within each layer the schedule prunes by magnitude as usual.
 """
 
 import dataclasses
+
+import numpy as np
 
 from tfdfc.compression import quantize
 from tfdfc.errors import ConfigError
@@ -25,6 +33,7 @@ from tfdfc.keras_compat import keras, tf, tfmot
 
 _sparsity = tfmot.sparsity.keras
 SCHEDULES = ("polynomial", "constant")
+ALLOCATIONS = ("global", "uniform")
 PRUNES = ("none", "magnitude", "slim")
 _PRUNABLE = (keras.layers.Conv2D, keras.layers.Dense)
 # pylint: disable-next=g-direct-tensorflow-import
@@ -39,6 +48,8 @@ class PruneSpec:
     sparsity: float = 0.0
     schedule: str = "polynomial"
     prune_ends: bool = False
+    allocation: str = "global"
+    ramp: float = 0.7  # polynomial: the fraction of student updates that reach the target
 
     def validate(self):
         """Raises ConfigError for values that cannot work."""
@@ -47,6 +58,11 @@ class PruneSpec:
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"sparsity_schedule must be one of {SCHEDULES}, "
                               f"got {self.schedule!r}")
+        if self.allocation not in ALLOCATIONS:
+            raise ConfigError(f"sparsity_allocation must be one of {ALLOCATIONS}, "
+                              f"got {self.allocation!r}")
+        if not 0.0 < self.ramp <= 1.0:
+            raise ConfigError(f"sparsity_ramp must be in (0, 1], got {self.ramp}")
         if self.kind == "magnitude" and not 0.0 < self.sparsity < 1.0:
             raise ConfigError(f"--prune=magnitude needs 0 < sparsity < 1, got {self.sparsity}")
         if self.kind != "magnitude" and (self.sparsity or self.prune_ends):
@@ -64,7 +80,18 @@ def layer_sparsities(model, spec):
     if rate >= 1.0:
         raise ConfigError(f"--sparsity={spec.sparsity} cannot be reached with the first and last "
                           f"layers dense (the others would need {rate:.3f}); use --prune_ends")
-    return {layer.name: rate for layer in pruned}
+    if spec.allocation == "uniform":
+        return {layer.name: rate for layer in pruned}
+    return _global_rates([layer.kernel.numpy() for layer in pruned], [layer.name for layer in pruned],
+                         rate)
+
+
+def _global_rates(kernels, names, rate):
+    """Per-layer rates from one magnitude threshold over all `kernels`, so that `rate` of their
+    weights together fall below it: large layers, whose weights are small, give more."""
+    magnitudes = np.sort(np.concatenate([np.abs(k).ravel() for k in kernels]))
+    threshold = magnitudes[min(int(round(rate * magnitudes.size)), magnitudes.size - 1)]
+    return {name: float(np.mean(np.abs(k) < threshold)) for name, k in zip(names, kernels)}
 
 
 def layer_schedules(rates, spec, total_updates):
@@ -76,13 +103,13 @@ def layer_schedules(rates, spec, total_updates):
 def schedule_for(spec, total_updates):
     """The TF-MOT schedule over `total_updates` student updates.
 
-    polynomial: from 0 to the target over the first 70 % of updates (the rest recovers at the
-    target); constant: the target from the first update. Masks update 100 times over the run.
+    polynomial: from 0 to the target over the first `spec.ramp` of the updates (the rest recover
+    at the target); constant: the target from the first update. Masks update 100 times over the run.
     """
     frequency = max(1, total_updates // 100)
     if spec.schedule == "constant":
         return _sparsity.ConstantSparsity(spec.sparsity, begin_step=0, frequency=frequency)
-    end_step = max(1, int(0.7 * total_updates))
+    end_step = max(1, int(spec.ramp * total_updates))
     return _sparsity.PolynomialDecay(0.0, spec.sparsity, begin_step=0, end_step=end_step,
                                      frequency=min(frequency, end_step))
 
@@ -169,10 +196,15 @@ def strip(model):
 
 
 def layer_sparsity(model):
-    """{layer name: fraction of zeros in its mask} for TensorBoard."""
+    """{layer name: fraction of zeros} for TensorBoard: the mask of each pruning wrapper, or the
+    stored kernel of each QAT-wrapped convolution or dense layer (pruned by
+    `make_gradual_pruner`)."""
     result = {}
-    for wrapper in wrappers(model):
-        for _, mask, _ in wrapper.pruning_vars:
-            values = mask.numpy()
-            result[wrapper.layer.name] = float(1.0 - values.mean())
+    for layer in model.layers:
+        if isinstance(layer, PruneLowMagnitude):
+            masks = [mask.numpy() for _, mask, _ in layer.pruning_vars]
+            result[layer.layer.name] = float(1.0 - np.mean(np.concatenate(
+                [mask.ravel() for mask in masks])))
+        elif isinstance(getattr(layer, "layer", None), _PRUNABLE):
+            result[layer.layer.name] = float(np.mean(quantize.stored_kernel(layer).numpy() == 0))
     return result
