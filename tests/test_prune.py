@@ -113,6 +113,18 @@ def test_global_allocation_prunes_the_smallest_weights_of_all_pruned_layers_toge
                for name in rates) == pytest.approx(uniform["hidden"] * total, abs=1)
 
 
+def test_global_allocation_never_empties_a_layer_and_keeps_the_total():
+    model = _small_dense_net()
+    hidden = model.get_layer("hidden").kernel
+    hidden.assign(hidden * 1e-3)  # every weight below the others': the threshold would empty it
+    rates = prune.layer_sparsities(model, prune.PruneSpec("magnitude", 0.85))
+    assert rates["hidden"] == pytest.approx(0.99)
+    sizes = {name: model.get_layer(name).kernel.shape.num_elements() for name in rates}
+    total = sum(layer.kernel.shape.num_elements() for layer in model.layers
+                if hasattr(layer, "kernel"))
+    assert sum(rates[name] * sizes[name] for name in rates) == pytest.approx(0.85 * total, abs=1)
+
+
 def test_gradual_pruner_follows_the_schedule_inside_an_int8_qat_model():
     model = _small_dense_net()
     spec = prune.PruneSpec("magnitude", 0.8, allocation="uniform")

@@ -34,6 +34,7 @@ from tfdfc.keras_compat import keras, tf, tfmot
 _sparsity = tfmot.sparsity.keras
 SCHEDULES = ("polynomial", "constant")
 ALLOCATIONS = ("global", "uniform")
+_MAX_LAYER_RATE = 0.99  # global allocation never empties a layer
 PRUNES = ("none", "magnitude", "slim")
 _PRUNABLE = (keras.layers.Conv2D, keras.layers.Dense)
 # pylint: disable-next=g-direct-tensorflow-import
@@ -88,10 +89,23 @@ def layer_sparsities(model, spec):
 
 def _global_rates(kernels, names, rate):
     """Per-layer rates from one magnitude threshold over all `kernels`, so that `rate` of their
-    weights together fall below it: large layers, whose weights are small, give more."""
-    magnitudes = np.sort(np.concatenate([np.abs(k).ravel() for k in kernels]))
-    threshold = magnitudes[min(int(round(rate * magnitudes.size)), magnitudes.size - 1)]
-    return {name: float(np.mean(np.abs(k) < threshold)) for name, k in zip(names, kernels)}
+    weights together fall below it: large layers, whose weights are small, give more. No layer
+    goes above `_MAX_LAYER_RATE` (or `rate`, if higher): a layer the threshold would empty is
+    held there and the threshold is taken again over the others for the zeros left."""
+    cap = max(_MAX_LAYER_RATE, rate)
+    sizes = np.array([kernel.size for kernel in kernels])
+    capped = np.zeros(len(kernels), bool)
+    while True:
+        zeros_left = rate * sizes.sum() - cap * sizes[capped].sum()
+        free = np.sort(np.concatenate([np.abs(k).ravel() for k, held in zip(kernels, capped)
+                                       if not held]))
+        threshold = free[min(int(round(zeros_left)), free.size - 1)]
+        rates = np.array([cap if held else np.mean(np.abs(k) < threshold)
+                          for k, held in zip(kernels, capped)])
+        over = (rates > cap) & ~capped
+        if not over.any():
+            return {name: float(value) for name, value in zip(names, rates)}
+        capped |= over
 
 
 def layer_schedules(rates, spec, total_updates):
