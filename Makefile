@@ -54,7 +54,7 @@ bench-lane-a bench-lane-b: $(STAMP) $(TEACHER)
 bench-quick: $(STAMP) $(TEACHER)
 	rm -rf $(QUICK)
 	$(BIN)/python bench/first_path.py --steps=300 --out_dir=$(QUICK)/first_path --results=$(QUICK)/RESULTS_first_path.md
-	$(BIN)/python bench/quantization.py --steps=150 --schemes=int8,binary --out_dir=$(QUICK)/quantization --results=$(QUICK)/RESULTS_quantization.md
+	$(BIN)/python bench/quantization.py --steps=150 --schemes=int8,binary --binary_seeds=0 --out_dir=$(QUICK)/quantization --results=$(QUICK)/RESULTS_quantization.md
 	$(BIN)/python bench/binary_delta.py --steps=150 --delta_multiples=0.5,1 --out_dir=$(QUICK)/binary_delta --results=$(QUICK)/RESULTS_binary_delta.md
 	$(BIN)/python bench/pruning.py --steps=150 --sparsities=0.9 --with_data_baseline=false --out_dir=$(QUICK)/pruning --results=$(QUICK)/RESULTS_pruning.md
 	$(BIN)/python bench/slimming.py --steps=150 --weight_decays=1e-5,1e-3 --seeds=0,1 --out_dir=$(QUICK)/slimming --results=$(QUICK)/RESULTS_slimming.md

@@ -1,12 +1,13 @@
 """Benchmark of data-free quantization on mnist5k: int8, binary, w4a8, w4a4 against the teacher,
 the no-training baseline and the with-data baseline at equal student steps. Writes Markdown.
 
-    python bench/quantization.py                  # 31 min in a one-thread lane of make bench
+    python bench/quantization.py                  # about 45 min in a one-thread lane of make bench
     python bench/quantization.py --tiny           # seconds, on digits (used by the tests)
 """
 
 import json
 import os
+import statistics
 
 from absl import app, flags
 
@@ -31,14 +32,36 @@ _DELTA_MULTIPLE = flags.DEFINE_float("delta_multiple", 2.0, "Binary delta as a m
                                      "data-free grid search picks.")
 
 
-def run_scheme(scheme, teacher_path, tiny, out_dir, steps):
+_BINARY_SEEDS = flags.DEFINE_list("binary_seeds", ["0", "1", "2"], "Seeds of the binary runs "
+                                  "(each with its with-data baseline): single binary runs moved "
+                                  "by up to 2 pt between seeds.")
+
+
+def run_scheme(scheme, teacher_path, tiny, out_dir, steps, seed=0):
     """One data-free run of `scheme` with its baselines; returns report.json's content."""
     delta, student_lr = 0.0, _QAT_STUDENT_LR.value
     if scheme == "binary":
         delta = _DELTA_MULTIPLE.value * binary.default_delta(teacher.load(teacher_path))
         student_lr = _BINARY_STUDENT_LR.value
-    return common.run(scheme, teacher_path, tiny, out_dir, steps, divergence=_DIVERGENCE.value,
-                      student_lr=student_lr, quantize=scheme, delta=delta)
+    return common.run(run_name(scheme, seed), teacher_path, tiny, out_dir, steps, seed=seed,
+                      divergence=_DIVERGENCE.value, student_lr=student_lr, quantize=scheme,
+                      delta=delta)
+
+
+def run_name(scheme, seed):
+    """`scheme` for seed 0, else `scheme_seed<N>`: the key of a run in the results."""
+    return scheme if seed == 0 else f"{scheme}_seed{seed}"
+
+
+def run_all(teacher_path, tiny, out_dir, steps):
+    """{run name: report} of every scheme, binary once per --binary_seeds."""
+    results = {}
+    for scheme in _SCHEMES.value:
+        seeds = [int(seed) for seed in _BINARY_SEEDS.value] if scheme == "binary" else [0]
+        for seed in seeds:
+            results[run_name(scheme, seed)] = run_scheme(scheme, teacher_path, tiny, out_dir,
+                                                         steps, seed)
+    return results
 
 
 def row(scheme, result):
@@ -65,13 +88,15 @@ def verdicts(results):
                   r["tflite"]["int8"]["bytes"] / r["tflite"]["float"]["bytes"], 0.3, False)
         out.check("|Keras QAT - TFLite int8| (pt)", abs(points(
             r["tflite"]["int8"]["accuracy"], r["student"]["accuracy"])), 0.2, False)
-    if "binary" in results:
-        r = results["binary"]
-        out.check("binary vs teacher (pt)",
-                  points(r["student"]["accuracy"], r["teacher"]["accuracy"]), -2.0, True)
-        sign_only = (r["baselines"]["no_training"] or {}).get("accuracy")
-        out.check("binary vs sign-only, no training (pt)",
-                  points(r["student"]["accuracy"], sign_only), 20.0, True)
+    binaries = [r for name, r in results.items() if name.split("_seed")[0] == "binary"]
+    if binaries:
+        accuracy = statistics.mean(r["student"]["accuracy"] for r in binaries)
+        label = f"mean of {len(binaries)} seeds, " if len(binaries) > 1 else ""
+        out.check(f"binary vs teacher ({label}pt)",
+                  points(accuracy, binaries[0]["teacher"]["accuracy"]), -2.0, True)
+        sign_only = (binaries[0]["baselines"]["no_training"] or {}).get("accuracy")
+        out.check(f"binary vs sign-only, no training ({label}pt)",
+                  points(accuracy, sign_only), 20.0, True)
         if sign_only is not None and sign_only > 0.8:
             out.lines.append(f"  (sign-only already reaches {sign_only:.3f}, so +20 pt would "
                              "need more than 100 %: unreachable on this data set)")
@@ -79,10 +104,16 @@ def verdicts(results):
         r = results["w4a4"]
         out.check("w4a4 (Keras QAT) vs teacher (pt)",
                   points(r["student"]["accuracy"], r["teacher"]["accuracy"]), -1.5, True)
-    for scheme, r in results.items():
-        out.check(f"{scheme}: data-free vs with-data at equal student steps (pt)", points(
-            r["student"]["accuracy"], (r["baselines"]["with_data"] or {}).get("accuracy")),
-            -0.5, True)
+    for scheme in dict.fromkeys(name.split("_seed")[0] for name in results):
+        runs = [r for name, r in results.items() if name.split("_seed")[0] == scheme]
+        gaps = [points(r["student"]["accuracy"], (r["baselines"]["with_data"] or {}).get(
+            "accuracy")) for r in runs]
+        label = f"mean of {len(runs)} seeds, " if len(runs) > 1 else ""
+        out.check(f"{scheme}: data-free vs with-data at equal student steps ({label}pt)",
+                  None if None in gaps else round(statistics.mean(gaps), 6), -0.5, True)
+        if len(runs) > 1 and None not in gaps:
+            out.lines.append(f"  (per seed: {', '.join(f'{gap:+.1f}' for gap in gaps)}; "
+                             f"{common.mean_std(gaps, 1)} pt)")
     return out.lines
 
 
@@ -94,11 +125,12 @@ def main(argv):
         with open(os.path.splitext(_FLAGS.results.value)[0] + ".json", encoding="utf-8") as f:
             results = json.load(f)
     else:
-        results = {scheme: run_scheme(scheme, teacher_path, tiny, out_dir, steps)
-                   for scheme in _SCHEMES.value}
+        results = run_all(teacher_path, tiny, out_dir, steps)
     command = common.command_line("quantization", tiny, steps)
     steps = next(iter(results.values()))["train"]["steps"]
-    lines = ["# Data-free quantization", "", f"Command: `{command}` (seed 0, {steps} iterations "
+    lines = ["# Data-free quantization", "", f"Command: `{command}` (seed 0; binary runs: "
+             f"{', '.join(name for name in results if name.startswith('binary'))}; "
+             f"{steps} iterations "
              f"of 1 generator + student steps, {_DIVERGENCE.value}; student rate "
              f"{_QAT_STUDENT_LR.value:g} for int8 and n-bit, {_BINARY_STUDENT_LR.value:g} for "
              f"binary; binary delta {_DELTA_MULTIPLE.value:g} x the teacher's mean |w|; the "

@@ -22,9 +22,11 @@ def test_first_path_benchmark_tiny(tmp_path):
 
 
 def test_quantization_benchmark_tiny(tmp_path):
-    table = _run_tiny("bench/quantization.py", tmp_path, "--schemes=int8,binary")
-    assert "| int8 |" in table and "| binary |" in table
-    assert "binary vs sign-only, no training (pt)" in table
+    table = _run_tiny("bench/quantization.py", tmp_path, "--schemes=int8,binary",
+                      "--binary_seeds=0,1")
+    assert "| int8 |" in table and "| binary |" in table and "| binary_seed1 |" in table
+    assert "binary vs sign-only, no training (mean of 2 seeds, pt)" in table
+    assert "binary: data-free vs with-data at equal student steps (mean of 2 seeds, pt)" in table
     rendered = _run_tiny("bench/quantization.py", tmp_path, "--render_only")
     assert sorted(rendered.splitlines()) == sorted(table.splitlines())  # rows may reorder
 
