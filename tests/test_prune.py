@@ -139,10 +139,10 @@ def test_gradual_pruner_follows_the_schedule_inside_an_int8_qat_model():
 
     prune_step()
     assert max(zeros().values()) == 0.0  # the schedule starts at 0
-    counter.assign(35)
+    counter.assign(20)
     prune_step()
     assert all(0.0 < zeros()[name] < rate - 0.1 for name, rate in rates.items())
-    counter.assign(70)  # the polynomial schedule ends at 70 % of the updates
+    counter.assign(40)  # the polynomial schedule ends at 40 % of the updates
     prune_step()
     assert {name: zeros()[name] for name in rates} == pytest.approx(rates, abs=0.01)
     assert zeros()["first"] == 0.0 and zeros()["logits"] == 0.0

@@ -39,9 +39,10 @@ _SPARSITY_SCHEDULE = flags.DEFINE_enum(
     "sparsity_schedule", "polynomial", prune.SCHEDULES,
     "polynomial: 0 to --sparsity over the first --sparsity_ramp of student updates; constant: "
     "from the start.")
-_SPARSITY_RAMP = flags.DEFINE_float("sparsity_ramp", 0.7, "--sparsity_schedule=polynomial: the "
-                                    "fraction of student updates that ramp up to --sparsity; the "
-                                    "rest recover at it.", lower_bound=0.0, upper_bound=1.0)
+_SPARSITY_RAMP = flags.DEFINE_float(
+    "sparsity_ramp", prune.PruneSpec.ramp, "--sparsity_schedule=polynomial: the fraction of "
+    "student updates that ramp up to --sparsity; the rest recover at it.", lower_bound=0.0,
+    upper_bound=1.0)
 _PRUNE_ENDS = flags.DEFINE_bool("prune_ends", False, "--prune=magnitude: also prune the first and "
                                 "last conv/dense layers (default: they stay dense and the others "
                                 "are pruned harder, so the whole reaches --sparsity).")

@@ -22,6 +22,9 @@ from tfdfc.train import Players, TrainConfig, make_optimizers
 STUDENT_INITS = ("auto", "random", "teacher")
 
 
+_PRUNE_DEFAULTS = prune.PruneSpec()  # the field `prune` hides the module inside the class
+
+
 @dataclasses.dataclass(frozen=True)
 class CompressConfig:
     """Everything one compression run needs; the `compress` binary's flags map onto it."""
@@ -38,8 +41,8 @@ class CompressConfig:
     sparsity: float = 0.0  # target fraction of zero weights (magnitude)
     sparsity_schedule: str = "polynomial"  # polynomial | constant
     prune_ends: bool = False  # also prune the first and last conv/dense layers
-    sparsity_allocation: str = "global"  # global | uniform: how pruned layers share the zeros
-    sparsity_ramp: float = 0.7  # polynomial: fraction of student updates that reach the target
+    sparsity_allocation: str = _PRUNE_DEFAULTS.allocation  # global | uniform: sharing the zeros
+    sparsity_ramp: float = _PRUNE_DEFAULTS.ramp  # polynomial: fraction of updates to the target
     l1_gamma: float = slim.SlimSpec.l1_gamma  # slim: L1 weight of the channel scales
     weight_decay: float = slim.SlimSpec.weight_decay  # slim: lambda
     threshold: float = slim.SlimSpec.threshold  # slim: t_s

@@ -50,7 +50,7 @@ class PruneSpec:
     schedule: str = "polynomial"
     prune_ends: bool = False
     allocation: str = "global"
-    ramp: float = 0.7  # polynomial: the fraction of student updates that reach the target
+    ramp: float = 0.4  # polynomial: the fraction of student updates that reach the target
 
     def validate(self):
         """Raises ConfigError for values that cannot work."""
@@ -83,8 +83,8 @@ def layer_sparsities(model, spec):
                           f"layers dense (the others would need {rate:.3f}); use --prune_ends")
     if spec.allocation == "uniform":
         return {layer.name: rate for layer in pruned}
-    return _global_rates([layer.kernel.numpy() for layer in pruned], [layer.name for layer in pruned],
-                         rate)
+    return _global_rates([layer.kernel.numpy() for layer in pruned],
+                         [layer.name for layer in pruned], rate)
 
 
 def _global_rates(kernels, names, rate):
@@ -118,7 +118,7 @@ def schedule_for(spec, total_updates):
     """The TF-MOT schedule over `total_updates` student updates.
 
     polynomial: from 0 to the target over the first `spec.ramp` of the updates (the rest recover
-    at the target); constant: the target from the first update. Masks update 100 times over the run.
+    at the target); constant: the target from the first update. Masks update 100 times a run.
     """
     frequency = max(1, total_updates // 100)
     if spec.schedule == "constant":
