@@ -20,8 +20,6 @@ from tfdfc.loop import Loop
 from tfdfc.train import Players, TrainConfig, make_optimizers
 
 STUDENT_INITS = ("auto", "random", "teacher")
-
-
 _PRUNE_DEFAULTS = prune.PruneSpec()  # the field `prune` hides the module inside the class
 
 
