@@ -9,8 +9,8 @@ TEACHER := exported/teachers/lenet5_mnist5k.keras
 
 # Two lanes of one-thread TensorFlow run side by side: on 2 cores that gives 1.3x the throughput
 # of one two-thread process (measured: 3.8 + 3.8 against 5.9 iterations/s).
-LANE_A := pruning quantization
-LANE_B := slimming ticket binary_delta
+LANE_A := quantization ticket binary_delta
+LANE_B := pruning slimming
 ONE_THREAD := TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1
 QUICK := exported/bench-quick
 
@@ -37,8 +37,9 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
 
 # Every benchmark at its default size in two lanes, then the two that time (first_path, speed)
-# alone, then RESULTS.md: 80 min measured once (lanes of 79 and 57 min, the first including
-# first_path's 13); about 75 min expected in this layout, over the ~60 aimed at.
+# alone, then RESULTS.md. Measured one-thread times: quantization 47 min (binary over 3 seeds),
+# pruning 33, slimming 32, ticket 15, binary_delta 10; so lanes of about 72 and 65 min and
+# about 82 min in all, over the ~60 aimed at.
 bench: $(STAMP) $(TEACHER)
 	rm -rf exported/bench
 	$(MAKE) -j2 bench-lane-a bench-lane-b
