@@ -53,6 +53,19 @@ def run_name(scheme, seed):
     return scheme if seed == 0 else f"{scheme}_seed{seed}"
 
 
+def scheme_of(name):
+    """The scheme of a run named by `run_name`."""
+    return name.split("_seed")[0]
+
+
+def by_scheme(results):
+    """{scheme: [reports of its runs, seed 0 first]} of results keyed by `run_name`."""
+    groups = {}
+    for name, report in results.items():
+        groups.setdefault(scheme_of(name), []).append(report)
+    return groups
+
+
 def run_all(teacher_path, tiny, out_dir, steps):
     """{run name: report} of every scheme, binary once per --binary_seeds."""
     results = {}
@@ -88,7 +101,8 @@ def verdicts(results):
                   r["tflite"]["int8"]["bytes"] / r["tflite"]["float"]["bytes"], 0.3, False)
         out.check("|Keras QAT - TFLite int8| (pt)", abs(points(
             r["tflite"]["int8"]["accuracy"], r["student"]["accuracy"])), 0.2, False)
-    binaries = [r for name, r in results.items() if name.split("_seed")[0] == "binary"]
+    groups = by_scheme(results)
+    binaries = groups.get("binary")
     if binaries:
         accuracy = statistics.mean(r["student"]["accuracy"] for r in binaries)
         label = f"mean of {len(binaries)} seeds, " if len(binaries) > 1 else ""
@@ -104,8 +118,7 @@ def verdicts(results):
         r = results["w4a4"]
         out.check("w4a4 (Keras QAT) vs teacher (pt)",
                   points(r["student"]["accuracy"], r["teacher"]["accuracy"]), -1.5, True)
-    for scheme in dict.fromkeys(name.split("_seed")[0] for name in results):
-        runs = [r for name, r in results.items() if name.split("_seed")[0] == scheme]
+    for scheme, runs in groups.items():
         gaps = [points(r["student"]["accuracy"], (r["baselines"]["with_data"] or {}).get(
             "accuracy")) for r in runs]
         label = f"mean of {len(runs)} seeds, " if len(runs) > 1 else ""
@@ -129,7 +142,7 @@ def main(argv):
     command = common.command_line("quantization", tiny, steps)
     steps = next(iter(results.values()))["train"]["steps"]
     lines = ["# Data-free quantization", "", f"Command: `{command}` (seed 0; binary runs: "
-             f"{', '.join(name for name in results if name.startswith('binary'))}; "
+             f"{', '.join(name for name in results if scheme_of(name) == 'binary')}; "
              f"{steps} iterations "
              f"of 1 generator + student steps, {_DIVERGENCE.value}; student rate "
              f"{_QAT_STUDENT_LR.value:g} for int8 and n-bit, {_BINARY_STUDENT_LR.value:g} for "

@@ -47,7 +47,7 @@ _PRUNE_ENDS = flags.DEFINE_bool("prune_ends", False, "--prune=magnitude: also pr
                                 "last conv/dense layers (default: they stay dense and the others "
                                 "are pruned harder, so the whole reaches --sparsity).")
 _SPARSITY_ALLOCATION = flags.DEFINE_enum(
-    "sparsity_allocation", "global", prune.ALLOCATIONS,
+    "sparsity_allocation", prune.PruneSpec.allocation, prune.ALLOCATIONS,
     "--prune=magnitude: how the pruned layers share the zeros. global: one magnitude threshold "
     "over them, taken on the teacher (big layers give more); uniform: one rate for all.")
 _SLIM_DEFAULTS = slim.SlimSpec()

@@ -93,15 +93,15 @@ def _global_rates(kernels, names, rate):
     goes above `_MAX_LAYER_RATE` (or `rate`, if higher): a layer the threshold would empty is
     held there and the threshold is taken again over the others for the zeros left."""
     cap = max(_MAX_LAYER_RATE, rate)
-    sizes = np.array([kernel.size for kernel in kernels])
+    magnitudes = [np.abs(kernel).ravel() for kernel in kernels]
+    sizes = np.array([m.size for m in magnitudes])
     capped = np.zeros(len(kernels), bool)
     while True:
         zeros_left = rate * sizes.sum() - cap * sizes[capped].sum()
-        free = np.sort(np.concatenate([np.abs(k).ravel() for k, held in zip(kernels, capped)
-                                       if not held]))
+        free = np.sort(np.concatenate([m for m, held in zip(magnitudes, capped) if not held]))
         threshold = free[min(int(round(zeros_left)), free.size - 1)]
-        rates = np.array([cap if held else np.mean(np.abs(k) < threshold)
-                          for k, held in zip(kernels, capped)])
+        rates = np.array([cap if held else np.mean(m < threshold)
+                          for m, held in zip(magnitudes, capped)])
         over = (rates > cap) & ~capped
         if not over.any():
             return {name: float(value) for name, value in zip(names, rates)}
