@@ -48,7 +48,8 @@ def iteration_seconds(strategy, config, teacher_model, iterations):
     for iteration in range(iterations + 2):
         started = time.perf_counter()
         generator_step(tf.constant(iteration, tf.int64))
-        images, teacher_outputs = synthesis_step(tf.constant(iteration, tf.int64))
+        images, teacher_outputs = synthesis_step(tf.constant(iteration, tf.int64),
+                                                 tf.constant(0, tf.int64))
         for _ in range(config.train.student_steps):
             metrics_ = student_step(images, teacher_outputs)
         float(metrics_["student_loss"])  # wait for the last step

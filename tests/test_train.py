@@ -8,7 +8,7 @@ from tfdfc import distribute, pipeline, teacher
 from tfdfc.errors import ConfigError
 from tfdfc.keras_compat import keras, tf
 from tfdfc.loop import Loop, TrainingDiverged
-from tfdfc.train import TrainConfig, make_generator_step
+from tfdfc.train import TrainConfig, make_generator_step, sample_latent
 
 
 def _config(**overrides):
@@ -63,6 +63,28 @@ def test_generator_step_increases_the_divergence(digits_teacher_path):
     for _ in range(5):
         last = float(step(tf.constant(0, tf.int64))["generator_divergence"])
     assert last > first
+
+
+def test_later_draws_give_fresh_latents_and_draw_zero_is_the_generator_steps():
+    config, iteration = _config(), tf.constant(5, tf.int64)
+    draws = [sample_latent(iteration, config, 4, tf.constant(d, tf.int64)) for d in (0, 1, 2)]
+    np.testing.assert_array_equal(draws[0], sample_latent(iteration, config, 4))
+    np.testing.assert_array_equal(draws[1], sample_latent(iteration, config, 4,
+                                                          tf.constant(1, tf.int64)))
+    assert not np.allclose(draws[0], draws[1]) and not np.allclose(draws[1], draws[2])
+
+
+def test_resampled_latents_train_the_student_on_other_images(tmp_path, digits_teacher_path):
+    strategy = distribute.make_strategy("one_device")
+    students = {}
+    for resample in (False, True):
+        config = _config(resample_latents=resample)
+        players = _players(strategy, digits_teacher_path, config)
+        metrics = Loop(strategy, players, config, str(tmp_path / str(resample)),
+                       log=quiet).run()
+        assert all(np.isfinite(value) for value in metrics.values()), metrics
+        students[resample] = _weights(players.student_model)
+    assert any(not np.allclose(a, b) for a, b in zip(students[False], students[True]))
 
 
 @pytest.mark.parametrize("quantize", ["none", "binary", "int8"])

@@ -120,9 +120,12 @@ class Loop:
 
     def run_iteration(self, iteration):
         """One generator step and `student_steps` student steps; returns float metrics."""
-        metrics = self.generator_step(tf.constant(iteration, tf.int64))
-        images, teacher_outputs = self.synthesis_step(tf.constant(iteration, tf.int64))
-        for _ in range(self.config.student_steps):
+        iteration = tf.constant(iteration, tf.int64)
+        metrics = self.generator_step(iteration)
+        for draw in range(self.config.student_steps):
+            if draw == 0 or self.config.resample_latents:
+                images, teacher_outputs = self.synthesis_step(iteration,
+                                                              tf.constant(draw, tf.int64))
             student_metrics = self.student_step(images, teacher_outputs)
         metrics.update(student_metrics)
         self._last_images = images

@@ -171,6 +171,7 @@ def train_summary(config, loop, strategy):
     return {"steps": config.train.steps, "seconds": round(loop.seconds, 1),
             "seconds_this_session": round(loop.session_seconds, 1),
             "student_steps": config.train.student_steps, "batch_size": config.train.batch_size,
+            "resample_latents": config.train.resample_latents,
             "replicas": strategy.num_replicas_in_sync, "final_metrics": loop.last_metrics}
 
 
