@@ -62,7 +62,7 @@ bench-quick: $(STAMP) $(TEACHER)
 	$(BIN)/python bench/results.py --input_dir=$(QUICK) --output=$(QUICK)/RESULTS.md
 
 bench-quick-lane-a: $(STAMP) $(TEACHER)
-	$(ONE_THREAD) $(BIN)/python bench/quantization.py --steps=150 --schemes=int8,binary --binary_seeds=0 --out_dir=$(QUICK)/quantization --results=$(QUICK)/RESULTS_quantization.md
+	$(ONE_THREAD) $(BIN)/python bench/quantization.py --steps=150 --qat_steps=150 --schemes=int8,binary --binary_seeds=0 --out_dir=$(QUICK)/quantization --results=$(QUICK)/RESULTS_quantization.md
 	$(ONE_THREAD) $(BIN)/python bench/pruning.py --steps=150 --sparsities=0.9 --with_data_baseline=false --out_dir=$(QUICK)/pruning --results=$(QUICK)/RESULTS_pruning.md
 	$(ONE_THREAD) $(BIN)/python bench/ticket.py --steps=150 --seeds=0 --rounds=2 --round_steps=200 --out_dir=$(QUICK)/ticket --results=$(QUICK)/RESULTS_ticket.md
 
