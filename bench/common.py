@@ -23,14 +23,15 @@ def ensure_teacher(tiny, out_dir):
 
 
 def run(name, teacher_path, tiny, out_dir, steps, seed=0, divergence="kl",
-        student_lr=TrainConfig.student_lr, batch_size=128, **overrides):
+        student_lr=TrainConfig.student_lr, batch_size=128, resample_latents=False, **overrides):
     """One data-free run (mnist5k, or seconds on digits when tiny); returns its report.
 
     `seed` is the training seed (generator and fresh student initialisation, latent draws);
     `divergence` the teacher-student discrepancy; `batch_size` the generated images per step;
-    `overrides` are CompressConfig fields.
+    `resample_latents` a fresh z per student step; `overrides` are CompressConfig fields.
     """
     train = TrainConfig(seed=seed, divergence=divergence, student_lr=student_lr,
+                        resample_latents=resample_latents,
                         steps=2 if tiny else steps, batch_size=16 if tiny else batch_size,
                         student_steps=2 if tiny else 10, log_every=1 if tiny else 250,
                         eval_every=2 if tiny else steps, checkpoint_every=2 if tiny else steps)
