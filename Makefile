@@ -37,9 +37,11 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
 
 # Every benchmark at its default size in two lanes, then the two that time (first_path, speed)
-# alone, then RESULTS.md. Measured one-thread times: quantization 47 min (binary over 3 seeds),
-# pruning 33, slimming 32, ticket 15, binary_delta 10; so lanes of about 72 and 65 min and
-# about 82 min in all, over the ~60 aimed at.
+# alone, then RESULTS.md. Measured one-thread times (2026-11-25): quantization 47 min (every
+# scheme at 800 iterations, binary over 3 seeds), pruning 33, slimming 32, ticket 15,
+# binary_delta 10. Since then the int8 and n-bit rows take 300 iterations and binary a fresh z
+# per student step: quantization about 41 min (estimated, not timed), so lanes of about 66 and
+# 65 min and about 76 min in all, over the ~60 aimed at.
 bench: $(STAMP) $(TEACHER)
 	rm -rf exported/bench
 	$(MAKE) -j2 bench-lane-a bench-lane-b
