@@ -39,7 +39,7 @@ _DELTA_MULTIPLE = flags.DEFINE_float("delta_multiple", 2.0, "Binary delta as a m
 _BINARY_RESAMPLE = flags.DEFINE_bool("binary_resample_latents", True, "A fresh z for every "
                                      "student step of the binary runs (--resample_latents). "
                                      "Teacher 0.988, seeds 0/1/2: 0.978 / 0.973 / 0.980; "
-                                     "seed 2 without: 0.974.")
+                                     "seeds 0/2 without: 0.973 / 0.974.")
 _BINARY_SEEDS = flags.DEFINE_list("binary_seeds", ["0", "1", "2"], "Seeds of the binary runs "
                                   "(each with its with-data baseline): single binary runs moved "
                                   "by up to 2 pt between seeds.")
