@@ -55,6 +55,7 @@ def test_speed_benchmark_tiny(tmp_path):
     table = _run_tiny("bench/speed.py", tmp_path, "--latency_runs=5")
     assert "alternating iteration / plain fit step" in table
     assert "MirroredStrategy, 2 replicas" in table and "TFLite latency, int8" in table
+    assert "fresh z per student step (`--resample_latents`)" in table
 
 
 def test_binary_delta_benchmark_tiny(tmp_path):
