@@ -33,8 +33,10 @@ teacher: $(TEACHER)
 demo: $(STAMP) $(TEACHER)
 	$(BIN)/python -m tfdfc.compress --flagfile=flags/demo.cfg
 
+# Two pytest workers (pytest-xdist), one file each at a time, one TensorFlow thread each: much
+# of the suite is single-threaded Python (TF import in subprocess tests, tracing, conversion).
 test: $(STAMP)
-	$(BIN)/python -m pytest -q tests
+	$(ONE_THREAD) $(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=15 tests
 
 # Every benchmark at its default size in two lanes, then the two that time (first_path, speed)
 # alone, then RESULTS.md. Measured one-thread times (2026-11-25): quantization 47 min (every

@@ -102,6 +102,7 @@ def test_int8_run_reports_bits_int8_tflite_and_both_baselines(tmp_path, digits_t
     assert abs(int8["accuracy"] - report["student"]["accuracy"]) <= 0.05
     assert "Gaussian noise" in report["baselines"]["no_training"]["method"]
     assert 0.0 <= report["baselines"]["with_data"]["accuracy"] <= 1.0
+    assert report["baselines"]["with_data"]["seconds"] > 0
     assert (tmp_path / "student_int8.tflite").exists()
 
 
