@@ -11,7 +11,6 @@
     python bench/speed.py --tiny           # seconds, on digits (used by the tests)
 """
 
-import dataclasses
 import statistics
 import tempfile
 import time
@@ -95,8 +94,7 @@ def main(argv):
         teacher_model = teacher_lib.load(teacher_path)
     config = _config(teacher_path, tiny, "one_device")
     per_iteration, run = iteration_seconds(one, config, teacher_model, iterations)
-    resampled = dataclasses.replace(config, train=dataclasses.replace(config.train,
-                                                                     resample_latents=True))
+    resampled = _config(teacher_path, tiny, "one_device", resample_latents=True)
     per_resampled_iteration = iteration_seconds(one, resampled, teacher_model, iterations)[0]
     per_fit_step = fit_step_seconds(run.players.student_model, eval_set,
                                     config.train.batch_size, 10 * iterations)
@@ -139,7 +137,8 @@ def main(argv):
     lines += ["", "Targets:", ""] + verdicts.lines
     common.write_results(_FLAGS.results.value, lines, {
         "iteration_seconds": per_iteration,
-        "resampled_iteration_seconds": per_resampled_iteration, "fit_step_seconds": per_fit_step, "ratio": ratio,
+        "resampled_iteration_seconds": per_resampled_iteration,
+        "fit_step_seconds": per_fit_step, "ratio": ratio,
         "mirrored_iteration_seconds": {str(k): v for k, v in mirrored.items()},
         "tflite_latency_seconds": latency})
 
