@@ -8,9 +8,12 @@ STAMP := $(VENV)/.installed
 TEACHER := exported/teachers/lenet5_mnist5k.keras
 
 # Two lanes of one-thread TensorFlow run side by side: on 2 cores that gives 1.3x the throughput
-# of one two-thread process (measured: 3.8 + 3.8 against 5.9 iterations/s).
-LANE_A := quantization ticket binary_delta
-LANE_B := pruning slimming
+# of one two-thread process (measured: 3.8 + 3.8 against 5.9 iterations/s on 2026-11-25; on the
+# AVX2 machine of 2026-11-30 a second thread gave one process nothing: 288.6 against 275 ms per
+# iteration). first_path runs in a lane too: its run time is then that of one thread.
+LANE_A := quantization slimming
+LANE_B := pruning ticket binary_delta first_path
+BENCH_TIMES := exported/bench/times.txt
 ONE_THREAD := TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1
 QUICK := exported/bench-quick
 
@@ -38,22 +41,23 @@ demo: $(STAMP) $(TEACHER)
 test: $(STAMP)
 	$(ONE_THREAD) $(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=15 tests
 
-# Every benchmark at its default size in two lanes, then the two that time (first_path, speed)
-# alone, then RESULTS.md. Measured one-thread times (2026-11-25): quantization 47 min (every
-# scheme at 800 iterations, binary over 3 seeds), pruning 33, slimming 32, ticket 15,
-# binary_delta 10. Since then the int8 and n-bit rows take 300 iterations and binary a fresh z
-# per student step: quantization about 41 min (estimated, not timed), so lanes of about 66 and
-# 65 min and about 76 min in all, over the ~60 aimed at.
+# Every benchmark at its default size in two lanes, then speed alone (it times one process),
+# then RESULTS.md. Each script's minutes and the whole run's go to $(BENCH_TIMES), and from there
+# into RESULTS.md's header.
 bench: $(STAMP) $(TEACHER)
-	rm -rf exported/bench
-	$(MAKE) -j2 bench-lane-a bench-lane-b
-	$(BIN)/python bench/first_path.py
-	$(BIN)/python bench/speed.py
-	$(BIN)/python bench/results.py
+	rm -rf exported/bench && mkdir -p exported/bench
+	set -e; started=$$(date +%s); \
+	  $(MAKE) -j2 bench-lane-a bench-lane-b; \
+	  $(BIN)/python bench/speed.py; \
+	  echo "alone speed+all $$(( $$(date +%s) - started ))" >> $(BENCH_TIMES)
+	$(BIN)/python bench/results.py --times=$(BENCH_TIMES)
 
 bench-lane-a bench-lane-b: $(STAMP) $(TEACHER)
+	mkdir -p exported/bench
 	set -e; for name in $(if $(filter bench-lane-a,$@),$(LANE_A),$(LANE_B)); do \
-	  $(ONE_THREAD) $(BIN)/python bench/$$name.py; done
+	  started=$$(date +%s); \
+	  $(ONE_THREAD) $(BIN)/python bench/$$name.py; \
+	  echo "$(@:bench-%=%) $$name $$(( $$(date +%s) - started ))" >> $(BENCH_TIMES); done
 
 # The same tables at small sizes under exported/bench-quick/, in the same two one-thread lanes,
 # then first_path and speed alone: 10.0 min measured (one after another, beside another run,

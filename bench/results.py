@@ -1,7 +1,7 @@
 """Gathers the benchmark tables (bench/RESULTS_<name>.md) into one RESULTS.md, in reading order,
 with the commands that regenerate them. `make bench` runs every benchmark and then this.
 
-    python bench/results.py [--input_dir=bench] [--output=RESULTS.md]
+    python bench/results.py [--input_dir=bench] [--output=RESULTS.md] [--times=exported/bench/times.txt]
 """
 
 import os
@@ -15,6 +15,26 @@ from tfdfc import artifacts
 ORDER = ("first_path", "quantization", "binary_delta", "pruning", "slimming", "ticket", "speed")
 _INPUT_DIR = flags.DEFINE_string("input_dir", "bench", "Where the RESULTS_<name>.md files are.")
 _OUTPUT = flags.DEFINE_string("output", "RESULTS.md", "The combined file.")
+_TIMES = flags.DEFINE_string("times", None, "`make bench`'s time log: lines of `<lane> <script> "
+                             "<seconds>`, the last `alone speed+all <seconds>`.")
+
+
+def time_lines(path):
+    """RESULTS.md's account of how long `make bench` took, from its time log."""
+    lanes, total = {}, None
+    with open(path, encoding="utf-8") as handle:
+        for lane, script, seconds in (line.split() for line in handle if line.strip()):
+            if script == "speed+all":
+                total = int(seconds)
+            else:
+                lanes.setdefault(lane, []).append((script, int(seconds)))
+    parts = [f"{lane} ({sum(s for _, s in runs) / 60:.0f} min: "
+             + ", ".join(f"{script} {seconds / 60:.1f}" for script, seconds in runs) + ")"
+             for lane, runs in sorted(lanes.items())]
+    head = (f"`make bench` took {total / 60:.0f} min" if total is not None
+            else "`make bench` did not finish")
+    return [f"{head}: two one-thread lanes side by side, {'; '.join(parts)}, then speed alone.",
+            ""]
 
 
 def section(name, text):
@@ -34,6 +54,8 @@ def main(argv):
              "Each section names the command that made it (`make bench` runs them all); "
              "accuracies are fractions on the held-out test split of mnist5k (1,000 real MNIST "
              "digits never seen in data-free training).", ""]
+    if _TIMES.value and os.path.exists(_TIMES.value):
+        parts += time_lines(_TIMES.value)
     if missing:
         parts += [f"Not yet run: {', '.join(missing)}.", ""]
     for name, path in present:
