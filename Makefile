@@ -59,13 +59,12 @@ bench-lane-a bench-lane-b: $(STAMP) $(TEACHER)
 	  $(ONE_THREAD) $(BIN)/python bench/$$name.py; \
 	  echo "$(@:bench-%=%) $$name $$(( $$(date +%s) - started ))" >> $(BENCH_TIMES); done
 
-# The same tables at small sizes under exported/bench-quick/, in the same two one-thread lanes,
-# then first_path and speed alone: 10.0 min measured (one after another, beside another run,
-# it had taken 18.5).
+# The same tables at small sizes under exported/bench-quick/, in two one-thread lanes, then
+# speed alone: 10.0 min measured on 2026-11-25 with first_path alone after the lanes (one after
+# another, beside another run, it had taken 18.5).
 bench-quick: $(STAMP) $(TEACHER)
 	rm -rf $(QUICK)
 	$(MAKE) -j2 bench-quick-lane-a bench-quick-lane-b
-	$(BIN)/python bench/first_path.py --steps=300 --out_dir=$(QUICK)/first_path --results=$(QUICK)/RESULTS_first_path.md
 	$(BIN)/python bench/speed.py --steps=10 --out_dir=$(QUICK)/speed --results=$(QUICK)/RESULTS_speed.md
 	$(BIN)/python bench/results.py --input_dir=$(QUICK) --output=$(QUICK)/RESULTS.md
 
@@ -77,6 +76,7 @@ bench-quick-lane-a: $(STAMP) $(TEACHER)
 bench-quick-lane-b: $(STAMP) $(TEACHER)
 	$(ONE_THREAD) $(BIN)/python bench/binary_delta.py --steps=150 --delta_multiples=0.5,1 --out_dir=$(QUICK)/binary_delta --results=$(QUICK)/RESULTS_binary_delta.md
 	$(ONE_THREAD) $(BIN)/python bench/slimming.py --steps=150 --weight_decays=1e-5,1e-3 --seeds=0 --out_dir=$(QUICK)/slimming --results=$(QUICK)/RESULTS_slimming.md
+	$(ONE_THREAD) $(BIN)/python bench/first_path.py --steps=300 --out_dir=$(QUICK)/first_path --results=$(QUICK)/RESULTS_first_path.md
 
 clean:
 	rm -rf exported/demo
