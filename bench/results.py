@@ -1,7 +1,8 @@
 """Gathers the benchmark tables (bench/RESULTS_<name>.md) into one RESULTS.md, in reading order,
 with the commands that regenerate them. `make bench` runs every benchmark and then this.
 
-    python bench/results.py [--input_dir=bench] [--output=RESULTS.md] [--times=exported/bench/times.txt]
+    python bench/results.py [--input_dir=bench] [--output=RESULTS.md]
+        [--times=exported/bench/times.txt]
 """
 
 import os
