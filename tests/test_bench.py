@@ -63,14 +63,19 @@ def test_binary_delta_benchmark_tiny(tmp_path):
     assert table.count("| yes |") == 1 and "vs full-precision data-free" in table
 
 
-def test_results_gathers_every_table(tmp_path):
-    (tmp_path / "RESULTS_speed.md").write_text("# Speed\n\n| a | b |\n")
+def _gather(tmp_path, *args):
+    """Runs bench/results.py over the tables in tmp_path; returns the RESULTS.md it wrote."""
     output = tmp_path / "RESULTS.md"
     result = subprocess.run([sys.executable, "bench/results.py", f"--input_dir={tmp_path}",
-                             f"--output={output}"], capture_output=True, text=True,
+                             f"--output={output}", *args], capture_output=True, text=True,
                             env=python_env(), cwd=ROOT, timeout=120, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
-    text = output.read_text()
+    return output.read_text()
+
+
+def test_results_gathers_every_table(tmp_path):
+    (tmp_path / "RESULTS_speed.md").write_text("# Speed\n\n| a | b |\n")
+    text = _gather(tmp_path)
     assert "## Speed" in text and "Not yet run: first_path" in text
 
 
@@ -79,12 +84,7 @@ def test_results_says_how_long_make_bench_took(tmp_path):
     times = tmp_path / "times.txt"
     times.write_text("lane-a quantization 1500\nlane-b pruning 600\nlane-b ticket 1200\n"
                      "alone speed+all 2820\n")
-    output = tmp_path / "RESULTS.md"
-    result = subprocess.run([sys.executable, "bench/results.py", f"--input_dir={tmp_path}",
-                             f"--output={output}", f"--times={times}"], capture_output=True,
-                            text=True, env=python_env(), cwd=ROOT, timeout=120, check=False)
-    assert result.returncode == 0, result.stderr[-2000:]
-    text = output.read_text()
+    text = _gather(tmp_path, f"--times={times}")
     assert "`make bench` took 47 min" in text
     assert "lane-a (25 min: quantization 25.0)" in text
     assert "lane-b (30 min: pruning 10.0, ticket 20.0)" in text
