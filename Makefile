@@ -61,8 +61,8 @@ bench-lane-a bench-lane-b: $(STAMP) $(TEACHER)
 	  echo "$(@:bench-%=%) $$name $$(( $$(date +%s) - started ))" >> $(BENCH_TIMES); done
 
 # The same tables at small sizes under exported/bench-quick/, in two one-thread lanes, then
-# speed alone: 10.0 min measured on 2026-11-25 with first_path alone after the lanes (one after
-# another, beside another run, it had taken 18.5).
+# speed alone: 16.0 min measured on the AVX2 machine of 2026-11-30 (target 10, missed); 10.0 on
+# 2026-11-25, with first_path alone after the lanes.
 bench-quick: $(STAMP) $(TEACHER)
 	rm -rf $(QUICK)
 	$(MAKE) -j2 bench-quick-lane-a bench-quick-lane-b
