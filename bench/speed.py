@@ -2,8 +2,10 @@
 
 - one alternating iteration (1 generator step + 10 student steps on the same z), timed through
   the training loop's own `Loop.run_iteration`, against one plain Keras `train_on_batch` step of
-  the same student on a real batch of the same size; and one iteration with `--resample_latents`
-  (a fresh z per student step);
+  the same student on a real batch of the same size. The two are interleaved (each round: one
+  iteration, then 10 fit steps) and the ratio is the median of the rounds' ratios, so a change of
+  machine load during the run moves both sides alike; and one iteration with
+  `--resample_latents` (a fresh z per student step);
 - iterations per second under MirroredStrategy with 1 and with 2 replicas (two logical CPUs);
 - TFLite latency (one image, ai-edge-litert, median) of the float and the full-integer int8 file.
 
@@ -11,6 +13,7 @@
     python bench/speed.py --tiny           # seconds, on digits (used by the tests)
 """
 
+import contextlib
 import statistics
 import tempfile
 import time
@@ -37,35 +40,62 @@ TARGET_RATIO = 13.0
 def _config(teacher_path, tiny, strategy, resample_latents=False):
     train = TrainConfig(steps=1000, batch_size=16 if tiny else 128,
                         student_steps=2 if tiny else 10, resample_latents=resample_latents)
+    width = 8 if tiny else common.GENERATOR_CHANNELS.value
     return pipeline.CompressConfig(teacher=teacher_path, out_dir="unused", strategy=strategy,
-                                   generator_channels=8 if tiny else 32, train=train)
+                                   generator_channels=width, train=train)
+
+
+@contextlib.contextmanager
+def timing_loop(strategy, config, teacher_model):
+    """Yields (run, Loop) of a fresh data-free run whose checkpoints go to a temporary dir."""
+    run = pipeline.build(strategy, config, teacher_model, log=lambda _: None)
+    with tempfile.TemporaryDirectory() as checkpoint_dir:
+        yield run, Loop(strategy, run.players, config.train, checkpoint_dir, log=lambda _: None)
+
+
+def timed(call, *args):
+    """Seconds one call takes (every call timed here returns host values, so it has finished)."""
+    started = time.perf_counter()
+    call(*args)
+    return time.perf_counter() - started
 
 
 def iteration_seconds(strategy, config, teacher_model, iterations):
-    """Median seconds of one `Loop.run_iteration` (after two warm-up iterations), and the run."""
-    run = pipeline.build(strategy, config, teacher_model, log=lambda _: None)
-    with tempfile.TemporaryDirectory() as checkpoint_dir:
-        loop = Loop(strategy, run.players, config.train, checkpoint_dir, log=lambda _: None)
-        timings = []
-        for iteration in range(iterations + 2):
-            started = time.perf_counter()
-            loop.run_iteration(iteration)  # returns floats, so it waits for the last step
-            timings.append(time.perf_counter() - started)
-    return statistics.median(timings[2:]), run
+    """Median seconds of one `Loop.run_iteration`, after two warm-up iterations."""
+    with timing_loop(strategy, config, teacher_model) as (_, loop):
+        timings = [timed(loop.run_iteration, i) for i in range(iterations + 2)]
+    return statistics.median(timings[2:])
 
 
-def fit_step_seconds(student, eval_set, batch_size, steps):
-    """Median seconds of one plain Keras training step of a copy of `student` on real images."""
+def compiled_copy(student):
+    """A plain Keras copy of `student`, compiled for `train_on_batch` on labels."""
     model = export.plain_copy(student)
     model.compile(optimizer=keras.optimizers.Adam(2e-3),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    images, labels = eval_set.x_train[:batch_size], eval_set.y_train[:batch_size]
-    timings = []
-    for _ in range(steps + 2):
-        started = time.perf_counter()
-        model.train_on_batch(images, labels)
-        timings.append(time.perf_counter() - started)
-    return statistics.median(timings[2:])
+    return model
+
+
+def paired_seconds(strategy, config, teacher_model, eval_set, rounds):
+    """Iteration against plain fit step, interleaved so that both see the same machine load.
+
+    Each round times one `Loop.run_iteration`, then `student_steps` plain `train_on_batch` steps
+    of a copy of the student on a real batch of the same size; the first two rounds warm up.
+    Returns medians over rounds: (iteration s, fit step s, per-round iteration / fit step)."""
+    batch = config.train.batch_size
+    images, labels = eval_set.x_train[:batch], eval_set.y_train[:batch]
+    iterations, fit_steps, ratios = [], [], []
+    with timing_loop(strategy, config, teacher_model) as (run, loop):
+        fit_model = compiled_copy(run.players.student_model)
+        for round_index in range(rounds + 2):
+            iteration = timed(loop.run_iteration, round_index)
+            fit_step = statistics.median(timed(fit_model.train_on_batch, images, labels)
+                                         for _ in range(config.train.student_steps))
+            if round_index >= 2:
+                iterations.append(iteration)
+                fit_steps.append(fit_step)
+                ratios.append(iteration / fit_step)
+        return (statistics.median(iterations), statistics.median(fit_steps),
+                statistics.median(ratios), run)
 
 
 def tflite_latency(payload, image, runs):
@@ -93,18 +123,17 @@ def main(argv):
     with one.scope():
         teacher_model = teacher_lib.load(teacher_path)
     config = _config(teacher_path, tiny, "one_device")
-    per_iteration, run = iteration_seconds(one, config, teacher_model, iterations)
+    per_iteration, per_fit_step, ratio, run = paired_seconds(one, config, teacher_model,
+                                                             eval_set, iterations)
     resampled = _config(teacher_path, tiny, "one_device", resample_latents=True)
-    per_resampled_iteration = iteration_seconds(one, resampled, teacher_model, iterations)[0]
-    per_fit_step = fit_step_seconds(run.players.student_model, eval_set,
-                                    config.train.batch_size, 10 * iterations)
+    per_resampled_iteration = iteration_seconds(one, resampled, teacher_model, iterations)
     mirrored = {}
     for replicas in (1, 2):
         strategy = distribute.make_strategy("mirrored", [f"/cpu:{i}" for i in range(replicas)])
         with strategy.scope():
             model = teacher_lib.load(teacher_path)
         mirrored[replicas] = iteration_seconds(strategy, _config(teacher_path, tiny, "mirrored"),
-                                               model, iterations)[0]
+                                               model, iterations)
     teacher_logits = teacher_lib.as_logits(teacher_model)
     samples = report.generated_images(run.players.generator, 64, config.train.latent_dim, 0)
     latency = {"float": tflite_latency(export.tflite_float(teacher_logits), eval_set.x_test[0],
@@ -112,11 +141,12 @@ def main(argv):
                "int8": tflite_latency(export.tflite_int8(export.plain_copy(teacher_logits),
                                                          samples), eval_set.x_test[0],
                                       _REPEATS.value)}
-    ratio = per_iteration / per_fit_step
     student_steps = config.train.student_steps
     lines = ["# Speed", "",
              f"Command: `python bench/speed.py{' --tiny' if tiny else ''}`, one process, medians "
-             f"over {iterations} iterations after 2 warm-up ones; LeNet-5 teacher and student, "
+             f"over {iterations} iterations after 2 warm-up ones (the iteration and the plain step "
+             f"interleaved: each round one iteration, then {student_steps} plain steps); LeNet-5 "
+             "teacher and student, "
              f"batch {config.train.batch_size}, generator width {config.generator_channels}.", "",
              "| measure | value |", "|---|---|",
              f"| one alternating iteration (1 generator + {student_steps} student steps), "
@@ -126,7 +156,8 @@ def main(argv):
              f"({per_resampled_iteration / per_iteration:.2f}x) |",
              f"| one plain Keras `train_on_batch` step, same student and batch | "
              f"{1000 * per_fit_step:.1f} ms |",
-             f"| ratio | {ratio:.2f} (pure work: {student_steps + 1} passes plus the teacher) |",
+             f"| ratio (median of the rounds' ratios) | {ratio:.2f} (pure work: "
+             f"{student_steps + 1} passes plus the teacher) |",
              f"| MirroredStrategy, 1 replica | {1 / mirrored[1]:.2f} iterations/s |",
              f"| MirroredStrategy, 2 replicas (2 logical CPUs on the same 2 cores) | "
              f"{1 / mirrored[2]:.2f} iterations/s |",
