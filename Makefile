@@ -11,8 +11,8 @@ TEACHER := exported/teachers/lenet5_mnist5k.keras
 # of one two-thread process (measured: 3.8 + 3.8 against 5.9 iterations/s on 2026-11-25; on the
 # AVX2 machine of 2026-11-30 a second thread gave one process nothing: 288.6 against 275 ms per
 # iteration). first_path runs in a lane too: its run time is then that of one thread.
-LANE_A := quantization slimming
-LANE_B := pruning ticket binary_delta first_path
+LANE_A := quantization slimming first_path
+LANE_B := pruning ticket binary_delta
 BENCH_TIMES := exported/bench/times.txt
 ONE_THREAD := TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1
 QUICK := exported/bench-quick

@@ -16,7 +16,7 @@ from tfdfc.train import TrainConfig
 _TINY = flags.DEFINE_bool("tiny", False, "Seconds-long run on digits, for tests.")
 _OUT_DIR = flags.DEFINE_string("out_dir", "exported/bench/first_path", "Work directory.")
 _RESULTS = flags.DEFINE_string("results", "bench/RESULTS_first_path.md", "Markdown output.")
-_STEPS = flags.DEFINE_integer("steps", 3000, "Data-free iterations (the demo's count).")
+_STEPS = flags.DEFINE_integer("steps", 1000, "Data-free iterations (the demo's count).")
 
 TARGETS = {"teacher_accuracy": 0.98, "teacher_seconds": 300, "student_accuracy": 0.97,
            "student_seconds": 600}

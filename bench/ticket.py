@@ -6,7 +6,7 @@ The ticket is found once, with data (iterative magnitude pruning, as flags/ticke
 LeNet-5, 5 rounds x 1,000 SGD steps, 20 % of the remaining weights per round, so 0.8^5 = 33 % of
 the prunable weights kept). Each seed then trains both students data-free with the same settings.
 The paper (Zhu et al., +1.1 to +1.6 points for the ticket on CIFAR-10 WRN-16-2) trains far longer
-than the 1,000 data-free iterations used here by default.
+than the 300 data-free iterations used here by default.
 
 The ticket is found with `--ticket_seed`, which must differ from every training seed: the
 pipeline seeds the student's initialisation with the training seed, so a re-init run whose seed
@@ -24,7 +24,7 @@ from absl import app, flags
 import common
 from tfdfc.compression import ticket
 
-_FLAGS = common.define_flags("ticket", steps=500)
+_FLAGS = common.define_flags("ticket", steps=300)
 _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Training seeds; each trains the ticket "
                            "and its re-initialised control.")
 _TICKET_SEED = flags.DEFINE_integer("ticket_seed", 100, "Seed of the ticket's original "
