@@ -40,7 +40,7 @@ TARGET_RATIO = 13.0
 def _config(teacher_path, tiny, strategy, resample_latents=False):
     train = TrainConfig(steps=1000, batch_size=16 if tiny else 128,
                         student_steps=2 if tiny else 10, resample_latents=resample_latents)
-    width = 8 if tiny else common.GENERATOR_CHANNELS.value
+    width = 8 if tiny else _FLAGS.generator_channels.value
     return pipeline.CompressConfig(teacher=teacher_path, out_dir="unused", strategy=strategy,
                                    generator_channels=width, train=train)
 
