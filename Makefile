@@ -61,8 +61,8 @@ bench-lane-a bench-lane-b: $(STAMP) $(TEACHER)
 	  echo "$(@:bench-%=%) $$name $$(( $$(date +%s) - started ))" >> $(BENCH_TIMES); done
 
 # The same tables at small sizes under exported/bench-quick/, in two one-thread lanes, then
-# speed alone: 16.0 min measured on the AVX2 machine of 2026-11-30 (target 10, missed); 10.0 on
-# 2026-11-25, with first_path alone after the lanes.
+# speed alone. 16.0 min on the AVX2 machine of 2026-11-30 at 150 iterations (target 10, missed);
+# since then 100 iterations (first_path 200) and a 16-wide generator, not yet timed.
 bench-quick: $(STAMP) $(TEACHER)
 	rm -rf $(QUICK)
 	$(MAKE) -j2 bench-quick-lane-a bench-quick-lane-b
@@ -70,14 +70,14 @@ bench-quick: $(STAMP) $(TEACHER)
 	$(BIN)/python bench/results.py --input_dir=$(QUICK) --output=$(QUICK)/RESULTS.md
 
 bench-quick-lane-a: $(STAMP) $(TEACHER)
-	$(ONE_THREAD) $(BIN)/python bench/quantization.py --steps=150 --qat_steps=150 --schemes=int8,binary --binary_seeds=0 --out_dir=$(QUICK)/quantization --results=$(QUICK)/RESULTS_quantization.md
-	$(ONE_THREAD) $(BIN)/python bench/pruning.py --steps=150 --sparsities=0.9 --with_data_baseline=false --out_dir=$(QUICK)/pruning --results=$(QUICK)/RESULTS_pruning.md
-	$(ONE_THREAD) $(BIN)/python bench/ticket.py --steps=150 --seeds=0 --rounds=2 --round_steps=200 --out_dir=$(QUICK)/ticket --results=$(QUICK)/RESULTS_ticket.md
+	$(ONE_THREAD) $(BIN)/python bench/quantization.py --steps=100 --qat_steps=100 --schemes=int8,binary --binary_seeds=0 --out_dir=$(QUICK)/quantization --results=$(QUICK)/RESULTS_quantization.md
+	$(ONE_THREAD) $(BIN)/python bench/pruning.py --steps=100 --sparsities=0.9 --with_data_baseline=false --out_dir=$(QUICK)/pruning --results=$(QUICK)/RESULTS_pruning.md
+	$(ONE_THREAD) $(BIN)/python bench/ticket.py --steps=100 --seeds=0 --rounds=2 --round_steps=150 --out_dir=$(QUICK)/ticket --results=$(QUICK)/RESULTS_ticket.md
 
 bench-quick-lane-b: $(STAMP) $(TEACHER)
-	$(ONE_THREAD) $(BIN)/python bench/binary_delta.py --steps=150 --delta_multiples=0.5,1 --out_dir=$(QUICK)/binary_delta --results=$(QUICK)/RESULTS_binary_delta.md
-	$(ONE_THREAD) $(BIN)/python bench/slimming.py --steps=150 --weight_decays=1e-5,1e-3 --seeds=0 --out_dir=$(QUICK)/slimming --results=$(QUICK)/RESULTS_slimming.md
-	$(ONE_THREAD) $(BIN)/python bench/first_path.py --steps=300 --out_dir=$(QUICK)/first_path --results=$(QUICK)/RESULTS_first_path.md
+	$(ONE_THREAD) $(BIN)/python bench/binary_delta.py --steps=100 --delta_multiples=0.5,1 --out_dir=$(QUICK)/binary_delta --results=$(QUICK)/RESULTS_binary_delta.md
+	$(ONE_THREAD) $(BIN)/python bench/slimming.py --steps=100 --weight_decays=1e-5,1e-3 --seeds=0 --out_dir=$(QUICK)/slimming --results=$(QUICK)/RESULTS_slimming.md
+	$(ONE_THREAD) $(BIN)/python bench/first_path.py --steps=200 --out_dir=$(QUICK)/first_path --results=$(QUICK)/RESULTS_first_path.md
 
 clean:
 	rm -rf exported/demo
