@@ -43,8 +43,8 @@ test: $(STAMP)
 
 # Every benchmark at its default size in two lanes, then speed alone (it times one process),
 # then RESULTS.md. Each script's minutes and the whole run's go to $(BENCH_TIMES), and from there
-# into RESULTS.md's header. Measured 2026-11-30 on an AVX2 machine: 118 min, lanes of 102 and
-# 116 min (target ~60, missed; about 1.7x slower per lane than the machine of 2026-11-25).
+# into RESULTS.md's header. Measured 2026-11-30 on an AVX2 machine: 83 min, lanes of 82 and
+# 71 min (target ~60, missed; about 1.7x slower per lane than the machine of 2026-11-25).
 bench: $(STAMP) $(TEACHER)
 	rm -rf exported/bench && mkdir -p exported/bench
 	set -e; started=$$(date +%s); \

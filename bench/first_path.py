@@ -1,7 +1,7 @@
 """Benchmark of the first end-to-end path on mnist5k: teacher accuracy and training time, then a
 data-free full-precision student (accuracy, time, TFLite parity). Writes a Markdown table.
 
-    python bench/first_path.py                 # 23 min in a lane (AVX2, 2026-11-30)
+    python bench/first_path.py                 # 8.4 min in a lane (AVX2, 2026-11-30)
     python bench/first_path.py --tiny          # seconds, on digits (used by the tests)
 """
 
