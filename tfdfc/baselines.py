@@ -80,17 +80,18 @@ def with_data(config, strategy, fresh_run, eval_set):
     student_step = make_student_step(strategy, players, config.train)
 
     @tf.function
-    def teacher_outputs(images):
-        return strategy.run(lambda x: call_outputs(players.teacher, x, training=False),
-                            args=(images,))
+    def student_steps(iterator):  # one graph call per iteration's worth of student steps
+        for _ in tf.range(config.train.student_steps):
+            images = next(iterator)
+            student_step(images, strategy.run(
+                lambda x: call_outputs(players.teacher, x, training=False), args=(images,)))
 
     batches = (tf.data.Dataset.from_tensor_slices(eval_set.x_train)
                .shuffle(len(eval_set.x_train), seed=config.train.seed).repeat()
                .batch(config.train.batch_size, drop_remainder=True))
     iterator = iter(strategy.experimental_distribute_dataset(batches))
-    for _ in range(config.train.steps * config.train.student_steps):
-        images = next(iterator)
-        student_step(images, teacher_outputs(images))
+    for _ in range(config.train.steps):
+        student_steps(iterator)
     measured = players.student_model
     if fresh_run.compressed.final_model is not None:  # slimming: the cut network
         measured = fresh_run.compressed.final_model(measured)

@@ -15,8 +15,7 @@ import numpy as np
 from tfdfc import distribute
 from tfdfc.errors import UserInputError
 from tfdfc.keras_compat import tf
-from tfdfc.train import (current_learning_rate, make_generator_step, make_student_step,
-                         make_synthesis_step)
+from tfdfc.train import current_learning_rate, make_iteration_step
 
 
 class TrainingDiverged(RuntimeError):
@@ -76,9 +75,7 @@ class Loop:
             summary_dir, self.evaluate = None, None
         self.writer = tf.summary.create_file_writer(summary_dir) if summary_dir else None
         self._signal = None
-        self.generator_step = make_generator_step(strategy, players, config)
-        self.synthesis_step = make_synthesis_step(strategy, players, config)
-        self.student_step = make_student_step(strategy, players, config)
+        self.iteration_step = make_iteration_step(strategy, players, config)
 
     def restore(self):
         """Restores the chief's latest checkpoint if any; returns the iteration to start from.
@@ -120,15 +117,7 @@ class Loop:
 
     def run_iteration(self, iteration):
         """One generator step and `student_steps` student steps; returns float metrics."""
-        iteration = tf.constant(iteration, tf.int64)
-        metrics = self.generator_step(iteration)
-        for draw in range(self.config.student_steps):
-            if draw == 0 or self.config.resample_latents:
-                images, teacher_outputs = self.synthesis_step(iteration,
-                                                              tf.constant(draw, tf.int64))
-            student_metrics = self.student_step(images, teacher_outputs)
-        metrics.update(student_metrics)
-        self._last_images = images
+        metrics, self._last_images = self.iteration_step(tf.constant(iteration, tf.int64))
         return {key: float(value) for key, value in metrics.items()}
 
     def run(self):
