@@ -19,10 +19,11 @@ from tfdfc.compression import binary
 # takes 800 with a 32-wide one; on seeds 1 and 2, 500 x 16 gave 0.980 / 0.974 against its
 # 0.974 / 0.976, in 0.4x the training time (about 270 against 650 s a seed).
 _FLAGS = common.define_flags("quantization", steps=500)
-_QAT_STEPS = flags.DEFINE_integer("qat_steps", 300, "Iterations of the int8 and n-bit runs, "
+_QAT_STEPS = flags.DEFINE_integer("qat_steps", 200, "Iterations of the int8 and n-bit runs, "
                                   "which start beside the teacher and need fewer than binary "
-                                  "(--steps). 300: int8 TFLite -0.2 pt, w4a4 -0.4 vs a 0.988 "
-                                  "teacher; 800: +0.2, -0.2 vs a 0.983 one.", lower_bound=1)
+                                  "(--steps). 300: int8 TFLite -0.1 pt, w4a8 -0.3, w4a4 -0.1 vs "
+                                  "a 0.988 teacher; 800: +0.2, -0.2 vs a 0.983 one.",
+                                  lower_bound=1)
 _SCHEMES = flags.DEFINE_list("schemes", ["int8", "binary", "w4a8", "w4a4"], "Schemes to run.")
 _RENDER_ONLY = flags.DEFINE_bool("render_only", False, "Rewrite the Markdown from the JSON "
                                  "beside it (the reports of an earlier run), training nothing.")
