@@ -19,6 +19,7 @@ def _run_tiny(script, tmp_path, *args):
 def test_first_path_benchmark_tiny(tmp_path):
     table = _run_tiny("bench/first_path.py", tmp_path)
     assert "data-free student accuracy" in table and "| teacher test accuracy |" in table
+    assert "--flagfile=flags/demo.cfg" in table and "2 data-free iterations" in table
 
 
 def test_quantization_benchmark_tiny(tmp_path):
