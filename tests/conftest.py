@@ -8,8 +8,9 @@ import os
 
 import pytest
 
-from tfdfc import distribute, teacher
+from tfdfc import distribute, pipeline, teacher
 from tfdfc.keras_compat import keras
+from tfdfc.train import TrainConfig
 
 distribute.split_cpu(2)
 
@@ -50,3 +51,21 @@ def python_env():
     env = dict(os.environ)
     env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
     return env
+
+
+def tiny_train_config(**overrides):
+    """A TrainConfig of seconds-long runs: 2 iterations of 2 student steps on 16 images."""
+    values = dict(steps=2, batch_size=16, student_steps=2, log_every=1, eval_every=1,
+                  checkpoint_every=1, seed=3)
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def tiny_players(strategy, teacher_path, config, quantize="none"):
+    """The players of a run on `teacher_path` with an 8-wide generator, built under `strategy`."""
+    keras.utils.set_random_seed(0)
+    run_config = pipeline.CompressConfig(teacher=teacher_path, out_dir="unused",
+                                         generator_channels=8, quantize=quantize, train=config)
+    with strategy.scope():
+        model = teacher.load(teacher_path)
+    return pipeline.build(strategy, run_config, model, log=quiet).players

@@ -3,28 +3,12 @@
 import numpy as np
 import pytest
 
-from conftest import quiet, two_replica_strategy
-from tfdfc import distribute, pipeline, teacher
+from conftest import quiet, tiny_players, tiny_train_config, two_replica_strategy
+from tfdfc import distribute
 from tfdfc.errors import ConfigError
-from tfdfc.keras_compat import keras, tf
+from tfdfc.keras_compat import tf
 from tfdfc.loop import Loop, TrainingDiverged
-from tfdfc.train import TrainConfig, make_generator_step, sample_latent
-
-
-def _config(**overrides):
-    values = dict(steps=2, batch_size=16, student_steps=2, log_every=1, eval_every=1,
-                  checkpoint_every=1, seed=3)
-    values.update(overrides)
-    return TrainConfig(**values)
-
-
-def _players(strategy, teacher_path, config, quantize="none"):
-    keras.utils.set_random_seed(0)
-    run_config = pipeline.CompressConfig(teacher=teacher_path, out_dir="unused",
-                                         generator_channels=8, quantize=quantize, train=config)
-    with strategy.scope():
-        model = teacher.load(teacher_path)
-    return pipeline.build(strategy, run_config, model, log=quiet).players
+from tfdfc.train import make_generator_step, sample_latent
 
 
 def _weights(model):
@@ -39,14 +23,15 @@ STRATEGIES = {"one_replica": lambda: distribute.make_strategy("one_device"),
 def test_two_iterations_train_student_and_generator_but_not_teacher(
         tmp_path, digits_teacher_path, strategy_name):
     strategy = STRATEGIES[strategy_name]()
-    config = _config()
-    players = _players(strategy, digits_teacher_path, config)
+    config = tiny_train_config()
+    players = tiny_players(strategy, digits_teacher_path, config)
     before = {name: _weights(getattr(players, name))
               for name in ("teacher", "student_model", "generator")}
     metrics = Loop(strategy, players, config, str(tmp_path / "ckpt"), log=quiet).run()
 
     assert all(np.isfinite(value) for value in metrics.values()), metrics
     assert metrics["student_divergence"] > 0 and metrics["attention"] > 0
+    assert 1.0 <= metrics["teacher_classes"] <= 10.0  # the replicas' shares are averaged
     for name, changes in (("teacher", False), ("student_model", True), ("generator", True)):
         after = _weights(getattr(players, name))
         changed = any(not np.array_equal(b, a) for b, a in zip(before[name], after))
@@ -56,8 +41,8 @@ def test_two_iterations_train_student_and_generator_but_not_teacher(
 
 def test_generator_step_increases_the_divergence(digits_teacher_path):
     strategy = distribute.make_strategy("one_device")
-    config = _config(generator_lr=1e-2, attention_weight=0.0)
-    players = _players(strategy, digits_teacher_path, config)
+    config = tiny_train_config(generator_lr=1e-2, attention_weight=0.0)
+    players = tiny_players(strategy, digits_teacher_path, config)
     step = make_generator_step(strategy, players, config)
     first = float(step(tf.constant(0, tf.int64))["generator_divergence"])
     for _ in range(5):
@@ -66,7 +51,7 @@ def test_generator_step_increases_the_divergence(digits_teacher_path):
 
 
 def test_later_draws_give_fresh_latents_and_draw_zero_is_the_generator_steps():
-    config, iteration = _config(), tf.constant(5, tf.int64)
+    config, iteration = tiny_train_config(), tf.constant(5, tf.int64)
     draws = [sample_latent(iteration, config, 4, tf.constant(d, tf.int64)) for d in (0, 1, 2)]
     np.testing.assert_array_equal(draws[0], sample_latent(iteration, config, 4))
     np.testing.assert_array_equal(draws[1], sample_latent(iteration, config, 4,
@@ -78,8 +63,8 @@ def test_resampled_latents_train_the_student_on_other_images(tmp_path, digits_te
     strategy = distribute.make_strategy("one_device")
     students = {}
     for resample in (False, True):
-        config = _config(resample_latents=resample)
-        players = _players(strategy, digits_teacher_path, config)
+        config = tiny_train_config(resample_latents=resample)
+        players = tiny_players(strategy, digits_teacher_path, config)
         metrics = Loop(strategy, players, config, str(tmp_path / str(resample)),
                        log=quiet).run()
         assert all(np.isfinite(value) for value in metrics.values()), metrics
@@ -91,8 +76,8 @@ def test_resampled_latents_train_the_student_on_other_images(tmp_path, digits_te
 def test_resume_continues_the_count_and_reproduces_an_uninterrupted_run(
         tmp_path, digits_teacher_path, quantize):
     strategy = distribute.make_strategy("one_device")
-    straight = _players(strategy, digits_teacher_path, _config(steps=4), quantize)
-    Loop(strategy, straight, _config(steps=4), str(tmp_path / "straight"), log=quiet).run()
+    straight = tiny_players(strategy, digits_teacher_path, tiny_train_config(steps=4), quantize)
+    Loop(strategy, straight, tiny_train_config(steps=4), str(tmp_path / "straight"), log=quiet).run()
 
     class Interrupted(Exception):
         pass
@@ -101,13 +86,13 @@ def test_resume_continues_the_count_and_reproduces_an_uninterrupted_run(
         if done == 2:
             raise Interrupted()
 
-    interrupted = _players(strategy, digits_teacher_path, _config(steps=4), quantize)
+    interrupted = tiny_players(strategy, digits_teacher_path, tiny_train_config(steps=4), quantize)
     with pytest.raises(Interrupted):
-        Loop(strategy, interrupted, _config(steps=4), str(tmp_path / "resumed"), log=quiet,
+        Loop(strategy, interrupted, tiny_train_config(steps=4), str(tmp_path / "resumed"), log=quiet,
              on_iteration=stop_after_two).run()
-    resumed = _players(strategy, digits_teacher_path, _config(steps=4), quantize)
+    resumed = tiny_players(strategy, digits_teacher_path, tiny_train_config(steps=4), quantize)
     lines = []
-    loop = Loop(strategy, resumed, _config(steps=4), str(tmp_path / "resumed"), log=lines.append)
+    loop = Loop(strategy, resumed, tiny_train_config(steps=4), str(tmp_path / "resumed"), log=lines.append)
     loop.run()
 
     assert int(loop.iteration.numpy()) == 4
@@ -121,9 +106,9 @@ def test_resume_continues_the_count_and_reproduces_an_uninterrupted_run(
 
 def test_progress_lines_and_tensorboard_summaries(tmp_path, digits_teacher_path):
     strategy = distribute.make_strategy("one_device")
-    players = _players(strategy, digits_teacher_path, _config())
+    players = tiny_players(strategy, digits_teacher_path, tiny_train_config())
     lines = []
-    Loop(strategy, players, _config(), str(tmp_path / "ckpt"),
+    Loop(strategy, players, tiny_train_config(), str(tmp_path / "ckpt"),
          summary_dir=str(tmp_path / "tb"), evaluate=lambda: 0.5, log=lines.append).run()
     assert any("it/s" in line and "ETA" in line for line in lines)
     assert any("student accuracy 0.5000" in line for line in lines)
@@ -131,14 +116,15 @@ def test_progress_lines_and_tensorboard_summaries(tmp_path, digits_teacher_path)
     for event_file in (tmp_path / "tb").iterdir():
         for event in tf.compat.v1.train.summary_iterator(str(event_file)):
             tags.update(value.tag for value in event.summary.value)
-    assert {"train/student_divergence", "train/teacher_entropy", "train/lr_student",
+    assert {"train/student_divergence", "train/teacher_entropy", "train/teacher_classes",
+            "train/lr_student",
             "eval/student_accuracy", "train/generated"} <= tags
 
 
 def test_non_finite_loss_stops_the_run_naming_the_iteration(tmp_path, digits_teacher_path):
     strategy = distribute.make_strategy("one_device")
-    players = _players(strategy, digits_teacher_path, _config(steps=3))
-    loop = Loop(strategy, players, _config(steps=3), str(tmp_path / "ckpt"), log=quiet,
+    players = tiny_players(strategy, digits_teacher_path, tiny_train_config(steps=3))
+    loop = Loop(strategy, players, tiny_train_config(steps=3), str(tmp_path / "ckpt"), log=quiet,
                 on_iteration=lambda done: done == 1 and players.student_model.layers[-1]
                 .kernel.assign(np.full(players.student_model.layers[-1].kernel.shape, np.nan)))
     with pytest.raises(TrainingDiverged, match="at iteration 1; last good checkpoint: .*ckpt-1"):
@@ -149,11 +135,11 @@ def test_non_finite_loss_stops_the_run_naming_the_iteration(tmp_path, digits_tea
                                           ("divergence", "jsd"), ("attention_weight", -1.0)])
 def test_bad_config_values_are_clear_errors(field, value):
     with pytest.raises(ConfigError, match=field):
-        _config(**{field: value}).validate()
+        tiny_train_config(**{field: value}).validate()
 
 
 def test_batch_must_split_evenly_across_replicas(tmp_path, digits_teacher_path):
     strategy = two_replica_strategy()
-    players = _players(strategy, digits_teacher_path, _config(batch_size=15))
+    players = tiny_players(strategy, digits_teacher_path, tiny_train_config(batch_size=15))
     with pytest.raises(ConfigError, match="not divisible by the 2 replicas"):
-        Loop(strategy, players, _config(batch_size=15), str(tmp_path), log=quiet)
+        Loop(strategy, players, tiny_train_config(batch_size=15), str(tmp_path), log=quiet)

@@ -13,6 +13,7 @@ import time
 import numpy as np
 
 from tfdfc import distribute
+from tfdfc.collapse import CollapseWatch
 from tfdfc.errors import UserInputError
 from tfdfc.keras_compat import tf
 from tfdfc.train import current_learning_rate, make_iteration_step
@@ -55,6 +56,7 @@ class Loop:
         self.evaluate, self.show_images, self.log = evaluate, show_images, log
         self.on_iteration = on_iteration
         self.session_seconds, self.last_metrics = 0.0, {}
+        self.collapse = CollapseWatch()
         self.iteration = tf.Variable(0, dtype=tf.int64, trainable=False, name="iteration")
         # Training time over every session of the run, kept in the checkpoint.
         self.elapsed = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="elapsed")
@@ -142,6 +144,9 @@ class Loop:
             iteration_started = time.time()
             metrics = self.run_iteration(iteration)
             self._check_finite(iteration, metrics)
+            warning = self.collapse.update(iteration + 1, metrics["teacher_classes"])
+            if warning and self.chief:
+                self.log(warning)
             self.iteration.assign(iteration + 1)
             self.elapsed.assign_add(time.time() - iteration_started)
             done = iteration + 1
@@ -189,6 +194,7 @@ class Loop:
                  f"div_generator {metrics['generator_divergence']:.4f}  "
                  f"attention {metrics['attention']:.4f}  "
                  f"teacher_entropy {metrics['teacher_entropy']:.3f}  "
+                 f"teacher_classes {metrics['teacher_classes']:.2f}  "
                  f"{rate:.2f} it/s  ETA {_format_seconds(remaining)}")
         if not self.writer:
             return

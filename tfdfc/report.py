@@ -172,7 +172,8 @@ def train_summary(config, loop, strategy):
             "seconds_this_session": round(loop.session_seconds, 1),
             "student_steps": config.train.student_steps, "batch_size": config.train.batch_size,
             "resample_latents": config.train.resample_latents,
-            "replicas": strategy.num_replicas_in_sync, "final_metrics": loop.last_metrics}
+            "replicas": strategy.num_replicas_in_sync, "final_metrics": loop.last_metrics,
+            "generator_collapse": loop.collapse.summary()}
 
 
 def _percent(value):
@@ -189,10 +190,15 @@ def to_markdown(result):
              f"{train.get('steps', '?')} iterations (1 generator + "
              f"{train.get('student_steps', '?')} student steps, batch "
              f"{train.get('batch_size', '?')}) in {train.get('seconds', '?')} s on "
-             f"{train.get('replicas', '?')} replica(s).", "",
-             "| model | accuracy | how |", "|---|---|---|",
-             f"| teacher | {_percent(teacher['accuracy'])} | trained with data (given) |",
-             f"| student, data-free (Keras) | {_percent(student['accuracy'])} | this run |"]
+             f"{train.get('replicas', '?')} replica(s).", ""]
+    collapse = train.get("generator_collapse")
+    if collapse:
+        lines += [f"**Warning: the generator collapsed at iteration {collapse['iteration']}** "
+                  f"(for {collapse['patience']} iterations the teacher saw fewer than "
+                  f"{collapse['threshold']:g} effective classes in the generated images).", ""]
+    lines += ["| model | accuracy | how |", "|---|---|---|",
+              f"| teacher | {_percent(teacher['accuracy'])} | trained with data (given) |",
+              f"| student, data-free (Keras) | {_percent(student['accuracy'])} | this run |"]
     for variant, entry in result["tflite"].items():
         lines.append(f"| student, TFLite {variant} | {_percent(entry['accuracy'])} | "
                      f"`student_{variant}.tflite` in ai-edge-litert |")

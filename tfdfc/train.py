@@ -149,8 +149,16 @@ def _reduce_sum(strategy, per_replica):
             for key, value in per_replica.items()}
 
 
+def effective_classes(class_share):
+    """exp(entropy) of the share of a batch's images in each predicted class: 1 when the
+    teacher puts every image in one class, the number of classes when it spreads them evenly."""
+    share = tf.clip_by_value(class_share, 1e-12, 1.0)
+    return tf.exp(-tf.reduce_sum(class_share * tf.math.log(share)))
+
+
 def make_generator_step(strategy, players, config):
-    """A tf.function(iteration) taking one generator ascent step; returns summed metrics."""
+    """A tf.function(iteration) taking one generator ascent step; returns summed metrics and
+    `teacher_classes`, the effective number of classes the teacher puts the batch's images in."""
     local_batch = _local_batch(strategy, config)
 
     def replica_step(iteration):
@@ -169,11 +177,16 @@ def make_generator_step(strategy, players, config):
                        config.clip_norm)
         entropy = tf.nn.compute_average_loss(losses.entropy(teacher_logits),
                                              global_batch_size=config.batch_size)
-        return {"generator_divergence": divergence, "teacher_entropy": entropy}
+        predicted = tf.one_hot(tf.argmax(teacher_logits, axis=-1), tf.shape(teacher_logits)[-1])
+        class_share = tf.reduce_sum(predicted, axis=0) / config.batch_size
+        return {"generator_divergence": divergence, "teacher_entropy": entropy,
+                "class_share": class_share}
 
     @tf.function
     def step(iteration):
-        return _reduce_sum(strategy, strategy.run(replica_step, args=(iteration,)))
+        metrics = _reduce_sum(strategy, strategy.run(replica_step, args=(iteration,)))
+        metrics["teacher_classes"] = effective_classes(metrics.pop("class_share"))
+        return metrics
 
     return step
 
