@@ -4,8 +4,9 @@ import numpy as np
 
 from conftest import quiet, tiny_players, tiny_train_config
 from tfdfc import distribute
+from tfdfc import collapse
 from tfdfc.collapse import CollapseWatch
-from tfdfc.keras_compat import tf
+from tfdfc.keras_compat import keras, tf
 from tfdfc.loop import Loop
 from tfdfc.train import effective_classes
 
@@ -22,8 +23,41 @@ def test_watch_warns_once_after_patience_consecutive_iterations_below_the_thresh
     warnings = [watch.update(done, value) for done, value in enumerate(values, start=1)]
     assert [done for done, line in enumerate(warnings, start=1) if line] == [6]
     assert "iteration 6" in warnings[5] and "--divergence=skl" in warnings[5]
-    assert watch.summary() == {"iteration": 6, "threshold": 1.2, "patience": 3}
+    assert watch.summary(resets=1) == {"iteration": 6, "iterations": [6], "resets": 1,
+                                       "threshold": 1.2, "patience": 3}
     assert CollapseWatch().summary() is None
+
+
+def test_watch_warns_again_only_after_a_recovery():
+    watch = CollapseWatch(threshold=1.2, patience=2)
+    values = [1.0, 1.0, 1.0, 1.0, 3.0, 1.0, 1.0]
+    warned = [done for done, value in enumerate(values, start=1) if watch.update(done, value)]
+    assert warned == [2, 7] and watch.summary()["iterations"] == [2, 7]
+
+
+def test_reinitialise_draws_seeded_fresh_weights_and_reset_moments_keeps_the_step(seeded):
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4),
+                              keras.layers.BatchNormalization()])
+    for weight in model.weights:
+        weight.assign(tf.fill(weight.shape, 5.0))
+    collapse.reinitialise(model, seed=1)
+    first = [w.numpy() for w in model.weights]
+    collapse.reinitialise(model, seed=1)
+    assert all(np.array_equal(a, w.numpy()) for a, w in zip(first, model.weights))
+    kernel, bias, gamma, beta, mean, variance = first
+    assert np.all(np.abs(kernel) < 2) and np.std(kernel) > 0
+    assert not bias.any() and np.all(gamma == 1) and not beta.any() and not mean.any()
+    assert np.all(variance == 1)
+
+    optimizer = keras.optimizers.Adam(0.1)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(model(tf.ones((2, 3)), training=True) ** 2)
+    optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables),
+                                  model.trainable_variables))
+    collapse.reset_moments(optimizer)
+    assert int(optimizer.iterations.numpy()) == 1
+    slots = [v for v in optimizer.variables() if v is not optimizer.iterations]
+    assert slots and all(not v.numpy().any() for v in slots)
 
 
 def test_a_generator_that_makes_one_image_is_reported_as_collapsed(tmp_path, digits_teacher_path):
@@ -40,6 +74,25 @@ def test_a_generator_that_makes_one_image_is_reported_as_collapsed(tmp_path, dig
     assert metrics["teacher_classes"] < 1.01
     assert [line for line in lines if "generator collapse at iteration 3" in line], lines
     assert loop.collapse.summary()["iteration"] == 3
+    assert loop.generator_resets == 0 and not [line for line in lines if "re-initialised" in line]
+    assert max(np.abs(w.numpy()).max() for w in players.generator.trainable_variables) < 1e-6
+
+
+def test_on_collapse_reset_re_initialises_the_generator(tmp_path, digits_teacher_path):
+    strategy = distribute.make_strategy("one_device")
+    config = tiny_train_config(steps=3, generator_lr=1e-12, on_collapse="reset")
+    players = tiny_players(strategy, digits_teacher_path, config)
+    for weight in players.generator.trainable_variables:
+        weight.assign(tf.zeros_like(weight))
+    lines = []
+    loop = Loop(strategy, players, config, str(tmp_path / "ckpt"), log=lines.append)
+    loop.collapse = CollapseWatch(patience=2)
+    loop.run()
+
+    assert loop.generator_resets == 1
+    assert [line for line in lines if "re-initialised (reset 1 of at most 3)" in line], lines
+    kernels = [w.numpy() for w in players.generator.trainable_variables if w.shape.rank > 1]
+    assert all(np.std(kernel) > 0 for kernel in kernels)
 
 
 def test_a_training_generator_is_not_reported(tmp_path, digits_teacher_path):

@@ -132,7 +132,8 @@ def test_non_finite_loss_stops_the_run_naming_the_iteration(tmp_path, digits_tea
 
 
 @pytest.mark.parametrize("field, value", [("steps", 0), ("batch_size", -1),
-                                          ("divergence", "jsd"), ("attention_weight", -1.0)])
+                                          ("divergence", "jsd"), ("attention_weight", -1.0),
+                                          ("on_collapse", "stop")])
 def test_bad_config_values_are_clear_errors(field, value):
     with pytest.raises(ConfigError, match=field):
         tiny_train_config(**{field: value}).validate()

@@ -3,41 +3,73 @@
 The paper's generator only maximises the teacher-student divergence; nothing in its loss keeps
 the images varied. On mnist5k (90 % pruning + int8, a 16-wide generator, 2026-11-30) it once
 drifted to images of a single class by iteration 250, and the student ended at chance (0.100).
-Such a run cannot recover by itself, so the loop says so, in the log and in report.json, as soon
-as the teacher has seen fewer than `threshold` effective classes for `patience` iterations.
+Such a run does not recover by itself, so the loop says so, in the log and in report.json, as
+soon as the teacher has seen fewer than `threshold` effective classes for `patience` iterations.
+With `--on_collapse=reset` (not the paper's) it also re-initialises the generator and its Adam
+moments, up to `MAX_RESETS` times; the student keeps what it has learnt.
 """
 
 import dataclasses
-from typing import Optional
+from typing import List
+
+from tfdfc.keras_compat import tf
 
 THRESHOLD = 1.2  # effective classes (exp of the entropy of the batch's mean prediction)
 PATIENCE = 50  # consecutive iterations
+MAX_RESETS = 3
+ACTIONS = ("warn", "reset")
+_INITIALISED = ("kernel", "bias", "gamma", "beta", "moving_mean", "moving_variance")
 
 
 @dataclasses.dataclass
 class CollapseWatch:
-    """Counts consecutive iterations below `threshold`; reports the first collapse once."""
+    """Counts consecutive iterations below `threshold`; reports each collapse once."""
 
     threshold: float = THRESHOLD
     patience: int = PATIENCE
     run_length: int = 0
-    collapsed_at: Optional[int] = None  # the iteration the collapse was reported at
+    collapsed_at: List[int] = dataclasses.field(default_factory=list)  # iterations reported
 
     def update(self, done, teacher_classes):
-        """Feeds iteration `done`'s value; returns a warning line the first time the run has
-        stayed below the threshold for `patience` iterations, else None."""
-        self.run_length = self.run_length + 1 if teacher_classes < self.threshold else 0
-        if self.run_length < self.patience or self.collapsed_at is not None:
+        """Feeds iteration `done`'s value; returns a warning line when the run has just stayed
+        below the threshold for `patience` iterations, else None. It warns again only after the
+        value has risen above the threshold (e.g. after a reset) and fallen again."""
+        below = teacher_classes < self.threshold
+        self.run_length = self.run_length + 1 if below else 0
+        if self.run_length != self.patience:
             return None
-        self.collapsed_at = done
+        self.collapsed_at.append(done)
         return (f"WARNING: generator collapse at iteration {done}: for {self.patience} "
                 f"iterations the teacher has put the generated images in "
                 f"{teacher_classes:.2f} effective classes (below {self.threshold:g}). The "
                 "student learns little from here on. Try --divergence=skl, a wider generator "
                 "(--generator_channels), a lower --generator_lr or another --seed.")
 
-    def summary(self):
+    def summary(self, resets=0):
         """The `generator_collapse` entry of report.json: None, or where it was seen."""
-        return None if self.collapsed_at is None else {
-            "iteration": self.collapsed_at, "threshold": self.threshold,
-            "patience": self.patience}
+        return None if not self.collapsed_at else {
+            "iteration": self.collapsed_at[0], "iterations": list(self.collapsed_at),
+            "resets": resets, "threshold": self.threshold, "patience": self.patience}
+
+
+def reinitialise(model, seed):
+    """Draws every kernel, bias and batch-norm variable of `model` afresh from its layer's
+    initializer, seeded by `seed` (so every worker of a run draws the same values)."""
+    for index, layer in enumerate(model.layers):
+        for name in _INITIALISED:
+            variable = getattr(layer, name, None)
+            initializer = getattr(layer, f"{name}_initializer", None)
+            if variable is None or initializer is None:
+                continue
+            config = initializer.get_config()
+            if "seed" in config:
+                config["seed"] = seed * 1000 + index
+            fresh = initializer.__class__.from_config(config)
+            variable.assign(fresh(variable.shape, variable.dtype))
+
+
+def reset_moments(optimizer):
+    """Zeroes the optimizer's slot variables; its step count (and so its schedule) is kept."""
+    for variable in optimizer.variables():
+        if variable is not optimizer.iterations:
+            variable.assign(tf.zeros_like(variable))

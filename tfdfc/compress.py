@@ -90,6 +90,11 @@ _BATCH_SIZE = flags.DEFINE_integer("batch_size", _DEFAULTS.batch_size,
                                    "Global batch of generated images.", lower_bound=1)
 _STUDENT_STEPS = flags.DEFINE_integer("student_steps", _DEFAULTS.student_steps,
                                       "Student updates per generator update.", lower_bound=1)
+_ON_COLLAPSE = flags.DEFINE_enum(
+    "on_collapse", _DEFAULTS.on_collapse, ["warn", "reset"], "When the teacher has put the "
+    "generated images in under 1.2 effective classes for 50 iterations (a collapsed "
+    "generator): warn only, or also re-initialise the generator and its Adam moments (up to 3 "
+    "times; not the paper's).")
 _RESAMPLE_LATENTS = flags.DEFINE_bool(
     "resample_latents", _DEFAULTS.resample_latents, "Give every student step its own z "
     "through the iteration's generator, instead of reusing the generator step's images (the "
@@ -140,7 +145,7 @@ def config_from_flags():
         overwrite=_OVERWRITE.value,
         train=TrainConfig(
             steps=_STEPS.value, batch_size=_BATCH_SIZE.value, student_steps=_STUDENT_STEPS.value,
-            resample_latents=_RESAMPLE_LATENTS.value,
+            resample_latents=_RESAMPLE_LATENTS.value, on_collapse=_ON_COLLAPSE.value,
             student_lr=_STUDENT_LR.value, generator_lr=_GENERATOR_LR.value,
             clip_norm=_CLIP_NORM.value, latent_dim=_LATENT_DIM.value,
             divergence=_DIVERGENCE.value, temperature=_TEMPERATURE.value,

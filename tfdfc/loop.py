@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 from tfdfc import distribute
-from tfdfc.collapse import CollapseWatch
+from tfdfc import collapse
 from tfdfc.errors import UserInputError
 from tfdfc.keras_compat import tf
 from tfdfc.train import current_learning_rate, make_iteration_step
@@ -56,7 +56,7 @@ class Loop:
         self.evaluate, self.show_images, self.log = evaluate, show_images, log
         self.on_iteration = on_iteration
         self.session_seconds, self.last_metrics = 0.0, {}
-        self.collapse = CollapseWatch()
+        self.collapse, self.generator_resets = collapse.CollapseWatch(), 0
         self.iteration = tf.Variable(0, dtype=tf.int64, trainable=False, name="iteration")
         # Training time over every session of the run, kept in the checkpoint.
         self.elapsed = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="elapsed")
@@ -144,9 +144,7 @@ class Loop:
             iteration_started = time.time()
             metrics = self.run_iteration(iteration)
             self._check_finite(iteration, metrics)
-            warning = self.collapse.update(iteration + 1, metrics["teacher_classes"])
-            if warning and self.chief:
-                self.log(warning)
+            self._watch_collapse(iteration + 1, metrics["teacher_classes"])
             self.iteration.assign(iteration + 1)
             self.elapsed.assign_add(time.time() - iteration_started)
             done = iteration + 1
@@ -165,6 +163,23 @@ class Loop:
                 self.on_iteration(done)
         self.session_seconds = time.time() - started
         return metrics
+
+    def _watch_collapse(self, done, teacher_classes):
+        """Warns of a collapsed generator and, with on_collapse=reset, re-initialises it."""
+        warning = self.collapse.update(done, teacher_classes)
+        if not warning:
+            return
+        if self.chief:
+            self.log(warning)
+        if self.config.on_collapse != "reset" or self.generator_resets >= collapse.MAX_RESETS:
+            return
+        self.generator_resets += 1
+        collapse.reinitialise(self.players.generator,
+                              seed=self.config.seed + 7919 * self.generator_resets)
+        collapse.reset_moments(self.players.generator_optimizer)
+        if self.chief:
+            self.log(f"on_collapse=reset: generator and its Adam moments re-initialised "
+                     f"(reset {self.generator_resets} of at most {collapse.MAX_RESETS})")
 
     @property
     def seconds(self):

@@ -173,7 +173,7 @@ def train_summary(config, loop, strategy):
             "student_steps": config.train.student_steps, "batch_size": config.train.batch_size,
             "resample_latents": config.train.resample_latents,
             "replicas": strategy.num_replicas_in_sync, "final_metrics": loop.last_metrics,
-            "generator_collapse": loop.collapse.summary()}
+            "generator_collapse": loop.collapse.summary(loop.generator_resets)}
 
 
 def _percent(value):
@@ -195,7 +195,9 @@ def to_markdown(result):
     if collapse:
         lines += [f"**Warning: the generator collapsed at iteration {collapse['iteration']}** "
                   f"(for {collapse['patience']} iterations the teacher saw fewer than "
-                  f"{collapse['threshold']:g} effective classes in the generated images).", ""]
+                  f"{collapse['threshold']:g} effective classes in the generated images; "
+                  f"collapses at {', '.join(map(str, collapse['iterations']))}, "
+                  f"{collapse['resets']} generator reset(s)).", ""]
     lines += ["| model | accuracy | how |", "|---|---|---|",
               f"| teacher | {_percent(teacher['accuracy'])} | trained with data (given) |",
               f"| student, data-free (Keras) | {_percent(student['accuracy'])} | this run |"]

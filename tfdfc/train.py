@@ -21,7 +21,7 @@ Decisions where the paper is silent (PAPER.md §7), following the MS19 reference
 import dataclasses
 from typing import Callable, Optional
 
-from tfdfc import losses
+from tfdfc import collapse, losses
 from tfdfc.errors import ConfigError
 from tfdfc.keras_compat import keras, tf
 
@@ -43,6 +43,7 @@ class TrainConfig:
     attention_weight: float = 250.0
     seed: int = 0
     resample_latents: bool = False  # a fresh z per student step (see the module docstring)
+    on_collapse: str = "warn"  # warn | reset: see collapse.py
     log_every: int = 50
     eval_every: int = 500
     checkpoint_every: int = 500
@@ -60,6 +61,9 @@ class TrainConfig:
         if self.divergence not in losses.DIVERGENCES:
             raise ConfigError(f"divergence must be one of {sorted(losses.DIVERGENCES)}, "
                              f"got {self.divergence!r}")
+        if self.on_collapse not in collapse.ACTIONS:
+            raise ConfigError(f"on_collapse must be one of {collapse.ACTIONS}, "
+                             f"got {self.on_collapse!r}")
         if self.reduction not in losses.REDUCTIONS:
             raise ConfigError(f"reduction must be one of {losses.REDUCTIONS}, "
                              f"got {self.reduction!r}")
