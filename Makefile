@@ -10,9 +10,11 @@ TEACHER := exported/teachers/lenet5_mnist5k.keras
 # Two lanes of one-thread TensorFlow run side by side: on 2 cores that gives 1.3x the throughput
 # of one two-thread process (measured: 3.8 + 3.8 against 5.9 iterations/s on 2026-11-25; on the
 # AVX2 machine of 2026-11-30 a second thread gave one process nothing: 288.6 against 275 ms per
-# iteration). first_path runs in a lane too: its run time is then that of one thread.
-LANE_A := quantization slimming first_path
-LANE_B := pruning ticket binary_delta
+# iteration). first_path runs in a lane too: its run time is then that of one thread. Lane times
+# measured on 2026-11-30 (a040dfd, slimming from 30295f8): quantization 37.5 + slimming 31.7 =
+# 69 min; pruning 41.7 + ticket 10.1 + binary_delta 11.4 + first_path 8.2 = 71 min.
+LANE_A := quantization slimming
+LANE_B := pruning ticket binary_delta first_path
 BENCH_TIMES := exported/bench/times.txt
 ONE_THREAD := TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1
 QUICK := exported/bench-quick
