@@ -22,7 +22,7 @@ def test_watch_warns_once_after_patience_consecutive_iterations_below_the_thresh
     values = [1.0, 1.0, 5.0, 1.0, 1.1, 1.0, 1.0, 1.0]  # the run of three ends at iteration 6
     warnings = [watch.update(done, value) for done, value in enumerate(values, start=1)]
     assert [done for done, line in enumerate(warnings, start=1) if line] == [6]
-    assert "iteration 6" in warnings[5] and "--divergence=skl" in warnings[5]
+    assert "iteration 6" in warnings[5] and "--on_collapse=reset" in warnings[5]
     assert watch.summary(resets=1) == {"iteration": 6, "iterations": [6], "resets": 1,
                                        "threshold": 1.2, "patience": 3}
     assert CollapseWatch().summary() is None

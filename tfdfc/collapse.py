@@ -6,7 +6,10 @@ drifted to images of a single class by iteration 250, and the student ended at c
 Such a run does not recover by itself, so the loop says so, in the log and in report.json, as
 soon as the teacher has seen fewer than `threshold` effective classes for `patience` iterations.
 With `--on_collapse=reset` (not the paper's) it also re-initialises the generator and its Adam
-moments, up to `MAX_RESETS` times; the student keeps what it has learnt.
+moments, up to `MAX_RESETS` times; the student keeps what it has learnt. On the run above, a reset
+at iteration 105 brought the student to 0.972 (TFLite int8 0.969) at 500 iterations. The default
+stays `warn`: one case is measured, and a teacher with few or unbalanced classes may fall below
+the threshold while healthy.
 """
 
 import dataclasses
@@ -42,7 +45,8 @@ class CollapseWatch:
         return (f"WARNING: generator collapse at iteration {done}: for {self.patience} "
                 f"iterations the teacher has put the generated images in "
                 f"{teacher_classes:.2f} effective classes (below {self.threshold:g}). The "
-                "student learns little from here on. Try --divergence=skl, a wider generator "
+                "student learns little from here on unless the generator is reset "
+                "(--on_collapse=reset does it). Else try --divergence=skl, a wider generator "
                 "(--generator_channels), a lower --generator_lr or another --seed.")
 
     def summary(self, resets=0):
