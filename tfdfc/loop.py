@@ -12,8 +12,7 @@ import time
 
 import numpy as np
 
-from tfdfc import distribute
-from tfdfc import collapse
+from tfdfc import collapse, distribute
 from tfdfc.errors import UserInputError
 from tfdfc.keras_compat import tf
 from tfdfc.train import current_learning_rate, make_iteration_step
@@ -56,6 +55,7 @@ class Loop:
         self.evaluate, self.show_images, self.log = evaluate, show_images, log
         self.on_iteration = on_iteration
         self.session_seconds, self.last_metrics = 0.0, {}
+        # Not in the checkpoint: a resumed run watches afresh and may reset MAX_RESETS times more.
         self.collapse, self.generator_resets = collapse.CollapseWatch(), 0
         self.iteration = tf.Variable(0, dtype=tf.int64, trainable=False, name="iteration")
         # Training time over every session of the run, kept in the checkpoint.
