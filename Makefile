@@ -64,7 +64,8 @@ bench-lane-a bench-lane-b: $(STAMP) $(TEACHER)
 
 # The same tables at small sizes under exported/bench-quick/, in two one-thread lanes, then
 # speed alone. On the AVX2 machine of 2026-11-30: 10.7 min at 100 iterations (first_path 200)
-# and a 16-wide generator (target 10, missed by 0.7); 16.0 min before, at 150 iterations.
+# and a 16-wide generator, 10.6 min at d54bcfe (target 10, missed by 0.6); 16.0 min before, at
+# 150 iterations.
 bench-quick: $(STAMP) $(TEACHER)
 	rm -rf $(QUICK)
 	$(MAKE) -j2 bench-quick-lane-a bench-quick-lane-b
