@@ -2,7 +2,7 @@
 demo (`python -m tfdfc.compress --flagfile=flags/demo.cfg`, a data-free full-precision student:
 accuracy, time, TFLite parity). Writes a Markdown table.
 
-    python bench/first_path.py                 # 8.4 min in a lane (AVX2, 2026-11-30)
+    python bench/first_path.py                 # 8.2 min in a lane (AVX2, 2026-11-30)
     python bench/first_path.py --tiny          # seconds, on digits (used by the tests)
 """
 
@@ -73,8 +73,8 @@ def markdown(figures, command):
          verdict("teacher_seconds", False)),
         ("data-free student accuracy", f"{figures['student_accuracy']:.4f}", ">= 0.97",
          verdict("student_accuracy", True)),
-        ("data-free run time incl. start-up and export (s)", f"{figures['student_seconds']:.0f}", "<= 600",
-         verdict("student_seconds", False)),
+        ("data-free run time incl. start-up and export (s)",
+         f"{figures['student_seconds']:.0f}", "<= 600", verdict("student_seconds", False)),
         ("TFLite float accuracy", f"{figures['tflite_accuracy']:.4f}", "= Keras",
          "met" if figures["tflite_accuracy"] == figures["student_accuracy"] else "MISSED"),
     ]
@@ -82,8 +82,8 @@ def markdown(figures, command):
              "The student is the demo: `python -m tfdfc.compress --flagfile=flags/demo.cfg` "
              "with this teacher. "
              f"{figures['steps']} data-free iterations (1 generator + 10 student steps each), "
-             f"batch {figures['batch_size']}, training loop {figures['train_seconds']:.0f} s; max |TFLite - Keras| "
-             f"logit difference {figures['tflite_max_abs_diff']:.2g}.", "",
+             f"batch {figures['batch_size']}, training loop {figures['train_seconds']:.0f} s; "
+             f"max |TFLite - Keras| logit difference {figures['tflite_max_abs_diff']:.2g}.", "",
              "| measure | value | target | verdict |", "|---|---|---|---|"]
     lines += [f"| {name} | {value} | {target} | {verdict_} |" for name, value, target, verdict_
               in rows]

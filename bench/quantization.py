@@ -1,7 +1,7 @@
 """Benchmark of data-free quantization on mnist5k: int8, binary, w4a8, w4a4 against the teacher,
 the no-training baseline and the with-data baseline at equal student steps. Writes Markdown.
 
-    python bench/quantization.py                  # 42 min in a lane (AVX2, 2026-11-30)
+    python bench/quantization.py                  # 37.5 min in a lane (AVX2, 2026-11-30)
     python bench/quantization.py --tiny           # seconds, on digits (used by the tests)
 """
 

@@ -77,7 +77,8 @@ def test_resume_continues_the_count_and_reproduces_an_uninterrupted_run(
         tmp_path, digits_teacher_path, quantize):
     strategy = distribute.make_strategy("one_device")
     straight = tiny_players(strategy, digits_teacher_path, tiny_train_config(steps=4), quantize)
-    Loop(strategy, straight, tiny_train_config(steps=4), str(tmp_path / "straight"), log=quiet).run()
+    Loop(strategy, straight, tiny_train_config(steps=4), str(tmp_path / "straight"),
+         log=quiet).run()
 
     class Interrupted(Exception):
         pass
@@ -86,13 +87,15 @@ def test_resume_continues_the_count_and_reproduces_an_uninterrupted_run(
         if done == 2:
             raise Interrupted()
 
-    interrupted = tiny_players(strategy, digits_teacher_path, tiny_train_config(steps=4), quantize)
+    interrupted = tiny_players(strategy, digits_teacher_path, tiny_train_config(steps=4),
+                               quantize)
     with pytest.raises(Interrupted):
-        Loop(strategy, interrupted, tiny_train_config(steps=4), str(tmp_path / "resumed"), log=quiet,
-             on_iteration=stop_after_two).run()
+        Loop(strategy, interrupted, tiny_train_config(steps=4), str(tmp_path / "resumed"),
+             log=quiet, on_iteration=stop_after_two).run()
     resumed = tiny_players(strategy, digits_teacher_path, tiny_train_config(steps=4), quantize)
     lines = []
-    loop = Loop(strategy, resumed, tiny_train_config(steps=4), str(tmp_path / "resumed"), log=lines.append)
+    loop = Loop(strategy, resumed, tiny_train_config(steps=4), str(tmp_path / "resumed"),
+                log=lines.append)
     loop.run()
 
     assert int(loop.iteration.numpy()) == 4
