@@ -10,11 +10,16 @@ TEACHER := exported/teachers/lenet5_mnist5k.keras
 # Two lanes of one-thread TensorFlow run side by side: on 2 cores that gives 1.3x the throughput
 # of one two-thread process (measured: 3.8 + 3.8 against 5.9 iterations/s on 2026-11-25; on the
 # AVX2 machine of 2026-11-30 a second thread gave one process nothing: 288.6 against 275 ms per
-# iteration). first_path runs in a lane too: its run time is then that of one thread. Lane times
-# measured on 2026-11-30 (a040dfd, slimming from 30295f8): quantization 37.5 + slimming 31.7 =
-# 69 min; pruning 41.7 + ticket 10.1 + binary_delta 11.4 + first_path 8.2 = 71 min.
-LANE_A := quantization slimming
-LANE_B := pruning ticket binary_delta first_path
+# iteration). first_path runs in a lane too: its run time is then that of one thread. The
+# quantization table is split in two jobs to balance the lanes: `binary` is its three binary
+# seeds, `quantization` the int8 and n-bit runs. Lane minutes estimated on 2026-11-30 from that
+# day's benches and the cuts after them: pruning 39 + quantization 12.5 + binary_delta 11.4 +
+# first_path 5.5 = 68; binary 25.7 + slimming 31.7 + ticket 8.3 = 66.
+LANE_A := pruning quantization binary_delta first_path
+LANE_B := binary slimming ticket
+JOB_quantization := quantization.py --schemes=int8,w4a8,w4a4
+JOB_binary := quantization.py --schemes=binary --out_dir=exported/bench/binary --results=bench/RESULTS_binary.md
+bench_job = $(or $(JOB_$(1)),$(1).py)
 BENCH_TIMES := exported/bench/times.txt
 ONE_THREAD := TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1
 QUICK := exported/bench-quick
@@ -57,10 +62,10 @@ bench: $(STAMP) $(TEACHER)
 
 bench-lane-a bench-lane-b: $(STAMP) $(TEACHER)
 	mkdir -p exported/bench
-	set -e; for name in $(if $(filter bench-lane-a,$@),$(LANE_A),$(LANE_B)); do \
+	set -e; $(foreach name,$(if $(filter bench-lane-a,$@),$(LANE_A),$(LANE_B)), \
 	  started=$$(date +%s); \
-	  $(ONE_THREAD) $(BIN)/python bench/$$name.py; \
-	  echo "$(@:bench-%=%) $$name $$(( $$(date +%s) - started ))" >> $(BENCH_TIMES); done
+	  $(ONE_THREAD) $(BIN)/python bench/$(call bench_job,$(name)); \
+	  echo "$(@:bench-%=%) $(name) $$(( $$(date +%s) - started ))" >> $(BENCH_TIMES);)
 
 # The same tables at small sizes under exported/bench-quick/, in two one-thread lanes, then
 # speed alone. On the AVX2 machine of 2026-11-30: 8.9 min (target 10, met) at 100 iterations,

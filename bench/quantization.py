@@ -3,6 +3,9 @@ the no-training baseline and the with-data baseline at equal student steps. Writ
 
     python bench/quantization.py                  # 37.5 min in a lane (AVX2, 2026-11-30)
     python bench/quantization.py --tiny           # seconds, on digits (used by the tests)
+
+`make bench` runs it twice, in different lanes: the int8 and n-bit schemes (about 12.5 min), and
+the binary seeds (about 25.5 min) into RESULTS_binary.md.
 """
 
 import json
@@ -24,7 +27,8 @@ _QAT_STEPS = flags.DEFINE_integer("qat_steps", 200, "Iterations of the int8 and 
                                   "(--steps). 300: int8 TFLite -0.1 pt, w4a8 -0.3, w4a4 -0.1 vs "
                                   "a 0.988 teacher; 800: +0.2, -0.2 vs a 0.983 one.",
                                   lower_bound=1)
-_SCHEMES = flags.DEFINE_list("schemes", ["int8", "binary", "w4a8", "w4a4"], "Schemes to run.")
+ALL_SCHEMES = ["int8", "binary", "w4a8", "w4a4"]
+_SCHEMES = flags.DEFINE_list("schemes", ALL_SCHEMES, "Schemes to run.")
 _RENDER_ONLY = flags.DEFINE_bool("render_only", False, "Rewrite the Markdown from the JSON "
                                  "beside it (the reports of an earlier run), training nothing.")
 _DIVERGENCE = flags.DEFINE_string("divergence", "skl", "Teacher-student discrepancy. Binary, "
@@ -145,6 +149,28 @@ def verdicts(results):
     return out.lines
 
 
+def title(schemes):
+    """The table's heading: which schemes it holds, when not all."""
+    if schemes == ALL_SCHEMES:
+        return "# Data-free quantization"
+    return f"# Data-free quantization: {', '.join(schemes)}"
+
+
+def command_line(tiny, steps, schemes):
+    """The command that regenerates this table, with --schemes and the output paths when they
+    are not the defaults (make bench splits the schemes between its lanes)."""
+    command = common.command_line("quantization", tiny, steps)
+    if tiny:
+        return command
+    command += f" --qat_steps={_QAT_STEPS.value}"
+    if schemes != ALL_SCHEMES:
+        command += f" --schemes={','.join(schemes)}"
+    for holder in (_FLAGS.out_dir, _FLAGS.results):
+        if holder.value != holder.default:
+            command += f" --{holder.name}={holder.value}"
+    return command
+
+
 def main(argv):
     del argv
     tiny, out_dir, steps = _FLAGS.tiny.value, _FLAGS.out_dir.value, _FLAGS.steps.value
@@ -154,10 +180,10 @@ def main(argv):
             results = json.load(f)
     else:
         results = run_all(teacher_path, tiny, out_dir, steps)
-    command = common.command_line("quantization", tiny, steps)
-    if not tiny:
-        command += f" --qat_steps={_QAT_STEPS.value}"
-    lines = ["# Data-free quantization", "", f"Command: `{command}` (seed 0; binary runs: "
+    present = by_scheme(results)  # the JSON's runs when --render_only
+    schemes = [scheme for scheme in ALL_SCHEMES if scheme in present]
+    lines = [title(schemes), "", f"Command: `{command_line(tiny, steps, schemes)}` (seed 0; "
+             f"binary runs: "
              f"{', '.join(name for name in results if scheme_of(name) == 'binary')}; "
              "iterations of 1 generator + 10 student steps as in the table, "
              f"{_DIVERGENCE.value}; student rate "

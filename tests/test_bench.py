@@ -1,5 +1,7 @@
 """Every benchmark script runs in its tiny mode and writes its table."""
 
+import os
+import re
 import subprocess
 import sys
 
@@ -25,6 +27,7 @@ def test_first_path_benchmark_tiny(tmp_path):
 def test_quantization_benchmark_tiny(tmp_path):
     table = _run_tiny("bench/quantization.py", tmp_path, "--schemes=int8,binary",
                       "--binary_seeds=0,1")
+    assert table.startswith("# Data-free quantization: int8, binary\n")
     assert "| int8 |" in table and "| binary |" in table and "| binary_seed1 |" in table
     assert "binary vs sign-only, no training (mean of 2 seeds, pt)" in table
     assert "binary: data-free vs with-data at equal student steps (mean of 2 seeds, pt)" in table
@@ -62,6 +65,20 @@ def test_speed_benchmark_tiny(tmp_path):
 def test_binary_delta_benchmark_tiny(tmp_path):
     table = _run_tiny("bench/binary_delta.py", tmp_path, "--delta_multiples=0.5,1")
     assert table.count("| yes |") == 1 and "vs full-precision data-free" in table
+
+
+def test_make_bench_lanes_run_every_table():
+    """`make bench`'s two lanes between them run every benchmark script once but speed (run
+    after them), the quantization table split into its int8 / n-bit and its binary part."""
+    result = subprocess.run(["make", "-n", "bench-lane-a", "bench-lane-b"], capture_output=True,
+                            text=True, cwd=ROOT, timeout=60, check=True)
+    jobs = re.findall(r'echo "lane-[ab] (\w+) ', result.stdout)
+    scripts = {name[:-3] for name in os.listdir(os.path.join(ROOT, "bench"))
+               if name.endswith(".py")} - {"common", "results", "speed"}
+    assert sorted(jobs) == sorted(scripts | {"binary"})
+    assert "quantization.py --schemes=binary " in result.stdout
+    assert "--results=bench/RESULTS_binary.md" in result.stdout
+    assert "quantization.py --schemes=int8,w4a8,w4a4;" in result.stdout
 
 
 def _gather(tmp_path, *args):
