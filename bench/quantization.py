@@ -171,6 +171,24 @@ def command_line(tiny, steps, schemes):
     return command
 
 
+def settings(results):
+    """The runs' settings, for the sentence under the command: the binary ones only when the
+    table has binary runs, the int8 / n-bit ones only when it has those."""
+    binaries = [name for name in results if scheme_of(name) == "binary"]
+    parts = ["seed 0", "iterations of 1 generator + 10 student steps as in the table",
+             _DIVERGENCE.value]
+    if len(binaries) < len(results):
+        parts.append(f"student rate {_QAT_STUDENT_LR.value:g} for int8 and n-bit")
+    if binaries:
+        parts += [f"binary runs: {', '.join(binaries)}",
+                  f"student rate {_BINARY_STUDENT_LR.value:g} for binary",
+                  f"binary delta {_DELTA_MULTIPLE.value:g} x the teacher's mean |w|"]
+        if _BINARY_RESAMPLE.value:
+            parts.append("a fresh z per binary student step")
+    return "; ".join(parts + ["the with-data baseline takes the same student steps on real "
+                              "training images"])
+
+
 def main(argv):
     del argv
     tiny, out_dir, steps = _FLAGS.tiny.value, _FLAGS.out_dir.value, _FLAGS.steps.value
@@ -182,17 +200,8 @@ def main(argv):
         results = run_all(teacher_path, tiny, out_dir, steps)
     present = by_scheme(results)  # the JSON's runs when --render_only
     schemes = [scheme for scheme in ALL_SCHEMES if scheme in present]
-    lines = [title(schemes), "", f"Command: `{command_line(tiny, steps, schemes)}` (seed 0; "
-             f"binary runs: "
-             f"{', '.join(name for name in results if scheme_of(name) == 'binary')}; "
-             "iterations of 1 generator + 10 student steps as in the table, "
-             f"{_DIVERGENCE.value}; student rate "
-             f"{_QAT_STUDENT_LR.value:g} for int8 and n-bit, {_BINARY_STUDENT_LR.value:g} for "
-             f"binary; binary delta {_DELTA_MULTIPLE.value:g} x the teacher's mean |w|; "
-             f"{'a fresh z per binary student step; ' if _BINARY_RESAMPLE.value else ''}the "
-             "with-data baseline takes "
-             "the same student steps on real training images). Accuracies on the held-out test "
-             "split.", "",
+    lines = [title(schemes), "", f"Command: `{command_line(tiny, steps, schemes)}` "
+             f"({settings(results)}). Accuracies on the held-out test split.", "",
              "| scheme | iterations | teacher | data-free (Keras) | TFLite (int8, else float) | "
              "no training | with data | TFLite bytes | gzip bytes | float TFLite bytes | "
              "train s |",
