@@ -12,9 +12,9 @@ TEACHER := exported/teachers/lenet5_mnist5k.keras
 # AVX2 machine of 2026-11-30 a second thread gave one process nothing: 288.6 against 275 ms per
 # iteration). first_path runs in a lane too: its run time is then that of one thread. The
 # quantization table is split in two jobs to balance the lanes: `binary` is its three binary
-# seeds, `quantization` the int8 and n-bit runs. Lane minutes estimated on 2026-11-30 from that
-# day's benches and the cuts after them: pruning 39 + quantization 12.5 + binary_delta 11.4 +
-# first_path 5.5 = 68; binary 25.7 + slimming 31.7 + ticket 8.3 = 66.
+# seeds, `quantization` the int8 and n-bit runs. Lane minutes measured on 2026-11-30 (6c20832):
+# pruning 38.7 + quantization 12.3 + binary_delta 11.2 + first_path 5.1 = 67; binary 24.9 +
+# slimming 30.6 + ticket 8.5 = 64.
 LANE_A := pruning quantization binary_delta first_path
 LANE_B := binary slimming ticket
 JOB_quantization := quantization.py --schemes=int8,w4a8,w4a4
@@ -50,8 +50,8 @@ test: $(STAMP)
 
 # Every benchmark at its default size in two lanes, then speed alone (it times one process),
 # then RESULTS.md. Each script's minutes and the whole run's go to $(BENCH_TIMES), and from there
-# into RESULTS.md's header. Measured 2026-11-30 on an AVX2 machine: 83 min, lanes of 82 and
-# 71 min (target ~60, missed; about 1.7x slower per lane than the machine of 2026-11-25).
+# into RESULTS.md's header. Measured on the AVX2 machine of 2026-11-30: 83 min, then 72, then
+# 69 at 6c20832 (target ~60, missed; about 1.7x slower per lane than the machine of 2026-11-25).
 bench: $(STAMP) $(TEACHER)
 	rm -rf exported/bench && mkdir -p exported/bench
 	set -e; started=$$(date +%s); \

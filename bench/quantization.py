@@ -195,7 +195,9 @@ def main(argv):
     teacher_path = common.ensure_teacher(tiny, out_dir)
     if _RENDER_ONLY.value:
         with open(os.path.splitext(_FLAGS.results.value)[0] + ".json", encoding="utf-8") as f:
-            results = json.load(f)
+            results = json.load(f)  # keys sorted: put the runs back in --schemes order
+        results = dict(sorted(results.items(), key=lambda item: (
+            ALL_SCHEMES.index(scheme_of(item[0])), item[0])))
     else:
         results = run_all(teacher_path, tiny, out_dir, steps)
     present = by_scheme(results)  # the JSON's runs when --render_only
