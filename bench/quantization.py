@@ -4,8 +4,8 @@ the no-training baseline and the with-data baseline at equal student steps. Writ
     python bench/quantization.py                  # 37.5 min in a lane (AVX2, 2026-11-30)
     python bench/quantization.py --tiny           # seconds, on digits (used by the tests)
 
-`make bench` runs it twice, in different lanes: the int8 and n-bit schemes (about 12.5 min), and
-the binary seeds (about 25.5 min) into RESULTS_binary.md.
+`make bench` runs it twice, in different lanes: the int8 and n-bit schemes (12.3 min), and the
+binary seeds (24.9 min) into RESULTS_binary.md.
 """
 
 import json
