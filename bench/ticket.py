@@ -25,8 +25,8 @@ import common
 from tfdfc.compression import ticket
 
 # 150 iterations, for the bench's time budget. On 2026-11-30 tickets beat re-initialisation by
-# +3.3 +- 0.9 pt at 300, +5.1 +- 3.4 at 200 and +5.5 +- 2.6 at 150 (a pilot run beside two others:
-# ticket 0.904 +- 0.020, re-init 0.850 +- 0.029).
+# +3.3 +- 0.9 pt at 300, +5.1 +- 3.4 at 200 and +5.5 +- 2.6 at 150 (ticket 0.904 +- 0.020,
+# re-init 0.850 +- 0.029; the same in a pilot and in make bench).
 _FLAGS = common.define_flags("ticket", steps=150)
 _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Training seeds; each trains the ticket "
                            "and its re-initialised control.")
