@@ -106,3 +106,46 @@ def test_a_training_generator_is_not_reported(tmp_path, digits_teacher_path):
 
     assert 1.2 < metrics["teacher_classes"] <= 10.0
     assert not [line for line in lines if "collapse" in line] and loop.collapse.summary() is None
+
+
+def _collapsed_loop(tmp_path, teacher_path, steps, lines, **overrides):
+    """A Loop over constant images (one class) whose checkpoints go to tmp_path/ckpt."""
+    strategy = distribute.make_strategy("one_device")
+    config = tiny_train_config(steps=steps, generator_lr=1e-12, **overrides)
+    players = tiny_players(strategy, teacher_path, config)
+    for weight in players.generator.trainable_variables:
+        weight.assign(tf.zeros_like(weight))
+    return Loop(strategy, players, config, str(tmp_path / "ckpt"), log=lines.append)
+
+
+def test_a_resumed_run_warns_where_an_uninterrupted_one_would(tmp_path, digits_teacher_path):
+    lines = []
+    first = _collapsed_loop(tmp_path, digits_teacher_path, 2, lines)
+    first.collapse = CollapseWatch(patience=3)
+    first.run()  # two iterations below the threshold: no warning yet
+    resumed = _collapsed_loop(tmp_path, digits_teacher_path, 4, lines)
+    resumed.collapse = CollapseWatch(patience=3)
+    resumed.run()
+
+    warnings = [line for line in lines if "generator collapse at iteration" in line]
+    assert len(warnings) == 1 and "iteration 3:" in warnings[0], lines
+    assert resumed.collapse.summary()["iterations"] == [3]
+
+
+def test_a_resumed_run_keeps_its_resets_and_old_checkpoints_still_restore(
+        tmp_path, digits_teacher_path):
+    lines = []
+    first = _collapsed_loop(tmp_path, digits_teacher_path, 2, lines, on_collapse="reset")
+    first.collapse = CollapseWatch(patience=2)
+    first.run()
+    assert first.generator_resets == 1
+    resumed = _collapsed_loop(tmp_path, digits_teacher_path, 3, lines, on_collapse="reset")
+    assert resumed.restore() == 2
+    assert resumed.generator_resets == 1 and resumed.collapse.summary(1)["iterations"] == [2]
+
+    (tmp_path / "ckpt" / collapse.STATE_FILE).unlink()  # as written before the state was saved
+    lines.clear()
+    earlier = _collapsed_loop(tmp_path, digits_teacher_path, 3, lines, on_collapse="reset")
+    assert earlier.restore() == 2
+    assert earlier.generator_resets == 0 and earlier.collapse.summary() is None
+    assert [line for line in lines if "collapse watch starts afresh" in line], lines

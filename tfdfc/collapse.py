@@ -10,17 +10,28 @@ moments, up to `MAX_RESETS` times; the student keeps what it has learnt. On the 
 at iteration 105 brought the student to 0.972 (TFLite int8 0.969) at 500 iterations. The default
 stays `warn`: one case is measured, and a teacher with few or unbalanced classes may fall below
 the threshold while healthy.
+
+The watch's count and the resets so far are saved beside every checkpoint (`STATE_FILE`, keyed
+by iteration), so a resumed run warns and resets exactly where an uninterrupted one would. They
+are kept out of the TensorFlow checkpoint itself, whose restore asserts that every object of the
+program is in the file: checkpoints written before the watch was saved still restore, and then
+the watch starts afresh.
 """
 
 import dataclasses
+import json
+import os
 from typing import List
 
+from tfdfc import artifacts
 from tfdfc.keras_compat import tf
 
 THRESHOLD = 1.2  # effective classes (exp of the entropy of the batch's mean prediction)
 PATIENCE = 50  # consecutive iterations
 MAX_RESETS = 3
 ACTIONS = ("warn", "reset")
+STATE_FILE = "collapse_watch.json"
+_STATES_KEPT = 3  # one more than the checkpoints the loop keeps
 _INITIALISED = ("kernel", "bias", "gamma", "beta", "moving_mean", "moving_variance")
 
 
@@ -54,6 +65,36 @@ class CollapseWatch:
         return None if not self.collapsed_at else {
             "iteration": self.collapsed_at[0], "iterations": list(self.collapsed_at),
             "resets": resets, "threshold": self.threshold, "patience": self.patience}
+
+
+def save_state(directory, done, watch, resets):
+    """Records `watch`'s count and `resets` for the checkpoint of iteration `done`."""
+    path = os.path.join(directory, STATE_FILE)
+    states = _read_states(path) or {}
+    states[str(done)] = {"run_length": watch.run_length, "collapsed_at": list(watch.collapsed_at),
+                         "resets": resets}
+    newest = sorted(states, key=int)[-_STATES_KEPT:]
+    artifacts.write_json(path, {key: states[key] for key in newest})
+
+
+def restore_state(directory, done, watch):
+    """Sets `watch`'s count from the state saved with the checkpoint of iteration `done`;
+    returns the resets so far, or None (and leaves `watch` as it is) when there is none."""
+    state = (_read_states(os.path.join(directory, STATE_FILE)) or {}).get(str(done))
+    if not state:
+        return None
+    watch.run_length, watch.collapsed_at = state["run_length"], list(state["collapsed_at"])
+    return state["resets"]
+
+
+def _read_states(path):
+    """The saved states by iteration, or None for a missing or unreadable file."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            states = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    return states if isinstance(states, dict) else None
 
 
 def reinitialise(model, seed):

@@ -55,7 +55,7 @@ class Loop:
         self.evaluate, self.show_images, self.log = evaluate, show_images, log
         self.on_iteration = on_iteration
         self.session_seconds, self.last_metrics = 0.0, {}
-        # Not in the checkpoint: a resumed run watches afresh and may reset MAX_RESETS times more.
+        # Saved beside each checkpoint (collapse.save_state), not in it.
         self.collapse, self.generator_resets = collapse.CollapseWatch(), 0
         self.iteration = tf.Variable(0, dtype=tf.int64, trainable=False, name="iteration")
         # Training time over every session of the run, kept in the checkpoint.
@@ -96,10 +96,22 @@ class Loop:
                     f"model ({type(error).__name__}: {first_line}). Remove "
                     f"{self.checkpoint_dir} or pass --overwrite to start again") from error
             self.log(f"resumed from {latest} at iteration {int(self.iteration.numpy())}")
+            self._restore_collapse_watch(int(self.iteration.numpy()))
         return int(self.iteration.numpy())
 
+    def _restore_collapse_watch(self, done):
+        resets = collapse.restore_state(self.checkpoint_dir, done, self.collapse)
+        if resets is None and self.chief:
+            self.log(f"no collapse-watch state saved with iteration {done} (a checkpoint of an "
+                     "earlier version?): the collapse watch starts afresh")
+        elif resets is not None:
+            self.generator_resets = resets
+
     def save(self, done):
-        """Saves a checkpoint (every worker takes part; only the chief's is kept)."""
+        """Saves a checkpoint (every worker takes part; only the chief's is kept) and, first, the
+        collapse watch's state for it."""
+        if self.chief:
+            collapse.save_state(self.checkpoint_dir, done, self.collapse, self.generator_resets)
         path = self.manager.save(checkpoint_number=done)
         if not self.chief:
             shutil.rmtree(self.manager.directory, ignore_errors=True)
