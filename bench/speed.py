@@ -6,6 +6,7 @@
   iteration, then 10 fit steps) and the ratio is the median of the rounds' ratios, so a change of
   machine load during the run moves both sides alike; and one iteration with
   `--resample_latents` (a fresh z per student step);
+- the same ratio at the generator widths of `--more_ratio_widths` (the presets' 32; 4 in tiny);
 - iterations per second under MirroredStrategy with 1 and with 2 replicas (two logical CPUs);
 - TFLite latency (one image, ai-edge-litert, median) of the float and the full-integer int8 file.
 
@@ -34,13 +35,16 @@ from tfdfc.train import TrainConfig  # noqa: E402
 
 _FLAGS = common.define_flags("speed", steps=30)
 _REPEATS = flags.DEFINE_integer("latency_runs", 300, "TFLite invocations per latency figure.")
+_MORE_WIDTHS = flags.DEFINE_list("more_ratio_widths", ["32"], "Generator widths whose iteration "
+                                 "/ fit-step ratio is measured too, beside --generator_channels "
+                                 "(32: the mnist presets' width).")
 TARGET_RATIO = 13.0
 
 
-def _config(teacher_path, tiny, strategy, resample_latents=False):
+def _config(teacher_path, tiny, strategy, resample_latents=False, width=None):
     train = TrainConfig(steps=1000, batch_size=16 if tiny else 128,
                         student_steps=2 if tiny else 10, resample_latents=resample_latents)
-    width = 8 if tiny else _FLAGS.generator_channels.value
+    width = width or (8 if tiny else _FLAGS.generator_channels.value)
     return pipeline.CompressConfig(teacher=teacher_path, out_dir="unused", strategy=strategy,
                                    generator_channels=width, train=train)
 
@@ -125,6 +129,12 @@ def main(argv):
     config = _config(teacher_path, tiny, "one_device")
     per_iteration, per_fit_step, ratio, run = paired_seconds(one, config, teacher_model,
                                                              eval_set, iterations)
+    more_widths = {}  # width -> (iteration s, fit step s, ratio)
+    for width in [4] if tiny else sorted({int(w) for w in _MORE_WIDTHS.value} - {
+            config.generator_channels}):
+        more_widths[width] = paired_seconds(one, _config(teacher_path, tiny, "one_device",
+                                                         width=width),
+                                            teacher_model, eval_set, iterations)[:3]
     resampled = _config(teacher_path, tiny, "one_device", resample_latents=True)
     per_resampled_iteration = iteration_seconds(one, resampled, teacher_model, iterations)
     mirrored = {}
@@ -157,7 +167,11 @@ def main(argv):
              f"| one plain Keras `train_on_batch` step, same student and batch | "
              f"{1000 * per_fit_step:.1f} ms |",
              f"| ratio (median of the rounds' ratios) | {ratio:.2f} (pure work: "
-             f"{student_steps + 1} passes plus the teacher) |",
+             f"{student_steps + 1} passes plus the teacher) |"]
+    lines += [f"| generator width {width}: iteration, plain step, ratio (measured the same "
+              f"way) | {1000 * seconds:.1f} ms, {1000 * fit_seconds:.1f} ms, {width_ratio:.2f} |"
+              for width, (seconds, fit_seconds, width_ratio) in more_widths.items()]
+    lines += [
              f"| MirroredStrategy, 1 replica | {1 / mirrored[1]:.2f} iterations/s |",
              f"| MirroredStrategy, 2 replicas (2 logical CPUs on the same 2 cores) | "
              f"{1 / mirrored[2]:.2f} iterations/s |",
@@ -165,11 +179,15 @@ def main(argv):
              f"| TFLite latency, int8, 1 image | {1e6 * latency['int8']:.0f} µs |"]
     verdicts = common.Verdicts()
     verdicts.check("alternating iteration / plain fit step", ratio, TARGET_RATIO, False)
+    for width, (_, _, width_ratio) in more_widths.items():
+        verdicts.check(f"the same at generator width {width}", width_ratio, TARGET_RATIO, False)
     lines += ["", "Targets:", ""] + verdicts.lines
     common.write_results(_FLAGS.results.value, lines, {
         "iteration_seconds": per_iteration,
         "resampled_iteration_seconds": per_resampled_iteration,
         "fit_step_seconds": per_fit_step, "ratio": ratio,
+        "more_widths": {str(width): dict(zip(("iteration_seconds", "fit_step_seconds", "ratio"),
+                                             values)) for width, values in more_widths.items()},
         "mirrored_iteration_seconds": {str(k): v for k, v in mirrored.items()},
         "tflite_latency_seconds": latency})
 

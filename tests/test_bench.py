@@ -60,6 +60,8 @@ def test_speed_benchmark_tiny(tmp_path):
     assert "alternating iteration / plain fit step" in table
     assert "MirroredStrategy, 2 replicas" in table and "TFLite latency, int8" in table
     assert "fresh z per student step (`--resample_latents`)" in table
+    assert "| generator width 4: iteration, plain step, ratio" in table
+    assert "the same at generator width 4" in table
 
 
 def test_binary_delta_benchmark_tiny(tmp_path):
