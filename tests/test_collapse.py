@@ -62,7 +62,7 @@ def test_reinitialise_draws_seeded_fresh_weights_and_reset_moments_keeps_the_ste
 
 def test_a_generator_that_makes_one_image_is_reported_as_collapsed(tmp_path, digits_teacher_path):
     strategy = distribute.make_strategy("one_device")
-    config = tiny_train_config(steps=4, generator_lr=1e-12)
+    config = tiny_train_config(steps=4, generator_lr=1e-12, on_collapse="warn")
     players = tiny_players(strategy, digits_teacher_path, config)
     for weight in players.generator.trainable_variables:  # constant images: one class
         weight.assign(tf.zeros_like(weight))
@@ -120,10 +120,10 @@ def _collapsed_loop(tmp_path, teacher_path, steps, lines, **overrides):
 
 def test_a_resumed_run_warns_where_an_uninterrupted_one_would(tmp_path, digits_teacher_path):
     lines = []
-    first = _collapsed_loop(tmp_path, digits_teacher_path, 2, lines)
+    first = _collapsed_loop(tmp_path, digits_teacher_path, 2, lines, on_collapse="warn")
     first.collapse = CollapseWatch(patience=3)
     first.run()  # two iterations below the threshold: no warning yet
-    resumed = _collapsed_loop(tmp_path, digits_teacher_path, 4, lines)
+    resumed = _collapsed_loop(tmp_path, digits_teacher_path, 4, lines, on_collapse="warn")
     resumed.collapse = CollapseWatch(patience=3)
     resumed.run()
 

@@ -43,7 +43,7 @@ class TrainConfig:
     attention_weight: float = 250.0
     seed: int = 0
     resample_latents: bool = False  # a fresh z per student step (see the module docstring)
-    on_collapse: str = "warn"  # warn | reset: see collapse.py
+    on_collapse: str = "reset"  # reset | warn (the paper's: no reset): see collapse.py
     log_every: int = 50
     eval_every: int = 500
     checkpoint_every: int = 500
