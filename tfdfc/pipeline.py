@@ -289,7 +289,9 @@ def train_one(config, strategy, teacher_model, eval_set, out_dir, delta=None, lo
 # Fields that may change between a run and its resumption without changing what is trained.
 _RESUMABLE_FIELDS = ("out_dir", "overwrite", "unsafe_load", "with_data_baseline", "eval_data",
                      "int8_io")
-_RESUMABLE_TRAIN_FIELDS = ("log_every", "eval_every", "checkpoint_every")
+# on_collapse too: a run started under the old default (warn) resumes under reset, and a user
+# who saw a collapse warning may resume with reset.
+_RESUMABLE_TRAIN_FIELDS = ("log_every", "eval_every", "checkpoint_every", "on_collapse")
 
 
 def _comparable(config_dict):
