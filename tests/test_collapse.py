@@ -31,8 +31,13 @@ def test_watch_warns_once_after_patience_consecutive_iterations_below_the_thresh
 def test_watch_warns_again_only_after_a_recovery():
     watch = CollapseWatch(threshold=1.2, patience=2)
     values = [1.0, 1.0, 1.0, 1.0, 3.0, 1.0, 1.0]
-    warned = [done for done, value in enumerate(values, start=1) if watch.update(done, value)]
+    warned, unanswered = [], []
+    for done, value in enumerate(values, start=1):
+        if watch.update(done, value):
+            warned.append(done)
+        unanswered.append(watch.unanswered)
     assert warned == [2, 7] and watch.summary()["iterations"] == [2, 7]
+    assert unanswered == [False, True, True, True, False, False, True]
 
 
 def test_reinitialise_draws_seeded_fresh_weights_and_reset_moments_keeps_the_step(seeded):
@@ -149,3 +154,19 @@ def test_a_resumed_run_keeps_its_resets_and_old_checkpoints_still_restore(
     assert earlier.restore() == 2
     assert earlier.generator_resets == 0 and earlier.collapse.summary() is None
     assert [line for line in lines if "collapse watch starts afresh" in line], lines
+
+
+def test_a_run_that_warned_resets_when_resumed_under_reset(tmp_path, digits_teacher_path):
+    lines = []
+    first = _collapsed_loop(tmp_path, digits_teacher_path, 3, lines, on_collapse="warn")
+    first.collapse = CollapseWatch(patience=2)
+    first.run()
+    assert first.generator_resets == 0 and first.collapse.unanswered
+    lines.clear()
+    resumed = _collapsed_loop(tmp_path, digits_teacher_path, 4, lines, on_collapse="reset")
+    resumed.collapse = CollapseWatch(patience=2)
+    resumed.run()
+
+    assert resumed.generator_resets == 1 and not resumed.collapse.unanswered
+    assert [line for line in lines if "re-initialised (reset 1 of at most 3)" in line], lines
+    assert not [line for line in lines if "generator collapse at iteration" in line]

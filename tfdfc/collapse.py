@@ -48,6 +48,7 @@ class CollapseWatch:
     patience: int = PATIENCE
     run_length: int = 0
     collapsed_at: List[int] = dataclasses.field(default_factory=list)  # iterations reported
+    unanswered: bool = False  # reported, not reset, and not recovered since
 
     def update(self, done, teacher_classes):
         """Feeds iteration `done`'s value; returns a warning line when the run has just stayed
@@ -55,9 +56,11 @@ class CollapseWatch:
         value has risen above the threshold (e.g. after a reset) and fallen again."""
         below = teacher_classes < self.threshold
         self.run_length = self.run_length + 1 if below else 0
+        self.unanswered = self.unanswered and below
         if self.run_length != self.patience:
             return None
         self.collapsed_at.append(done)
+        self.unanswered = True
         return (f"WARNING: generator collapse at iteration {done}: for {self.patience} "
                 f"iterations the teacher has put the generated images in "
                 f"{teacher_classes:.2f} effective classes (below {self.threshold:g}). The "
@@ -78,7 +81,7 @@ def save_state(directory, done, watch, resets):
     path = os.path.join(directory, STATE_FILE)
     states = _read_states(path) or {}
     states[str(done)] = {"run_length": watch.run_length, "collapsed_at": list(watch.collapsed_at),
-                         "resets": resets}
+                         "unanswered": watch.unanswered, "resets": resets}
     newest = sorted(states, key=int)[-_STATES_KEPT:]
     artifacts.write_json(path, {key: states[key] for key in newest})
 
@@ -90,6 +93,7 @@ def restore_state(directory, done, watch):
     if not state:
         return None
     watch.run_length, watch.collapsed_at = state["run_length"], list(state["collapsed_at"])
+    watch.unanswered = state.get("unanswered", False)
     return state["resets"]
 
 

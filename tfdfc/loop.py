@@ -177,14 +177,15 @@ class Loop:
         return metrics
 
     def _watch_collapse(self, done, teacher_classes):
-        """Warns of a collapsed generator and, with on_collapse=reset, re-initialises it."""
+        """Warns of a collapsed generator and, with on_collapse=reset, re-initialises it (also
+        after a resume under reset of a run that warned under warn and has not recovered)."""
         warning = self.collapse.update(done, teacher_classes)
-        if not warning:
-            return
-        if self.chief:
+        if warning and self.chief:
             self.log(warning)
-        if self.config.on_collapse != "reset" or self.generator_resets >= collapse.MAX_RESETS:
+        if (not self.collapse.unanswered or self.config.on_collapse != "reset"
+                or self.generator_resets >= collapse.MAX_RESETS):
             return
+        self.collapse.unanswered = False
         self.generator_resets += 1
         collapse.reinitialise(self.players.generator,
                               seed=self.config.seed + 7919 * self.generator_resets)
