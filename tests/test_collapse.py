@@ -1,5 +1,7 @@
 """The generator-collapse watch: its counting, the class measure, and a real collapsed run."""
 
+import json
+
 import numpy as np
 
 from conftest import quiet, tiny_players, tiny_train_config
@@ -22,7 +24,7 @@ def test_watch_warns_once_after_patience_consecutive_iterations_below_the_thresh
     values = [1.0, 1.0, 5.0, 1.0, 1.1, 1.0, 1.0, 1.0]  # the run of three ends at iteration 6
     warnings = [watch.update(done, value) for done, value in enumerate(values, start=1)]
     assert [done for done, line in enumerate(warnings, start=1) if line] == [6]
-    assert "iteration 6" in warnings[5] and "--on_collapse=reset" in warnings[5]
+    assert "iteration 6" in warnings[5] and "1.00 effective classes" in warnings[5]
     assert watch.summary(resets=1) == {"iteration": 6, "iterations": [6], "resets": 1,
                                        "threshold": 1.2, "patience": 3}
     assert CollapseWatch().summary() is None
@@ -38,6 +40,42 @@ def test_watch_warns_again_only_after_a_recovery():
         unanswered.append(watch.unanswered)
     assert warned == [2, 7] and watch.summary()["iterations"] == [2, 7]
     assert unanswered == [False, True, True, True, False, False, True]
+
+
+def test_after_an_answer_the_watch_counts_afresh_and_can_warn_again():
+    watch = CollapseWatch(patience=2)
+    assert watch.update(1, 1.0) is None and watch.update(2, 1.0)
+    watch.answer()  # a reset that does not help: still below the threshold
+    assert not watch.unanswered
+    assert watch.update(3, 1.0) is None and watch.update(4, 1.0) and watch.unanswered
+    assert watch.summary()["iterations"] == [2, 4]
+
+
+def test_advice_says_what_happens_when_the_loop_does_not_reset():
+    assert collapse.advice("reset", collapse.MAX_RESETS - 1) is None
+    assert "resets are used" in collapse.advice("reset", collapse.MAX_RESETS)
+    assert "this run only warns" in collapse.advice("warn", 0)
+    assert "--student_lr" in collapse.advice("warn", 0)
+
+
+def test_saved_states_keep_the_newest_and_survive_a_bad_file(tmp_path):
+    watch = CollapseWatch(run_length=4, collapsed_at=[7], unanswered=True)
+    for done in (10, 20, 30, 40):
+        collapse.save_state(str(tmp_path), done, watch, resets=2, keep=3)
+    states = json.loads((tmp_path / collapse.STATE_FILE).read_text())
+    assert sorted(states, key=int) == ["20", "30", "40"]
+    restored = CollapseWatch()
+    assert collapse.restore_state(str(tmp_path), 40, restored) == 2
+    assert (restored.run_length, restored.collapsed_at, restored.unanswered) == (4, [7], True)
+    assert collapse.restore_state(str(tmp_path), 10, CollapseWatch()) is None
+
+    del states["40"]["unanswered"]  # as written before that field existed
+    (tmp_path / collapse.STATE_FILE).write_text(json.dumps(states))
+    assert collapse.restore_state(str(tmp_path), 40, restored) == 2 and not restored.unanswered
+    (tmp_path / collapse.STATE_FILE).write_text("{not json")
+    assert collapse.restore_state(str(tmp_path), 40, CollapseWatch()) is None
+    collapse.save_state(str(tmp_path), 50, watch, resets=0, keep=3)  # overwrites the bad file
+    assert collapse.restore_state(str(tmp_path), 50, CollapseWatch()) == 0
 
 
 def test_reinitialise_draws_seeded_fresh_weights_and_reset_moments_keeps_the_step(seeded):
@@ -77,7 +115,8 @@ def test_a_generator_that_makes_one_image_is_reported_as_collapsed(tmp_path, dig
     metrics = loop.run()
 
     assert metrics["teacher_classes"] < 1.01
-    assert [line for line in lines if "generator collapse at iteration 3" in line], lines
+    warned = [line for line in lines if "generator collapse at iteration 3" in line]
+    assert warned and "this run only warns" in warned[0], lines
     assert loop.collapse.summary()["iteration"] == 3
     assert loop.generator_resets == 0 and not [line for line in lines if "re-initialised" in line]
     assert max(np.abs(w.numpy()).max() for w in players.generator.trainable_variables) < 1e-6
@@ -168,5 +207,6 @@ def test_a_run_that_warned_resets_when_resumed_under_reset(tmp_path, digits_teac
     resumed.run()
 
     assert resumed.generator_resets == 1 and not resumed.collapse.unanswered
-    assert [line for line in lines if "re-initialised (reset 1 of at most 3)" in line], lines
+    assert [line for line in lines if "re-initialised (reset 1 of at most 3) after the collapse "
+            "reported at iteration 2" in line], lines
     assert not [line for line in lines if "generator collapse at iteration" in line]

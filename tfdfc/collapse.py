@@ -36,7 +36,6 @@ PATIENCE = 50  # consecutive iterations
 MAX_RESETS = 3
 ACTIONS = ("warn", "reset")
 STATE_FILE = "collapse_watch.json"
-_STATES_KEPT = 3  # one more than the checkpoints the loop keeps
 _INITIALISED = ("kernel", "bias", "gamma", "beta", "moving_mean", "moving_variance")
 
 
@@ -52,8 +51,9 @@ class CollapseWatch:
 
     def update(self, done, teacher_classes):
         """Feeds iteration `done`'s value; returns a warning line when the run has just stayed
-        below the threshold for `patience` iterations, else None. It warns again only after the
-        value has risen above the threshold (e.g. after a reset) and fallen again."""
+        below the threshold for `patience` iterations, else None. The collapse is then
+        `unanswered` until the value rises above the threshold or `answer()` is called; the
+        watch warns again only after one of those and `patience` more iterations below."""
         below = teacher_classes < self.threshold
         self.run_length = self.run_length + 1 if below else 0
         self.unanswered = self.unanswered and below
@@ -63,11 +63,11 @@ class CollapseWatch:
         self.unanswered = True
         return (f"WARNING: generator collapse at iteration {done}: for {self.patience} "
                 f"iterations the teacher has put the generated images in "
-                f"{teacher_classes:.2f} effective classes (below {self.threshold:g}). The "
-                "student learns little from here on unless the generator is reset "
-                "(--on_collapse=reset, the default, does it up to 3 times). Else try "
-                "--divergence=skl, a lower --student_lr, a wider generator "
-                "(--generator_channels), a lower --generator_lr or another --seed.")
+                f"{teacher_classes:.2f} effective classes (below {self.threshold:g}).")
+
+    def answer(self):
+        """Records that the generator was reset: counting starts again from zero."""
+        self.unanswered, self.run_length = False, 0
 
     def summary(self, resets=0):
         """The `generator_collapse` entry of report.json: None, or where it was seen."""
@@ -76,13 +76,25 @@ class CollapseWatch:
             "resets": resets, "threshold": self.threshold, "patience": self.patience}
 
 
-def save_state(directory, done, watch, resets):
-    """Records `watch`'s count and `resets` for the checkpoint of iteration `done`."""
+def advice(action, resets):
+    """What the warning adds when the loop does not reset the generator now, or None."""
+    if action == "reset" and resets < MAX_RESETS:
+        return None  # the loop resets and says so
+    lead = (f"All {MAX_RESETS} generator resets are used: the run carries on with this "
+            "generator." if action == "reset" else "The student learns little from here on "
+            "unless the generator is reset (--on_collapse=reset; this run only warns).")
+    return (f"{lead} Else try --divergence=skl, a lower --student_lr, a wider generator "
+            "(--generator_channels), a lower --generator_lr or another --seed.")
+
+
+def save_state(directory, done, watch, resets, keep):
+    """Records `watch`'s count and `resets` for the checkpoint of iteration `done`, keeping the
+    states of the newest `keep` iterations."""
     path = os.path.join(directory, STATE_FILE)
     states = _read_states(path) or {}
     states[str(done)] = {"run_length": watch.run_length, "collapsed_at": list(watch.collapsed_at),
                          "unanswered": watch.unanswered, "resets": resets}
-    newest = sorted(states, key=int)[-_STATES_KEPT:]
+    newest = sorted(states, key=int)[-keep:]
     artifacts.write_json(path, {key: states[key] for key in newest})
 
 

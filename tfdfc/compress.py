@@ -94,9 +94,8 @@ _ON_COLLAPSE = flags.DEFINE_enum(
     "on_collapse", _DEFAULTS.on_collapse, ["warn", "reset"], "When the teacher has put the "
     "generated images in under 1.2 effective classes for 50 iterations (a collapsed "
     "generator): reset = warn and re-initialise the generator and its Adam moments, up to 3 "
-    "times (not the paper's; on mnist5k it brought 3 collapsed runs from 0.100 / 0.100 / 0.920 "
-    "to 0.969 / 0.978 / 0.974, TFLite int8); warn = only log and report it, as the paper's method would "
-    "carry on.")
+    "times (not the paper's; measured in README); warn = only log and report it (the paper's "
+    "behaviour).")
 _RESAMPLE_LATENTS = flags.DEFINE_bool(
     "resample_latents", _DEFAULTS.resample_latents, "Give every student step its own z "
     "through the iteration's generator, instead of reusing the generator step's images (the "

@@ -18,6 +18,9 @@ from tfdfc.keras_compat import tf
 from tfdfc.train import current_learning_rate, make_iteration_step
 
 
+CHECKPOINTS_KEPT = 2
+
+
 class TrainingDiverged(RuntimeError):
     """A loss or weight became NaN or infinite."""
 
@@ -72,7 +75,7 @@ class Loop:
         self.checkpoint_dir = checkpoint_dir  # the chief's: every worker restores from it
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, distribute.worker_checkpoint_dir(checkpoint_dir, strategy),
-            max_to_keep=2)
+            max_to_keep=CHECKPOINTS_KEPT)
         if not self.chief:
             summary_dir, self.evaluate = None, None
         self.writer = tf.summary.create_file_writer(summary_dir) if summary_dir else None
@@ -110,8 +113,9 @@ class Loop:
     def save(self, done):
         """Saves a checkpoint (every worker takes part; only the chief's is kept) and, first, the
         collapse watch's state for it."""
-        if self.chief:
-            collapse.save_state(self.checkpoint_dir, done, self.collapse, self.generator_resets)
+        if self.chief:  # one state more than the checkpoints kept, for a crash between the two
+            collapse.save_state(self.checkpoint_dir, done, self.collapse, self.generator_resets,
+                                keep=CHECKPOINTS_KEPT + 1)
         path = self.manager.save(checkpoint_number=done)
         if not self.chief:
             shutil.rmtree(self.manager.directory, ignore_errors=True)
@@ -180,19 +184,24 @@ class Loop:
         """Warns of a collapsed generator and, with on_collapse=reset, re-initialises it (also
         after a resume under reset of a run that warned under warn and has not recovered)."""
         warning = self.collapse.update(done, teacher_classes)
+        resetting = (self.collapse.unanswered and self.config.on_collapse == "reset"
+                     and self.generator_resets < collapse.MAX_RESETS)
         if warning and self.chief:
-            self.log(warning)
-        if (not self.collapse.unanswered or self.config.on_collapse != "reset"
-                or self.generator_resets >= collapse.MAX_RESETS):
-            return
-        self.collapse.unanswered = False
+            self.log(" ".join(filter(None, [warning, collapse.advice(self.config.on_collapse,
+                                                                     self.generator_resets)])))
+        if resetting:
+            self._reset_generator()
+
+    def _reset_generator(self):
+        self.collapse.answer()
         self.generator_resets += 1
         collapse.reinitialise(self.players.generator,
                               seed=self.config.seed + 7919 * self.generator_resets)
         collapse.reset_moments(self.players.generator_optimizer)
         if self.chief:
             self.log(f"on_collapse=reset: generator and its Adam moments re-initialised "
-                     f"(reset {self.generator_resets} of at most {collapse.MAX_RESETS})")
+                     f"(reset {self.generator_resets} of at most {collapse.MAX_RESETS}) after "
+                     f"the collapse reported at iteration {self.collapse.collapsed_at[-1]}")
 
     @property
     def seconds(self):
