@@ -12,9 +12,9 @@ TEACHER := exported/teachers/lenet5_mnist5k.keras
 # AVX2 machine of 2026-11-30 a second thread gave one process nothing: 288.6 against 275 ms per
 # iteration). first_path runs in a lane too: its run time is then that of one thread. The
 # quantization table is split in two jobs to balance the lanes: `binary` is its three binary
-# seeds, `quantization` the int8 and n-bit runs. Lane minutes measured on 2026-11-30 (6c20832):
-# pruning 38.7 + quantization 12.3 + binary_delta 11.2 + first_path 5.1 = 67; binary 24.9 +
-# slimming 30.6 + ticket 8.5 = 64.
+# seeds, `quantization` the int8 and n-bit runs. Lane minutes measured on 2026-11-30 (e8e4f14):
+# pruning 34.5 + quantization 10.4 + binary_delta 10.7 + first_path 5.2 = 61; binary 21.9 +
+# slimming 27.9 + ticket 7.8 = 58 (67 and 64 for the same runs at 6c20832 earlier that day).
 LANE_A := pruning quantization binary_delta first_path
 LANE_B := binary slimming ticket
 JOB_quantization := quantization.py --schemes=int8,w4a8,w4a4
@@ -51,7 +51,9 @@ test: $(STAMP)
 # Every benchmark at its default size in two lanes, then speed alone (it times one process),
 # then RESULTS.md. Each script's minutes and the whole run's go to $(BENCH_TIMES), and from there
 # into RESULTS.md's header. Measured on the AVX2 machine of 2026-11-30: 83 min, then 72, then
-# 69 at 6c20832 (target ~60, missed; about 1.7x slower per lane than the machine of 2026-11-25).
+# 69 at 6c20832 and, for the same runs, 62 at e8e4f14 (target ~60: missed by 2; the machine's
+# speed moves it by about 5 %; about 1.7x slower per lane than the machine of 2026-11-25).
+# speed.py also measures the ratio at the presets' generator width 32 (about 25 s more).
 bench: $(STAMP) $(TEACHER)
 	rm -rf exported/bench && mkdir -p exported/bench
 	set -e; started=$$(date +%s); \

@@ -37,14 +37,23 @@ _FLAGS = common.define_flags("speed", steps=30)
 _REPEATS = flags.DEFINE_integer("latency_runs", 300, "TFLite invocations per latency figure.")
 _MORE_WIDTHS = flags.DEFINE_list("more_ratio_widths", ["32"], "Generator widths whose iteration "
                                  "/ fit-step ratio is measured too, beside --generator_channels "
-                                 "(32: the mnist presets' width).")
+                                 "(32: the mnist presets' width; --tiny measures 4).")
+flags.register_validator("more_ratio_widths",
+                         lambda widths: all(w.isdigit() and int(w) >= 2 for w in widths),
+                         "--more_ratio_widths must be integers >= 2")
 TARGET_RATIO = 13.0
+
+
+def _ratio_widths(tiny, measured):
+    """The widths of --more_ratio_widths not yet `measured` (4 in tiny runs)."""
+    return [4] if tiny else sorted({int(w) for w in _MORE_WIDTHS.value} - {measured})
 
 
 def _config(teacher_path, tiny, strategy, resample_latents=False, width=None):
     train = TrainConfig(steps=1000, batch_size=16 if tiny else 128,
                         student_steps=2 if tiny else 10, resample_latents=resample_latents)
-    width = width or (8 if tiny else _FLAGS.generator_channels.value)
+    if width is None:
+        width = 8 if tiny else _FLAGS.generator_channels.value
     return pipeline.CompressConfig(teacher=teacher_path, out_dir="unused", strategy=strategy,
                                    generator_channels=width, train=train)
 
@@ -129,12 +138,10 @@ def main(argv):
     config = _config(teacher_path, tiny, "one_device")
     per_iteration, per_fit_step, ratio, run = paired_seconds(one, config, teacher_model,
                                                              eval_set, iterations)
-    more_widths = {}  # width -> (iteration s, fit step s, ratio)
-    for width in [4] if tiny else sorted({int(w) for w in _MORE_WIDTHS.value} - {
-            config.generator_channels}):
-        more_widths[width] = paired_seconds(one, _config(teacher_path, tiny, "one_device",
-                                                         width=width),
-                                            teacher_model, eval_set, iterations)[:3]
+    more_widths = {  # width -> (iteration s, fit step s, ratio)
+        width: paired_seconds(one, _config(teacher_path, tiny, "one_device", width=width),
+                              teacher_model, eval_set, iterations)[:3]
+        for width in _ratio_widths(tiny, config.generator_channels)}
     resampled = _config(teacher_path, tiny, "one_device", resample_latents=True)
     per_resampled_iteration = iteration_seconds(one, resampled, teacher_model, iterations)
     mirrored = {}
@@ -167,11 +174,10 @@ def main(argv):
              f"| one plain Keras `train_on_batch` step, same student and batch | "
              f"{1000 * per_fit_step:.1f} ms |",
              f"| ratio (median of the rounds' ratios) | {ratio:.2f} (pure work: "
-             f"{student_steps + 1} passes plus the teacher) |"]
-    lines += [f"| generator width {width}: iteration, plain step, ratio (measured the same "
-              f"way) | {1000 * seconds:.1f} ms, {1000 * fit_seconds:.1f} ms, {width_ratio:.2f} |"
-              for width, (seconds, fit_seconds, width_ratio) in more_widths.items()]
-    lines += [
+             f"{student_steps + 1} passes plus the teacher) |",
+             *[f"| generator width {width}: iteration, plain step, ratio (measured the same "
+               f"way) | {1000 * seconds:.1f} ms, {1000 * fit_seconds:.1f} ms, {width_ratio:.2f} |"
+               for width, (seconds, fit_seconds, width_ratio) in more_widths.items()],
              f"| MirroredStrategy, 1 replica | {1 / mirrored[1]:.2f} iterations/s |",
              f"| MirroredStrategy, 2 replicas (2 logical CPUs on the same 2 cores) | "
              f"{1 / mirrored[2]:.2f} iterations/s |",

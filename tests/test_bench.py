@@ -64,6 +64,14 @@ def test_speed_benchmark_tiny(tmp_path):
     assert "the same at generator width 4" in table
 
 
+def test_speed_benchmark_refuses_a_bad_width_before_measuring(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "bench/speed.py", "--more_ratio_widths=32x",
+         f"--out_dir={tmp_path}"], capture_output=True, text=True, env=python_env(),
+        timeout=300, check=False, cwd=ROOT)
+    assert result.returncode != 0 and "--more_ratio_widths must be integers >= 2" in result.stderr
+
+
 def test_binary_delta_benchmark_tiny(tmp_path):
     table = _run_tiny("bench/binary_delta.py", tmp_path, "--delta_multiples=0.5,1")
     assert table.count("| yes |") == 1 and "vs full-precision data-free" in table
