@@ -6,7 +6,7 @@ student at the same number of iterations and the teacher. Writes Markdown.
 delta is given as multiples of the mean |w| of the teacher's binarised kernels (tfdfc's default
 delta), so the grid fits any teacher.
 
-    python bench/binary_delta.py                  # 11.2 min in a lane (AVX2, 2026-11-30)
+    python bench/binary_delta.py                  # 10.7-11.2 min in a lane (AVX2, 2026-11-30)
     python bench/binary_delta.py --tiny           # seconds, on digits (used by the tests)
 """
 

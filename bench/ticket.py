@@ -12,7 +12,7 @@ The ticket is found with `--ticket_seed`, which must differ from every training 
 pipeline seeds the student's initialisation with the training seed, so a re-init run whose seed
 equals the ticket's seed rebuilds exactly the ticket's original weights (no control at all).
 
-    python bench/ticket.py                  # 8.5 min in a lane (AVX2, 2026-11-30)
+    python bench/ticket.py                  # 7.8-8.5 min in a lane (AVX2, 2026-11-30)
     python bench/ticket.py --tiny           # seconds, on digits (used by the tests)
 """
 
