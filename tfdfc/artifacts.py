@@ -46,6 +46,15 @@ def write_json(path, value):
     write_text(path, json.dumps(value, indent=2, sort_keys=True) + "\n")
 
 
+def read_json(path):
+    """The JSON value in `path`, or None for a missing or unreadable file."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return None
+
+
 def save_keras_model(model, path):
     """Saves a Keras model (.keras/.h5 file, or SavedModel directory otherwise) atomically."""
     is_directory = not path.endswith((".keras", ".h5"))

@@ -24,7 +24,6 @@ the watch starts afresh.
 """
 
 import dataclasses
-import json
 import os
 from typing import List
 
@@ -111,11 +110,7 @@ def restore_state(directory, done, watch):
 
 def _read_states(path):
     """The saved states by iteration, or None for a missing or unreadable file."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            states = json.load(handle)
-    except (OSError, ValueError):
-        return None
+    states = artifacts.read_json(path)
     return states if isinstance(states, dict) else None
 
 

@@ -312,7 +312,7 @@ def claim_out_dir(config):
     checkpoints = os.path.join(config.out_dir, "checkpoints")
     current = json.loads(json.dumps(dataclasses.asdict(config)))  # tuples become lists
     if os.path.isdir(checkpoints) and not config.overwrite:
-        previous = _read_json(config_path)
+        previous = artifacts.read_json(config_path)
         if previous is None or _comparable(previous) != _comparable(current):
             changed = sorted(_differences(previous or {}, current))
             raise ConfigError(
@@ -323,14 +323,6 @@ def claim_out_dir(config):
         for name in ("checkpoints", "tensorboard", "delta_grid"):
             shutil.rmtree(os.path.join(config.out_dir, name), ignore_errors=True)
     artifacts.write_json(config_path, current)
-
-
-def _read_json(path):
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except (OSError, ValueError):
-        return None
 
 
 def _differences(previous, current):
