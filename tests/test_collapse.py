@@ -25,8 +25,8 @@ def test_watch_warns_once_after_patience_consecutive_iterations_below_the_thresh
     warnings = [watch.update(done, value) for done, value in enumerate(values, start=1)]
     assert [done for done, line in enumerate(warnings, start=1) if line] == [6]
     assert "iteration 6" in warnings[5] and "1.00 effective classes" in warnings[5]
-    assert watch.summary(resets=1) == {"iteration": 6, "iterations": [6], "resets": 1,
-                                       "threshold": 1.2, "patience": 3}
+    assert watch.summary() == {"iteration": 6, "iterations": [6], "resets": 0,
+                               "threshold": 1.2, "patience": 3}
     assert CollapseWatch().summary() is None
 
 
@@ -46,9 +46,9 @@ def test_after_an_answer_the_watch_counts_afresh_and_can_warn_again():
     watch = CollapseWatch(patience=2)
     assert watch.update(1, 1.0) is None and watch.update(2, 1.0)
     watch.answer()  # a reset that does not help: still below the threshold
-    assert not watch.unanswered
+    assert not watch.unanswered and watch.resets == 1
     assert watch.update(3, 1.0) is None and watch.update(4, 1.0) and watch.unanswered
-    assert watch.summary()["iterations"] == [2, 4]
+    assert watch.summary()["iterations"] == [2, 4] and watch.summary()["resets"] == 1
 
 
 def test_advice_says_what_happens_when_the_loop_does_not_reset():
@@ -59,23 +59,28 @@ def test_advice_says_what_happens_when_the_loop_does_not_reset():
 
 
 def test_saved_states_keep_the_newest_and_survive_a_bad_file(tmp_path):
-    watch = CollapseWatch(run_length=4, collapsed_at=[7], unanswered=True)
+    watch = CollapseWatch(run_length=4, collapsed_at=[7], unanswered=True, resets=2)
     for done in (10, 20, 30, 40):
-        collapse.save_state(str(tmp_path), done, watch, resets=2, keep=3)
+        collapse.save_state(str(tmp_path), done, watch, keep=3)
     states = json.loads((tmp_path / collapse.STATE_FILE).read_text())
     assert sorted(states, key=int) == ["20", "30", "40"]
     restored = CollapseWatch()
-    assert collapse.restore_state(str(tmp_path), 40, restored) == 2
-    assert (restored.run_length, restored.collapsed_at, restored.unanswered) == (4, [7], True)
-    assert collapse.restore_state(str(tmp_path), 10, CollapseWatch()) is None
+    assert collapse.restore_state(str(tmp_path), 40, restored)
+    assert (restored.run_length, restored.collapsed_at, restored.unanswered,
+            restored.resets) == (4, [7], True, 2)
+    assert not collapse.restore_state(str(tmp_path), 10, CollapseWatch())
 
     del states["40"]["unanswered"]  # as written before that field existed
     (tmp_path / collapse.STATE_FILE).write_text(json.dumps(states))
-    assert collapse.restore_state(str(tmp_path), 40, restored) == 2 and not restored.unanswered
+    restored = CollapseWatch()
+    assert collapse.restore_state(str(tmp_path), 40, restored) and not restored.unanswered
+    assert restored.resets == 2
     (tmp_path / collapse.STATE_FILE).write_text("{not json")
-    assert collapse.restore_state(str(tmp_path), 40, CollapseWatch()) is None
-    collapse.save_state(str(tmp_path), 50, watch, resets=0, keep=3)  # overwrites the bad file
-    assert collapse.restore_state(str(tmp_path), 50, CollapseWatch()) == 0
+    assert not collapse.restore_state(str(tmp_path), 40, CollapseWatch())
+    watch.resets = 0
+    collapse.save_state(str(tmp_path), 50, watch, keep=3)  # overwrites the bad file
+    restored = CollapseWatch(resets=5)
+    assert collapse.restore_state(str(tmp_path), 50, restored) and restored.resets == 0
 
 
 def test_reinitialise_draws_seeded_fresh_weights_and_reset_moments_keeps_the_step(seeded):
@@ -118,7 +123,7 @@ def test_a_generator_that_makes_one_image_is_reported_as_collapsed(tmp_path, dig
     warned = [line for line in lines if "generator collapse at iteration 3" in line]
     assert warned and "this run only warns" in warned[0], lines
     assert loop.collapse.summary()["iteration"] == 3
-    assert loop.generator_resets == 0 and not [line for line in lines if "re-initialised" in line]
+    assert loop.collapse.resets == 0 and not [line for line in lines if "re-initialised" in line]
     assert max(np.abs(w.numpy()).max() for w in players.generator.trainable_variables) < 1e-6
 
 
@@ -133,7 +138,7 @@ def test_on_collapse_reset_re_initialises_the_generator(tmp_path, digits_teacher
     loop.collapse = CollapseWatch(patience=2)
     loop.run()
 
-    assert loop.generator_resets == 1
+    assert loop.collapse.resets == 1
     assert [line for line in lines if "re-initialised (reset 1 of at most 3)" in line], lines
     kernels = [w.numpy() for w in players.generator.trainable_variables if w.shape.rank > 1]
     assert all(np.std(kernel) > 0 for kernel in kernels)
@@ -182,16 +187,16 @@ def test_a_resumed_run_keeps_its_resets_and_old_checkpoints_still_restore(
     first = _collapsed_loop(tmp_path, digits_teacher_path, 2, lines, on_collapse="reset")
     first.collapse = CollapseWatch(patience=2)
     first.run()
-    assert first.generator_resets == 1
+    assert first.collapse.resets == 1
     resumed = _collapsed_loop(tmp_path, digits_teacher_path, 3, lines, on_collapse="reset")
     assert resumed.restore() == 2
-    assert resumed.generator_resets == 1 and resumed.collapse.summary(1)["iterations"] == [2]
+    assert resumed.collapse.resets == 1 and resumed.collapse.summary()["iterations"] == [2]
 
     (tmp_path / "ckpt" / collapse.STATE_FILE).unlink()  # as written before the state was saved
     lines.clear()
     earlier = _collapsed_loop(tmp_path, digits_teacher_path, 3, lines, on_collapse="reset")
     assert earlier.restore() == 2
-    assert earlier.generator_resets == 0 and earlier.collapse.summary() is None
+    assert earlier.collapse.resets == 0 and earlier.collapse.summary() is None
     assert [line for line in lines if "collapse watch starts afresh" in line], lines
 
 
@@ -200,13 +205,13 @@ def test_a_run_that_warned_resets_when_resumed_under_reset(tmp_path, digits_teac
     first = _collapsed_loop(tmp_path, digits_teacher_path, 3, lines, on_collapse="warn")
     first.collapse = CollapseWatch(patience=2)
     first.run()
-    assert first.generator_resets == 0 and first.collapse.unanswered
+    assert first.collapse.resets == 0 and first.collapse.unanswered
     lines.clear()
     resumed = _collapsed_loop(tmp_path, digits_teacher_path, 4, lines, on_collapse="reset")
     resumed.collapse = CollapseWatch(patience=2)
     resumed.run()
 
-    assert resumed.generator_resets == 1 and not resumed.collapse.unanswered
+    assert resumed.collapse.resets == 1 and not resumed.collapse.unanswered
     assert [line for line in lines if "re-initialised (reset 1 of at most 3) after the collapse "
             "reported at iteration 2" in line], lines
     assert not [line for line in lines if "generator collapse at iteration" in line]

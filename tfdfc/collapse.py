@@ -47,6 +47,7 @@ class CollapseWatch:
     run_length: int = 0
     collapsed_at: List[int] = dataclasses.field(default_factory=list)  # iterations reported
     unanswered: bool = False  # reported, not reset, and not recovered since
+    resets: int = 0  # generator resets so far (answer())
 
     def update(self, done, teacher_classes):
         """Feeds iteration `done`'s value; returns a warning line when the run has just stayed
@@ -66,13 +67,13 @@ class CollapseWatch:
 
     def answer(self):
         """Records that the generator was reset: counting starts again from zero."""
-        self.unanswered, self.run_length = False, 0
+        self.unanswered, self.run_length, self.resets = False, 0, self.resets + 1
 
-    def summary(self, resets=0):
+    def summary(self):
         """The `generator_collapse` entry of report.json: None, or where it was seen."""
         return None if not self.collapsed_at else {
             "iteration": self.collapsed_at[0], "iterations": list(self.collapsed_at),
-            "resets": resets, "threshold": self.threshold, "patience": self.patience}
+            "resets": self.resets, "threshold": self.threshold, "patience": self.patience}
 
 
 def advice(action, resets):
@@ -86,26 +87,26 @@ def advice(action, resets):
             "(--generator_channels), a lower --generator_lr or another --seed.")
 
 
-def save_state(directory, done, watch, resets, keep):
-    """Records `watch`'s count and `resets` for the checkpoint of iteration `done`, keeping the
+def save_state(directory, done, watch, keep):
+    """Records `watch`'s count and resets for the checkpoint of iteration `done`, keeping the
     states of the newest `keep` iterations."""
     path = os.path.join(directory, STATE_FILE)
     states = _read_states(path) or {}
     states[str(done)] = {"run_length": watch.run_length, "collapsed_at": list(watch.collapsed_at),
-                         "unanswered": watch.unanswered, "resets": resets}
+                         "unanswered": watch.unanswered, "resets": watch.resets}
     newest = sorted(states, key=int)[-keep:]
     artifacts.write_json(path, {key: states[key] for key in newest})
 
 
 def restore_state(directory, done, watch):
-    """Sets `watch`'s count from the state saved with the checkpoint of iteration `done`;
-    returns the resets so far, or None (and leaves `watch` as it is) when there is none."""
+    """Sets `watch`'s count and resets from the state saved with the checkpoint of iteration
+    `done`; returns False (and leaves `watch` as it is) when there is none."""
     state = (_read_states(os.path.join(directory, STATE_FILE)) or {}).get(str(done))
     if not state:
-        return None
+        return False
     watch.run_length, watch.collapsed_at = state["run_length"], list(state["collapsed_at"])
-    watch.unanswered = state.get("unanswered", False)
-    return state["resets"]
+    watch.unanswered, watch.resets = state.get("unanswered", False), state["resets"]
+    return True
 
 
 def _read_states(path):

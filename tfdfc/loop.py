@@ -59,7 +59,7 @@ class Loop:
         self.on_iteration = on_iteration
         self.session_seconds, self.last_metrics = 0.0, {}
         # Saved beside each checkpoint (collapse.save_state), not in it.
-        self.collapse, self.generator_resets = collapse.CollapseWatch(), 0
+        self.collapse = collapse.CollapseWatch()
         self.iteration = tf.Variable(0, dtype=tf.int64, trainable=False, name="iteration")
         # Training time over every session of the run, kept in the checkpoint.
         self.elapsed = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="elapsed")
@@ -103,18 +103,16 @@ class Loop:
         return int(self.iteration.numpy())
 
     def _restore_collapse_watch(self, done):
-        resets = collapse.restore_state(self.checkpoint_dir, done, self.collapse)
-        if resets is None and self.chief:
+        restored = collapse.restore_state(self.checkpoint_dir, done, self.collapse)
+        if not restored and self.chief:
             self.log(f"no collapse-watch state saved with iteration {done} (a checkpoint of an "
                      "earlier version?): the collapse watch starts afresh")
-        elif resets is not None:
-            self.generator_resets = resets
 
     def save(self, done):
         """Saves a checkpoint (every worker takes part; only the chief's is kept) and, first, the
         collapse watch's state for it."""
         if self.chief:  # one state more than the checkpoints kept, for a crash between the two
-            collapse.save_state(self.checkpoint_dir, done, self.collapse, self.generator_resets,
+            collapse.save_state(self.checkpoint_dir, done, self.collapse,
                                 keep=CHECKPOINTS_KEPT + 1)
         path = self.manager.save(checkpoint_number=done)
         if not self.chief:
@@ -185,22 +183,21 @@ class Loop:
         after a resume under reset of a run that warned under warn and has not recovered)."""
         warning = self.collapse.update(done, teacher_classes)
         resetting = (self.collapse.unanswered and self.config.on_collapse == "reset"
-                     and self.generator_resets < collapse.MAX_RESETS)
+                     and self.collapse.resets < collapse.MAX_RESETS)
         if warning and self.chief:
             self.log(" ".join(filter(None, [warning, collapse.advice(self.config.on_collapse,
-                                                                     self.generator_resets)])))
+                                                                     self.collapse.resets)])))
         if resetting:
             self._reset_generator()
 
     def _reset_generator(self):
         self.collapse.answer()
-        self.generator_resets += 1
         collapse.reinitialise(self.players.generator,
-                              seed=self.config.seed + 7919 * self.generator_resets)
+                              seed=self.config.seed + 7919 * self.collapse.resets)
         collapse.reset_moments(self.players.generator_optimizer)
         if self.chief:
             self.log(f"on_collapse=reset: generator and its Adam moments re-initialised "
-                     f"(reset {self.generator_resets} of at most {collapse.MAX_RESETS}) after "
+                     f"(reset {self.collapse.resets} of at most {collapse.MAX_RESETS}) after "
                      f"the collapse reported at iteration {self.collapse.collapsed_at[-1]}")
 
     @property
