@@ -128,11 +128,9 @@ def verdicts(results):
         out.check(f"binary vs teacher ({label}pt)",
                   points(accuracy, binaries[0]["teacher"]["accuracy"]), -2.0, True)
         sign_only = (binaries[0]["baselines"]["no_training"] or {}).get("accuracy")
-        out.check(f"binary vs sign-only, no training ({label}pt)",
-                  points(accuracy, sign_only), 20.0, True)
-        if sign_only is not None and sign_only > 0.8:
-            out.lines.append(f"  (sign-only already reaches {sign_only:.3f}, so +20 pt would "
-                             "need more than 100 %: unreachable on this data set)")
+        out.check(f"binary: share of the sign-only-to-teacher gap that training closes "
+                  f"({label}sign-only {_accuracy_text(sign_only)})",
+                  gap_closed(accuracy, sign_only, binaries[0]["teacher"]["accuracy"]), 0.5, True)
     if "w4a4" in results:
         r = results["w4a4"]
         out.check("w4a4 (Keras QAT) vs teacher (pt)",
@@ -146,7 +144,24 @@ def verdicts(results):
         if len(runs) > 1 and None not in gaps:
             out.lines.append(f"  (per seed: {', '.join(f'{gap:+.1f}' for gap in gaps)}; "
                              f"{common.mean_std(gaps, 1)} pt)")
+        if scheme == "binary":
+            out.lines.append("  (the paper, CIFAR-10: data-free binary WRN-16-2 88.98 against "
+                             "92.97 for BinaryConnect trained on the data with augmentation, "
+                             "-4.0 pt; 1,000 test images move one accuracy by about +-0.4 pt)")
     return out.lines
+
+
+def gap_closed(trained, untrained, teacher_accuracy):
+    """(trained - untrained) / (teacher - untrained): how much of what compression without
+    training loses, training wins back; None when undefined. It replaces a target of +20 pt over
+    sign-only, which no data set where sign-only passes 80 % can meet (here it reaches 0.942)."""
+    if None in (trained, untrained) or teacher_accuracy <= untrained:
+        return None
+    return round((trained - untrained) / (teacher_accuracy - untrained), 6)
+
+
+def _accuracy_text(value):
+    return "not measured" if value is None else f"{value:.3f}"
 
 
 def title(schemes):
