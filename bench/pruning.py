@@ -115,8 +115,9 @@ def main(argv):
         extra = combined_lines(combined, dense_float_gzip(teacher_path), verdicts)
     command = common.command_line("pruning", tiny, steps)
     if not tiny:
-        command += (f" --steps_at={','.join(_STEPS_AT.value)}"
-                    f" --combined_steps={_COMBINED_STEPS.value}")
+        command += f" --steps_at={','.join(_STEPS_AT.value)}"
+        if _COMBINED.value:
+            command += f" --combined_steps={_COMBINED_STEPS.value}"
     lines = ["# Data-free magnitude pruning", "",
              f"Command: `{command}` (seed 0; {_DIVERGENCE.value}, student rate "
              f"{_STUDENT_LR.value:g}, {_BATCH_SIZE.value} generated images per step; polynomial "

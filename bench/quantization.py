@@ -174,13 +174,13 @@ def title(schemes):
     return f"# Data-free quantization: {', '.join(schemes)}"
 
 
-def command_line(tiny, steps, schemes):
+def command_line(tiny, steps, qat_steps, schemes):
     """The command that regenerates this table, with --schemes and the output paths when they
     are not the defaults (make bench splits the schemes between its lanes)."""
     command = common.command_line("quantization", tiny, steps)
     if tiny:
         return command
-    command += f" --qat_steps={_QAT_STEPS.value}"
+    command += f" --qat_steps={qat_steps}"
     if schemes != ALL_SCHEMES:
         command += f" --schemes={','.join(schemes)}"
     for holder in (_FLAGS.out_dir, _FLAGS.results):
@@ -207,6 +207,15 @@ def settings(results):
                               "training images"])
 
 
+def steps_run(present, steps, qat_steps):
+    """(binary, int8 / n-bit) iterations as the runs took them (a re-rendered JSON may come
+    from other flags), else the flags'."""
+    def taken(schemes, fallback):
+        runs = [run for scheme in schemes for run in present.get(scheme, [])]
+        return runs[0]["train"]["steps"] if runs else fallback
+    return taken(["binary"], steps), taken(["int8", "w4a8", "w4a4"], qat_steps)
+
+
 def main(argv):
     del argv
     tiny, out_dir, steps = _FLAGS.tiny.value, _FLAGS.out_dir.value, _FLAGS.steps.value
@@ -220,7 +229,8 @@ def main(argv):
         results = run_all(teacher_path, tiny, out_dir, steps)
     present = by_scheme(results)  # the JSON's runs when --render_only
     schemes = [scheme for scheme in ALL_SCHEMES if scheme in present]
-    lines = [title(schemes), "", f"Command: `{command_line(tiny, steps, schemes)}` "
+    steps, qat_steps = steps_run(present, steps, _QAT_STEPS.value)
+    lines = [title(schemes), "", f"Command: `{command_line(tiny, steps, qat_steps, schemes)}` "
              f"({settings(results)}). Accuracies on the held-out test split.", "",
              "| scheme | iterations | teacher | data-free (Keras) | TFLite (int8, else float) | "
              "no training | with data | TFLite bytes | gzip bytes | float TFLite bytes | "

@@ -66,7 +66,8 @@ class CollapseWatch:
                 f"{teacher_classes:.2f} effective classes (below {self.threshold:g}).")
 
     def answer(self):
-        """Records that the generator was reset: counting starts again from zero."""
+        """Records that the generator was reset: counts the reset, and counting iterations below
+        the threshold starts again from zero."""
         self.unanswered, self.run_length, self.resets = False, 0, self.resets + 1
 
     def summary(self):
