@@ -15,8 +15,9 @@ TEACHER := exported/teachers/lenet5_mnist5k.keras
 # seeds, `quantization` the int8 and n-bit runs. Lane minutes measured on 2026-11-30 (e8e4f14):
 # pruning 34.5 + quantization 10.4 + binary_delta 10.7 + first_path 5.2 = 61; binary 21.9 +
 # slimming 27.9 + ticket 7.8 = 58 (67 and 64 for the same runs at 6c20832 earlier that day).
-# Since then binary takes 400 iterations (about -4 min) and pruning's int8 run 400 (about -1.5),
-# and ticket and binary_delta swapped lanes.
+# Since then binary takes 400 iterations and pruning's int8 run 400, and ticket and binary_delta
+# swapped lanes: at ae193aa pruning 33.5 + quantization 9.6 + ticket 7.8 + first_path 5.3 = 56;
+# binary 18.3 + slimming 27.8 + binary_delta 10.7 = 57.
 LANE_A := pruning quantization ticket first_path
 LANE_B := binary slimming binary_delta
 JOB_quantization := quantization.py --schemes=int8,w4a8,w4a4
@@ -53,8 +54,9 @@ test: $(STAMP)
 # Every benchmark at its default size in two lanes, then speed alone (it times one process),
 # then RESULTS.md. Each script's minutes and the whole run's go to $(BENCH_TIMES), and from there
 # into RESULTS.md's header. Measured on the AVX2 machine of 2026-11-30: 83 min, then 72, then
-# 69 at 6c20832 and, for the same runs, 62 at e8e4f14 (target ~60: missed by 2; the machine's
-# speed moves it by about 5 %; about 1.7x slower per lane than the machine of 2026-11-25).
+# 69 at 6c20832 and, for the same runs, 62 at e8e4f14 (the machine's speed moves it by about
+# 5 %; about 1.7x slower per lane than the machine of 2026-11-25), then 58 at ae193aa (target
+# ~60, met).
 # speed.py also measures the ratio at the presets' generator width 32 (about 25 s more).
 bench: $(STAMP) $(TEACHER)
 	rm -rf exported/bench && mkdir -p exported/bench

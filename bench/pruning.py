@@ -1,7 +1,7 @@
 """Benchmark of data-free magnitude pruning on mnist5k: 50 / 90 / 95 % sparse students against
 the teacher, the with-data baseline, and file sizes. Writes Markdown.
 
-    python bench/pruning.py                  # 34.5-38.7 min in a lane (AVX2, 2026-11-30)
+    python bench/pruning.py                  # 33.5 min in a lane (AVX2, ae193aa)
     python bench/pruning.py --tiny           # seconds, on digits (used by the tests)
 """
 

@@ -1,11 +1,11 @@
 """Benchmark of data-free quantization on mnist5k: int8, binary, w4a8, w4a4 against the teacher,
 the no-training baseline and the with-data baseline at equal student steps. Writes Markdown.
 
-    python bench/quantization.py                  # 32-37 min in a lane (AVX2, 2026-11-30)
+    python bench/quantization.py                  # about 28 min in a lane (AVX2, ae193aa)
     python bench/quantization.py --tiny           # seconds, on digits (used by the tests)
 
-`make bench` runs it twice, in different lanes: the int8 and n-bit schemes (10.4-12.3 min), and the
-binary seeds (21.9-24.9 min) into RESULTS_binary.md.
+`make bench` runs it twice, in different lanes: the int8 and n-bit schemes (9.6 min at ae193aa), and
+the binary seeds (18.3 min at 400 iterations; 21.9-24.9 at 500) into RESULTS_binary.md.
 """
 
 import json

@@ -8,7 +8,7 @@ pruned students from the pre-trained weights) and is trained data-free with R_p;
 gamma is 2e-4 here, not the paper's 2e-3: LeNet-5's dense scales sit on 1-pixel "feature maps"
 (gamma / width = gamma), which at 2e-3 prunes the dense layers before the student can follow.
 
-    python bench/slimming.py                  # 27.9-30.6 min in a lane (AVX2, 2026-11-30)
+    python bench/slimming.py                  # 27.8-30.6 min in a lane (AVX2, 2026-11-30)
     python bench/slimming.py --tiny           # seconds, on digits (used by the tests)
 """
 
