@@ -75,7 +75,7 @@ bench-lane-a bench-lane-b: $(STAMP) $(TEACHER)
 
 # The same tables at small sizes under exported/bench-quick/, in two one-thread lanes, then
 # speed alone. On the AVX2 machine of 2026-11-30: 8.9 min (target 10, met; 9.4 at 7f8a1ce, whose
-# speed table adds the width-32 ratio) at 100 iterations,
+# speed table adds the width-32 ratio, and 9.5 at 0bc5f79) at 100 iterations,
 # 70 for pruning, 50 for the ticket runs, 80 for slimming and 100 for first_path, with a 16-wide
 # generator; 10.6 min before these last cuts (first_path 200, the others 100); 16.0 at 150.
 bench-quick: $(STAMP) $(TEACHER)
