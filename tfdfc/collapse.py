@@ -20,9 +20,9 @@ the last two within 80 iterations of a reset; 0.198 with `reset`, 0.100 with `wa
 never collapsed (teacher_classes 7-8): 0.883. Healthy runs on teachers with few classes stay
 far above the threshold (random-init students): 1.96-2.00 effective classes for a 2-class
 teacher (digits 3 and 8; student 0.995, as the teacher), 2.85-2.95 for a 3-class one (0.990,
-as the teacher), 4.4 then 6.7-8.5 for the unbalanced one (0.883). `--on_collapse=warn` keeps the paper's behaviour. Use it for a
-teacher whose generated batches are nearly all one class even in a healthy run, where resets
-would only cost time.
+as the teacher), 4.4 then 6.7-8.5 for the unbalanced one (0.883).
+`--on_collapse=warn` keeps the paper's behaviour. Use it for a teacher whose generated batches
+are nearly all one class even in a healthy run, where resets would only cost time.
 
 The watch's count and the resets so far are saved beside every checkpoint (`STATE_FILE`, keyed
 by iteration), so a resumed run warns and resets exactly where an uninterrupted one would. They
