@@ -29,7 +29,8 @@ def test_quantization_benchmark_tiny(tmp_path):
                       "--binary_seeds=0,1")
     assert table.startswith("# Data-free quantization: int8, binary\n")
     assert "| int8 |" in table and "| binary |" in table and "| binary_seed1 |" in table
-    assert "binary: share of the sign-only-to-teacher gap that training closes (mean of 2 seeds" in table
+    assert ("binary: share of the sign-only-to-teacher gap that training closes "
+            "(mean of 2 seeds") in table
     assert "binary: data-free vs with-data at equal student steps (mean of 2 seeds, pt)" in table
     rendered = _run_tiny("bench/quantization.py", tmp_path, "--render_only")
     assert sorted(rendered.splitlines()) == sorted(table.splitlines())  # rows may reorder
