@@ -75,6 +75,9 @@ def test_saved_states_keep_the_newest_and_survive_a_bad_file(tmp_path):
     restored = CollapseWatch()
     assert collapse.restore_state(str(tmp_path), 40, restored) and not restored.unanswered
     assert restored.resets == 2
+    del states["40"]["resets"]  # a hand-edited file: the watch starts afresh, no KeyError
+    (tmp_path / collapse.STATE_FILE).write_text(json.dumps(states))
+    assert not collapse.restore_state(str(tmp_path), 40, CollapseWatch())
     (tmp_path / collapse.STATE_FILE).write_text("{not json")
     assert not collapse.restore_state(str(tmp_path), 40, CollapseWatch())
     watch.resets = 0

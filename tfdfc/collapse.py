@@ -43,6 +43,7 @@ PATIENCE = 50  # consecutive iterations
 MAX_RESETS = 3
 ACTIONS = ("warn", "reset")
 STATE_FILE = "collapse_watch.json"
+_REQUIRED = {"run_length", "collapsed_at", "resets"}  # "unanswered" came later: False if absent
 _INITIALISED = ("kernel", "bias", "gamma", "beta", "moving_mean", "moving_variance")
 
 
@@ -109,9 +110,9 @@ def save_state(directory, done, watch, keep):
 
 def restore_state(directory, done, watch):
     """Sets `watch`'s count and resets from the state saved with the checkpoint of iteration
-    `done`; returns False (and leaves `watch` as it is) when there is none."""
+    `done`; returns False (and leaves `watch` as it is) when there is none, or it lacks a field."""
     state = (_read_states(os.path.join(directory, STATE_FILE)) or {}).get(str(done))
-    if not state:
+    if not isinstance(state, dict) or not _REQUIRED.issubset(state):
         return False
     watch.run_length, watch.collapsed_at = state["run_length"], list(state["collapsed_at"])
     watch.unanswered, watch.resets = state.get("unanswered", False), state["resets"]

@@ -105,8 +105,9 @@ class Loop:
     def _restore_collapse_watch(self, done):
         restored = collapse.restore_state(self.checkpoint_dir, done, self.collapse)
         if not restored and self.chief:
-            self.log(f"no collapse-watch state saved with iteration {done} (a checkpoint of an "
-                     "earlier version?): the collapse watch starts afresh")
+            self.log(f"no usable collapse-watch state saved with iteration {done} (a checkpoint "
+                     "of an earlier version, or an edited file?): the collapse watch starts "
+                     "afresh")
 
     def save(self, done):
         """Saves a checkpoint (every worker takes part; only the chief's is kept) and, first, the
