@@ -38,15 +38,19 @@ def test_a_file_that_is_not_a_model(tmp_path, name, payload):
         teacher.load(str(path))
 
 
-def test_keras3_file_and_model_are_refused_with_the_fix(tmp_path):
+def test_keras3_file_is_converted_and_keras3_model_refused_with_the_fix(tmp_path):
     import keras as keras3  # pylint: disable=import-outside-toplevel
     model = keras3.Sequential([keras3.Input((8, 8, 1)), keras3.layers.Flatten(),
                                keras3.layers.Dense(10)])
     path = str(tmp_path / "k3.keras")
     model.save(path)
-    with pytest.raises(teacher.TeacherError, match="Keras 3.*tf_keras"):
-        teacher.load(path)
-    with pytest.raises(teacher.TeacherError, match="not a tf-keras model"):
+    loaded, info = teacher.load_with_info(path)
+    assert isinstance(loaded, keras.Model) and info["converted_from"].startswith("keras 3.")
+    images = np.random.rand(3, 8, 8, 1).astype(np.float32)
+    np.testing.assert_allclose(loaded(images), keras3.ops.convert_to_numpy(model(images)),
+                               atol=1e-5)
+    with pytest.raises(teacher.TeacherError, match="not a tf-keras model.*save the Keras 3 "
+                                                   "model to a .keras file"):
         teacher.validate(model)
 
 

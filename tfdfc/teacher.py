@@ -1,28 +1,27 @@
 """Teachers: train one with data (the demo), or load and validate a user's trained classifier.
 
-`load` accepts `.keras`, `.h5` and SavedModel directories, refuses unsafe deserialisation unless
-asked, and checks that the model is a tf-keras model with one fixed-shape image input and one
-output of logits or softmax probabilities. `as_logits` strips a final softmax so the losses always
+`load` accepts `.keras`, `.h5` and SavedModel directories, converts `.keras` and `.h5` files
+saved by Keras 3 to tf-keras (`keras3_import`), refuses unsafe deserialisation unless asked, and
+checks that the model is a tf-keras model with one fixed-shape image input and one output of
+logits or softmax probabilities. `as_logits` strips a final softmax so the losses always
 see logits.
 """
 
 import dataclasses
-import json
 import os
-import zipfile
 
 import numpy as np
 
 from tfdfc import artifacts
+from tfdfc import keras3_import
 from tfdfc.errors import UserInputError
 from tfdfc.keras_compat import keras, tf
 from tfdfc import models
 
 _KERAS3_FIX = (
     "tfdfc needs a tf-keras (legacy Keras 2) model because TF-MOT cannot wrap Keras 3 models. "
-    "Fix: rebuild the same architecture with `import tf_keras as keras`, copy the weights "
-    "(`new.set_weights(old.get_weights())`) and save it again, or export the Keras 3 model to "
-    ".h5 (`model.save('teacher.h5')`) and pass that file")
+    "Fix: save the Keras 3 model to a .keras file (`model.save('teacher.keras')`) and pass its "
+    "path: tfdfc converts Keras 3 files of standard layers to tf-keras when it loads them")
 
 
 class TeacherError(UserInputError):
@@ -41,29 +40,37 @@ def load(path, safe_mode=True):
       safe_mode: refuse to deserialise code (Lambda layers) unless False.
 
     Returns:
-      The tf-keras model, uncompiled.
+      The tf-keras model, uncompiled (converted from Keras 3 if the file was saved by it).
 
     Raises:
-      TeacherError: missing path, not a model, a Keras 3 model, unsafe content, or a model whose
-        input or output tfdfc cannot use.
+      TeacherError: see `load_with_info`.
+    """
+    return load_with_info(path, safe_mode)[0]
+
+
+def load_with_info(path, safe_mode=True):
+    """`load`, also returning how the model was converted.
+
+    Returns:
+      (model, info): info is None for a tf-keras file, else `keras3_import.convert`'s dict:
+      `converted_from` ("keras <version> .keras" or ".h5") and `max_abs_output_difference`.
+
+    Raises:
+      TeacherError: missing path, not a model, a Keras 3 model that cannot be converted, unsafe
+        content, or a model whose input or output tfdfc cannot use.
     """
     if not os.path.exists(path):
         raise TeacherError(f"teacher not found: {path}")
-    _refuse_keras3_file(path)
-    model = _load_any(path, safe_mode)
+    info = None
+    if keras3_import.is_keras3_file(path):
+        try:
+            model, info = keras3_import.convert(path, safe_mode)
+        except keras3_import.Keras3ImportError as error:
+            raise TeacherError(str(error)) from error
+    else:
+        model = _load_any(path, safe_mode)
     validate(model, source=path)
-    return model
-
-
-def _refuse_keras3_file(path):
-    if not (path.endswith(".keras") and zipfile.is_zipfile(path)):
-        return
-    with zipfile.ZipFile(path) as archive:
-        if "metadata.json" not in archive.namelist():
-            return
-        metadata = json.loads(archive.read("metadata.json"))
-    if str(metadata.get("keras_version", "")).startswith("3"):
-        raise TeacherError(f"{path} was saved by Keras {metadata['keras_version']}. {_KERAS3_FIX}")
+    return model, info
 
 
 def _load_any(path, safe_mode):
@@ -176,6 +183,9 @@ class TeacherConfig:
 def train(config, dataset=None, log=print):
     """Trains a teacher with data, saves it atomically with a `<output>.json` report.
 
+    Each epoch is validated on the set's validation split (none when it has none); the test
+    split is measured once, at the end, and only reported.
+
     Returns:
       (model, test_accuracy)
     """
@@ -194,15 +204,19 @@ def train(config, dataset=None, log=print):
             weight_decay=config.weight_decay),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"])
-    model.fit(_training_pipeline(dataset, config), epochs=config.epochs,
-              verbose=2, validation_data=(dataset.x_test, dataset.y_test))
-    _, accuracy = model.evaluate(dataset.x_test, dataset.y_test, verbose=0)
-    log(f"teacher {config.architecture} on {dataset.name}: test accuracy {accuracy:.4f}")
+    validation = dataset.split("val") if len(dataset.y_val) else None
+    history = model.fit(_training_pipeline(dataset, config), epochs=config.epochs,
+                        verbose=2, validation_data=validation)
+    # The last epoch's validation ran on the final weights: no second evaluation needed.
+    val_accuracy = float(history.history["val_accuracy"][-1]) if validation else None
+    _, accuracy = model.evaluate(*dataset.split("test"), verbose=0)
+    log(f"teacher {config.architecture} on {dataset.name}: test accuracy {accuracy:.4f}"
+        + (f", validation accuracy {val_accuracy:.4f}" if validation else ""))
     artifacts.save_keras_model(model, config.output)
     artifacts.write_json(config.output + ".json", {
         "architecture": config.architecture, "data": dataset.name,
-        "test_accuracy": float(accuracy), "params": int(model.count_params()),
-        "config": dataclasses.asdict(config)})
+        "test_accuracy": float(accuracy), "val_accuracy": val_accuracy,
+        "params": int(model.count_params()), "config": dataclasses.asdict(config)})
     return model, float(accuracy)
 
 
