@@ -163,7 +163,17 @@ def test_prune_ends_prunes_every_layer_at_the_target_and_unreachable_targets_fai
                                                           allocation="uniform"))
     assert rates == {name: 0.5 for name in ("first", "middle", "hidden", "logits")}
     with pytest.raises(ConfigError, match="--prune_ends"):
-        prune.layer_sparsities(model, prune.PruneSpec("magnitude", 0.995))
+        prune.layer_sparsities(model, prune.PruneSpec("magnitude", 0.995, prune_ends=False))
+
+
+def test_unset_prune_ends_prunes_the_ends_only_when_the_target_needs_them():
+    model = _small_dense_net()
+    reachable = prune.layer_sparsities(model, prune.PruneSpec("magnitude", 0.5))
+    assert set(reachable) == {"middle", "hidden"}
+    needs_ends = prune.layer_sparsities(model, prune.PruneSpec("magnitude", 0.995,
+                                                               allocation="uniform"))
+    assert set(needs_ends) == {"first", "middle", "hidden", "logits"}
+    assert all(rate == pytest.approx(0.995) for rate in needs_ends.values())
 
 
 @pytest.mark.parametrize("overrides, message", [

@@ -38,8 +38,9 @@ def measure(config, strategy, run, eval_set, rebuild, log=print):
     return result
 
 
-def _noise(shape, seed):
-    return np.random.default_rng(seed).normal(size=(NOISE_SAMPLES,) + shape).astype(np.float32)
+def _noise(shape, seed, space):
+    """Gaussian noise in the teacher's input space (input_space.py)."""
+    return space.images(np.random.default_rng(seed).normal(size=(NOISE_SAMPLES,) + shape))
 
 
 def no_training(config, run, eval_set):
@@ -53,7 +54,7 @@ def no_training(config, run, eval_set):
         model = binary.sign_only(teacher, run.compressed.delta)
         return {"accuracy": metrics.keras_accuracy(model, images, labels),
                 "method": f"delta*sign(teacher weights), delta={run.compressed.delta:.4g}"}
-    noise = _noise(eval_set.input_shape, config.train.seed)
+    noise = _noise(eval_set.input_shape, config.train.seed, run.input_space)
     if spec.scheme == "int8":
         payload = export.tflite_int8(teacher, noise)
         return {"accuracy": metrics.accuracy(metrics.tflite_outputs(payload, images), labels),

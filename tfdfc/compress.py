@@ -10,7 +10,7 @@ again with the same --out_dir resumes from its last checkpoint.
 
 from absl import flags
 
-from tfdfc import cli, compression, data, distribute, losses, models, pipeline
+from tfdfc import cli, compression, data, distribute, losses, models, pipeline, recipes
 from tfdfc.compression import prune, slim
 from tfdfc.errors import ConfigError
 from tfdfc.train import TrainConfig
@@ -24,6 +24,11 @@ _STUDENT_INIT = flags.DEFINE_enum(
     "student_init", "auto", pipeline.STUDENT_INITS,
     "random, teacher (its weights; needs --student=same), or auto: teacher when quantizing a "
     "same-architecture student, else random.")
+_BATCH_NORM = flags.DEFINE_enum(
+    "batch_norm", "auto", pipeline.BATCH_NORM_POLICIES, "The student's batch norms: "
+    "frozen_statistics keeps the teacher's moving statistics (inference mode, scale and offset "
+    "still trained), trained updates them on generated images; auto: frozen when the student "
+    "starts from the teacher's weights, else trained.")
 _QUANTIZE = flags.DEFINE_string("quantize", "none", f"Quantization: {compression.SCHEMES_HELP}.")
 _DELTA = flags.DEFINE_float("delta", 0.0, "Binary weight scale; 0 = mean |w| of the student's "
                             "binarised kernels at initialisation (the teacher's when "
@@ -43,9 +48,9 @@ _SPARSITY_RAMP = flags.DEFINE_float(
     "sparsity_ramp", prune.PruneSpec.ramp, "--sparsity_schedule=polynomial: the fraction of "
     "student updates that ramp up to --sparsity; the rest recover at it.", lower_bound=0.0,
     upper_bound=1.0)
-_PRUNE_ENDS = flags.DEFINE_bool("prune_ends", False, "--prune=magnitude: also prune the first and "
-                                "last conv/dense layers (default: they stay dense and the others "
-                                "are pruned harder, so the whole reaches --sparsity).")
+_PRUNE_ENDS = flags.DEFINE_bool("prune_ends", None, "--prune=magnitude: also prune the first and "
+                                "last conv/dense layers; --noprune_ends: never (default: they "
+                                "stay dense unless the others would then need over 99 %).")
 _SPARSITY_ALLOCATION = flags.DEFINE_enum(
     "sparsity_allocation", prune.PruneSpec.allocation, prune.ALLOCATIONS,
     "--prune=magnitude: how the pruned layers share the zeros. global: one magnitude threshold "
@@ -79,13 +84,21 @@ _STRATEGY = flags.DEFINE_enum(
     "mirrored: every visible GPU of this machine (else the CPU); multi_worker: several machines, "
     "configured by TF_CONFIG; one_device.")
 _GENERATOR_CHANNELS = flags.DEFINE_integer("generator_channels", 128,
-                                           "Generator width (the paper: 128).", lower_bound=2)
+                                           "Generator width (the paper: 128). Unset: the recipe's "
+                                           "(see --steps).", lower_bound=2)
+_INPUT_RANGE = flags.DEFINE_string(
+    "input_range", "", "low,high of the pixels the teacher takes (e.g. 0,255), where its first "
+    "layers do not tell: generated images get mean (low+high)/2 and std (high-low)/4. Empty: "
+    "inferred from a leading Rescaling or Normalization layer, else standardised inputs.")
 _UNSAFE_LOAD = flags.DEFINE_bool("unsafe_load", False,
                                  "Allow loading a teacher that holds code (Lambda layers).")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Discard checkpoints of a different run "
                                "found in --out_dir (else such a run is refused).")
 _STEPS = flags.DEFINE_integer("steps", _DEFAULTS.steps, "Iterations (1 generator + "
-                              "--student_steps student updates each).", lower_bound=1)
+                              "--student_steps student updates each). Unset, this, "
+                              "--student_lr, --divergence and --generator_channels take the "
+                              "recipe of the run's scheme and init: "
+                              f"{recipes.defaults_help()}.", lower_bound=1)
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", _DEFAULTS.batch_size,
                                    "Global batch of generated images.", lower_bound=1)
 _STUDENT_STEPS = flags.DEFINE_integer("student_steps", _DEFAULTS.student_steps,
@@ -100,7 +113,8 @@ _RESAMPLE_LATENTS = flags.DEFINE_bool(
     "resample_latents", _DEFAULTS.resample_latents, "Give every student step its own z "
     "through the iteration's generator, instead of reusing the generator step's images (the "
     "paper's way): about 1.7x the time per iteration.")
-_STUDENT_LR = flags.DEFINE_float("student_lr", _DEFAULTS.student_lr, "Student Adam lr (cosine).",
+_STUDENT_LR = flags.DEFINE_float("student_lr", _DEFAULTS.student_lr,
+                                 "Student Adam lr (cosine). Unset: the recipe's (see --steps).",
                                  lower_bound=0.0)
 _GENERATOR_LR = flags.DEFINE_float("generator_lr", _DEFAULTS.generator_lr,
                                    "Generator Adam lr (cosine).", lower_bound=0.0)
@@ -116,6 +130,13 @@ _REDUCTION = flags.DEFINE_enum("reduction", _DEFAULTS.reduction, losses.REDUCTIO
                                "mean: KL / classes (MS19's scale for beta=250); batchmean: KL.")
 _ATTENTION_WEIGHT = flags.DEFINE_float("attention_weight", _DEFAULTS.attention_weight,
                                        "Attention-transfer weight beta (0: off).", lower_bound=0.0)
+_BN_PRIOR_WEIGHT = flags.DEFINE_float(
+    "bn_prior_weight", _DEFAULTS.bn_prior_weight, "Generator: weight of the prior that matches "
+    "the teacher's batch-norm statistics (priors.py); no effect on a teacher without batch "
+    "norms. Unset: the recipe's (see --steps).", lower_bound=0.0)
+_BALANCE_WEIGHT = flags.DEFINE_float(
+    "balance_weight", _DEFAULTS.balance_weight, "Generator: weight of the class-balance prior "
+    "(priors.py). Unset: the recipe's (see --steps).", lower_bound=0.0)
 _SEED = flags.DEFINE_integer("seed", _DEFAULTS.seed, "Random seed (init and z).")
 _LOG_EVERY = flags.DEFINE_integer("log_every", _DEFAULTS.log_every,
                                   "Iterations between progress lines.", lower_bound=1)
@@ -129,10 +150,19 @@ flags.mark_flags_as_required(["teacher", "out_dir"])
 
 
 def config_from_flags():
-    """The frozen run configuration the flags describe."""
+    """The frozen run configuration the flags describe; settings left unset take the recipe of
+    the run's scheme and init (recipes.py)."""
+    config = _config_as_given()
+    explicit = {name for name in recipes.CONFIG_FIELDS + recipes.TRAIN_FIELDS
+                if flags.FLAGS[name].present}
+    return recipes.resolve(config, explicit)
+
+
+def _config_as_given():
     return pipeline.CompressConfig(
         teacher=_TEACHER.value, out_dir=_OUT_DIR.value, student=_STUDENT.value,
-        student_init=_STUDENT_INIT.value, quantize=_QUANTIZE.value, delta=_DELTA.value,
+        student_init=_STUDENT_INIT.value, batch_norm=_BATCH_NORM.value,
+        quantize=_QUANTIZE.value, delta=_DELTA.value,
         delta_grid=_parse_floats("delta_grid", _DELTA_GRID.value), int8_io=_INT8_IO.value,
         prune=_PRUNE.value, sparsity=_SPARSITY.value, sparsity_schedule=_SPARSITY_SCHEDULE.value,
         prune_ends=_PRUNE_ENDS.value, sparsity_allocation=_SPARSITY_ALLOCATION.value,
@@ -142,7 +172,8 @@ def config_from_flags():
         ticket=_TICKET.value, ticket_reinit=_TICKET_REINIT.value,
         with_data_baseline=_WITH_DATA_BASELINE.value,
         eval_data=_EVAL_DATA.value, strategy=_STRATEGY.value,
-        generator_channels=_GENERATOR_CHANNELS.value, unsafe_load=_UNSAFE_LOAD.value,
+        generator_channels=_GENERATOR_CHANNELS.value, input_range=_INPUT_RANGE.value,
+        unsafe_load=_UNSAFE_LOAD.value,
         overwrite=_OVERWRITE.value,
         train=TrainConfig(
             steps=_STEPS.value, batch_size=_BATCH_SIZE.value, student_steps=_STUDENT_STEPS.value,
@@ -151,6 +182,7 @@ def config_from_flags():
             clip_norm=_CLIP_NORM.value, latent_dim=_LATENT_DIM.value,
             divergence=_DIVERGENCE.value, temperature=_TEMPERATURE.value,
             reduction=_REDUCTION.value, attention_weight=_ATTENTION_WEIGHT.value,
+            bn_prior_weight=_BN_PRIOR_WEIGHT.value, balance_weight=_BALANCE_WEIGHT.value,
             seed=_SEED.value, log_every=_LOG_EVERY.value, eval_every=_EVAL_EVERY.value,
             checkpoint_every=_CHECKPOINT_EVERY.value))
 

@@ -9,9 +9,11 @@ import dataclasses
 import json
 import os
 import shutil
-from typing import Tuple
+from typing import Optional, Tuple
 
-from tfdfc import artifacts, baselines, compression, data, distribute, models, report
+from tfdfc import artifacts, baselines, batchnorm, compression, data, distribute, flatten
+from tfdfc import input_space as input_space_lib
+from tfdfc import models, priors, report
 from tfdfc import teacher as teacher_lib
 from tfdfc.compression import prune, slim, ticket
 from tfdfc.errors import ConfigError
@@ -20,6 +22,7 @@ from tfdfc.loop import Loop
 from tfdfc.train import Players, TrainConfig, make_optimizers
 
 STUDENT_INITS = ("auto", "random", "teacher")
+BATCH_NORM_POLICIES = ("auto",) + batchnorm.POLICIES
 _PRUNE_DEFAULTS = prune.PruneSpec()  # the field `prune` hides the module inside the class
 
 
@@ -31,6 +34,7 @@ class CompressConfig:
     out_dir: str
     student: str = "same"  # "same" (the teacher's architecture) or a registry name
     student_init: str = "auto"  # auto: the teacher's weights when quantizing, else random
+    batch_norm: str = "auto"  # auto (by init: batchnorm.py) | frozen_statistics | trained
     quantize: str = "none"  # none | binary | int8 | w<b>a<c>
     delta: float = 0.0  # binary scale; 0 picks the mean |w| of the binarised kernels
     delta_grid: Tuple[float, ...] = ()
@@ -38,7 +42,7 @@ class CompressConfig:
     prune: str = "none"  # none | magnitude | slim
     sparsity: float = 0.0  # target fraction of zero weights (magnitude)
     sparsity_schedule: str = "polynomial"  # polynomial | constant
-    prune_ends: bool = False  # also prune the first and last conv/dense layers
+    prune_ends: Optional[bool] = None  # first and last conv/dense too; None: where needed
     sparsity_allocation: str = _PRUNE_DEFAULTS.allocation  # global | uniform: sharing the zeros
     sparsity_ramp: float = _PRUNE_DEFAULTS.ramp  # polynomial: fraction of updates to the target
     l1_gamma: float = slim.SlimSpec.l1_gamma  # slim: L1 weight of the channel scales
@@ -51,8 +55,10 @@ class CompressConfig:
     eval_data: str = ""  # mnist5k | digits | path.npz | "" for none
     strategy: str = "mirrored"
     generator_channels: int = 128
+    input_range: str = ""  # "low,high" of the teacher's input pixels; "": inferred (input_space.py)
     unsafe_load: bool = False
     overwrite: bool = False  # start afresh in an out_dir that holds another run
+    recipe: str = ""  # the recipes.py recipe that filled the settings left unset ("": none)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
 
     @property
@@ -79,6 +85,13 @@ class CompressConfig:
         return "teacher" if self.compressing_the_teacher and self.student == "same" else "random"
 
     @property
+    def resolved_batch_norm(self):
+        if self.batch_norm != "auto":
+            return self.batch_norm
+        init = "random" if self.ticket else self.resolved_student_init
+        return batchnorm.policy_for(init)
+
+    @property
     def total_updates(self):
         return self.train.steps * self.train.student_steps
 
@@ -93,6 +106,9 @@ class CompressConfig:
                               f"got {self.student_init!r}")
         if self.resolved_student_init == "teacher" and self.student != "same":
             raise ConfigError("student_init=teacher needs student=same (the teacher's shapes)")
+        if self.batch_norm not in BATCH_NORM_POLICIES:
+            raise ConfigError(f"batch_norm must be one of {BATCH_NORM_POLICIES}, "
+                              f"got {self.batch_norm!r}")
         if self.strategy not in distribute.STRATEGIES:
             raise ConfigError(f"strategy must be one of {distribute.STRATEGIES}, "
                               f"got {self.strategy!r}")
@@ -142,6 +158,7 @@ class Build:
     float_template: keras.Model  # the student's float architecture (before compression)
     compressed: compression.CompressedStudent
     teacher_logits: keras.Model
+    input_space: input_space_lib.InputSpace  # where generated and calibration images live
 
 
 def build_student(spec, teacher, init):
@@ -202,10 +219,12 @@ def build(strategy, config, teacher_model, delta=None, log=print):
         float_student, compressed = compressed_student(config, teacher_logits, delta)
         teacher_logits.trainable = False
         student = compressed.model
+        batchnorm.apply(student, config.resolved_batch_norm)
         use_attention = check_attention_points(teacher_logits, student,
                                                config.train.attention_weight, log)
+        space = resolve_input_space(config, teacher_logits)
         generator = models.generator(tuple(teacher_logits.inputs[0].shape[1:]),
-                                     config.train.latent_dim, config.generator_channels)
+                                     config.train.latent_dim, config.generator_channels, space)
         student_optimizer, generator_optimizer = make_optimizers(config.train)
         players = Players(
             teacher=models.with_attention_outputs(teacher_logits, use_attention),
@@ -216,8 +235,16 @@ def build(strategy, config, teacher_model, delta=None, log=print):
                                   if compressed.make_after_update else compressed.after_update),
             regularizer=(compressed.make_regularizer(student_optimizer.iterations)
                          if compressed.make_regularizer else None),
-            summaries=_summaries(config, student))
-    return Build(players, float_student, compressed, teacher_logits)
+            summaries=_summaries(config, student),
+            batch_norm_prior=priors.make_batch_norm_prior(teacher_logits))
+    return Build(players, float_student, compressed, teacher_logits, space)
+
+
+def resolve_input_space(config, teacher):
+    """The teacher's input space: `--input_range` if given, else inferred from its layers."""
+    if config.input_range:
+        return input_space_lib.parse_range(config.input_range, int(teacher.inputs[0].shape[-1]))
+    return input_space_lib.infer(teacher)
 
 
 def _summaries(config, student):
@@ -232,19 +259,25 @@ def _summaries(config, student):
 
 
 def load_inputs(config):
-    """Loads and cross-checks the teacher and the evaluation data; writes nothing."""
+    """Loads and cross-checks the teacher and the evaluation data; writes nothing.
+
+    Returns:
+      (strategy, teacher model, evaluation set or None, teacher conversion info or None).
+    """
     config.validate()
     eval_set = data.load(config.eval_data) if config.eval_data else None
     strategy = distribute.make_strategy(config.strategy)
     with strategy.scope():
-        teacher_model = teacher_lib.load(config.teacher, safe_mode=not config.unsafe_load)
+        loaded, conversion = teacher_lib.load_with_info(config.teacher,
+                                                        safe_mode=not config.unsafe_load)
+        teacher_model = flatten.flatten(loaded)
     if eval_set is not None:
         teacher_lib.check_input_shape(teacher_model, eval_set.input_shape, config.eval_data)
     if config.train.batch_size % strategy.num_replicas_in_sync:
         raise ConfigError(f"batch_size {config.train.batch_size} is not divisible by the "
                           f"{strategy.num_replicas_in_sync} replicas")
     _check_student(config, teacher_model)
-    return strategy, teacher_model, eval_set
+    return strategy, teacher_model, eval_set, conversion
 
 
 def _check_student(config, teacher_model):
@@ -256,7 +289,8 @@ def _check_student(config, teacher_model):
     check_attention_points(teacher_logits, student, config.train.attention_weight,
                            log=lambda _: None)
     models.generator(tuple(teacher_logits.inputs[0].shape[1:]), config.train.latent_dim,
-                     config.generator_channels)  # raises for images it cannot make
+                     config.generator_channels,  # raises for images it cannot make
+                     resolve_input_space(config, teacher_logits))  # raises for a bad range
 
 
 def train_one(config, strategy, teacher_model, eval_set, out_dir, delta=None, log=print):
@@ -345,7 +379,7 @@ def run(config, log=print, flags_text=None):
     Inputs are all checked before anything is written to `config.out_dir`; `flags_text`, if
     given, is then saved there as flags.txt.
     """
-    strategy, teacher_model, eval_set = load_inputs(config)
+    strategy, teacher_model, eval_set, conversion = load_inputs(config)
     chief = distribute.is_chief(strategy)
     if chief:
         claim_out_dir(config)
@@ -361,6 +395,9 @@ def run(config, log=print, flags_text=None):
         return None  # the chief exports and reports
     result = report.export_and_measure(config, trained, eval_set, log)
     result["train"] = report.train_summary(config, loop, strategy)
+    if conversion is not None:
+        result["teacher"]["converted_from"] = conversion["converted_from"]
+        result["teacher"]["max_abs_logit_difference"] = conversion["max_abs_output_difference"]
     if grid is not None:
         result["delta_grid"] = grid
     # The with-data baseline runs collectives, which the other workers no longer join.

@@ -16,7 +16,7 @@ import os
 
 import numpy as np
 
-from tfdfc import data, export, metrics
+from tfdfc import data, export, guard, metrics
 from tfdfc.compression import QuantSpec, compress, prune, slim
 from tfdfc.keras_compat import tf
 
@@ -91,6 +91,8 @@ def export_and_measure(config, run, eval_set, log=print):
     samples = generated_images(run.players.generator, REPRESENTATIVE_SAMPLES,
                                config.train.latent_dim, config.train.seed)
     saved, view, files = _exports(config, run, samples)
+    judge = guard.judge_images(run, config, generated_images) if guard.applies(config) else None
+    saved, files, guard_entry = guard.check(config, run, samples, judge, saved, files, log)
     export.save_saved_model(saved, os.path.join(config.out_dir, "saved_model"))
     for variant, payload in files.items():
         export.write_tflite(payload, os.path.join(config.out_dir, f"student_{variant}.tflite"))
@@ -99,11 +101,16 @@ def export_and_measure(config, run, eval_set, log=print):
     result = {
         "teacher": {"path": config.teacher, "params": parameter_count(run.teacher_logits),
                     "kernel_params": metrics.kernel_parameter_count(run.teacher_logits),
-                    "accuracy": None},
+                    "accuracy": None, "input_space": run.input_space.as_dict()},
         "student": _student_summary(config, run, view),
         "tflite": {variant: {"bytes": len(payload), "gzip_bytes": metrics.gzip_size(payload),
                              "accuracy": None} for variant, payload in files.items()},
         "eval_data": config.eval_data or None,
+        "guard": guard_entry,
+        "recipe": {"name": config.recipe or None, "settings": {
+            "steps": config.train.steps, "student_lr": config.train.student_lr,
+            "divergence": config.train.divergence, "bn_prior_weight": config.train.bn_prior_weight,
+            "generator_channels": config.generator_channels}},
     }
     if spec.is_qat:
         # TFLite kernels have no activations below 8 bits: those run at int8 with the learned
@@ -127,7 +134,7 @@ def _student_summary(config, run, view):
                else f"same ({run.teacher_logits.name})",
                "quantize": config.quantize, "prune": config.prune,
                "ticket": config.ticket or None, "ticket_reinit": config.ticket_reinit,
-               "init": config.resolved_student_init,
+               "init": config.resolved_student_init, "batch_norm": config.resolved_batch_norm,
                "accuracy": None, "params": parameter_count(architecture),
                "kernel_params": metrics.kernel_parameter_count(architecture),
                "nonzero_params": metrics.nonzero_parameter_count(counted),

@@ -21,7 +21,7 @@ Decisions where the paper is silent (PAPER.md §7), following the MS19 reference
 import dataclasses
 from typing import Callable, Optional
 
-from tfdfc import collapse, losses
+from tfdfc import collapse, losses, priors
 from tfdfc.errors import ConfigError
 from tfdfc.keras_compat import keras, tf
 
@@ -41,6 +41,8 @@ class TrainConfig:
     temperature: float = 1.0
     reduction: str = "mean"  # see losses.py
     attention_weight: float = 250.0
+    bn_prior_weight: float = 0.0  # generator: teacher batch-norm statistics prior (priors.py)
+    balance_weight: float = 0.0  # generator: class-balance prior (priors.py)
     seed: int = 0
     resample_latents: bool = False  # a fresh z per student step (see the module docstring)
     on_collapse: str = "reset"  # reset | warn (the paper's: no reset): see collapse.py
@@ -56,8 +58,9 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.attention_weight < 0:
-            raise ConfigError(f"attention_weight must be >= 0, got {self.attention_weight}")
+        for name in ("attention_weight", "bn_prior_weight", "balance_weight"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.divergence not in losses.DIVERGENCES:
             raise ConfigError(f"divergence must be one of {sorted(losses.DIVERGENCES)}, "
                              f"got {self.divergence!r}")
@@ -88,6 +91,8 @@ class Players:
     regularizer: Optional[Callable[[], tf.Tensor]] = None
     after_student_update: Optional[Callable[[], None]] = None
     summaries: Optional[Callable[[], dict]] = None  # extra scalars, e.g. per-layer sparsity
+    # images -> the teacher's batch-norm statistics loss (priors.py), None without batch norms
+    batch_norm_prior: Optional[Callable[[tf.Tensor], tf.Tensor]] = None
 
 
 def make_optimizers(config):
@@ -164,6 +169,7 @@ def make_generator_step(strategy, players, config):
     """A tf.function(iteration) taking one generator ascent step; returns summed metrics and
     `teacher_classes`, the effective number of classes the teacher puts the batch's images in."""
     local_batch = _local_batch(strategy, config)
+    replicas = strategy.num_replicas_in_sync
 
     def replica_step(iteration):
         z = sample_latent(iteration, config, local_batch)
@@ -175,7 +181,8 @@ def make_generator_step(strategy, players, config):
                                             config.temperature, config.reduction)
             divergence = tf.nn.compute_average_loss(per_example,
                                                     global_batch_size=config.batch_size)
-            loss = -divergence
+            prior = _generator_prior(players, config, images, teacher_logits) / replicas
+            loss = prior - divergence
         variables = players.generator.trainable_variables
         _apply_clipped(players.generator_optimizer, tape.gradient(loss, variables), variables,
                        config.clip_norm)
@@ -184,7 +191,7 @@ def make_generator_step(strategy, players, config):
         predicted = tf.one_hot(tf.argmax(teacher_logits, axis=-1), tf.shape(teacher_logits)[-1])
         class_share = tf.reduce_sum(predicted, axis=0) / config.batch_size
         return {"generator_divergence": divergence, "teacher_entropy": entropy,
-                "class_share": class_share}
+                "class_share": class_share, "generator_prior": prior}
 
     @tf.function
     def step(iteration):
@@ -193,6 +200,16 @@ def make_generator_step(strategy, players, config):
         return metrics
 
     return step
+
+
+def _generator_prior(players, config, images, teacher_logits):
+    """The weighted priors of priors.py on this replica's batch (0.0 when both are off)."""
+    prior = tf.constant(0.0)
+    if config.bn_prior_weight > 0 and players.batch_norm_prior is not None:
+        prior += config.bn_prior_weight * players.batch_norm_prior(images)
+    if config.balance_weight > 0:
+        prior += config.balance_weight * priors.class_balance(teacher_logits)
+    return prior
 
 
 def make_synthesis_step(strategy, players, config):

@@ -9,11 +9,11 @@ The wrapper multiplies each kernel by its mask at the start of a call, so after 
 the masks must be applied once more before `strip_pruning`, inside the strategy scope.
 
 `--sparsity` is the fraction of zeros over all convolution and dense kernels together. By
-default the first of those layers (it reads the image) and the last (the logits) stay dense, as
-TF-MOT's guide advises and as the binary scheme keeps them full precision: they hold few weights
+default the first of those layers (it reads the image) and the last (the logits) stay dense
+where the target can be reached without them, as TF-MOT's guide advises and as the binary scheme keeps them full precision: they hold few weights
 and the most sensitive ones (LeNet-5's first convolution has 150: 95 % layer-wise pruning leaves
 it 8, and keeping the ends dense raised a 300-iteration data-free 95 % student from 0.81 to 0.85;
-at 90 % both gave 0.92). `--prune_ends` prunes those two as well.
+at 90 % both gave 0.92). `--prune_ends` prunes those two as well, `--noprune_ends` never.
 
 How the pruned layers share the zeros (`--sparsity_allocation`): `global` (default) takes one
 magnitude threshold over all of them on the teacher's weights and gives each layer the rate that
@@ -24,6 +24,7 @@ rates are fixed at the start; within each layer the schedule prunes by magnitude
 """
 
 import dataclasses
+from typing import Optional
 
 import numpy as np
 
@@ -48,7 +49,7 @@ class PruneSpec:
     kind: str = "none"
     sparsity: float = 0.0
     schedule: str = "polynomial"
-    prune_ends: bool = False
+    prune_ends: Optional[bool] = None  # None: the ends stay dense where the target allows it
     allocation: str = "global"
     ramp: float = 0.4  # polynomial: the fraction of student updates that reach the target
 
@@ -74,7 +75,7 @@ def layer_sparsities(model, spec):
     """{layer name: sparsity} for the layers to prune, so that all convolution and dense kernels
     of `model` together reach `spec.sparsity` (see the module docstring)."""
     layers = [layer for layer in model.layers if isinstance(layer, _PRUNABLE)]
-    pruned = layers if spec.prune_ends or len(layers) < 3 else layers[1:-1]
+    pruned = pruned_layers(layers, spec)
     total = sum(layer.kernel.shape.num_elements() for layer in layers)
     share = sum(layer.kernel.shape.num_elements() for layer in pruned)
     rate = spec.sparsity * total / share
@@ -85,6 +86,21 @@ def layer_sparsities(model, spec):
         return {layer.name: rate for layer in pruned}
     return _global_rates([layer.kernel.numpy() for layer in pruned],
                          [layer.name for layer in pruned], rate)
+
+
+def pruned_layers(layers, spec):
+    """The kernel layers to prune: all of them, or all but the first and last. Unset
+    (`prune_ends` None), the ends stay dense unless the others would then need a rate above
+    `_MAX_LAYER_RATE` (a network whose first layer holds most weights, such as an MLP)."""
+    if spec.prune_ends or len(layers) < 3:
+        return layers
+    inner = layers[1:-1]
+    if spec.prune_ends is None:
+        total = sum(layer.kernel.shape.num_elements() for layer in layers)
+        share = sum(layer.kernel.shape.num_elements() for layer in inner)
+        if spec.sparsity * total / share > _MAX_LAYER_RATE:
+            return layers
+    return inner
 
 
 def _global_rates(kernels, names, rate):

@@ -17,11 +17,20 @@ from tfdfc.keras_compat import keras, tf, tfmot
 
 # pylint: disable-next=g-direct-tensorflow-import
 from tensorflow_model_optimization.python.core.quantization.keras.quantize_layer import QuantizeLayer  # noqa: E501,E402
+from tf_keras.src.layers.core.tf_op_layer import TFOpLambda  # noqa: E402
+
+# pylint: disable-next=g-direct-tensorflow-import
+from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import default_8bit_quantize_registry  # noqa: E501,E402
 
 _qk = tfmot.quantization.keras
-_KERNEL_LAYERS = (keras.layers.Conv2D, keras.layers.Dense)
+_KERNEL_LAYERS = (keras.layers.Conv2D, keras.layers.Dense, keras.layers.DepthwiseConv2D)
+# Layers that wrap an arbitrary TensorFlow op (keras.applications' MobileNetV3 builds hard-swish
+# from `x + 3.0` and `x * (1 / 6)`): TF-MOT cannot wrap them, so they stay float in the QAT model
+# and the converter calibrates them on the representative (generated) images.
+_OPAQUE = (keras.layers.Lambda, TFOpLambda)
 _PASS_THROUGH = (keras.layers.InputLayer, keras.layers.MaxPooling2D, keras.layers.Flatten,
-                 keras.layers.Reshape, keras.layers.Dropout, keras.layers.Cropping2D)
+                 keras.layers.Reshape, keras.layers.Dropout, keras.layers.Cropping2D,
+                 keras.layers.ZeroPadding2D, keras.layers.GlobalMaxPooling2D)
 _ACTIVATIONS = (keras.layers.Activation, keras.layers.ReLU, keras.layers.LeakyReLU)
 
 
@@ -83,7 +92,9 @@ class NBitQuantizeConfig(_qk.QuantizeConfig):
 
     Convolution kernels are quantized per output channel; dense kernels per tensor, because the
     TFLite converter cannot carry a per-axis range through the transpose of a fully connected
-    kernel ("mismatched quantized axes"), as in TF-MOT's own default scheme.
+    kernel ("mismatched quantized axes"), as in TF-MOT's own default scheme; depthwise kernels
+    per tensor too, as TF-MOT's default scheme does in effect (its per-axis range runs along the
+    depth multiplier, usually 1).
     """
 
     def __init__(self, weight_bits=0, act_bits=0):
@@ -93,16 +104,17 @@ class NBitQuantizeConfig(_qk.QuantizeConfig):
     def get_weights_and_quantizers(self, layer):
         if not self.weight_bits:
             return []
-        per_channel = isinstance(layer, keras.layers.Conv2D)
-        return [(layer.kernel, _qk.quantizers.LastValueQuantizer(
-            num_bits=self.weight_bits, per_axis=per_channel, symmetric=True, narrow_range=True))]
+        return [(getattr(layer, name), _qk.quantizers.LastValueQuantizer(
+            num_bits=self.weight_bits, per_axis=per_channel, symmetric=True, narrow_range=True))
+            for name, per_channel in _kernels(layer)]
 
     def get_activations_and_quantizers(self, layer):
         return []
 
     def set_quantize_weights(self, layer, quantize_weights):
         if self.weight_bits:
-            layer.kernel = quantize_weights[0]
+            for (name, _), value in zip(_kernels(layer), quantize_weights):
+                setattr(layer, name, value)
 
     def set_quantize_activations(self, layer, quantize_activations):
         pass
@@ -114,6 +126,13 @@ class NBitQuantizeConfig(_qk.QuantizeConfig):
 
     def get_config(self):
         return {"weight_bits": self.weight_bits, "act_bits": self.act_bits}
+
+
+def _kernels(layer):
+    """(attribute, per output channel) of each kernel of a convolution or dense layer."""
+    if isinstance(layer, keras.layers.DepthwiseConv2D):
+        return [("depthwise_kernel", False)]
+    return [("kernel", isinstance(layer, keras.layers.Conv2D))]
 
 
 class _KeepLayout(_qk.QuantizeLayoutTransform):
@@ -228,7 +247,7 @@ def nbit_config_for(model, weight_bits, act_bits):
     logits_layer = model.layers[-1]
 
     def config_for(layer):
-        if isinstance(layer, _PASS_THROUGH):
+        if isinstance(layer, _PASS_THROUGH + _OPAQUE):
             return None
         quantize_output = layer is not logits_layer
         if isinstance(layer, _KERNEL_LAYERS):
@@ -250,7 +269,12 @@ def quantize_nbit(model, weight_bits, act_bits):
         if not 2 <= bits <= 8:
             raise ConfigError(f"{name} must be between 2 and 8, got {bits}")
     _check_supported(model)
-    check_kernels_supported(model, f"w{weight_bits}a{act_bits}")
+    for layer in model.layers:  # its quantized kernels cannot be saved (TF-MOT's int8 splits it)
+        if isinstance(layer, keras.layers.SeparableConv2D):
+            raise ConfigError(
+                f"layer {layer.name!r} (SeparableConv2D) is not supported by --quantize="
+                f"w{weight_bits}a{act_bits}: use --quantize=int8, or rebuild it as a "
+                "DepthwiseConv2D followed by a 1x1 Conv2D")
     return apply_configs(model, nbit_config_for(model, weight_bits, act_bits))
 
 
@@ -268,12 +292,18 @@ def _fresh_copy(layer):
 
 
 def _quantize_default(model):
-    """quantize_model, with pre-activation batch norms annotated output-only (8-bit)."""
+    """quantize_model, with the layers TF-MOT's default scheme has no config for (pre-activation
+    batch norms, Rescaling, Normalization, Multiply, activations such as hard-swish) annotated
+    output-only (8-bit) and opaque op layers left float."""
+    registry = default_8bit_quantize_registry.Default8BitQuantizeRegistry()
+
     def annotate(layer):
         copy = _fresh_copy(layer)
-        if isinstance(layer, keras.layers.InputLayer):
+        if isinstance(layer, (keras.layers.InputLayer,) + _OPAQUE):
             return copy
         if isinstance(layer, keras.layers.BatchNormalization) and not _follows_kernel(layer):
+            return _qk.quantize_annotate_layer(copy, NBitQuantizeConfig(0, 8))
+        if not _default_scheme_handles(registry, layer):
             return _qk.quantize_annotate_layer(copy, NBitQuantizeConfig(0, 8))
         return _qk.quantize_annotate_layer(copy)
 
@@ -281,6 +311,19 @@ def _quantize_default(model):
     annotated.set_weights(model.get_weights())
     with _qk.quantize_scope(custom_objects()):
         return _own_layers(_qk.quantize_apply(annotated))
+
+
+def _default_scheme_handles(registry, layer):
+    """Whether TF-MOT's default 8-bit registry has a working config for `layer`."""
+    if isinstance(layer, keras.layers.BatchNormalization):
+        return True  # folded or quantized by the scheme's layout transforms
+    if not registry.supports(layer):
+        return False
+    try:  # an Activation config raises here for activations it does not know (hard-swish)
+        registry.get_quantize_config(layer).get_output_quantizers(layer)
+    except ValueError:
+        return False
+    return True
 
 
 def _follows_kernel(layer):
@@ -296,7 +339,8 @@ def check_kernels_supported(model, scheme):
         if isinstance(layer, (keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D)):
             raise ConfigError(
                 f"layer {layer.name!r} ({type(layer).__name__}) is not supported by --quantize="
-                f"{scheme}: only Conv2D and Dense kernels are quantized. Use --quantize=int8")
+                f"{scheme}: only Conv2D and Dense kernels are quantized. Use --quantize=int8 "
+                "or w<b>a<c>")
 
 
 def _check_supported(model):

@@ -1,0 +1,68 @@
+"""Nested models made flat: one Functional graph of plain layers with the same weights.
+
+The usual transfer-learning teacher is a Functional or Sequential model whose first "layer" is a
+whole base network (e.g. `keras.applications.MobileNetV2(include_top=False)`) followed by a new
+head. TF-MOT quantizes and prunes flat models only, and tfdfc's own graph walks (which batch
+norm follows which convolution, which layer consumes which) need every layer at the top level,
+so a teacher is flattened once when it is loaded.
+
+Every layer is rebuilt from its config rather than reused: a reused layer would belong to two
+graphs, and Keras then answers "which layer feeds this one" from the first graph, not the new one.
+"""
+
+from tfdfc.errors import UserInputError
+from tfdfc.keras_compat import keras, tf
+
+
+def is_nested(model):
+    """Whether any layer of `model` is itself a model."""
+    return any(isinstance(layer, keras.Model) for layer in model.layers)
+
+
+def flatten(model):
+    """`model` itself when it has no nested model, else a flat Functional copy of it.
+
+    Raises:
+      UserInputError: a nested model that is not a graph of layers (a subclassed model).
+    """
+    if not is_nested(model):
+        return model
+    source_input = model.inputs[0]
+    inputs = keras.Input(shape=tuple(source_input.shape[1:]), dtype=source_input.dtype,
+                         name=source_input.name.split(":")[0])
+    copies = {}
+    outputs = _inline(model, [inputs], copies)
+    flat = keras.Model(inputs, outputs, name=model.name)
+    for original, copy in copies.values():
+        copy.set_weights(original.get_weights())
+    return flat
+
+
+def _inline(model, inputs, copies):
+    """Calls copies of `model`'s layers on `inputs`; nested models are inlined recursively."""
+    if not getattr(model, "_is_graph_network", False):
+        raise UserInputError(
+            f"nested model {model.name!r} is a subclassed model, which tfdfc cannot take apart: "
+            "rebuild it as a Functional or Sequential model")
+    tensors = {}
+    for reference, value in zip(model.inputs, inputs):
+        key = str(id(reference))
+        tensors[key] = [value] * model._tensor_usage_count[key]  # pylint: disable=protected-access
+    for depth in sorted(model._nodes_by_depth, reverse=True):  # pylint: disable=protected-access
+        for node in model._nodes_by_depth[depth]:  # pylint: disable=protected-access
+            if node.is_input or any(key not in tensors for key in node.flat_input_ids):
+                continue
+            args, kwargs = node.map_arguments(tensors)
+            outputs = _call(node.layer, args, kwargs, copies)
+            for key, value in zip(node.flat_output_ids, tf.nest.flatten(outputs)):
+                tensors[key] = [value] * model._tensor_usage_count[key]  # pylint: disable=protected-access
+    results = [tensors[str(id(output))].pop() for output in model.outputs]
+    return results[0] if len(results) == 1 else results
+
+
+def _call(layer, args, kwargs, copies):
+    if isinstance(layer, keras.Model):
+        return _inline(layer, tf.nest.flatten(args[0]), copies)
+    if id(layer) not in copies:  # a layer called twice stays one (shared) layer
+        copies[id(layer)] = (layer, layer.__class__.from_config(layer.get_config()))
+    return copies[id(layer)][1](*args, **kwargs)

@@ -1,0 +1,79 @@
+"""Recipes: the training settings a run takes, per scheme and student init, where the user set
+none. Explicit flags always win; report.json records the recipe and what it set.
+
+The paper's CIFAR-10 defaults (80,000 iterations, student rate 2e-3, 128-wide generator) are
+hours on a CPU and, for a student that starts from the teacher's weights, a rate that walks it
+away from the teacher faster than the generator can find where it errs. Every recipe below was
+chosen on validation data (RESULTS.md, "Recipes"); the reasoning:
+
+- `qat`: int8 or w<b>a<c> from the teacher's weights, and a float copy of the teacher: the
+  student starts next to the teacher and only has to absorb rounding, so a small rate (2e-4)
+  and a short run; larger rates lost accuracy on BatchNorm networks within 30 iterations. The
+  batch-norm prior (priors.py) keeps a BatchNorm teacher's generator from collapsing onto one
+  class, where the student otherwise drifted below the untrained int8 model.
+- `binary`: sign(weights) is far from the teacher: the paper's rate and symmetric KL.
+- `magnitude`: pruning removes weights on a schedule and the student has to recover: rate 2e-3
+  (5e-3 let the generator collapse on some seeds) and symmetric KL, the paper's for pruning.
+- `slim`: the paper's slimming settings with symmetric KL.
+- `distill`: a fresh (random) student learns everything from generated images: the longest run.
+"""
+
+import dataclasses
+
+# Fields a recipe sets: CompressConfig's and TrainConfig's.
+CONFIG_FIELDS = ("generator_channels",)
+TRAIN_FIELDS = ("steps", "student_lr", "divergence", "bn_prior_weight")
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """One line of the table: what a run of this kind trains with unless told otherwise."""
+
+    name: str
+    steps: int  # iterations
+    student_lr: float
+    divergence: str
+    generator_channels: int
+    bn_prior_weight: float = 0.0  # acts only on teachers with batch norms
+
+    def values(self):
+        return {field: getattr(self, field) for field in CONFIG_FIELDS + TRAIN_FIELDS}
+
+
+RECIPES = {recipe.name: recipe for recipe in (
+    Recipe("qat", steps=200, student_lr=2e-4, divergence="kl", generator_channels=32,
+           bn_prior_weight=1.0),
+    Recipe("binary", steps=400, student_lr=2e-3, divergence="skl", generator_channels=32),
+    Recipe("magnitude", steps=400, student_lr=2e-3, divergence="skl", generator_channels=32),
+    Recipe("slim", steps=1000, student_lr=2e-3, divergence="skl", generator_channels=32),
+    Recipe("distill", steps=600, student_lr=2e-3, divergence="kl", generator_channels=32),
+)}
+
+
+def recipe_name(config):
+    """The recipe for a CompressConfig: by what it compresses and where the student starts."""
+    if config.ticket or config.resolved_student_init == "random":
+        return "distill"
+    if config.prune in ("magnitude", "slim"):
+        return config.prune
+    if config.quant_spec.scheme == "binary":
+        return "binary"
+    return "qat"
+
+
+def resolve(config, explicit):
+    """`config` with every recipe field the user did not set (not in `explicit`, a set of
+    field names) taken from its recipe, and `recipe` naming it."""
+    recipe = RECIPES[recipe_name(config)]
+    values = {name: value for name, value in recipe.values().items() if name not in explicit}
+    top = {name: values[name] for name in CONFIG_FIELDS if name in values}
+    train = dataclasses.replace(config.train, **{name: values[name] for name in TRAIN_FIELDS
+                                                 if name in values})
+    return dataclasses.replace(config, recipe=recipe.name, train=train, **top)
+
+
+def defaults_help():
+    """One line per recipe, for flag help and README."""
+    return "; ".join(f"{r.name}: {r.steps} iterations, student rate {r.student_lr:g}, "
+                     f"{r.divergence}, generator width {r.generator_channels}, batch-norm prior "
+                     f"{r.bn_prior_weight:g}" for r in RECIPES.values())
