@@ -1,5 +1,6 @@
 """Every benchmark script runs in its tiny mode and writes its table."""
 
+import json
 import os
 import re
 import subprocess
@@ -78,14 +79,33 @@ def test_binary_delta_benchmark_tiny(tmp_path):
     assert table.count("| yes |") == 1 and "vs full-precision data-free" in table
 
 
+def test_zoo_benchmark_tiny(tmp_path):
+    """The MLP teacher trained on 512 images, int8 and distillation for two iterations (the
+    BatchNorm teachers take minutes here); the table names the split and its targets, and
+    re-renders from its JSON."""
+    table = _run_tiny("bench/zoo.py", tmp_path, "--teachers=mlp", "--schemes=int8,distill")
+    assert "Evaluation split: **test** (256 images" in table
+    assert "`python bench/zoo.py --tiny`" in table and "## mlp" in table
+    assert "| int8 | 1 | 2 |" in table and "| distill | 1 | 2 |" in table
+    assert "- mlp int8: TFLite vs teacher (mean of 1 seed, pt):" in table
+    assert "- mlp int8: TFLite vs no training (mean of 1 seed, pt; noise" in table
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert sorted(results["runs"]) == ["mlp/distill/seed0", "mlp/int8/seed0"]
+    for run in results["runs"].values():
+        assert 0 <= run["report"]["tflite"]["int8"]["accuracy"] <= 1
+        assert os.path.exists(os.path.join(run["out_dir"], "report.json"))
+    assert _run_tiny("bench/zoo.py", tmp_path, "--render_only") == table
+
+
 def test_make_bench_lanes_run_every_table():
     """`make bench`'s two lanes between them run every benchmark script once but speed (run
-    after them), the quantization table split into its int8 / n-bit and its binary part."""
+    after them) and zoo (hours: it trains its own teachers), the quantization table split into
+    its int8 / n-bit and its binary part."""
     result = subprocess.run(["make", "-n", "bench-lane-a", "bench-lane-b"], capture_output=True,
                             text=True, cwd=ROOT, timeout=60, check=True)
     jobs = re.findall(r'echo "lane-[ab] (\w+) ', result.stdout)
     scripts = {name[:-3] for name in os.listdir(os.path.join(ROOT, "bench"))
-               if name.endswith(".py")} - {"common", "results", "speed"}
+               if name.endswith(".py")} - {"common", "results", "speed", "zoo"}
     assert sorted(jobs) == sorted(scripts | {"binary"})
     assert "quantization.py --schemes=binary " in result.stdout
     assert "--results=bench/RESULTS_binary.md" in result.stdout

@@ -1,0 +1,433 @@
+"""Benchmark on real architectures: a MobileNetV2, a small BatchNorm ResNet and an MLP, trained on
+Fashion-MNIST by this script, each compressed data-free by several schemes over seeds, against
+the no-training and with-data baselines. Writes Markdown and the reports as JSON beside it.
+
+    python bench/zoo.py                           # 3 teachers x 4 schemes x 3 seeds: hours
+    python bench/zoo.py --split=val --seeds=0     # tuning, on the validation split
+    python bench/zoo.py --tiny                    # 1-3 min, tiny teachers (tests use it)
+
+Teachers are cached under <out_dir>/teachers/ (trained only if absent); runs resume: a run whose
+directory holds report.json is read, not re-run. Each invocation adds its runs to the JSON of
+--results (same split), so several invocations build one table.
+"""
+
+import dataclasses
+import math
+import os
+import statistics
+import time
+
+import numpy as np
+from absl import app, flags
+
+import common
+from tfdfc import artifacts, data, pipeline, recipes
+from tfdfc.errors import UserInputError
+from tfdfc.keras_compat import keras
+from tfdfc.train import TrainConfig
+
+# From the issue "Real models" (deliverable 6), set 2026-12-01: points the data-free TFLite
+# accuracy may lose against the teacher, mean of 3 seeds on the Fashion-MNIST test split. Every
+# run with a no-training baseline must also stay within noise of it (NOISE_SE below).
+TARGETS_SET = "2026-12-01"
+TARGETS = {"batchnorm": {"int8": -0.5, "w4a8": -1.5, "prune90_int8": -3.0},
+           "mlp": {"int8": -0.5}}
+NOISE_SE = 2  # binomial standard errors of the evaluation split that count as noise
+
+TEACHERS = ("mobilenet", "resnet", "mlp")
+BATCH_NORM_TEACHERS = ("mobilenet", "resnet")
+SCHEMES = {  # CompressConfig fields of each scheme
+    "int8": dict(quantize="int8"),
+    "w4a8": dict(quantize="w4a8"),
+    "prune90_int8": dict(prune="magnitude", sparsity=0.9, quantize="int8"),
+    "distill": dict(quantize="none", student_init="random"),
+}
+TINY = dict(teachers=["resnet", "mlp"], schemes=["int8", "distill"], seeds=["0"],
+            train_images=512, eval_images=256)
+TINY_DIR = "exported/bench/zoo_tiny"  # default --out_dir (and --results' folder) of --tiny
+TEACHER_RATE, TEACHER_BATCH = 2e-3, 128  # Adam
+BN_MOMENTUM = 0.9  # keras.applications' 0.999 leaves a few epochs' statistics near init
+
+_FLAGS = common.define_flags("zoo", steps=0)
+_TEACHERS = flags.DEFINE_list("teachers", list(TEACHERS), "Teachers to compress.")
+_SCHEMES = flags.DEFINE_list("schemes", list(SCHEMES), "Schemes to run.")
+_SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Training seeds of every run.")
+_SPLIT = flags.DEFINE_enum("split", "test", ["val", "test"], "Evaluation split: val for tuning, "
+                           "test to report.")
+_TEACHER_EPOCHS = flags.DEFINE_integer("teacher_epochs", 3, "Epochs of teacher training.",
+                                       lower_bound=1)
+_RENDER_ONLY = flags.DEFINE_bool("render_only", False, "Rewrite the Markdown from the JSON "
+                                 "beside it, training nothing.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Teachers and data
+# ---------------------------------------------------------------------------------------------
+
+def mobilenet(input_shape, tiny=False):
+    """MobileNetV2-0.35 (0.1 when tiny), softmax head, batch-norm momentum BN_MOMENTUM."""
+    model = keras.applications.MobileNetV2(input_shape=input_shape, alpha=0.1 if tiny else 0.35,
+                                           weights=None, classes=10)
+    config = model.get_config()
+    for layer in config["layers"]:
+        if layer["class_name"] == "BatchNormalization":
+            layer["config"]["momentum"] = BN_MOMENTUM
+    return keras.Model.from_config(config)
+
+
+def _conv_bn(x, filters, kernel=3, strides=1):
+    x = keras.layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False)(x)
+    return keras.layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
+
+
+def resnet(input_shape, tiny=False):
+    """Three stages of one basic block (16 / 32 / 64 channels), BN after every conv, Add
+    shortcuts with a 1x1 projection where the shape changes, average pooling, logits."""
+    inputs = keras.Input(input_shape)
+    x = keras.layers.ReLU()(_conv_bn(inputs, 8 if tiny else 16))
+    for stage, width in enumerate((8, 8, 16) if tiny else (16, 32, 64)):
+        strides = 1 if stage == 0 else 2
+        y = keras.layers.ReLU()(_conv_bn(x, width, strides=strides))
+        y = _conv_bn(y, width)
+        shortcut = x if x.shape[-1] == width and strides == 1 else _conv_bn(x, width, 1, strides)
+        x = keras.layers.ReLU()(keras.layers.Add()([y, shortcut]))
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(10)(x), name="resnet")
+
+
+def mlp(input_shape, tiny=False):
+    """Flatten, Dense(256, relu), Dense(10) logits."""
+    inputs = keras.Input(input_shape)
+    x = keras.layers.Dense(32 if tiny else 256, activation="relu")(keras.layers.Flatten()(inputs))
+    return keras.Model(inputs, keras.layers.Dense(10)(x), name="mlp")
+
+
+BUILDERS = {"mobilenet": (mobilenet, 32), "resnet": (resnet, 32), "mlp": (mlp, 28)}
+
+
+def _padded(images, size, fill):
+    """Images centred in a size x size frame filled with `fill`."""
+    pad = (size - images.shape[1]) // 2
+    if pad == 0:
+        return np.asarray(images)
+    return np.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)), constant_values=fill)
+
+
+def eval_npz(out_dir, size, split, tiny, log=print):
+    """Path of the .npz (train split as x_train; `split` as x_test) at `size` pixels, written if
+    absent. Padding takes the standardised value of a black pixel."""
+    path = os.path.join(out_dir, "data", f"fashion_mnist_{size}_{split}.npz")
+    if os.path.exists(path):
+        return path
+    dataset = data.load("fashion_mnist")
+    fill = float(-dataset.mean[0] / dataset.std[0])
+    (x_train, y_train), (x_eval, y_eval) = dataset.split("train"), dataset.split(split)
+    if tiny:
+        x_train, y_train = x_train[:TINY["train_images"]], y_train[:TINY["train_images"]]
+        x_eval, y_eval = x_eval[:TINY["eval_images"]], y_eval[:TINY["eval_images"]]
+    with artifacts.atomic_path(path) as temporary:
+        np.savez(temporary, x_train=_padded(x_train, size, fill), y_train=y_train,
+                 x_test=_padded(x_eval, size, fill), y_test=y_eval)
+    log(f"wrote {path}")
+    return path
+
+
+def ensure_teacher(name, out_dir, epochs, tiny, log=print):
+    """(path, info) of the teacher `name`, trained on the train split if absent; info (in a JSON
+    beside it) holds its validation and test accuracy."""
+    path = os.path.join(out_dir, "teachers", f"{name}.keras")
+    if os.path.exists(path):
+        return path, artifacts.read_json(path + ".json")
+    builder, size = BUILDERS[name]
+    train_set = data.load_npz(eval_npz(out_dir, size, "val", tiny, log))
+    test_set = data.load_npz(eval_npz(out_dir, size, "test", tiny, log))
+    keras.utils.set_random_seed(0)
+    model = builder(train_set.input_shape, tiny)
+    softmax = getattr(model.layers[-1], "activation", None) is keras.activations.softmax
+    model.compile(optimizer=keras.optimizers.Adam(TEACHER_RATE), metrics=["accuracy"],
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=not softmax))
+    started = time.time()
+    model.fit(train_set.x_train, train_set.y_train, batch_size=TEACHER_BATCH,
+              epochs=1 if tiny else epochs, shuffle=True, verbose=2)
+    seconds = time.time() - started
+    info = {"architecture": name, "params": int(model.count_params()),
+            "epochs": 1 if tiny else epochs, "train_seconds": round(seconds, 1),
+            "val_accuracy": float(model.evaluate(train_set.x_test, train_set.y_test,
+                                                 verbose=0)[1]),
+            "test_accuracy": float(model.evaluate(test_set.x_test, test_set.y_test,
+                                                  verbose=0)[1])}
+    artifacts.save_keras_model(model, path)
+    artifacts.write_json(path + ".json", info)
+    log(f"teacher {name}: {info}")
+    return path, info
+
+
+# ---------------------------------------------------------------------------------------------
+# Runs
+# ---------------------------------------------------------------------------------------------
+
+def run_config(scheme, seed, teacher_path, eval_path, tiny, steps, generator_channels=0):
+    """The CompressConfig of one run: the scheme's recipe for every setting the bench's flags
+    did not set (`steps` and `generator_channels` when non-zero; tiny runs set their own)."""
+    train, explicit, extra = TrainConfig(seed=seed), set(), {}
+    if tiny:
+        train = dataclasses.replace(train, steps=2, batch_size=16, student_steps=2)
+        explicit, extra = {"steps", "generator_channels"}, {"generator_channels": 8}
+    elif steps:
+        train, explicit = dataclasses.replace(train, steps=steps), {"steps"}
+    if generator_channels and not tiny:
+        explicit, extra = explicit | {"generator_channels"}, {
+            "generator_channels": generator_channels}
+    config = recipes.resolve(pipeline.CompressConfig(
+        teacher=teacher_path, out_dir="", eval_data=eval_path, strategy="one_device",
+        with_data_baseline=True, train=train, **extra, **SCHEMES[scheme]), explicit)
+    total = config.train.steps
+    return dataclasses.replace(config, train=dataclasses.replace(
+        config.train, log_every=1 if tiny else 25, eval_every=total,
+        checkpoint_every=min(total, 50)))
+
+
+def run_one(teacher_name, scheme, seed, teacher_path, eval_path, flags_in, log=print):
+    """One run's entry for the JSON: its report (read back when report.json exists), or why
+    the scheme refused the teacher."""
+    config = run_config(scheme, seed, teacher_path, eval_path, flags_in["tiny"], flags_in["steps"],
+                        flags_in["generator_channels"])
+    out_dir = os.path.join(flags_in["out_dir"], "runs", flags_in["split"], teacher_name,
+                           f"{scheme}_{config.train.steps}it_seed{seed}")
+    config = dataclasses.replace(config, out_dir=out_dir)
+    entry = {"teacher": teacher_name, "scheme": scheme, "seed": seed, "out_dir": out_dir,
+             "command": flags_in["command"], "report": None, "skipped": None}
+    existing = artifacts.read_json(os.path.join(out_dir, "report.json"))
+    if existing is not None:
+        log(f"{out_dir}: report.json exists, reading it")
+        return dict(entry, report=existing, minutes=None)
+    started = time.time()
+    try:
+        entry["report"] = pipeline.run(config, log=log)
+    except UserInputError as error:  # the scheme refuses this teacher (nothing written)
+        entry["skipped"] = str(error).splitlines()[0]
+        log(f"{teacher_name} {scheme}: skipped: {entry['skipped']}")
+    entry["minutes"] = round((time.time() - started) / 60, 1)
+    return entry
+
+
+def run_all(flags_in, save, log=print):
+    """Runs every requested teacher, scheme and seed, calling `save(runs, teachers)` after each
+    run (so an interrupted bench leaves its table so far); returns the same two dicts."""
+    runs, teachers = {}, {}
+    for name in flags_in["teachers"]:
+        path, teachers[name] = ensure_teacher(name, flags_in["out_dir"],
+                                              flags_in["teacher_epochs"], flags_in["tiny"], log)
+        eval_path = eval_npz(flags_in["out_dir"], BUILDERS[name][1], flags_in["split"],
+                             flags_in["tiny"], log)
+        for scheme in flags_in["schemes"]:
+            for seed in flags_in["seeds"]:
+                runs[f"{name}/{scheme}/seed{seed}"] = run_one(name, scheme, seed, path,
+                                                              eval_path, flags_in, log)
+                save(runs, teachers)
+    save(runs, teachers)
+    return runs, teachers
+
+
+# ---------------------------------------------------------------------------------------------
+# Tables
+# ---------------------------------------------------------------------------------------------
+
+def _tflite(report):
+    return report["tflite"].get("int8") or report["tflite"]["float"]
+
+
+def _mean(values):
+    return None if not values or None in values else statistics.mean(values)
+
+
+def _text(value, digits=4):
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def noise_points(accuracy, images):
+    """NOISE_SE binomial standard errors of an accuracy on `images` images, in points."""
+    return round(100 * NOISE_SE * math.sqrt(accuracy * (1 - accuracy) / images), 6)
+
+
+def target_for(teacher_name, scheme):
+    group = "batchnorm" if teacher_name in BATCH_NORM_TEACHERS else teacher_name
+    return TARGETS.get(group, {}).get(scheme)
+
+
+def summarise(entries):
+    """Means over seeds of one (teacher, scheme)'s reports."""
+    reports = [e["report"] for e in entries]
+    first = reports[0]
+    tflite = [_tflite(r)["accuracy"] for r in reports]
+    return {
+        "seeds": len(reports), "teacher": first["teacher"]["accuracy"],
+        "tflite": tflite, "tflite_mean": _mean(tflite),
+        "no_training": _mean([(r["baselines"]["no_training"] or {}).get("accuracy")
+                              for r in reports]),
+        "with_data": _mean([(r["baselines"]["with_data"] or {}).get("accuracy")
+                            for r in reports]),
+        "params": first["student"]["params"], "nonzero": first["student"]["nonzero_params"],
+        "bytes": _tflite(first)["bytes"],
+        "untrained_exported": sum((r.get("guard") or {}).get("exported") == "untrained"
+                                  for r in reports),
+        "iterations": first["train"]["steps"],
+        "minutes": sum(r["train"]["seconds"] for r in reports) / 60}
+
+
+def scheme_row(teacher_name, scheme, s, verdicts, images):
+    """One Markdown row, and its verdict lines added to `verdicts`."""
+    delta = common.points(s["tflite_mean"], s["teacher"])
+    limit, label = target_for(teacher_name, scheme), f"{teacher_name} {scheme}"
+    seeds = f"mean of {s['seeds']} seed{'s' if s['seeds'] > 1 else ''}"
+    verdict = "no target"
+    if limit is not None:
+        verdict = ("not measured" if delta is None
+                   else f"{'met' if delta >= limit else 'MISSED'} (>= {limit:+g})")
+        verdicts.check(f"{label}: TFLite vs teacher ({seeds}, pt)", delta, limit, True)
+    unpruned_baseline = SCHEMES[scheme].get("prune", "none") != "none"
+    if s["no_training"] is not None and not unpruned_baseline:
+        noise = round(noise_points(s["no_training"], images), 2)
+        verdicts.check(f"{label}: TFLite vs no training ({seeds}, pt; noise {noise:.2f})",
+                       common.points(s["tflite_mean"], s["no_training"]), -noise, True)
+    params = f"{s['params']:,}" + (f" ({s['nonzero']:,} nonzero)"
+                                   if s["nonzero"] < 0.95 * s["params"] else "")
+    mark = f" ({s['untrained_exported']} guarded)" if s["untrained_exported"] else ""
+    cells = [scheme, str(s["seeds"]), str(s["iterations"]), params, f"{s['bytes']:,}",
+             _text(s["teacher"]), common.mean_std(s["tflite"]) + mark,
+             _text(s["no_training"]) + ("*" if unpruned_baseline and s["no_training"] else ""),
+             _text(s["with_data"]), "n/a" if delta is None else f"{delta:+.1f}", verdict,
+             f"{s['minutes']:.1f}"]
+    return "| " + " | ".join(cells) + " |"
+
+
+HEADER = ["| scheme | seeds | iterations | params | TFLite bytes | teacher | data-free TFLite "
+          "(mean ± sd) | no training | with data | Δ vs teacher (pt) | verdict | train min |",
+          "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+
+
+def teacher_section(name, runs, info, images):
+    """Heading, table and verdicts of one teacher."""
+    verdicts = common.Verdicts()
+    lines = [f"## {name}", ""]
+    if info:
+        lines += [f"Teacher: {info['params']:,} params, {info['epochs']} epoch(s) in "
+                  f"{info['train_seconds'] / 60:.1f} min (Adam {TEACHER_RATE:g}, batch "
+                  f"{TEACHER_BATCH}); validation {info['val_accuracy']:.4f}, "
+                  f"test {info['test_accuracy']:.4f}.", ""]
+    lines += HEADER
+    for scheme in [s for s in SCHEMES if any(e["scheme"] == s for e in runs)]:
+        entries = [e for e in runs if e["scheme"] == scheme]
+        done = [e for e in entries if e["report"] is not None]
+        if not done:
+            reason = next((e["skipped"] for e in entries if e["skipped"]), "not run")
+            lines.append(f"| {scheme} | skipped: {reason} |" + " |" * 10)
+            continue
+        lines.append(scheme_row(name, scheme, summarise(done), verdicts, images))
+    return lines + ["", "Targets:", ""] + (verdicts.lines or ["- none measured"]) + [""]
+
+
+NOTE = ("Each run: the scheme's recipe (recipes.py) unless --steps says otherwise, one device; "
+        "TFLite is the int8 file (float where none). No training: the teacher compressed without "
+        "training (int8: post-training int8 calibrated on noise); with data: the same student "
+        "steps on real training images. Targets from the issue \"Real models\" (set "
+        f"{TARGETS_SET}): mean of 3 seeds on the test split; noise is {NOISE_SE} binomial standard "
+        "errors. \"guarded\": runs whose fallback guard exported the untrained model. *: the "
+        "no-training baseline of a pruning run is the dense teacher's post-training int8 "
+        "(report.json's baselines do not prune), so it has no noise check.")
+
+
+def render(results):
+    """The Markdown of the results JSON."""
+    split, images = results["split"], results["eval_images"]
+    commands = sorted({e["command"] for e in results["runs"].values()})
+    lines = ["# Data-free compression of real architectures (Fashion-MNIST)", "",
+             f"Evaluation split: **{split}** ({images:,} images"
+             + (", for tuning: the targets are stated on the test split" if split == "val"
+                else "") + "). Commands:", ""]
+    lines += [f"- `{c}`" for c in commands] or ["- (none: no runs yet)"]
+    lines += ["", NOTE, ""]
+    for name in TEACHERS:
+        runs = [e for e in results["runs"].values() if e["teacher"] == name]
+        if runs or name in results["teachers"]:
+            lines += teacher_section(name, runs, results["teachers"].get(name), images)
+    return lines
+
+
+def command_line(flags_in):
+    if flags_in["tiny"]:
+        return "python bench/zoo.py --tiny"
+    parts = ["python bench/zoo.py", f"--teachers={','.join(flags_in['teachers'])}",
+             f"--schemes={','.join(flags_in['schemes'])}",
+             f"--seeds={','.join(str(s) for s in flags_in['seeds'])}",
+             f"--split={flags_in['split']}"]
+    for name in ("steps", "generator_channels"):
+        if flags_in[name]:
+            parts.append(f"--{name}={flags_in[name]}")
+    if _TEACHER_EPOCHS.value != _TEACHER_EPOCHS.default:
+        parts.append(f"--teacher_epochs={_TEACHER_EPOCHS.value}")
+    for holder in (_FLAGS.out_dir, _FLAGS.results):
+        if holder.value != holder.default:
+            parts.append(f"--{holder.name}={holder.value}")
+    return " ".join(parts)
+
+
+def tiny_path(holder):
+    """A flag's path; tiny runs left at the default go to TINY_DIR instead, so that they never
+    touch the real teachers, runs or table."""
+    if not _FLAGS.tiny.value or flags.FLAGS[holder.name].present:
+        return holder.value
+    return TINY_DIR if holder is _FLAGS.out_dir else os.path.join(
+        TINY_DIR, os.path.basename(holder.value))
+
+
+def _flags_in():
+    tiny = _FLAGS.tiny.value
+
+    def chosen(holder, key):
+        return TINY[key] if tiny and not holder.present else holder.value
+    values = {"tiny": tiny, "out_dir": tiny_path(_FLAGS.out_dir), "steps": _FLAGS.steps.value,
+              "generator_channels": (_FLAGS.generator_channels.value
+                                     if flags.FLAGS["generator_channels"].present else 0),
+              "split": _SPLIT.value, "teacher_epochs": _TEACHER_EPOCHS.value,
+              "teachers": chosen(flags.FLAGS["teachers"], "teachers"),
+              "schemes": chosen(flags.FLAGS["schemes"], "schemes"),
+              "seeds": [int(s) for s in chosen(flags.FLAGS["seeds"], "seeds")]}
+    for name in values["teachers"]:
+        if name not in BUILDERS:
+            raise app.UsageError(f"--teachers: unknown {name!r} (use {', '.join(TEACHERS)})")
+    for name in values["schemes"]:
+        if name not in SCHEMES:
+            raise app.UsageError(f"--schemes: unknown {name!r} (use {', '.join(SCHEMES)})")
+    return dict(values, command=command_line(values))
+
+
+def main(argv):
+    del argv
+    results_path = tiny_path(_FLAGS.results)
+    json_path = os.path.splitext(results_path)[0] + ".json"
+    previous = artifacts.read_json(json_path)
+    if _RENDER_ONLY.value:
+        if previous is None:
+            raise app.UsageError(f"--render_only: no results in {json_path}")
+        common.write_results(results_path, render(previous), previous)
+        return
+    flags_in = _flags_in()
+    eval_images = len(data.load_npz(eval_npz(flags_in["out_dir"], 28, flags_in["split"],
+                                             flags_in["tiny"])).y_test)
+    results = {"split": flags_in["split"], "tiny": flags_in["tiny"], "eval_images": eval_images,
+               "runs": {}, "teachers": {}}
+    if previous and (previous.get("split"), previous.get("tiny")) == (flags_in["split"],
+                                                                      flags_in["tiny"]):
+        results.update(runs=previous["runs"], teachers=previous["teachers"])  # add to them
+
+    def save(runs, teachers):
+        results["runs"].update(runs)
+        results["teachers"].update(teachers)
+        common.write_results(results_path, render(results), results)
+
+    run_all(flags_in, save)
+
+
+if __name__ == "__main__":
+    app.run(main)
