@@ -3,8 +3,7 @@
 A student trained data-free sees only generated images. A batch norm in training mode normalises
 them with their own statistics and moves its moving mean and variance towards them, so after a
 few steps the statistics describe the generator's images, not real ones, and a network whose
-weights are still the teacher's classifies real images at chance (a BatchNorm MobileNetV2 or
-ResNet student of an int8 QAT run ended at 0.11-0.2 against a 0.87-0.91 teacher).
+weights are still the teacher's misclassifies real images (bench/NOTES.md has the ablation).
 
 The policy, per student init:
 - `teacher`-initialised students (QAT, binary, magnitude pruning, slimming from the teacher): the
