@@ -18,16 +18,19 @@ TEACHER := exported/teachers/lenet5_mnist5k.keras
 # Since then binary takes 400 iterations and pruning's int8 run 400, and ticket and binary_delta
 # swapped lanes: at ae193aa pruning 33.5 + quantization 9.6 + ticket 7.8 + first_path 5.3 = 56;
 # binary 18.3 + slimming 27.8 + binary_delta 10.7 = 57.
-LANE_A := pruning quantization ticket first_path
+LANE_A := pruning quantization ticket first_path zoo
 LANE_B := binary slimming binary_delta
 JOB_quantization := quantization.py --schemes=int8,w4a8,w4a4
+# make bench re-runs the zoo's MLP and its Keras 3 twin (minutes); the batch-norm teachers take
+# hours and run by make bench-zoo. The zoo's JSON keeps the runs of both, so its table has all.
+JOB_zoo := zoo.py --teachers=mlp,mlp_keras3 --schemes=int8 --with_data_seeds=0
 JOB_binary := quantization.py --schemes=binary --out_dir=exported/bench/binary --results=bench/RESULTS_binary.md
 bench_job = $(or $(JOB_$(1)),$(1).py)
 BENCH_TIMES := exported/bench/times.txt
 ONE_THREAD := TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1
 QUICK := exported/bench-quick
 
-.PHONY: install demo teacher test clean bench bench-quick bench-lane-a bench-lane-b bench-quick-lane-a bench-quick-lane-b
+.PHONY: install demo teacher test clean bench bench-zoo bench-zoo-lane-a bench-zoo-lane-b bench-quick bench-lane-a bench-lane-b bench-quick-lane-a bench-quick-lane-b
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -59,7 +62,8 @@ test: $(STAMP)
 # ~60, met).
 # speed.py also measures the ratio at the presets' generator width 32 (about 25 s more).
 bench: $(STAMP) $(TEACHER)
-	rm -rf exported/bench && mkdir -p exported/bench
+	find exported/bench -mindepth 1 -maxdepth 1 ! -name zoo -exec rm -rf {} + 2>/dev/null || true
+	rm -rf exported/bench/zoo/runs && mkdir -p exported/bench
 	set -e; started=$$(date +%s); \
 	  $(MAKE) -j2 bench-lane-a bench-lane-b; \
 	  $(BIN)/python bench/speed.py; \
@@ -72,6 +76,19 @@ bench-lane-a bench-lane-b: $(STAMP) $(TEACHER)
 	  started=$$(date +%s); \
 	  $(ONE_THREAD) $(BIN)/python bench/$(call bench_job,$(name)); \
 	  echo "$(@:bench-%=%) $(name) $$(( $$(date +%s) - started ))" >> $(BENCH_TIMES);)
+
+# The zoo's batch-norm teachers (cached under exported/bench/zoo/teachers, trained if absent):
+# every scheme, 3 seeds on the test split, in two one-thread lanes. Hours on 2 cores.
+ZOO_ALL := --schemes=int8,w4a8,prune90_int8,distill --with_data_seeds=0
+bench-zoo: $(STAMP)
+	$(MAKE) -j2 bench-zoo-lane-a bench-zoo-lane-b
+	$(BIN)/python bench/results.py
+
+bench-zoo-lane-a: $(STAMP)
+	$(ONE_THREAD) $(BIN)/python bench/zoo.py --teachers=resnet $(ZOO_ALL)
+
+bench-zoo-lane-b: $(STAMP)
+	$(ONE_THREAD) $(BIN)/python bench/zoo.py --teachers=mobilenet,mlp,mlp_keras3 $(ZOO_ALL)
 
 # The same tables at small sizes under exported/bench-quick/, in two one-thread lanes, then
 # speed alone. On the AVX2 machine of 2026-11-30: 8.9 min (target 10, met; 9.4 at 7f8a1ce, whose

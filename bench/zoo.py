@@ -5,6 +5,7 @@ the no-training and with-data baselines. Writes Markdown and the reports as JSON
     python bench/zoo.py                           # 3 teachers x 4 schemes x 3 seeds: hours
     python bench/zoo.py --split=val --seeds=0     # tuning, on the validation split
     python bench/zoo.py --tiny                    # 1-3 min, tiny teachers (tests use it)
+    python bench/zoo.py --teachers=mlp,mlp_keras3 # a teacher and its Keras 3 twin
 
 Teachers are cached under <out_dir>/teachers/ (trained only if absent); runs resume: a run whose
 directory holds report.json is read, not re-run. Each invocation adds its runs to the JSON of
@@ -15,6 +16,8 @@ import dataclasses
 import math
 import os
 import statistics
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -52,6 +55,9 @@ _FLAGS = common.define_flags("zoo", steps=0)
 _TEACHERS = flags.DEFINE_list("teachers", list(TEACHERS), "Teachers to compress.")
 _SCHEMES = flags.DEFINE_list("schemes", list(SCHEMES), "Schemes to run.")
 _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Training seeds of every run.")
+_WITH_DATA_SEEDS = flags.DEFINE_list(
+    "with_data_seeds", [], "Seeds whose runs also train the with-data baseline (it costs about "
+    "as much as the run); empty: every seed. The table's with-data column is the mean over them.")
 _SPLIT = flags.DEFINE_enum("split", "test", ["val", "test"], "Evaluation split: val for tuning, "
                            "test to report.")
 _TEACHER_EPOCHS = flags.DEFINE_integer("teacher_epochs", 3, "Epochs of teacher training.",
@@ -103,6 +109,18 @@ def mlp(input_shape, tiny=False):
 
 
 BUILDERS = {"mobilenet": (mobilenet, 32), "resnet": (resnet, 32), "mlp": (mlp, 28)}
+KERAS3_SUFFIX = "_keras3"  # a teacher `<name>_keras3` is <name> saved again by Keras 3
+
+# Run by Keras 3 (TF_USE_LEGACY_KERAS unset): read the tf-keras teacher's .h5, save it as .keras.
+_KERAS3_RESAVE = """
+import sys
+import keras
+keras.saving.load_model(sys.argv[1], compile=False).save(sys.argv[2])
+"""
+
+
+def _base_name(name):
+    return name[:-len(KERAS3_SUFFIX)] if name.endswith(KERAS3_SUFFIX) else name
 
 
 def _padded(images, size, fill):
@@ -138,6 +156,8 @@ def ensure_teacher(name, out_dir, epochs, tiny, log=print):
     path = os.path.join(out_dir, "teachers", f"{name}.keras")
     if os.path.exists(path):
         return path, artifacts.read_json(path + ".json")
+    if name != _base_name(name):
+        return keras3_twin(name, out_dir, epochs, tiny, log)
     builder, size = BUILDERS[name]
     train_set = data.load_npz(eval_npz(out_dir, size, "val", tiny, log))
     test_set = data.load_npz(eval_npz(out_dir, size, "test", tiny, log))
@@ -162,11 +182,32 @@ def ensure_teacher(name, out_dir, epochs, tiny, log=print):
     return path, info
 
 
+def keras3_twin(name, out_dir, epochs, tiny, log=print):
+    """(path, info) of the base teacher saved again by Keras 3 (the same weights in the file
+    format most users have), made once from the cached tf-keras teacher."""
+    base_path, info = ensure_teacher(_base_name(name), out_dir, epochs, tiny, log)
+    path = os.path.join(out_dir, "teachers", f"{name}.keras")
+    h5_path = os.path.splitext(path)[0] + "_tf_keras.h5"
+    keras.models.load_model(base_path, compile=False).save(h5_path)
+    env = {key: value for key, value in os.environ.items() if key != "TF_USE_LEGACY_KERAS"}
+    with artifacts.atomic_path(path) as temporary:
+        done = subprocess.run([sys.executable, "-c", _KERAS3_RESAVE, h5_path, temporary], env=env,
+                              capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"Keras 3 could not re-save {h5_path}: {done.stderr[-2000:]}")
+    os.remove(h5_path)
+    info = dict(info, saved_by="keras3", twin_of=_base_name(name))
+    artifacts.write_json(path + ".json", info)
+    log(f"teacher {name}: {base_path} re-saved by Keras 3")
+    return path, info
+
+
 # ---------------------------------------------------------------------------------------------
 # Runs
 # ---------------------------------------------------------------------------------------------
 
-def run_config(scheme, seed, teacher_path, eval_path, tiny, steps, generator_channels=0):
+def run_config(scheme, seed, teacher_path, eval_path, tiny, steps, generator_channels=0,
+               with_data=True):
     """The CompressConfig of one run: the scheme's recipe for every setting the bench's flags
     did not set (`steps` and `generator_channels` when non-zero; tiny runs set their own)."""
     train, explicit, extra = TrainConfig(seed=seed), set(), {}
@@ -180,7 +221,7 @@ def run_config(scheme, seed, teacher_path, eval_path, tiny, steps, generator_cha
             "generator_channels": generator_channels}
     config = recipes.resolve(pipeline.CompressConfig(
         teacher=teacher_path, out_dir="", eval_data=eval_path, strategy="one_device",
-        with_data_baseline=True, train=train, **extra, **SCHEMES[scheme]), explicit)
+        with_data_baseline=with_data, train=train, **extra, **SCHEMES[scheme]), explicit)
     total = config.train.steps
     return dataclasses.replace(config, train=dataclasses.replace(
         config.train, log_every=1 if tiny else 25, eval_every=total,
@@ -190,8 +231,9 @@ def run_config(scheme, seed, teacher_path, eval_path, tiny, steps, generator_cha
 def run_one(teacher_name, scheme, seed, teacher_path, eval_path, flags_in, log=print):
     """One run's entry for the JSON: its report (read back when report.json exists), or why
     the scheme refused the teacher."""
+    with_data = not flags_in["with_data_seeds"] or seed in flags_in["with_data_seeds"]
     config = run_config(scheme, seed, teacher_path, eval_path, flags_in["tiny"], flags_in["steps"],
-                        flags_in["generator_channels"])
+                        flags_in["generator_channels"], with_data)
     out_dir = os.path.join(flags_in["out_dir"], "runs", flags_in["split"], teacher_name,
                            f"{scheme}_{config.train.steps}it_seed{seed}")
     config = dataclasses.replace(config, out_dir=out_dir)
@@ -218,7 +260,7 @@ def run_all(flags_in, save, log=print):
     for name in flags_in["teachers"]:
         path, teachers[name] = ensure_teacher(name, flags_in["out_dir"],
                                               flags_in["teacher_epochs"], flags_in["tiny"], log)
-        eval_path = eval_npz(flags_in["out_dir"], BUILDERS[name][1], flags_in["split"],
+        eval_path = eval_npz(flags_in["out_dir"], BUILDERS[_base_name(name)][1], flags_in["split"],
                              flags_in["tiny"], log)
         for scheme in flags_in["schemes"]:
             for seed in flags_in["seeds"]:
@@ -251,6 +293,7 @@ def noise_points(accuracy, images):
 
 
 def target_for(teacher_name, scheme):
+    teacher_name = _base_name(teacher_name)
     group = "batchnorm" if teacher_name in BATCH_NORM_TEACHERS else teacher_name
     return TARGETS.get(group, {}).get(scheme)
 
@@ -265,8 +308,9 @@ def summarise(entries):
         "tflite": tflite, "tflite_mean": _mean(tflite),
         "no_training": _mean([(r["baselines"]["no_training"] or {}).get("accuracy")
                               for r in reports]),
-        "with_data": _mean([(r["baselines"]["with_data"] or {}).get("accuracy")
-                            for r in reports]),
+        "with_data": _mean([r["baselines"]["with_data"]["accuracy"] for r in reports
+                            if r["baselines"]["with_data"]]),
+        "with_data_seeds": sum(bool(r["baselines"]["with_data"]) for r in reports),
         "params": first["student"]["params"], "nonzero": first["student"]["nonzero_params"],
         "bytes": _tflite(first)["bytes"],
         "untrained_exported": sum((r.get("guard") or {}).get("exported") == "untrained"
@@ -296,7 +340,9 @@ def scheme_row(teacher_name, scheme, s, verdicts, images):
     cells = [scheme, str(s["seeds"]), str(s["iterations"]), params, f"{s['bytes']:,}",
              _text(s["teacher"]), common.mean_std(s["tflite"]) + mark,
              _text(s["no_training"]) + ("*" if unpruned_baseline and s["no_training"] else ""),
-             _text(s["with_data"]), "n/a" if delta is None else f"{delta:+.1f}", verdict,
+             _text(s["with_data"]) + (f" ({s['with_data_seeds']} of {s['seeds']} seeds)"
+                                      if 0 < s["with_data_seeds"] < s["seeds"] else ""),
+             "n/a" if delta is None else f"{delta:+.1f}", verdict,
              f"{s['minutes']:.1f}"]
     return "| " + " | ".join(cells) + " |"
 
@@ -314,7 +360,9 @@ def teacher_section(name, runs, info, images):
         lines += [f"Teacher: {info['params']:,} params, {info['epochs']} epoch(s) in "
                   f"{info['train_seconds'] / 60:.1f} min (Adam {TEACHER_RATE:g}, batch "
                   f"{TEACHER_BATCH}); validation {info['val_accuracy']:.4f}, "
-                  f"test {info['test_accuracy']:.4f}.", ""]
+                  f"test {info['test_accuracy']:.4f}." + (
+                      f" The {info['twin_of']} teacher saved again by Keras 3: tfdfc converts "
+                      "it back to tf-keras." if info.get("twin_of") else ""), ""]
     lines += HEADER
     for scheme in [s for s in SCHEMES if any(e["scheme"] == s for e in runs)]:
         entries = [e for e in runs if e["scheme"] == scheme]
@@ -361,6 +409,8 @@ def command_line(flags_in):
              f"--schemes={','.join(flags_in['schemes'])}",
              f"--seeds={','.join(str(s) for s in flags_in['seeds'])}",
              f"--split={flags_in['split']}"]
+    if flags_in["with_data_seeds"]:
+        parts.append("--with_data_seeds=" + ",".join(str(s) for s in flags_in["with_data_seeds"]))
     for name in ("steps", "generator_channels"):
         if flags_in[name]:
             parts.append(f"--{name}={flags_in[name]}")
@@ -392,10 +442,12 @@ def _flags_in():
               "split": _SPLIT.value, "teacher_epochs": _TEACHER_EPOCHS.value,
               "teachers": chosen(flags.FLAGS["teachers"], "teachers"),
               "schemes": chosen(flags.FLAGS["schemes"], "schemes"),
-              "seeds": [int(s) for s in chosen(flags.FLAGS["seeds"], "seeds")]}
+              "seeds": [int(s) for s in chosen(flags.FLAGS["seeds"], "seeds")],
+              "with_data_seeds": [int(s) for s in _WITH_DATA_SEEDS.value]}
     for name in values["teachers"]:
-        if name not in BUILDERS:
-            raise app.UsageError(f"--teachers: unknown {name!r} (use {', '.join(TEACHERS)})")
+        if _base_name(name) not in BUILDERS:
+            raise app.UsageError(f"--teachers: unknown {name!r} (use {', '.join(TEACHERS)}, "
+                                 f"each optionally with {KERAS3_SUFFIX}: its Keras 3 twin)")
     for name in values["schemes"]:
         if name not in SCHEMES:
             raise app.UsageError(f"--schemes: unknown {name!r} (use {', '.join(SCHEMES)})")
@@ -415,13 +467,16 @@ def main(argv):
     flags_in = _flags_in()
     eval_images = len(data.load_npz(eval_npz(flags_in["out_dir"], 28, flags_in["split"],
                                              flags_in["tiny"])).y_test)
-    results = {"split": flags_in["split"], "tiny": flags_in["tiny"], "eval_images": eval_images,
-               "runs": {}, "teachers": {}}
-    if previous and (previous.get("split"), previous.get("tiny")) == (flags_in["split"],
-                                                                      flags_in["tiny"]):
-        results.update(runs=previous["runs"], teachers=previous["teachers"])  # add to them
+    key = (flags_in["split"], flags_in["tiny"])
 
     def save(runs, teachers):
+        """Writes this invocation's runs over those on disk, read afresh: two lanes of the bench
+        add to one table."""
+        results = {"split": key[0], "tiny": key[1], "eval_images": eval_images, "runs": {},
+                   "teachers": {}}
+        on_disk = artifacts.read_json(json_path)
+        if on_disk and (on_disk.get("split"), on_disk.get("tiny")) == key:
+            results.update(runs=on_disk["runs"], teachers=on_disk["teachers"])
         results["runs"].update(runs)
         results["teachers"].update(teachers)
         common.write_results(results_path, render(results), results)

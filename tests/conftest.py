@@ -3,8 +3,12 @@
 The CPU split must happen before TensorFlow runs its first op, so it is done at import time.
 """
 
+import contextlib
 import functools
+import importlib
+import io
 import os
+import types
 
 import pytest
 
@@ -51,6 +55,24 @@ def python_env():
     env = dict(os.environ)
     env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
     return env
+
+
+def run_binary_in_process(module_name, *args):
+    """Runs a binary's main through cli.run in this process, as `python -m module_name *args`
+    would, without paying a TensorFlow import; returns its exit code, stdout and stderr. Flags
+    are reset to their defaults first: absl keeps values between parses."""
+    from absl import flags  # pylint: disable=import-outside-toplevel
+    from tfdfc import cli  # pylint: disable=import-outside-toplevel
+    module = importlib.import_module(module_name)
+    flags.FLAGS.unparse_flags()
+    out, err, code = io.StringIO(), io.StringIO(), 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            cli.run(module.main, argv=[module_name, *args])
+        except SystemExit as exit_:
+            code = exit_.code or 0
+    flags.FLAGS.unparse_flags()
+    return types.SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
 
 
 def tiny_train_config(**overrides):

@@ -1,5 +1,6 @@
 """The binaries as a user runs them: a real tiny run, and exit code 2 with one clear line for bad
-input, writing nothing."""
+input, writing nothing (each bad-input case in-process; one subprocess checks the exit code a
+shell sees)."""
 
 import json
 import subprocess
@@ -7,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import python_env
+from conftest import python_env, run_binary_in_process
 
 
 def _run(module, *args):
@@ -40,7 +41,7 @@ def test_compress_bad_input_exits_2_and_writes_nothing(tmp_path, digits_teacher_
                                                       message):
     out_dir = tmp_path / "run"
     defaults = [f"--teacher={digits_teacher_path}", f"--out_dir={out_dir}", "--steps=1"]
-    result = _run("tfdfc.compress", *defaults, *args)
+    result = run_binary_in_process("tfdfc.compress", *defaults, *args)
     assert result.returncode == 2, result.stderr[-2000:]
     assert message in result.stderr
     assert "Traceback" not in result.stderr

@@ -14,7 +14,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import ROOT, python_env
+from conftest import ROOT, python_env, run_binary_in_process
 from tfdfc import artifacts
 
 TINY = ["--eval_data=digits", "--batch_size=16", "--student_steps=2", "--generator_channels=8",
@@ -184,37 +184,43 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, digits_tea
                                                            bad_files, case, args, message):
     out_dir = tmp_path / "out"
     args = [arg.format(folder=bad_files) for arg in args]
-    result = _compress(f"--teacher={digits_teacher_path}", f"--out_dir={out_dir}", "--steps=1",
-                       *args)
+    result = run_binary_in_process("tfdfc.compress", f"--teacher={digits_teacher_path}",
+                                   f"--out_dir={out_dir}", "--steps=1", *args)
     assert result.returncode == 2, (case, result.stderr[-2000:])
     assert message in result.stderr and "Traceback" not in result.stderr, case
     assert not out_dir.exists(), case
 
 
+def _compress_in_process(*args):
+    """The binary in this process (see run_binary_in_process) on one device: several mirrored
+    strategies over this process's two logical CPUs would clash."""
+    return run_binary_in_process("tfdfc.compress", "--strategy=one_device", *args, *TINY)
+
+
 def test_unsafe_teacher_loads_with_unsafe_load(tmp_path, bad_files):
-    result = _compress(f"--teacher={bad_files}/lambda.keras", f"--out_dir={tmp_path}",
-                       "--steps=1", "--unsafe_load", "--attention_weight=0", *TINY)
+    result = _compress_in_process(f"--teacher={bad_files}/lambda.keras", f"--out_dir={tmp_path}",
+                                  "--steps=1", "--unsafe_load", "--attention_weight=0")
     assert result.returncode == 0, result.stderr[-2000:]
 
 
 def test_out_dir_of_another_run_is_refused_unless_overwrite(tmp_path, digits_teacher_path):
-    base = [f"--teacher={digits_teacher_path}", f"--out_dir={tmp_path}", "--steps=2", *TINY]
-    assert _compress(*base).returncode == 0
+    base = [f"--teacher={digits_teacher_path}", f"--out_dir={tmp_path}", "--steps=2"]
+    assert _compress_in_process(*base).returncode == 0
     before = (tmp_path / "report.json").read_bytes()
-    refused = _compress(*base, "--seed=7")
+    refused = _compress_in_process(*base, "--seed=7")
     assert refused.returncode == 2 and "train.seed" in refused.stderr
     assert "--overwrite" in refused.stderr
     assert (tmp_path / "report.json").read_bytes() == before
-    assert _compress(*base, "--seed=7", "--overwrite").returncode == 0
+    assert _compress_in_process(*base, "--seed=7", "--overwrite").returncode == 0
     assert json.loads((tmp_path / "config.json").read_text())["train"]["seed"] == 7
 
 
 def test_corrupt_checkpoint_is_a_clear_error(tmp_path, digits_teacher_path):
-    base = [f"--teacher={digits_teacher_path}", f"--out_dir={tmp_path}", "--steps=2", *TINY]
-    assert _compress(*base).returncode == 0
+    base = [f"--teacher={digits_teacher_path}", f"--out_dir={tmp_path}", "--steps=2"]
+    assert _compress_in_process(*base).returncode == 0
     for name in os.listdir(tmp_path / "checkpoints"):
         if ".data-" in name:
             (tmp_path / "checkpoints" / name).write_bytes(b"\0" * 64)
-    result = _compress(*base)
+    result = _compress_in_process(*base)
     assert result.returncode == 2, result.stderr[-2000:]
     assert "cannot restore checkpoint" in result.stderr and "--overwrite" in result.stderr

@@ -25,8 +25,9 @@ def _parse_flags(argv):
         sys.exit(USER_ERROR_EXIT_CODE)
 
 
-def run(main):
-    """`app.run(main)`, with bad flag values and UserInputError exiting with code 2."""
+def run(main, argv=None):
+    """`app.run(main)`, with bad flag values and UserInputError exiting with code 2. `argv`
+    (default sys.argv) lets tests drive a binary in-process."""
 
     def guarded(argv):
         try:
@@ -43,7 +44,7 @@ def run(main):
             print(str(error), file=sys.stderr)
             sys.exit(128 + error.signal_number)
 
-    app.run(guarded, flags_parser=_parse_flags)
+    app.run(guarded, argv=argv, flags_parser=_parse_flags)
 
 
 def module_flags(module_name):

@@ -163,6 +163,10 @@ class Loop:
             self.iteration.assign(iteration + 1)
             self.elapsed.assign_add(time.time() - iteration_started)
             done = iteration + 1
+            if iteration == start and self.config.log_every > 1:  # large models trace minutes
+                self.log(f"first iteration done in {time.time() - iteration_started:.0f} s "
+                         "(tracing the training step included); progress every "
+                         f"{self.config.log_every} iterations")
             if done % self.config.log_every == 0 or done == self.config.steps:
                 rate = (done - clock_iteration) / max(time.time() - clock, 1e-9)
                 self._report(done, metrics, rate)
