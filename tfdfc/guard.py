@@ -4,19 +4,21 @@ Data-free training can hurt: a generator that collapses onto a few images teache
 the wrong things, and before this guard such a run exited 0 in silence. After training, the
 exported student and the same scheme applied to the teacher without any training are judged,
 without data, by how often they agree with the teacher on fresh generated images (latents the
-run never drew). The one that agrees more is exported (a tie keeps the trained one); when that
-is the untrained one the run says so in one warning line, and report.json records both
-agreements, their paired difference with its noise (two standard errors of the per-image
-difference: both models see the same images) and the choice.
+run never drew). The untrained one is exported in the trained one's place only when it agrees
+more by over BIAS_MARGIN plus the noise (two standard errors of the per-image difference: both
+models see the same images); then the run says so in one warning line. report.json records
+both agreements, their difference, the noise, the margin and the choice.
 
-The better point estimate wins, not only a difference beyond noise: where the two are within
-noise of each other either is as good a guess, and for int8 the untrained model (post-training
-quantization calibrated on generated images) is the one with no training to go wrong. The
-judge's images come from the trained generator, which looked for the trained student's
-mistakes, so the comparison leans towards the untrained model. It applies where the untrained
-version is the same artefact:
-int8 (post-training int8 of the teacher, calibrated on the generated images) and binary
-(delta * sign of the teacher's kernels); not to n-bit QAT, pruning or new architectures.
+Why a margin: the judge's images come from the trained generator, which spent the run looking
+for the trained student's mistakes, so agreement on them is biased against the trained student.
+On the zoo's runs, trained students that matched or beat the untrained model on real images
+trailed it by up to about a point of agreement on generated images, while damaged students
+(MobileNetV2 int8) trailed by several (bench/NOTES.md, "Fallback guard"). So the guard catches
+damage, not differences of a point, which it cannot see through its judge's bias.
+
+It applies where the untrained version is the same artefact: int8 (post-training int8 of the
+teacher, calibrated on the generated images) and binary (delta * sign of the teacher's
+kernels); not to n-bit QAT, pruning or new architectures.
 """
 
 import math
@@ -27,6 +29,7 @@ from tfdfc import export, metrics
 from tfdfc.compression import binary
 
 JUDGE_SAMPLES = 2048  # paired noise on a 1-pt difference of two ~95 % models: about 0.6 pt
+BIAS_MARGIN = 0.02  # agreement the untrained model must gain beyond noise (see above)
 _JUDGE_SEED_OFFSET = 7919  # fresh latents: the representative samples use the run's seed
 
 
@@ -56,7 +59,8 @@ def _predictions(payload, images):
 
 def compare(trained_labels, untrained_labels, teacher_labels):
     """The report entry of a comparison: each model's agreement with the teacher on the same
-    images, the paired difference (untrained - trained) and its noise, and which to export."""
+    images, the paired difference (untrained - trained) and its noise, and which to export: the
+    untrained one when the difference exceeds noise + BIAS_MARGIN."""
     trained = np.asarray(trained_labels) == teacher_labels
     untrained = np.asarray(untrained_labels) == teacher_labels
     per_image = untrained.astype(np.float64) - trained
@@ -65,8 +69,8 @@ def compare(trained_labels, untrained_labels, teacher_labels):
     return {"checked": True, "images": len(per_image),
             "trained_agreement": float(trained.mean()),
             "untrained_agreement": float(untrained.mean()),
-            "difference": difference, "noise": noise,
-            "exported": "untrained" if difference > 0 else "trained"}
+            "difference": difference, "noise": noise, "margin": BIAS_MARGIN,
+            "exported": "untrained" if difference > noise + BIAS_MARGIN else "trained"}
 
 
 def check(config, run, samples, judge_images, saved, files, log=print):
@@ -81,11 +85,10 @@ def check(config, run, samples, judge_images, saved, files, log=print):
                          _predictions(untrained_files[variant], judge_images), teacher_labels),
                  untrained=method)
     if entry["exported"] == "untrained":
-        beyond = "beyond" if entry["difference"] > entry["noise"] else "within"
         log(f"WARNING: the trained student agrees with the teacher on "
             f"{entry['trained_agreement']:.3f} of fresh generated images, the untrained {method} "
-            f"on {entry['untrained_agreement']:.3f} ({beyond} noise): exporting the untrained "
-            "one (see report.json 'guard'); try a lower --student_lr or more --steps")
+            f"on {entry['untrained_agreement']:.3f}: exporting the untrained one (see "
+            "report.json 'guard'); try a lower --student_lr or more --steps")
         files = {**files, **untrained_files}
         saved = model if model is not None else saved
     return saved, files, entry
