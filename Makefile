@@ -7,17 +7,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEACHER := exported/teachers/lenet5_mnist5k.keras
 
-# Two lanes of one-thread TensorFlow run side by side: on 2 cores that gives 1.3x the throughput
-# of one two-thread process (measured: 3.8 + 3.8 against 5.9 iterations/s on 2026-11-25; on the
-# AVX2 machine of 2026-11-30 a second thread gave one process nothing: 288.6 against 275 ms per
-# iteration). first_path runs in a lane too: its run time is then that of one thread. The
-# quantization table is split in two jobs to balance the lanes: `binary` is its three binary
-# seeds, `quantization` the int8 and n-bit runs. Lane minutes measured on 2026-11-30 (e8e4f14):
-# pruning 34.5 + quantization 10.4 + binary_delta 10.7 + first_path 5.2 = 61; binary 21.9 +
-# slimming 27.9 + ticket 7.8 = 58 (67 and 64 for the same runs at 6c20832 earlier that day).
-# Since then binary takes 400 iterations and pruning's int8 run 400, and ticket and binary_delta
-# swapped lanes: at ae193aa pruning 33.5 + quantization 9.6 + ticket 7.8 + first_path 5.3 = 56;
-# binary 18.3 + slimming 27.8 + binary_delta 10.7 = 57.
+# Two lanes of one-thread TensorFlow run side by side: on 2 cores that gives more throughput than
+# one two-thread process (the measurements are in bench/NOTES.md). first_path runs in a lane too:
+# its run time is then that of one thread. The quantization table is split in two jobs to balance
+# the lanes: `binary` is its three binary seeds, `quantization` the int8 and n-bit runs. Each
+# script's minutes in the last run are in RESULTS.md's header.
 LANE_A := pruning quantization ticket first_path zoo
 LANE_B := binary slimming binary_delta
 JOB_quantization := quantization.py --schemes=int8,w4a8,w4a4
@@ -56,11 +50,8 @@ test: $(STAMP)
 
 # Every benchmark at its default size in two lanes, then speed alone (it times one process),
 # then RESULTS.md. Each script's minutes and the whole run's go to $(BENCH_TIMES), and from there
-# into RESULTS.md's header. Measured on the AVX2 machine of 2026-11-30: 83 min, then 72, then
-# 69 at 6c20832 and, for the same runs, 62 at e8e4f14 (the machine's speed moves it by about
-# 5 %; about 1.7x slower per lane than the machine of 2026-11-25), then 58 at ae193aa (target
-# ~60, met).
-# speed.py also measures the ratio at the presets' generator width 32 (about 25 s more).
+# into RESULTS.md's header; earlier runs' minutes are in bench/NOTES.md.
+# speed.py also measures the ratio at the presets' generator width 32.
 bench: $(STAMP) $(TEACHER)
 	find exported/bench -mindepth 1 -maxdepth 1 ! -name zoo -exec rm -rf {} + 2>/dev/null || true
 	rm -rf exported/bench/zoo/runs && mkdir -p exported/bench
@@ -91,10 +82,8 @@ bench-zoo-lane-b: $(STAMP)
 	$(ONE_THREAD) $(BIN)/python bench/zoo.py --teachers=mobilenet,mlp,mlp_keras3 $(ZOO_ALL)
 
 # The same tables at small sizes under exported/bench-quick/, in two one-thread lanes, then
-# speed alone. On the AVX2 machine of 2026-11-30: 8.9 min (target 10, met; 9.4 at 7f8a1ce, whose
-# speed table adds the width-32 ratio, and 9.5 at 0bc5f79) at 100 iterations,
-# 70 for pruning, 50 for the ticket runs, 80 for slimming and 100 for first_path, with a 16-wide
-# generator; 10.6 min before these last cuts (first_path 200, the others 100); 16.0 at 150.
+# speed alone, with fewer iterations per script (below) so that the whole stays within the ten
+# minutes aimed at; its timings are in bench/NOTES.md.
 bench-quick: $(STAMP) $(TEACHER)
 	rm -rf $(QUICK)
 	$(MAKE) -j2 bench-quick-lane-a bench-quick-lane-b

@@ -57,7 +57,7 @@ def _train_and_export(config):
     strategy, teacher_model, eval_set, _ = pipeline.load_inputs(config)
     run, _ = pipeline.train_one(config, strategy, teacher_model, eval_set, config.out_dir,
                                 log=quiet)
-    return run, report.export_and_measure(config, run, eval_set, log=quiet)
+    return run, report.export_and_measure(config, run, eval_set, log=quiet)[0]
 
 
 def _run_id(run):
@@ -82,7 +82,7 @@ def test_zoo_model_compresses_exports_and_tflite_matches_keras(zoo_files, tmp_pa
     # TFLite runs what Keras trained: float exactly; int8 after two iterations only roughly,
     # because the QAT ranges have barely moved from TF-MOT's initial +-6 (the logits' own range
     # among them), so most predictions, not the logits, must agree. Depthwise convolutions and
-    # swish are looser under int8 (README, "Real models": Keras quantizes a depthwise kernel
+    # swish are looser under int8 (docs/real-models.md: Keras quantizes a depthwise kernel
     # per tensor before its batch norm, TFLite the folded kernel per channel).
     if variant == "float":
         np.testing.assert_allclose(tflite_logits, keras_logits, atol=1e-3 * np.ptp(keras_logits))

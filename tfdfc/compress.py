@@ -107,12 +107,12 @@ _ON_COLLAPSE = flags.DEFINE_enum(
     "on_collapse", _DEFAULTS.on_collapse, ["warn", "reset"], "When the teacher has put the "
     "generated images in under 1.2 effective classes for 50 iterations (a collapsed "
     "generator): reset = warn and re-initialise the generator and its Adam moments, up to 3 "
-    "times (not the paper's; measured in README); warn = only log and report it (the paper's "
+    "times (not the paper's; bench/NOTES.md holds the runs); warn = only log and report it (the paper's "
     "behaviour).")
 _RESAMPLE_LATENTS = flags.DEFINE_bool(
     "resample_latents", _DEFAULTS.resample_latents, "Give every student step its own z "
     "through the iteration's generator, instead of reusing the generator step's images (the "
-    "paper's way): about 1.7x the time per iteration.")
+    "paper's way): more time per iteration (RESULTS.md, speed).")
 _STUDENT_LR = flags.DEFINE_float("student_lr", _DEFAULTS.student_lr,
                                  "Student Adam lr (cosine). Unset: the recipe's (see --steps).",
                                  lower_bound=0.0)

@@ -44,7 +44,7 @@ def _check_tf_config():
     text = os.environ.get("TF_CONFIG")
     if not text:
         raise ConfigError("--strategy=multi_worker needs the TF_CONFIG environment variable "
-                          "(cluster and task of this worker; see README)")
+                          "(cluster and task of this worker; see docs/distributed.md)")
     try:
         config = json.loads(text)
         config["cluster"], config["task"]["type"], config["task"]["index"]  # pylint: disable=pointless-statement

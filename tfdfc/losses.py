@@ -3,7 +3,7 @@
 Each function returns one value per example; the training step sums them and divides by the
 global batch (`tf.nn.compute_average_loss`), so the loss is the same whatever the replica count.
 
-Decisions where the paper is silent (see PAPER.md §7):
+Decisions where the paper is silent (docs/method.md, "The paper's gaps"):
 - Temperature 1 by default, as in Micaelli & Storkey (MS19).
 - `reduction="mean"` divides the per-example KL by the number of classes, reproducing PyTorch's
   `kl_div(..., reduction='mean')` in the MS19 code, which is the scale its beta=250 was tuned

@@ -9,7 +9,7 @@ import dataclasses
 import json
 import os
 import shutil
-from typing import Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from tfdfc import artifacts, baselines, batchnorm, compression, data, distribute, flatten
 from tfdfc import input_space as input_space_lib
@@ -258,8 +258,9 @@ def _summaries(config, student):
     return None
 
 
-def load_inputs(config):
-    """Loads and cross-checks the teacher and the evaluation data; writes nothing.
+def load_inputs(config, teacher_model=None):
+    """Loads and cross-checks the teacher (from `config.teacher`, or the tf-keras
+    `teacher_model` given in memory) and the evaluation data; writes nothing.
 
     Returns:
       (strategy, teacher model, evaluation set or None, teacher conversion info or None).
@@ -268,8 +269,13 @@ def load_inputs(config):
     eval_set = data.load(config.eval_data) if config.eval_data else None
     strategy = distribute.make_strategy(config.strategy)
     with strategy.scope():
-        loaded, conversion = teacher_lib.load_with_info(config.teacher,
-                                                        safe_mode=not config.unsafe_load)
+        if teacher_model is None:
+            loaded, conversion = teacher_lib.load_with_info(config.teacher,
+                                                            safe_mode=not config.unsafe_load)
+        else:  # its own copy, its variables made under the strategy
+            teacher_lib.validate(teacher_model, source=config.teacher)
+            loaded, conversion = keras.models.clone_model(teacher_model), None
+            loaded.set_weights(teacher_model.get_weights())
         teacher_model = flatten.flatten(loaded)
     if eval_set is not None:
         teacher_lib.check_input_shape(teacher_model, eval_set.input_shape, config.eval_data)
@@ -373,13 +379,29 @@ def _fresh_build(config, strategy, teacher_model, trained):
     return build(strategy, config, teacher_model, trained.compressed.delta, log=lambda _: None)
 
 
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """What a finished run gives a Python caller (the chief's; other workers get None)."""
+
+    report: dict  # also in report.json
+    student: Any  # the Keras model the SavedModel holds (QAT-wrapped, stripped or slimmed)
+    files: Dict[str, str]  # "saved_model", "report", "tflite_<variant>": their paths
+
+
 def run(config, log=print, flags_text=None):
     """Runs one compression end to end; returns the report dictionary (also in report.json).
 
     Inputs are all checked before anything is written to `config.out_dir`; `flags_text`, if
     given, is then saved there as flags.txt.
     """
-    strategy, teacher_model, eval_set, conversion = load_inputs(config)
+    outcome = compress(config, log=log, flags_text=flags_text)
+    return None if outcome is None else outcome.report
+
+
+def compress(config, log=print, flags_text=None, teacher_model=None):
+    """`run`, returning an Outcome; `teacher_model` (tf-keras, in memory) replaces the file
+    `config.teacher` names, which is then only its label in the report."""
+    strategy, teacher_model, eval_set, conversion = load_inputs(config, teacher_model)
     chief = distribute.is_chief(strategy)
     if chief:
         claim_out_dir(config)
@@ -393,7 +415,7 @@ def run(config, log=print, flags_text=None):
                                           config.out_dir, log=log), None
     if not chief:
         return None  # the chief exports and reports
-    result = report.export_and_measure(config, trained, eval_set, log)
+    result, student = report.export_and_measure(config, trained, eval_set, log)
     result["train"] = report.train_summary(config, loop, strategy)
     if conversion is not None:
         result["teacher"]["converted_from"] = conversion["converted_from"]
@@ -406,7 +428,11 @@ def run(config, log=print, flags_text=None):
     result["baselines"] = baselines.measure(
         baseline_config, strategy, trained, eval_set,
         rebuild=lambda: _fresh_build(config, strategy, teacher_model, trained), log=log)
-    artifacts.write_json(os.path.join(config.out_dir, "report.json"), result)
+    report_path = os.path.join(config.out_dir, "report.json")
+    artifacts.write_json(report_path, result)
     artifacts.write_text(os.path.join(config.out_dir, "report.md"), report.to_markdown(result))
-    log(f"wrote {os.path.join(config.out_dir, 'report.json')} and report.md")
-    return result
+    log(f"wrote {report_path} and report.md")
+    files = {"saved_model": os.path.join(config.out_dir, "saved_model"), "report": report_path}
+    files.update({f"tflite_{variant}": os.path.join(config.out_dir, f"student_{variant}.tflite")
+                  for variant in result["tflite"]})
+    return Outcome(report=result, student=student, files=files)

@@ -86,7 +86,8 @@ def _exports(config, run, samples):
 
 
 def export_and_measure(config, run, eval_set, log=print):
-    """Writes the SavedModel and TFLite files of a trained run; returns the report (no train)."""
+    """Writes the SavedModel and TFLite files of a trained run; returns the report (no train)
+    and the Keras model the SavedModel holds."""
     spec = config.quant_spec
     samples = generated_images(run.players.generator, REPRESENTATIVE_SAMPLES,
                                config.train.latent_dim, config.train.seed)
@@ -123,7 +124,7 @@ def export_and_measure(config, run, eval_set, log=print):
         wrapped = config.prune != "none" and spec.scheme == "none"  # or slimmed: view is cut
         keras_model = view if wrapped else run.players.student_model
         _measure(result, run, keras_model, files, eval_set, log)
-    return result
+    return result, saved
 
 
 def _student_summary(config, run, view):

@@ -5,7 +5,7 @@ same z), takes one generator step that *increases* the teacher-student divergenc
 x = G(z) with the updated generator, and takes `student_steps` student steps on that same x to
 *decrease* divergence + attention transfer (+ any regulariser the compression scheme adds).
 
-Decisions where the paper is silent (PAPER.md §7), following the MS19 reference code:
+Decisions where the paper is silent (docs/method.md), following the MS19 reference code:
 - the generator maximises the divergence only; attention transfer enters the student loss only;
 - x and the teacher's outputs are computed once per iteration and reused by the student steps;
   `resample_latents` (not the paper's) instead gives every student step after the first its

@@ -1,0 +1,47 @@
+"""The Python API: the same run as the CLI from a path or an in-memory model, returning the
+trained student, the files and the report."""
+
+import os
+
+import numpy as np
+import pytest
+
+from conftest import quiet
+from tfdfc import api, data, metrics, recipes, teacher
+from tfdfc.errors import ConfigError
+
+TINY = dict(steps=2, batch_size=16, student_steps=2, generator_channels=8, log_every=1,
+            with_data_baseline=False, strategy="one_device")
+
+
+def test_an_in_memory_teacher_compresses_to_a_student_its_files_and_report(
+        tmp_path, digits_teacher_path):
+    model = teacher.load(digits_teacher_path)
+    outcome = api.compress(model, str(tmp_path / "run"), log=quiet, quantize="int8",
+                           eval_data="digits", **TINY)
+    assert outcome.report["teacher"]["path"] == f"<in-memory model {model.name}>"
+    assert outcome.report["recipe"]["name"] == "qat"
+    for path in outcome.files.values():
+        assert os.path.exists(path), path
+    digits = data.load("digits")
+    keras_accuracy = metrics.keras_accuracy(outcome.student, digits.x_test, digits.y_test)
+    assert abs(keras_accuracy - outcome.report["student"]["accuracy"]) < 1e-6
+    tflite = metrics.tflite_outputs(open(outcome.files["tflite_int8"], "rb").read(),
+                                    digits.x_test[:8])
+    assert tflite.shape == (8, 10) and np.all(np.isfinite(tflite))
+
+
+def test_unset_recipe_fields_take_the_schemes_recipe_and_given_ones_win():
+    config = api.config_for("t.keras", "out", quantize="int8")
+    assert config.recipe == "qat" and config.train.steps == recipes.RECIPES["qat"].steps
+    assert config.train.student_lr == recipes.RECIPES["qat"].student_lr
+    config = api.config_for("t.keras", "out", quantize="int8", steps=7, seed=3)
+    assert config.train.steps == 7 and config.train.seed == 3
+
+
+def test_unknown_settings_and_teachers_are_clear_errors(tmp_path):
+    with pytest.raises(ConfigError, match="unknown setting.*sparsty"):
+        api.config_for("t.keras", "out", sparsty=0.9)
+    with pytest.raises(ConfigError, match="model file path or a Keras model"):
+        api.compress(42, str(tmp_path))
+    assert not os.listdir(tmp_path)

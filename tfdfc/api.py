@@ -1,0 +1,70 @@
+"""The Python API: compress a Keras classifier data-free from a script or a notebook, as
+`python -m tfdfc.compress` does from a shell.
+
+    import tfdfc.api
+    outcome = tfdfc.api.compress("model.keras", "exported/mine", quantize="int8",
+                                 eval_data="my_test.npz")
+    outcome.student, outcome.files["tflite_int8"], outcome.report["tflite"]["int8"]["accuracy"]
+
+Settings are the CompressConfig and TrainConfig field names (the CLI's flag names); those a
+recipe fills (steps, student_lr, divergence, generator_channels, bn_prior_weight) take the
+scheme's recipe when not given, exactly as unset flags do.
+"""
+
+import dataclasses
+import os
+import tempfile
+
+from tfdfc import pipeline, recipes
+from tfdfc.errors import ConfigError
+from tfdfc.keras_compat import keras
+from tfdfc.train import TrainConfig
+
+_TRAIN_FIELDS = {field.name for field in dataclasses.fields(TrainConfig)}
+_CONFIG_FIELDS = ({field.name for field in dataclasses.fields(pipeline.CompressConfig)}
+                  - {"teacher", "out_dir", "train", "recipe"})
+
+
+def config_for(teacher, out_dir, **settings):
+    """The CompressConfig of `compress`'s arguments (`teacher` a path or a label), with the
+    recipe applied to every recipe field not in `settings`."""
+    unknown = sorted(set(settings) - _TRAIN_FIELDS - _CONFIG_FIELDS)
+    if unknown:
+        raise ConfigError(f"unknown setting(s) {', '.join(unknown)}: use the names of "
+                          "CompressConfig or TrainConfig (the flags of tfdfc.compress)")
+    train = TrainConfig(**{name: value for name, value in settings.items()
+                           if name in _TRAIN_FIELDS})
+    config = pipeline.CompressConfig(
+        teacher=teacher, out_dir=out_dir, train=train,
+        **{name: value for name, value in settings.items() if name in _CONFIG_FIELDS})
+    return recipes.resolve(config, set(settings))
+
+
+def compress(teacher, out_dir, log=print, **settings):
+    """Compresses `teacher` data-free into `out_dir` and returns a pipeline.Outcome: the
+    trained Keras student, the exported files' paths and the report (also report.json).
+
+    Args:
+      teacher: a model file (.keras, .h5, SavedModel directory; tf-keras or Keras 3) or a
+        Keras model in memory (tf-keras, or Keras 3, which is saved and converted).
+      out_dir: the run directory (resumes a run with the same settings, as the CLI does).
+      log: called with each progress line.
+      **settings: e.g. quantize="int8", prune="magnitude", sparsity=0.9, eval_data="mnist5k",
+        steps=200, seed=1.
+
+    Raises:
+      UserInputError (tfdfc.errors): bad settings, teacher or data, before anything is written.
+    """
+    if isinstance(teacher, (str, os.PathLike)):
+        return pipeline.compress(config_for(os.fspath(teacher), out_dir, **settings), log=log)
+    if isinstance(teacher, keras.Model):
+        label = f"<in-memory model {teacher.name}>"
+        return pipeline.compress(config_for(label, out_dir, **settings), log=log,
+                                 teacher_model=teacher)
+    if hasattr(teacher, "save") and type(teacher).__module__.startswith("keras"):
+        with tempfile.TemporaryDirectory() as folder:  # Keras 3: converted from its file
+            path = os.path.join(folder, f"{teacher.name}.keras")
+            teacher.save(path)
+            return pipeline.compress(config_for(path, out_dir, **settings), log=log)
+    raise ConfigError(f"teacher must be a model file path or a Keras model, got "
+                      f"{type(teacher).__name__}")
