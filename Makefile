@@ -24,7 +24,7 @@ BENCH_TIMES := exported/bench/times.txt
 ONE_THREAD := TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1
 QUICK := exported/bench-quick
 
-.PHONY: install demo teacher test clean bench bench-zoo bench-zoo-lane-a bench-zoo-lane-b bench-quick bench-lane-a bench-lane-b bench-quick-lane-a bench-quick-lane-b
+.PHONY: install demo teacher test test-fast clean bench bench-zoo bench-zoo-lane-a bench-zoo-lane-b bench-quick bench-lane-a bench-lane-b bench-quick-lane-a bench-quick-lane-b
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,10 @@ demo: $(STAMP) $(TEACHER)
 # of the suite is single-threaded Python (TF import in subprocess tests, tracing, conversion).
 test: $(STAMP)
 	$(ONE_THREAD) $(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=15 tests
+
+# The in-process tests only (no test marked slow): the tier to run while changing code.
+test-fast: $(STAMP)
+	$(ONE_THREAD) $(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not slow" --durations=10 tests
 
 # Every benchmark at its default size in two lanes, then speed alone (it times one process),
 # then RESULTS.md. Each script's minutes and the whole run's go to $(BENCH_TIMES), and from there

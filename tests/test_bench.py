@@ -6,7 +6,11 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from conftest import ROOT, python_env
+
+pytestmark = pytest.mark.slow  # each bench's tiny mode in a subprocess
 
 
 def _run_tiny(script, tmp_path, *args):

@@ -16,6 +16,7 @@ def _run(module, *args):
                           text=True, env=python_env(), timeout=300, check=False)
 
 
+@pytest.mark.slow
 def test_compress_runs_end_to_end_and_writes_resolved_flags(tmp_path, digits_teacher_path):
     out_dir = tmp_path / "run"
     result = _run("tfdfc.compress", f"--teacher={digits_teacher_path}", f"--out_dir={out_dir}",
@@ -48,11 +49,13 @@ def test_compress_bad_input_exits_2_and_writes_nothing(tmp_path, digits_teacher_
     assert not out_dir.exists()
 
 
+@pytest.mark.slow
 def test_compress_requires_teacher_and_out_dir():
     result = _run("tfdfc.compress")
     assert result.returncode == 2 and "teacher" in result.stderr
 
 
+@pytest.mark.slow
 def test_train_teacher_rejects_an_unknown_architecture(tmp_path):
     output = tmp_path / "t.keras"
     result = _run("tfdfc.train_teacher", "--data=digits", "--architecture=vgg", "--epochs=1",
@@ -61,6 +64,7 @@ def test_train_teacher_rejects_an_unknown_architecture(tmp_path):
     assert not output.exists()
 
 
+@pytest.mark.slow
 def test_find_ticket_then_compress_with_it(tmp_path, digits_teacher_path):
     ticket_file = tmp_path / "ticket.npz"
     found = _run("tfdfc.find_ticket", "--data=digits", "--architecture=lenet5-x0.5",

@@ -47,6 +47,7 @@ def _evaluate_cli(*args):
                           text=True, env=python_env(), cwd=ROOT, timeout=300, check=False)
 
 
+@pytest.mark.slow
 def test_cli_prints_json_and_refuses_bad_files(int8_run, tmp_path):
     out_dir, report = int8_run
     result = _evaluate_cli(f"--model={out_dir / 'student_int8.tflite'}", "--eval_data=digits",

@@ -52,6 +52,7 @@ def _student_checkpoint(out_dir):
         "iteration/.ATTRIBUTES/VARIABLE_VALUE"))
 
 
+@pytest.mark.slow
 def test_kill_9_resumes_from_the_last_checkpoint_and_matches_an_uninterrupted_run(
         tmp_path, digits_teacher_path):
     flags = [f"--teacher={digits_teacher_path}", "--steps=60", "--checkpoint_every=5", *TINY]
@@ -72,6 +73,7 @@ def test_kill_9_resumes_from_the_last_checkpoint_and_matches_an_uninterrupted_ru
         np.testing.assert_allclose(killed[name], straight[name], atol=1e-4, err_msg=name)
 
 
+@pytest.mark.slow
 def test_sigterm_checkpoints_the_finished_iteration_and_exits_143(tmp_path, digits_teacher_path):
     flags = [f"--teacher={digits_teacher_path}", "--steps=500", "--checkpoint_every=1000",
              f"--out_dir={tmp_path}", *TINY]
@@ -95,6 +97,7 @@ def _free_ports(count):
     return ports
 
 
+@pytest.mark.slow
 def test_two_workers_end_identical_and_equal_a_single_process_run(tmp_path, digits_teacher_path):
     driver = os.path.join(ROOT, "tests", "distributed_run.py")
     cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}

@@ -21,6 +21,8 @@ import numpy as np
 import keras
 from keras import layers
 
+pytestmark = pytest.mark.slow  # builds the teachers with Keras 3 in a subprocess
+
 out = sys.argv[1]
 keras.utils.set_random_seed(0)
 rng = np.random.default_rng(1)

@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tfdfc.keras_compat import keras, tf, tfmot
 
 
@@ -12,6 +14,7 @@ def test_tf_keras_is_legacy_keras():
     assert keras.__version__.startswith("2.")
 
 
+@pytest.mark.slow
 def test_tfmot_wraps_a_model_built_with_our_keras():
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
     quantized = tfmot.quantization.keras.quantize_model(model)
@@ -31,9 +34,11 @@ def _onednn_enabled_after_importing_tfdfc(env_value):
     return result.stdout.strip().splitlines()[-1] == "True"
 
 
+@pytest.mark.slow
 def test_onednn_kernels_are_on_by_default_even_on_avx2_cpus():
     assert _onednn_enabled_after_importing_tfdfc(None)
 
 
+@pytest.mark.slow
 def test_the_users_onednn_setting_wins():
     assert not _onednn_enabled_after_importing_tfdfc("0")

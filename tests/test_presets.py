@@ -14,6 +14,8 @@ import pytest
 from conftest import ROOT, python_env
 from tfdfc import artifacts, models
 
+pytestmark = pytest.mark.slow  # the CIFAR presets run WRNs in subprocesses
+
 COMPRESS_PRESETS = sorted(os.path.basename(path) for path in
                           glob.glob(os.path.join(ROOT, "flags", "cifar10_*.cfg"))
                           if not path.endswith("cifar10_ticket_wrn16_2.cfg"))

@@ -100,6 +100,7 @@ def test_int8_io_gives_integer_inputs_and_outputs(digits):
     assert metrics.tflite_outputs(payload, digits.x_test[:5]).shape == (5, 10)
 
 
+@pytest.mark.slow
 def test_wrn_with_preactivation_batch_norm_quantizes_and_trains_on_two_replicas(tmp_path):
     strategy = two_replica_strategy()
     with strategy.scope():

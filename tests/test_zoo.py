@@ -12,6 +12,8 @@ from tfdfc import batchnorm, compression, flatten, metrics, pipeline, report, te
 from tfdfc.keras_compat import tf
 from tfdfc.train import TrainConfig
 
+pytestmark = pytest.mark.slow  # real architectures through QAT and TFLite conversion
+
 # (zoo model, --quantize, extra settings): every model under int8, each other scheme on the
 # models that exercise what is new for it.
 RUNS = [
