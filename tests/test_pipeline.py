@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import quiet
-from tfdfc import data, metrics, pipeline
+from tfdfc import data, figures, metrics, pipeline
 from tfdfc.errors import ConfigError
 from tfdfc.keras_compat import keras
 from tfdfc.teacher import TeacherError
@@ -48,6 +48,16 @@ def test_run_writes_the_output_contract(finished_run):
     tflite = report["tflite"]["float"]
     assert tflite["bytes"] == os.path.getsize(out_dir / "student_float.tflite")
     assert 0 < tflite["gzip_bytes"] < tflite["bytes"]
+
+
+def test_report_md_shows_accuracy_against_size_and_generated_images(finished_run):
+    out_dir, report = finished_run
+    markdown = (out_dir / "report.md").read_text()
+    for name in report["figures"].values():
+        assert f"]({name})" in markdown
+        assert (out_dir / name).read_bytes().startswith(b"\x89PNG"), name
+    labels = [label for label, _, _ in figures.size_accuracy_points(report)]
+    assert labels[0] == "teacher" and "student float" in labels and "with data" in labels
 
 
 def test_exported_saved_model_and_tflite_match_keras(finished_run):

@@ -11,7 +11,8 @@ import os
 import shutil
 from typing import Any, Dict, Optional, Tuple
 
-from tfdfc import artifacts, baselines, batchnorm, compression, data, distribute, flatten
+from tfdfc import artifacts, baselines, batchnorm, compression, data, distribute, figures
+from tfdfc import flatten
 from tfdfc import input_space as input_space_lib
 from tfdfc import models, priors, report
 from tfdfc import teacher as teacher_lib
@@ -379,6 +380,17 @@ def _fresh_build(config, strategy, teacher_model, trained):
     return build(strategy, config, teacher_model, trained.compressed.delta, log=lambda _: None)
 
 
+def _write_figures(config, trained, result):
+    """report.md's pictures in out_dir; returns their file names (None where not drawn)."""
+    images = report.generated_images(trained.players.generator, figures.GRID_SIDE ** 2,
+                                     config.train.latent_dim, config.train.seed)
+    figures.write_image_grid(images, os.path.join(config.out_dir, figures.GENERATED))
+    drawn = figures.write_size_accuracy(result, os.path.join(config.out_dir,
+                                                             figures.SIZE_ACCURACY))
+    return {"generated": figures.GENERATED, "size_accuracy": figures.SIZE_ACCURACY if drawn
+            else None}
+
+
 @dataclasses.dataclass(frozen=True)
 class Outcome:
     """What a finished run gives a Python caller (the chief's; other workers get None)."""
@@ -428,6 +440,7 @@ def compress(config, log=print, flags_text=None, teacher_model=None):
     result["baselines"] = baselines.measure(
         baseline_config, strategy, trained, eval_set,
         rebuild=lambda: _fresh_build(config, strategy, teacher_model, trained), log=log)
+    result["figures"] = _write_figures(config, trained, result)
     report_path = os.path.join(config.out_dir, "report.json")
     artifacts.write_json(report_path, result)
     artifacts.write_text(os.path.join(config.out_dir, "report.md"), report.to_markdown(result))

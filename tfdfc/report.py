@@ -233,4 +233,10 @@ def to_markdown(result):
         lines += ["", f"Channels kept at threshold {student['slim']['threshold']:g}: {kept}."]
     if "delta" in student:
         lines += ["", f"Binary scale delta = {student['delta']:.4g}."]
+    pictures = result.get("figures") or {}
+    if pictures.get("size_accuracy"):
+        lines += ["", f"![accuracy against file size]({pictures['size_accuracy']})"]
+    if pictures.get("generated"):
+        lines += ["", "Images of the trained generator (each scaled to its own range):", "",
+                  f"![generated images]({pictures['generated']})"]
     return "\n".join(lines) + "\n"

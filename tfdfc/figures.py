@@ -1,0 +1,84 @@
+"""The pictures beside report.md: accuracy against file size for the student's files, its
+baselines and the teacher, and a grid of the trained generator's images.
+
+matplotlib draws off-screen (Agg); every picture is written atomically like the other outputs.
+"""
+
+import io
+
+import numpy as np
+
+from tfdfc import artifacts
+
+SIZE_ACCURACY = "report_size_accuracy.png"
+GENERATED = "report_generated.png"
+GRID_SIDE = 8  # images per row and column
+
+
+def _pyplot():
+    import matplotlib  # pylint: disable=import-outside-toplevel
+    matplotlib.use("Agg")
+    from matplotlib import pyplot  # pylint: disable=import-outside-toplevel
+    return pyplot
+
+
+def _save(figure, path):
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    _pyplot().close(figure)
+    artifacts.write_bytes(path, buffer.getvalue())
+
+
+def size_accuracy_points(result):
+    """(label, bytes, accuracy) of every measured point of a report: the teacher (its float32
+    weights), each TFLite file, and the baselines at the size of the student's main file."""
+    files = {variant: entry for variant, entry in result["tflite"].items()
+             if entry.get("accuracy") is not None}
+    points = []
+    if result["teacher"].get("accuracy") is not None:
+        points.append(("teacher", 4 * result["teacher"]["params"], result["teacher"]["accuracy"]))
+    points += [(f"student {variant}", entry["bytes"], entry["accuracy"])
+               for variant, entry in files.items()]
+    main = files.get("int8") or files.get("float") or next(iter(files.values()), None)
+    for name, baseline in (result.get("baselines") or {}).items():
+        if main is not None and baseline and baseline.get("accuracy") is not None:
+            points.append((name.replace("_", " "), main["bytes"], baseline["accuracy"]))
+    return points
+
+
+def write_size_accuracy(result, path):
+    """Accuracy against bytes (log scale); False (nothing written) without accuracies."""
+    points = size_accuracy_points(result)
+    if not points:
+        return False
+    pyplot = _pyplot()
+    figure, axes = pyplot.subplots(figsize=(6, 4))
+    for index, (label, size, accuracy) in enumerate(points):
+        axes.scatter(size, accuracy, s=60, marker="os^vDP*X"[index % 8], label=label)
+    axes.set_xscale("log")
+    from matplotlib import ticker  # pylint: disable=import-outside-toplevel
+    axes.xaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:,.0f}"))
+    axes.xaxis.set_minor_formatter(ticker.NullFormatter())
+    axes.set_xlabel("bytes (teacher: 4 x parameters)")
+    axes.set_ylabel(f"accuracy on {result.get('eval_data')}")
+    axes.grid(True, alpha=0.3)
+    axes.legend(fontsize=8)
+    _save(figure, path)
+    return True
+
+
+def write_image_grid(images, path):
+    """Up to GRID_SIDE**2 images, each scaled to [0, 1] on its own, in a square grid."""
+    images = np.asarray(images)[:GRID_SIDE * GRID_SIDE]
+    low = images.min(axis=(1, 2, 3), keepdims=True)
+    high = images.max(axis=(1, 2, 3), keepdims=True)
+    images = (images - low) / np.maximum(high - low, 1e-6)
+    pyplot = _pyplot()
+    figure, grid = pyplot.subplots(GRID_SIDE, GRID_SIDE, figsize=(GRID_SIDE, GRID_SIDE))
+    for axes, index in zip(grid.flat, range(GRID_SIDE * GRID_SIDE)):
+        axes.axis("off")
+        if index < len(images):
+            image = images[index]
+            axes.imshow(image[..., 0] if image.shape[-1] == 1 else image,
+                        cmap="gray" if image.shape[-1] == 1 else None, vmin=0, vmax=1)
+    _save(figure, path)
