@@ -57,3 +57,23 @@ def test_target_names_are_unique_and_local_deps_resolve():
     for _, arguments in _targets():
         for dep in arguments.get("deps", []):
             assert dep.lstrip(":") in names, f"{arguments['name']} depends on missing {dep}"
+
+
+def test_the_dependency_graph_has_no_cycle():
+    """Bazel refuses a cycle; a package target depends on its modules, never the reverse."""
+    graph = {arguments["name"]: [dep[1:] for dep in arguments.get("deps", [])
+                                 if dep.startswith(":")] for _, arguments in _targets()}
+    done, on_path = set(), []
+
+    def visit(name):
+        assert name not in on_path, " -> ".join(on_path[on_path.index(name):] + [name])
+        if name in done:
+            return
+        on_path.append(name)
+        for dep in graph.get(name, []):
+            visit(dep)
+        on_path.pop()
+        done.add(name)
+
+    for name in graph:
+        visit(name)

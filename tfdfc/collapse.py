@@ -1,26 +1,14 @@
 """Notices a collapsed generator: one that makes only images the teacher puts in one class.
 
 The paper's generator only maximises the teacher-student divergence; nothing in its loss keeps
-the images varied. On mnist5k (90 % pruning + int8, a 16-wide generator, 2026-11-30) it once
-drifted to images of a single class by iteration 250, and the student ended at chance (0.100).
-Such a run does not recover by itself, so the loop says so, in the log and in report.json, as
-soon as the teacher has seen fewer than `threshold` effective classes for `patience` iterations.
-With `--on_collapse=reset`, the default (not the paper's), it also re-initialises the generator
-and its Adam moments, up to `MAX_RESETS` times; the student keeps what it has learnt. Measured on
-mnist5k, 90 % pruning + int8, 500 iterations, TFLite int8 accuracy:
-- the run above: reset at iteration 105, 0.969 instead of 0.100;
-- a 32-wide generator at student rate 5e-3, seeds 1 and 2 (2026-11-30): collapsed at iterations
-  82 and 91; with `warn` 0.100 and 0.920, with `reset` 0.978 and 0.974 (seed 0 never collapsed:
-  0.970). After the reset the teacher put the images in 5.5 and 6.3 effective classes by
-  iteration 100, and about 9 from iteration 200 on.
-A reset cannot mend a student that the collapse has already ruined. A LeNet-5 teacher trained
-on mnist5k with 400 down to 10 images per class (test 0.919; 2026-11-30, 300 iterations, 90 %
-+ int8, width 32): at student rate 5e-3 the generator collapsed at iterations 92, 168 and 248,
-the last two within 80 iterations of a reset; 0.198 with `reset`, 0.100 with `warn`. At 2e-3 it
-never collapsed (teacher_classes 7-8): 0.883. Healthy runs on teachers with few classes stay
-far above the threshold (random-init students): 1.96-2.00 effective classes for a 2-class
-teacher (digits 3 and 8; student 0.995, as the teacher), 2.85-2.95 for a 3-class one (0.990,
-as the teacher), 4.4 then 6.7-8.5 for the unbalanced one (0.883).
+the images varied, and on mnist5k it has drifted to images of a single class, after which the
+student ended at chance. Such a run does not recover by itself, so the loop says so, in the log
+and in report.json, as soon as the teacher has seen fewer than `threshold` effective classes for
+`patience` iterations. With `--on_collapse=reset`, the default (not the paper's), it also
+re-initialises the generator and its Adam moments, up to `MAX_RESETS` times; the student keeps
+what it has learnt. A reset rescued the collapsed runs measured, but cannot mend a student the
+collapse has already ruined (a lower student rate prevents that); healthy runs on teachers with
+only two or three classes stay far above the threshold. The runs: bench/NOTES.md (collapse).
 `--on_collapse=warn` keeps the paper's behaviour. Use it for a teacher whose generated batches
 are nearly all one class even in a healthy run, where resets would only cost time.
 

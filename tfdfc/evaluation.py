@@ -9,7 +9,7 @@ import os
 
 from tfdfc import metrics
 from tfdfc import teacher as teacher_lib
-from tfdfc.compression import quantize
+from tfdfc.compression import binary
 from tfdfc.errors import UserInputError
 from tfdfc.keras_compat import tfmot
 
@@ -29,7 +29,7 @@ def evaluate(path, eval_set, unsafe_load=False):
         raise ModelFileError(f"model not found: {path}")
     if path.endswith(".tflite"):
         return _evaluate_tflite(path, eval_set)
-    with tfmot.quantization.keras.quantize_scope(quantize.custom_objects()):
+    with tfmot.quantization.keras.quantize_scope(binary.custom_objects()):
         model = teacher_lib.load(path, safe_mode=not unsafe_load)  # QAT SavedModels need the scope
     teacher_lib.check_input_shape(model, eval_set.input_shape, eval_set.name)
     return {"path": path, "format": "keras", "examples": len(eval_set.y_test),

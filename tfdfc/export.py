@@ -20,7 +20,7 @@ _QUANTIZER_VARIABLES = ("optimizer_step", "_min", "_max")
 
 def plain_copy(model):
     """The same architecture and weights, built outside any strategy scope."""
-    with tfmot.quantization.keras.quantize_scope(quantize.custom_objects()):
+    with tfmot.quantization.keras.quantize_scope(binary.custom_objects()):
         copy = keras.models.clone_model(model)
     copy.set_weights(model.get_weights())
     return copy

@@ -16,7 +16,7 @@ from tfdfc import flatten
 from tfdfc import input_space as input_space_lib
 from tfdfc import models, priors, report
 from tfdfc import teacher as teacher_lib
-from tfdfc.compression import prune, slim, ticket
+from tfdfc.compression import delta_search, prune, slim, ticket
 from tfdfc.errors import ConfigError
 from tfdfc.keras_compat import keras
 from tfdfc.loop import Loop
@@ -420,8 +420,10 @@ def compress(config, log=print, flags_text=None, teacher_model=None):
         if flags_text is not None:
             artifacts.write_text(os.path.join(config.out_dir, "flags.txt"), flags_text)
     if config.delta_grid:
-        from tfdfc.compression import delta_search  # pylint: disable=import-outside-toplevel
-        trained, loop, grid = delta_search.run(config, strategy, teacher_model, eval_set, log)
+        trained, loop, grid = delta_search.run(
+            config, lambda out_dir, delta: train_one(config, strategy, teacher_model, eval_set,
+                                                     out_dir, delta=delta, log=log),
+            eval_set, log)
     else:
         (trained, loop), grid = train_one(config, strategy, teacher_model, eval_set,
                                           config.out_dir, log=log), None

@@ -9,8 +9,8 @@ Decisions where the paper is silent (docs/method.md), following the MS19 referen
 - the generator maximises the divergence only; attention transfer enters the student loss only;
 - x and the teacher's outputs are computed once per iteration and reused by the student steps;
   `resample_latents` (not the paper's) instead gives every student step after the first its
-  own z, through the same generator: 10x as many distinct images per iteration, at about 1.7x
-  the time (a generator and a teacher forward pass per student step);
+  own z, through the same generator: 10x as many distinct images per iteration, at the cost of
+  a generator and a teacher forward pass per student step;
 - the student runs with `training=False` in the generator step (so batch norm uses moving
   statistics, and TF-MOT pruning counts one step per student update) and `training=True` in
   its own steps; the generator's batch norm always runs in training mode;
@@ -272,10 +272,9 @@ def make_iteration_step(strategy, players, config):
     """A tf.function(iteration) -> (metrics, images): one generator step, then
     `config.student_steps` student steps, all in one graph call.
 
-    One call instead of 2 + `student_steps` Python-side calls, with the same results. On a
-    LeNet-5 student on 2 CPU cores it was not measurably faster (bench/speed.py, 2026-11-30:
-    10.87x a plain fit step before, 11.08x after, within the runs' noise of 9.5-11x). `images`
-    are the per-replica images of draw 0 (the generator step's z), for summaries.
+    One call instead of 2 + `student_steps` Python-side calls, with the same results (on a
+    LeNet-5 student on 2 CPU cores not measurably faster: bench/speed.py). `images` are the
+    per-replica images of draw 0 (the generator step's z), for summaries.
     """
     generator_step = make_generator_step(strategy, players, config)
     synthesis_step = make_synthesis_step(strategy, players, config)

@@ -26,7 +26,14 @@ def deps(path):
         names = []
         if isinstance(node, ast.Import): names = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module:
-            names = [node.module] + [node.module + "." + a.name for a in node.names]
+            # `from package import module` depends on the module, not on the package's
+            # __init__ (which may import its modules: the package depends on them, never the
+            # reverse); `from module import name` on the module.
+            names = [node.module]
+            if node.module.split(".")[0] == "tfdfc":
+                submodules = [node.module + "." + a.name for a in node.names]
+                if all(module_path(n) for n in submodules):
+                    names = submodules
         for n in names:
             top = n.split(".")[0]
             if top in ("tfdfc", "conftest", "common"):

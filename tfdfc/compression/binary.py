@@ -81,6 +81,12 @@ class BinaryQuantizeConfig(_qk.QuantizeConfig):
         return {"delta": self.delta}
 
 
+def custom_objects():
+    """Every class a saved or cloned quantized model may need: n-bit and binary."""
+    return {**quantize.custom_objects(), "BinaryWeightQuantizer": BinaryWeightQuantizer,
+            "BinaryQuantizeConfig": BinaryQuantizeConfig}
+
+
 def binarised_layer_names(model):
     """Every convolution and dense layer except the first and the last."""
     names = [layer.name for layer in model.layers if isinstance(layer, _KERNEL_LAYERS)]
@@ -107,7 +113,8 @@ def binarise(model, delta):
     quantize.check_kernels_supported(model, "binary")
     names = set(binarised_layer_names(model))
     qat = quantize.apply_configs(
-        model, lambda layer: BinaryQuantizeConfig(delta) if layer.name in names else None)
+        model, lambda layer: BinaryQuantizeConfig(delta) if layer.name in names else None,
+        custom_objects())
     for kernel in binary_buffers(qat):
         kernel.assign(binary_values(kernel, delta))
     return qat

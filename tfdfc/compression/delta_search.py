@@ -15,15 +15,14 @@ from tfdfc import metrics, report
 POOL_PER_RUN = 256
 
 
-def run(config, strategy, teacher_model, eval_set, log=print):
-    """Trains one binary student per delta; returns (best build, its loop, grid table)."""
-    from tfdfc import pipeline  # pylint: disable=import-outside-toplevel
+def run(config, train_one, eval_set, log=print):
+    """Trains one binary student per delta with `train_one(out_dir, delta)` (pipeline's, which
+    returns (build, loop)); returns (best build, its loop, grid table)."""
     candidates = []
     for delta in config.delta_grid:
         log(f"delta grid: training with delta={delta:g}")
         out_dir = os.path.join(config.out_dir, "delta_grid", f"delta_{delta:g}")
-        built, loop = pipeline.train_one(config, strategy, teacher_model, eval_set, out_dir,
-                                         delta=delta, log=log)
+        built, loop = train_one(out_dir, delta)
         candidates.append((delta, built, loop))
     pool = np.concatenate([
         report.generated_images(built.players.generator, POOL_PER_RUN, config.train.latent_dim,

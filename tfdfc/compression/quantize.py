@@ -163,16 +163,16 @@ class AnnotatedOnlyScheme(_qk.QuantizeScheme):
 
 
 def custom_objects():
-    """Classes a saved or cloned quantized model needs (use with `quantize_scope`)."""
-    from tfdfc.compression import binary  # pylint: disable=import-outside-toplevel
+    """This module's classes a saved or cloned quantized model needs (use with
+    `quantize_scope`); binary.custom_objects() adds the binary ones."""
     return {"NBitQuantizeConfig": NBitQuantizeConfig,
-            "RobustRangeQuantizer": RobustRangeQuantizer,
-            "BinaryWeightQuantizer": binary.BinaryWeightQuantizer,
-            "BinaryQuantizeConfig": binary.BinaryQuantizeConfig}
+            "RobustRangeQuantizer": RobustRangeQuantizer}
 
 
-def apply_configs(model, config_for_layer):
-    """Annotates each layer with `config_for_layer(layer)` (None: leave it) and applies them."""
+def apply_configs(model, config_for_layer, objects=None):
+    """Annotates each layer with `config_for_layer(layer)` (None: leave it) and applies them;
+    `objects` are the custom classes the configs need (default: this module's)."""
+    objects = objects or custom_objects()
 
     def annotate(layer):
         config = config_for_layer(layer)
@@ -181,14 +181,14 @@ def apply_configs(model, config_for_layer):
 
     annotated = keras.models.clone_model(model, clone_function=annotate)
     annotated.set_weights(model.get_weights())
-    with _qk.quantize_scope(custom_objects()):
-        return _own_layers(_qk.quantize_apply(annotated, scheme=AnnotatedOnlyScheme()))
+    with _qk.quantize_scope(objects):
+        return _own_layers(_qk.quantize_apply(annotated, scheme=AnnotatedOnlyScheme()), objects)
 
 
-def _own_layers(qat_model):
+def _own_layers(qat_model, objects=None):
     """A copy whose layers belong to it alone. quantize_apply reuses the layer objects it does
     not wrap, which then sit in two graphs, so `layer.output` can name the wrong one."""
-    with _qk.quantize_scope(custom_objects()):
+    with _qk.quantize_scope(objects or custom_objects()):
         copy = keras.models.clone_model(qat_model)
     copy.set_weights(qat_model.get_weights())
     return copy
