@@ -6,7 +6,7 @@ student at the same number of iterations and the teacher. Writes Markdown.
 delta is given as multiples of the mean |w| of the teacher's binarised kernels (tfdfc's default
 delta), so the grid fits any teacher.
 
-    python bench/binary_delta.py                  # 10.7-11.2 min in a lane (AVX2, 2026-11-30)
+    python bench/binary_delta.py                  # several minutes in a one-thread lane
     python bench/binary_delta.py --tiny           # seconds, on digits (used by the tests)
 """
 
@@ -16,8 +16,8 @@ import common
 from tfdfc import teacher
 from tfdfc.compression import binary
 
-# 300 iterations (400 until 2026-11-30, when 2x was chosen at 0.970 and 4x was best at 0.977):
-# the bench's time budget.
+# 300 iterations, for the bench's time budget (it took 400 before: bench/NOTES.md,
+# bench/binary_delta.py).
 _FLAGS = common.define_flags("binary_delta", steps=300)
 _MULTIPLES = flags.DEFINE_list("delta_multiples", ["0.5", "1", "2", "3", "4"],
                                "delta values as multiples of the teacher's mean |w|.")

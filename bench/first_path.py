@@ -2,7 +2,7 @@
 demo (`python -m tfdfc.compress --flagfile=flags/demo.cfg`, a data-free full-precision student:
 accuracy, time, TFLite parity). Writes a Markdown table.
 
-    python bench/first_path.py                 # 5.1-5.3 min in a lane (AVX2, 2026-11-30)
+    python bench/first_path.py                 # several minutes in a one-thread lane
     python bench/first_path.py --tiny          # seconds, on digits (used by the tests)
 """
 

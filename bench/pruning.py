@@ -1,7 +1,7 @@
 """Benchmark of data-free magnitude pruning on mnist5k: 50 / 90 / 95 % sparse students against
 the teacher, the with-data baseline, and file sizes. Writes Markdown.
 
-    python bench/pruning.py                  # 33.5 min in a lane (AVX2, ae193aa)
+    python bench/pruning.py                  # tens of minutes in a one-thread lane
     python bench/pruning.py --tiny           # seconds, on digits (used by the tests)
 """
 
@@ -10,40 +10,39 @@ from absl import app, flags
 import common
 from tfdfc import export, metrics, teacher
 
-# A 16-wide generator (the other benchmarks' width) did worse here in the make bench of
-# 2026-11-30: 95 % 0.945 against 0.966 at 32, and the 90 % + int8 run collapsed (teacher entropy
-# 0 on generated images by iteration 250, student 0.100), though 90 % gained (0.981 / 0.976).
+# A 16-wide generator (the other benchmarks' width) did worse here than 32: 95 % lost accuracy and
+# the 90 % + int8 run's generator collapsed, though 90 % gained (bench/NOTES.md, bench/pruning.py).
 _FLAGS = common.define_flags("pruning", steps=500, generator_channels=32)
 _SPARSITIES = flags.DEFINE_list("sparsities", ["0.5", "0.9", "0.95"], "Target sparsities.")
 _STEPS_AT = flags.DEFINE_list("steps_at", ["0.5:150"], "sparsity:iterations for sparsities that "
-                              "need fewer than --steps (the with-data baseline follows). 50 % "
-                              "has no target: 0.983 at both 500 and 250 iterations. 95 % at 400 "
-                              "gave 0.961 (-2.7 pt, target -3), too close to keep.")
+                              "need fewer than --steps (the with-data baseline follows): 50 % "
+                              "has no target and lost nothing at fewer iterations; 95 % at fewer "
+                              "came too close to its target (bench/NOTES.md, bench/pruning.py).")
 _WITH_DATA = flags.DEFINE_bool("with_data_baseline", True, "Also train on real data.")
 _COMBINED = flags.DEFINE_float("combined_sparsity", 0.9, "Sparsity of the pruning + int8 QAT run "
                                "(0: skip it).")
 _COMBINED_STEPS = flags.DEFINE_integer("combined_steps", 400, "Iterations of the pruning + int8 "
-                                       "QAT run. Seed 0, TFLite int8 (2026-11-30): 500 0.982, "
-                                       "400 0.979 (-0.9 pt, target -1.5) in 0.8x the time.",
+                                       "QAT run: fewer than --steps still met its target, in less "
+                                       "time (bench/NOTES.md, bench/pruning.py).",
                                        lower_bound=1)
 _COMBINED_LR = flags.DEFINE_float("combined_student_lr", 2e-3, "Student Adam rate of the pruning + "
-                                  "int8 QAT run. 90 %, 500 iterations, TFLite int8, seeds 0/1/2 "
-                                  "(2026-11-30): 2e-3 0.982 / 0.977 / 0.981; 5e-3 (the pruning "
-                                  "runs' rate) 0.970 / 0.100 / 0.920, the generator collapsing "
-                                  "on seeds 1 and 2 (teacher_classes 1.0 by iteration 91).")
+                                  "int8 QAT run: below the pruning runs' rate, at which the "
+                                  "generator collapsed on some seeds (bench/NOTES.md, "
+                                  "bench/pruning.py).")
 
-_DIVERGENCE = flags.DEFINE_string("divergence", "skl", "Teacher-student discrepancy. KL let the "
-                                  "generator drift (teacher entropy 0.43 -> 1.0, 90 % student "
-                                  "0.816 at 1,500 iterations); symmetric KL stays near 0.4.")
-_STUDENT_LR = flags.DEFINE_float("student_lr", 5e-3, "Student Adam rate. At 300 iterations, 90 %: "
-                                 "2e-4 0.795, 2e-3 0.921, 5e-3 0.941, 1e-2 0.932 (KL).")
+_DIVERGENCE = flags.DEFINE_string("divergence", "skl", "Teacher-student discrepancy: symmetric "
+                                  "KL, since KL let the generator drift and the student fall in "
+                                  "long runs (bench/NOTES.md, bench/pruning.py).")
+_STUDENT_LR = flags.DEFINE_float("student_lr", 5e-3, "Student Adam rate: the best of a sweep "
+                                 "from 2e-4 to 1e-2 at 90 % under KL (bench/NOTES.md, "
+                                 "bench/pruning.py).")
 
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", 256, "Generated images per step. 95 %, same "
-                                   "compute (ramp 0.4): 128 x 1,000 iterations 0.952, 256 x 500 "
-                                   "0.973.")
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 256, "Generated images per step: at equal "
+                                   "compute, 256 beat 128 over twice the iterations at 95 % "
+                                   "(bench/NOTES.md, bench/pruning.py).")
 _RAMP = flags.DEFINE_float("sparsity_ramp", 0.4, "Fraction of the student updates that ramp up to "
-                           "the target. 95 %, 1,000 iterations of 128: 0.7 gave 0.947, 0.4 0.952; "
-                           "1,500 iterations at 0.7 gave 0.947 again.")
+                           "the target: 0.4 beat 0.7 at 95 %, and more iterations did not help 0.7 "
+                           "(bench/NOTES.md, bench/pruning.py).")
 
 TARGETS = {0.9: -1.5, 0.95: -3.0}  # points below the teacher allowed
 

@@ -1,11 +1,11 @@
 """Benchmark of data-free quantization on mnist5k: int8, binary, w4a8, w4a4 against the teacher,
 the no-training baseline and the with-data baseline at equal student steps. Writes Markdown.
 
-    python bench/quantization.py                  # about 28 min in a lane (AVX2, ae193aa)
+    python bench/quantization.py                  # tens of minutes in a one-thread lane
     python bench/quantization.py --tiny           # seconds, on digits (used by the tests)
 
-`make bench` runs it twice, in different lanes: the int8 and n-bit schemes (9.6 min at ae193aa), and
-the binary seeds (18.3 min at 400 iterations; 21.9-24.9 at 500) into RESULTS_binary.md.
+`make bench` runs it twice, in different lanes: the int8 and n-bit schemes, and the binary seeds
+into RESULTS_binary.md (their minutes: bench/NOTES.md, bench/quantization.py).
 """
 
 import json
@@ -18,27 +18,27 @@ import common
 from tfdfc import teacher
 from tfdfc.compression import binary
 
-# Binary runs take --steps: 400 with the 16-wide generator, for the bench's time budget. 500
-# gave data-free 0.980 / 0.980 / 0.974 (seeds 0 / 1 / 2) and with data 0.986 / 0.985 / 0.984;
-# 400 (2026-11-30, seeds 0 and 2) data-free 0.980 / 0.971 and with data 0.980 / 0.980, in 0.8x
-# the time: the with-data baseline loses more than data-free at fewer steps. The preset
-# flags/binary_mnist5k.cfg takes 800 with a 32-wide generator; on seeds 1 and 2, 500 x 16 gave
-# 0.980 / 0.974 against its 0.974 / 0.976, in 0.4x the training time.
+# Binary runs take --steps: 400 with the 16-wide generator, for the bench's time budget; going
+# down from 500, the with-data baseline lost more than data-free. The preset
+# flags/binary_mnist5k.cfg takes 800 with a 32-wide generator, which was not clearly better on the
+# seeds compared, for far more training time (bench/NOTES.md, bench/quantization.py).
 _FLAGS = common.define_flags("quantization", steps=400)
 _QAT_STEPS = flags.DEFINE_integer("qat_steps", 200, "Iterations of the int8 and n-bit runs, "
                                   "which start beside the teacher and need fewer than binary "
-                                  "(--steps). 300: int8 TFLite -0.1 pt, w4a8 -0.3, w4a4 -0.1 vs "
-                                  "a 0.988 teacher; 800: +0.2, -0.2 vs a 0.983 one.",
+                                  "(--steps): 300 came within a fraction of a point of the "
+                                  "teacher and 800 no closer (bench/NOTES.md, "
+                                  "bench/quantization.py).",
                                   lower_bound=1)
 ALL_SCHEMES = ["int8", "binary", "w4a8", "w4a4"]
 _SCHEMES = flags.DEFINE_list("schemes", ALL_SCHEMES, "Schemes to run.")
 _RENDER_ONLY = flags.DEFINE_bool("render_only", False, "Rewrite the Markdown from the JSON "
                                  "beside it (the reports of an earlier run), training nothing.")
-_DIVERGENCE = flags.DEFINE_string("divergence", "skl", "Teacher-student discrepancy. Binary, "
-                                  "delta 2x, 800 iterations: KL 0.956 (600 it.), SKL 0.972.")
+_DIVERGENCE = flags.DEFINE_string("divergence", "skl", "Teacher-student discrepancy: symmetric "
+                                  "KL, which beat KL on the binary student (bench/NOTES.md, "
+                                  "bench/quantization.py).")
 _QAT_STUDENT_LR = flags.DEFINE_float("qat_student_lr", 2e-4, "Student Adam rate of the int8 and "
-                                     "n-bit runs, which start next to the teacher (w4a4, KL, "
-                                     "300 iterations: 2e-3 0.973, 2e-4 0.986).")
+                                     "n-bit runs, which start next to the teacher: 2e-3 did "
+                                     "worse on w4a4 (bench/NOTES.md, bench/quantization.py).")
 _BINARY_STUDENT_LR = flags.DEFINE_float("binary_student_lr", 2e-3, "Student Adam rate of the "
                                         "binary run (the paper's), which must recover from "
                                         "sign-only weights.")
@@ -48,12 +48,13 @@ _DELTA_MULTIPLE = flags.DEFINE_float("delta_multiple", 2.0, "Binary delta as a m
 
 
 _BINARY_RESAMPLE = flags.DEFINE_bool("binary_resample_latents", True, "A fresh z for every "
-                                     "student step of the binary runs (--resample_latents). "
-                                     "Teacher 0.988, seeds 0/1/2: 0.978 / 0.973 / 0.980; "
-                                     "seeds 0/2 without: 0.973 / 0.974.")
+                                     "student step of the binary runs (--resample_latents): "
+                                     "better than one z per iteration on the seeds compared "
+                                     "(bench/NOTES.md, bench/quantization.py).")
 _BINARY_SEEDS = flags.DEFINE_list("binary_seeds", ["0", "1", "2"], "Seeds of the binary runs "
                                   "(each with its with-data baseline): single binary runs moved "
-                                  "by up to 2 pt between seeds.")
+                                  "by whole points between seeds (bench/NOTES.md, "
+                                  "bench/quantization.py).")
 
 
 def run_scheme(scheme, teacher_path, tiny, out_dir, binary_steps, seed=0):
@@ -157,7 +158,8 @@ def verdicts(results):
 def gap_closed(trained, untrained, teacher_accuracy):
     """(trained - untrained) / (teacher - untrained): how much of what compression without
     training loses, training wins back; None when undefined. It replaces a target of +20 pt over
-    sign-only, which no data set where sign-only passes 80 % can meet (here it reaches 0.942)."""
+    sign-only, which no data set where sign-only passes 80 % can meet (mnist5k's does:
+    bench/NOTES.md, bench/quantization.py)."""
     if None in (trained, untrained) or teacher_accuracy <= untrained:
         return None
     return round((trained - untrained) / (teacher_accuracy - untrained), 6)

@@ -8,7 +8,7 @@ pruned students from the pre-trained weights) and is trained data-free with R_p;
 gamma is 2e-4 here, not the paper's 2e-3: LeNet-5's dense scales sit on 1-pixel "feature maps"
 (gamma / width = gamma), which at 2e-3 prunes the dense layers before the student can follow.
 
-    python bench/slimming.py                  # 27.8-30.6 min in a lane (AVX2, 2026-11-30)
+    python bench/slimming.py                  # tens of minutes in a one-thread lane
     python bench/slimming.py --tiny           # seconds, on digits (used by the tests)
 """
 
@@ -16,14 +16,13 @@ from absl import app, flags
 
 import common
 
-# 500 iterations: at 400 (bench of 2026-11-30 at a040dfd, 25 min instead of 32) lambda 1e-4 kept
-# 56.3 % at -0.6 pt, so no run at <= 50 % of the parameters stayed within 1 pt (1e-3: 31.4 %,
-# -1.9); at 500, 1e-4 keeps 49.9 % at -0.4.
+# 500 iterations: at 400 no run at <= 50 % of the parameters stayed within 1 pt of the teacher
+# (the target); at 500, lambda 1e-4 did (bench/NOTES.md, bench/slimming.py).
 _FLAGS = common.define_flags("slimming", steps=500)
 _WEIGHT_DECAYS = flags.DEFINE_list("weight_decays", ["1e-5", "1e-4", "1e-3"],
-                                   "lambda values of the sweep, a decade apart (2026-11-25, "
-                                   "teacher 0.983: 3e-5 and 3e-4 fell between their neighbours, "
-                                   "at 52.8 % and 35.0 % of the parameters).")
+                                   "lambda values of the sweep, a decade apart: 3e-5 and "
+                                   "3e-4 fell between their neighbours (bench/NOTES.md, "
+                                   "bench/slimming.py).")
 _L1_GAMMA = flags.DEFINE_float("l1_gamma", 2e-4, "gamma, the L1 weight of the channel scales.")
 _THRESHOLD = flags.DEFINE_float("threshold", 0.1, "t_s: channels with |s| below it are removed.")
 _COMPARE_DECAY = flags.DEFINE_float("compare_weight_decay", 1e-4, "lambda of the KL vs SKL "

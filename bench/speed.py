@@ -10,7 +10,7 @@
 - iterations per second under MirroredStrategy with 1 and with 2 replicas (two logical CPUs);
 - TFLite latency (one image, ai-edge-litert, median) of the float and the full-integer int8 file.
 
-    python bench/speed.py                  # about 2 min on 2 cores
+    python bench/speed.py                  # a few minutes on 2 cores
     python bench/speed.py --tiny           # seconds, on digits (used by the tests)
 """
 

@@ -12,7 +12,7 @@ The ticket is found with `--ticket_seed`, which must differ from every training 
 pipeline seeds the student's initialisation with the training seed, so a re-init run whose seed
 equals the ticket's seed rebuilds exactly the ticket's original weights (no control at all).
 
-    python bench/ticket.py                  # 7.8-8.5 min in a lane (AVX2, 2026-11-30)
+    python bench/ticket.py                  # several minutes in a one-thread lane
     python bench/ticket.py --tiny           # seconds, on digits (used by the tests)
 """
 
@@ -24,9 +24,8 @@ from absl import app, flags
 import common
 from tfdfc.compression import ticket
 
-# 150 iterations, for the bench's time budget. On 2026-11-30 tickets beat re-initialisation by
-# +3.3 +- 0.9 pt at 300, +5.1 +- 3.4 at 200 and +5.5 +- 2.6 at 150 (ticket 0.904 +- 0.020,
-# re-init 0.850 +- 0.029; the same in a pilot and in make bench).
+# 150 iterations, for the bench's time budget: tickets beat re-initialisation at 150 as at 200
+# and 300 (bench/NOTES.md, bench/ticket.py).
 _FLAGS = common.define_flags("ticket", steps=150)
 _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Training seeds; each trains the ticket "
                            "and its re-initialised control.")

@@ -43,11 +43,13 @@ def test_loop_reaches_the_scheduled_sparsity_and_teacher_is_untouched(
         np.testing.assert_array_equal(before, after)
 
 
-def test_polynomial_schedule_grows_to_the_target_by_70_percent_of_updates():
-    schedule = prune.schedule_for(prune.PruneSpec("magnitude", 0.9, "polynomial"), 1000)
+def test_polynomial_schedule_grows_to_the_target_over_the_ramp_fraction_of_updates():
+    spec = prune.PruneSpec("magnitude", 0.9, "polynomial")
+    schedule, ramp_end = prune.schedule_for(spec, 1000), round(spec.ramp * 1000)
     assert float(schedule(0)[1]) == pytest.approx(0.0)
-    assert float(schedule(350)[1]) < 0.9
-    assert float(schedule(700)[1]) == pytest.approx(0.9)
+    assert float(schedule(ramp_end // 2)[1]) < 0.9
+    assert float(schedule(ramp_end - 50)[1]) < 0.9
+    assert float(schedule(ramp_end)[1]) == pytest.approx(0.9)
     assert float(schedule(1000)[1]) == pytest.approx(0.9)
 
 
