@@ -395,11 +395,31 @@ def render(results):
                 else "") + "). Commands:", ""]
     lines += [f"- `{c}`" for c in commands] or ["- (none: no runs yet)"]
     lines += ["", NOTE, ""]
-    for name in TEACHERS:
+    for name in [n for base in TEACHERS for n in (base, base + KERAS3_SUFFIX)]:
         runs = [e for e in results["runs"].values() if e["teacher"] == name]
         if runs or name in results["teachers"]:
             lines += teacher_section(name, runs, results["teachers"].get(name), images)
+            if name.endswith(KERAS3_SUFFIX):
+                lines += twin_verdicts(name, results, images)
     return lines
+
+
+def twin_verdicts(name, results, images):
+    """The Keras 3 twin against its tf-keras teacher, scheme by scheme: the difference of the
+    mean TFLite accuracies, within noise (NOISE_SE binomial standard errors) or not."""
+    lines = [f"Keras 3 twin against `{_base_name(name)}` (same accuracy within noise):", ""]
+    for scheme in SCHEMES:
+        means = []
+        for teacher in (name, _base_name(name)):
+            done = [e["report"] for e in results["runs"].values()
+                    if e["teacher"] == teacher and e["scheme"] == scheme and e["report"]]
+            means.append(_mean([_tflite(r)["accuracy"] for r in done]) if done else None)
+        if None in means:
+            continue
+        difference, noise = common.points(*means), noise_points(means[1], images)
+        lines.append(f"- {scheme}: {difference:+.2f} pt (noise {noise:.2f}) — "
+                     f"{'met' if abs(difference) <= noise else 'MISSED'}")
+    return lines + [""]
 
 
 def command_line(flags_in):

@@ -80,7 +80,7 @@ def test_sigterm_checkpoints_the_finished_iteration_and_exits_143(tmp_path, digi
     process = _start(*flags)
     _wait_for_iteration(process, 3)
     process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=120)
+    _, stderr = process.communicate(timeout=300)
     assert process.returncode == 128 + signal.SIGTERM, stderr[-2000:]
     stopped_at = int(stderr.split("stopped by SIGTERM after iteration ")[1].split()[0])
     _, iteration = _student_checkpoint(str(tmp_path))

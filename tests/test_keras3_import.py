@@ -15,13 +15,13 @@ from tfdfc import keras3_import, teacher
 from tfdfc.errors import UserInputError
 from tfdfc.keras_compat import keras
 
+pytestmark = pytest.mark.slow  # builds the teachers with Keras 3 in a subprocess
+
 _BUILD_TEACHERS = r'''
 import os, sys
 import numpy as np
 import keras
 from keras import layers
-
-pytestmark = pytest.mark.slow  # builds the teachers with Keras 3 in a subprocess
 
 out = sys.argv[1]
 keras.utils.set_random_seed(0)
@@ -121,7 +121,7 @@ def keras3_teachers(tmp_path_factory):
     env = {key: value for key, value in os.environ.items() if key != "TF_USE_LEGACY_KERAS"}
     env["TF_CPP_MIN_LOG_LEVEL"] = "2"
     result = subprocess.run([sys.executable, "-c", _BUILD_TEACHERS, str(directory)], env=env,
-                            timeout=120, capture_output=True, text=True, check=False)
+                            timeout=600, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
     return directory, dict(np.load(directory / "expected.npz"))
 
