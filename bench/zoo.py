@@ -409,13 +409,12 @@ def twin_verdicts(name, results, images):
     mean TFLite accuracies, within noise (NOISE_SE binomial standard errors) or not."""
     lines = [f"Keras 3 twin against `{_base_name(name)}` (same accuracy within noise):", ""]
     for scheme in SCHEMES:
-        means = []
-        for teacher in (name, _base_name(name)):
-            done = [e["report"] for e in results["runs"].values()
-                    if e["teacher"] == teacher and e["scheme"] == scheme and e["report"]]
-            means.append(_mean([_tflite(r)["accuracy"] for r in done]) if done else None)
-        if None in means:
+        done = [[e for e in results["runs"].values()
+                 if e["teacher"] == teacher and e["scheme"] == scheme and e["report"]]
+                for teacher in (name, _base_name(name))]
+        if not all(done):
             continue
+        means = [summarise(entries)["tflite_mean"] for entries in done]
         difference, noise = common.points(*means), noise_points(means[1], images)
         lines.append(f"- {scheme}: {difference:+.2f} pt (noise {noise:.2f}) — "
                      f"{'met' if abs(difference) <= noise else 'MISSED'}")
