@@ -13,18 +13,20 @@ TEACHER := exported/teachers/lenet5_mnist5k.keras
 # the lanes: `binary` is its three binary seeds, `quantization` the int8 and n-bit runs. Each
 # script's minutes in the last run are in RESULTS.md's header.
 LANE_A := pruning quantization ticket first_path zoo
-LANE_B := binary slimming binary_delta
+LANE_B := binary slimming binary_delta fashion
 JOB_quantization := quantization.py --schemes=int8,w4a8,w4a4
 # make bench re-runs the zoo's MLP and its Keras 3 twin (minutes); the batch-norm teachers take
 # hours and run by make bench-zoo. The zoo's JSON keeps the runs of both, so its table has all.
 JOB_zoo := zoo.py --teachers=mlp,mlp_keras3 --schemes=int8 --with_data_seeds=0
+# make bench runs the Fashion-MNIST distillation row (3 seeds); the WRN rows run by make bench-fashion.
+JOB_fashion := fashion.py --experiments=distill_lenet5_half
 JOB_binary := quantization.py --schemes=binary --out_dir=exported/bench/binary --results=bench/RESULTS_binary.md
 bench_job = $(or $(JOB_$(1)),$(1).py)
 BENCH_TIMES := exported/bench/times.txt
 ONE_THREAD := TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1
 QUICK := exported/bench-quick
 
-.PHONY: install demo teacher test test-fast clean bench bench-zoo bench-zoo-lane-a bench-zoo-lane-b bench-quick bench-lane-a bench-lane-b bench-quick-lane-a bench-quick-lane-b
+.PHONY: install demo teacher teacher-fashion test test-fast clean bench bench-fashion bench-fashion-lane-a bench-fashion-lane-b bench-zoo bench-zoo-lane-a bench-zoo-lane-b bench-quick bench-lane-a bench-lane-b bench-quick-lane-a bench-quick-lane-b
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +41,16 @@ $(TEACHER): | $(STAMP)
 	$(BIN)/python -m tfdfc.train_teacher --flagfile=flags/teacher_mnist5k.cfg
 
 teacher: $(TEACHER)
+
+# The Fashion-MNIST teachers of the paper's experiments (bench/fashion.py): each flagfile's
+# settings, trained once and cached; Fashion-MNIST comes from `apt-get install dataset-fashion-mnist`.
+FASHION_TEACHERS := exported/teachers/lenet5_fashion.keras exported/teachers/wrn16_1_fashion.keras
+exported/teachers/lenet5_fashion.keras: flags/teacher_fashion_lenet5.cfg | $(STAMP)
+	$(BIN)/python -m tfdfc.train_teacher --flagfile=$<
+exported/teachers/wrn16_1_fashion.keras: flags/teacher_fashion_wrn16_1.cfg | $(STAMP)
+	$(BIN)/python -m tfdfc.train_teacher --flagfile=$<
+
+teacher-fashion: $(FASHION_TEACHERS)
 
 demo: $(STAMP) $(TEACHER)
 	$(BIN)/python -m tfdfc.compress --flagfile=flags/demo.cfg
@@ -65,7 +77,7 @@ bench: $(STAMP) $(TEACHER)
 	  echo "alone speed+all $$(( $$(date +%s) - started ))" >> $(BENCH_TIMES)
 	$(BIN)/python bench/results.py --times=$(BENCH_TIMES)
 
-bench-lane-a bench-lane-b: $(STAMP) $(TEACHER)
+bench-lane-a bench-lane-b: $(STAMP) $(TEACHER) $(FASHION_TEACHERS)
 	mkdir -p exported/bench
 	set -e; $(foreach name,$(if $(filter bench-lane-a,$@),$(LANE_A),$(LANE_B)), \
 	  started=$$(date +%s); \
@@ -103,6 +115,17 @@ bench-quick-lane-b: $(STAMP) $(TEACHER)
 	$(ONE_THREAD) $(BIN)/python bench/binary_delta.py --steps=100 --delta_multiples=0.5,1 --out_dir=$(QUICK)/binary_delta --results=$(QUICK)/RESULTS_binary_delta.md
 	$(ONE_THREAD) $(BIN)/python bench/slimming.py --steps=80 --weight_decays=1e-5,1e-3 --seeds=0 --out_dir=$(QUICK)/slimming --results=$(QUICK)/RESULTS_slimming.md
 	$(ONE_THREAD) $(BIN)/python bench/first_path.py --steps=100 --out_dir=$(QUICK)/first_path --results=$(QUICK)/RESULTS_first_path.md
+
+# Every Fashion-MNIST experiment (bench/fashion.py), 3 seeds on the test split, in two lanes.
+bench-fashion: $(STAMP) $(FASHION_TEACHERS)
+	$(MAKE) -j2 bench-fashion-lane-a bench-fashion-lane-b
+	$(BIN)/python bench/results.py
+
+bench-fashion-lane-a: $(STAMP) $(FASHION_TEACHERS)
+	$(ONE_THREAD) $(BIN)/python bench/fashion.py --experiments=distill_lenet5_half,int8_wrn16_1,w4a8_wrn16_1,w4a4_wrn16_1
+
+bench-fashion-lane-b: $(STAMP) $(FASHION_TEACHERS)
+	$(ONE_THREAD) $(BIN)/python bench/fashion.py --experiments=distill_wrn16_1_to_wrn10_1,binary_wrn16_1,magnitude90_wrn16_1,magnitude95_wrn16_1,magnitude90_int8_wrn16_1
 
 clean:
 	rm -rf exported/demo

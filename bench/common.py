@@ -1,5 +1,6 @@
 """What the benchmark scripts share: the teacher, one data-free run, and target verdicts."""
 
+import math
 import os
 import statistics
 import types
@@ -50,23 +51,54 @@ def points(value, reference):
     return None if value is None or reference is None else round(100 * (value - reference), 6)
 
 
+NOISE_SE = 2  # binomial standard errors of an evaluation split under which a difference is noise
+
+
+def noise_points(accuracy, images, standard_errors=NOISE_SE):
+    """`standard_errors` binomial standard errors of `accuracy` measured on `images` images, in
+    points: a difference of two accuracies on that split smaller than this is noise."""
+    return round(100 * standard_errors * math.sqrt(accuracy * (1 - accuracy) / images), 6)
+
+
 class Verdicts:
-    """Collects `- name: value (target ...) — met / MISSED` lines."""
+    """Collects `- name: value (target ...) — met / MISSED` lines.
+
+    With `noise` (points, e.g. from `noise_points`), a value closer to its limit than the noise
+    says so: the verdict could flip with another draw of the evaluation split. `compare` states
+    a difference between two accuracies as higher, lower, or within noise.
+    """
 
     def __init__(self):
         self.lines = []
 
-    def check(self, name, value, limit, higher_is_better, strict=False):
-        """Adds a verdict line; `strict` asks for > (or <) instead of >= (or <=)."""
+    def check(self, name, value, limit, higher_is_better, strict=False, noise=None):
+        """Adds a verdict line; `strict` asks for > (or <) instead of >= (or <=). Returns
+        whether the target is met (None when not measured)."""
         if value is None:
             self.lines.append(f"- {name}: not measured")
-            return
+            return None
         if higher_is_better:
             met, sign = (value > limit, ">") if strict else (value >= limit, ">=")
         else:
             met, sign = (value < limit, "<") if strict else (value <= limit, "<=")
-        self.lines.append(f"- {name}: {value:+.2f} (target {sign} {limit:+g}) — "
-                          f"{'met' if met else 'MISSED'}")
+        close = noise is not None and abs(value - limit) < noise
+        self.lines.append(
+            f"- {name}: {value:+.2f} (target {sign} {limit:+g}"
+            + ("" if noise is None else f"; noise {noise:.2f}") + f") — {'met' if met else 'MISSED'}"
+            + (" (within noise of the target)" if close else ""))
+        return met
+
+    def compare(self, name, value, reference, noise):
+        """Adds `- name: +d pt (noise n) — higher / lower / within noise`, d = value - reference
+        in points; returns the word."""
+        if value is None or reference is None:
+            self.lines.append(f"- {name}: not measured")
+            return None
+        difference = points(value, reference)
+        word = ("within noise" if abs(difference) < noise
+                else "higher" if difference > 0 else "lower")
+        self.lines.append(f"- {name}: {difference:+.2f} pt (noise {noise:.2f}) — {word}")
+        return word
 
 
 def define_flags(name, steps, generator_channels=16):
@@ -92,12 +124,20 @@ def write_results(path, lines, reports):
     print("\n".join(lines))
 
 
+def mean_sd(values):
+    """(mean, sample standard deviation) of seeds' values; sd None for one value, both None if
+    any value is missing."""
+    if not values or any(v is None for v in values):
+        return None, None
+    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else None)
+
+
 def mean_std(values, digits=4):
     """'mean ± sample std' of a list (std n/a for one value, n/a if any value is missing)."""
-    if not values or any(v is None for v in values):
+    mean, sd = mean_sd(values)
+    if mean is None:
         return "n/a"
-    std = f"{statistics.stdev(values):.{digits}f}" if len(values) > 1 else "n/a"
-    return f"{statistics.mean(values):.{digits}f} ± {std}"
+    return f"{mean:.{digits}f} ± " + ("n/a" if sd is None else f"{sd:.{digits}f}")
 
 
 def command_line(script, tiny, steps):

@@ -13,7 +13,6 @@ directory holds report.json is read, not re-run. Each invocation adds its runs t
 """
 
 import dataclasses
-import math
 import os
 import statistics
 import subprocess
@@ -35,7 +34,7 @@ from tfdfc.train import TrainConfig
 TARGETS_SET = "2026-12-01"
 TARGETS = {"batchnorm": {"int8": -0.5, "w4a8": -1.5, "prune90_int8": -3.0},
            "mlp": {"int8": -0.5}}
-NOISE_SE = 2  # binomial standard errors of the evaluation split that count as noise
+NOISE_SE = common.NOISE_SE
 
 TEACHERS = ("mobilenet", "resnet", "mlp")
 BATCH_NORM_TEACHERS = ("mobilenet", "resnet")
@@ -287,11 +286,6 @@ def _text(value, digits=4):
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
-def noise_points(accuracy, images):
-    """NOISE_SE binomial standard errors of an accuracy on `images` images, in points."""
-    return round(100 * NOISE_SE * math.sqrt(accuracy * (1 - accuracy) / images), 6)
-
-
 def target_for(teacher_name, scheme):
     teacher_name = _base_name(teacher_name)
     group = "batchnorm" if teacher_name in BATCH_NORM_TEACHERS else teacher_name
@@ -328,10 +322,11 @@ def scheme_row(teacher_name, scheme, s, verdicts, images):
     if limit is not None:
         verdict = ("not measured" if delta is None
                    else f"{'met' if delta >= limit else 'MISSED'} (>= {limit:+g})")
-        verdicts.check(f"{label}: TFLite vs teacher ({seeds}, pt)", delta, limit, True)
+        verdicts.check(f"{label}: TFLite vs teacher ({seeds}, pt)", delta, limit, True,
+                       noise=round(common.noise_points(s["teacher"], images), 2))
     unpruned_baseline = SCHEMES[scheme].get("prune", "none") != "none"
     if s["no_training"] is not None and not unpruned_baseline:
-        noise = round(noise_points(s["no_training"], images), 2)
+        noise = round(common.noise_points(s["no_training"], images), 2)
         verdicts.check(f"{label}: TFLite vs no training ({seeds}, pt; noise {noise:.2f})",
                        common.points(s["tflite_mean"], s["no_training"]), -noise, True)
     params = f"{s['params']:,}" + (f" ({s['nonzero']:,} nonzero)"
@@ -415,7 +410,7 @@ def twin_verdicts(name, results, images):
         if not all(done):
             continue
         means = [summarise(entries)["tflite_mean"] for entries in done]
-        difference, noise = common.points(*means), noise_points(means[1], images)
+        difference, noise = common.points(*means), common.noise_points(means[1], images)
         lines.append(f"- {scheme}: {difference:+.2f} pt (noise {noise:.2f}) — "
                      f"{'met' if abs(difference) <= noise else 'MISSED'}")
     return lines + [""]

@@ -4,12 +4,14 @@ The CPU split must happen before TensorFlow runs its first op, so it is done at 
 """
 
 import contextlib
+import gzip
 import functools
 import importlib
 import io
 import os
 import types
 
+import numpy as np
 import pytest
 
 from tfdfc import distribute, pipeline, teacher
@@ -91,3 +93,24 @@ def tiny_players(strategy, teacher_path, config, quantize="none"):
     with strategy.scope():
         model = teacher.load(teacher_path)
     return pipeline.build(strategy, run_config, model, log=quiet).players
+
+
+def write_idx(path, magic, array):
+    """Writes `array` as a gzipped idx file with the magic number `magic` (Fashion-MNIST's
+    format: 2051 for uint8 images, 2049 for uint8 labels)."""
+    header = [magic, *array.shape]
+    payload = b"".join(size.to_bytes(4, "big") for size in header) + array.tobytes()
+    with gzip.open(path, "wb") as file:
+        file.write(payload)
+
+
+def tiny_fashion_dir(directory, train=120, test=20):
+    """Four Fashion-MNIST idx files of random 28x28 images in `directory` (12 training images per
+    class by default), for `fashion_mnist:<directory>`."""
+    rng = np.random.default_rng(0)
+    for split, count in (("train", train), ("t10k", test)):
+        write_idx(directory / f"{split}-images-idx3-ubyte.gz", 2051,
+                  rng.integers(0, 256, (count, 28, 28), dtype=np.uint8))
+        write_idx(directory / f"{split}-labels-idx1-ubyte.gz", 2049,
+                  (np.arange(count) % 10).astype(np.uint8))
+    return directory

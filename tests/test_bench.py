@@ -142,3 +142,19 @@ def test_results_says_how_long_make_bench_took(tmp_path):
     assert "`make bench` took 47 min" in text
     assert "lane-a (25 min: quantization 25.0)" in text
     assert "lane-b (30 min: pruning 10.0, ticket 20.0)" in text
+
+
+def test_fashion_benchmark_tiny(tmp_path):
+    """A preset flagfile run by tfdfc.compress on a digits teacher for two iterations, with both
+    baselines; the table has the experiment's row and target verdicts and re-renders from its
+    JSON; a tuning run on the validation split goes to its own table."""
+    table = _run_tiny("bench/fashion.py", tmp_path)
+    assert "Evaluation split: **test** (359 images)" in table
+    assert re.search(r"\| int8_wrn16_1 \| — \| 1 \| 2 \| [\d,]+ \| 0\.\d{4} \| 0\.\d{4} ± n/a \| "
+                     r"0\.\d{4} \| 0\.\d{4} \|", table)
+    assert "- int8_wrn16_1: vs teacher (mean of 1 seed, pt):" in table
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert sorted(results["runs"]) == ["int8_wrn16_1_seed0"]
+    run_flags = (tmp_path / "work" / "runs" / "test" / "int8_wrn16_1_seed0" / "flags.txt")
+    assert "--quantize=int8" in run_flags.read_text()  # the preset's delta reached the run
+    assert _run_tiny("bench/fashion.py", tmp_path, "--render_only") == table

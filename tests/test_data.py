@@ -8,6 +8,7 @@ import time
 import numpy as np
 import pytest
 
+from conftest import tiny_fashion_dir, write_idx
 from tfdfc import data
 
 # The test splits of all results before validation splits existed (computed from the code of
@@ -108,26 +109,8 @@ def test_fashion_mnist_is_parsed_once():
     assert time.perf_counter() - start < 0.1
 
 
-def _idx(path, magic, array):
-    header = [magic, *array.shape]
-    payload = b"".join(size.to_bytes(4, "big") for size in header) + array.tobytes()
-    with gzip.open(path, "wb") as file:
-        file.write(payload)
-
-
-def _tiny_fashion(directory, train=120, test=20):
-    """Four idx files of random 28x28 images, 12 training images per class by default."""
-    rng = np.random.default_rng(0)
-    for split, count in (("train", train), ("t10k", test)):
-        _idx(directory / f"{split}-images-idx3-ubyte.gz", 2051,
-             rng.integers(0, 256, (count, 28, 28), dtype=np.uint8))
-        _idx(directory / f"{split}-labels-idx1-ubyte.gz", 2049,
-             (np.arange(count) % 10).astype(np.uint8))
-    return directory
-
-
 def test_fashion_mnist_from_a_directory(tmp_path):
-    fashion = data.load(f"fashion_mnist:{_tiny_fashion(tmp_path)}")
+    fashion = data.load(f"fashion_mnist:{tiny_fashion_dir(tmp_path)}")
     assert fashion.x_train.shape == (110, 28, 28, 1) and fashion.x_val.shape == (10, 28, 28, 1)
     assert fashion.x_test.shape == (20, 28, 28, 1) and fashion.y_test.tolist()[:3] == [0, 1, 2]
     assert np.bincount(fashion.y_val).tolist() == [1] * 10
@@ -138,7 +121,7 @@ def test_fashion_mnist_missing_files_say_how_to_install(tmp_path):
     with pytest.raises(data.DataError, match="apt-get install dataset-fashion-mnist.*"
                                              "fashion_mnist:<dir>"):
         data.load(f"fashion_mnist:{tmp_path / 'absent'}")
-    _tiny_fashion(tmp_path)
+    tiny_fashion_dir(tmp_path)
     os.remove(tmp_path / "t10k-labels-idx1-ubyte.gz")
     with pytest.raises(data.DataError, match="t10k-labels-idx1-ubyte.gz not found"):
         data.load(f"fashion_mnist:{tmp_path}")
@@ -164,15 +147,15 @@ def _short_data(path):
     (_not_gzip, "not a readable gzip"), (_labels_magic, "magic number 2051"),
     (_cut_gzip, "not a readable gzip"), (_short_data, "truncated or corrupt")])
 def test_a_corrupt_idx_file_is_named(tmp_path, damage, message):
-    _tiny_fashion(tmp_path)
+    tiny_fashion_dir(tmp_path)
     damage(tmp_path / "train-images-idx3-ubyte.gz")
     with pytest.raises(data.DataError, match=f"train-images-idx3-ubyte.gz.*{message}"):
         data.load(f"fashion_mnist:{tmp_path}")
 
 
 def test_fashion_mnist_images_and_labels_must_agree(tmp_path):
-    _tiny_fashion(tmp_path)
-    _idx(tmp_path / "t10k-labels-idx1-ubyte.gz", 2049, np.zeros(7, np.uint8))
+    tiny_fashion_dir(tmp_path)
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", 2049, np.zeros(7, np.uint8))
     with pytest.raises(data.DataError, match="t10k has 20 images and 7 labels"):
         data.load(f"fashion_mnist:{tmp_path}")
 
@@ -273,3 +256,21 @@ def test_cifar10_errors_name_the_fix(tmp_path):
         data.load(f"cifar10:{tmp_path / 'small.npz'}")
     with pytest.raises(data.DataError, match="tensorflow-datasets|does not hold"):
         data.load(f"cifar10:{tmp_path}")  # a directory: read through tensorflow-datasets
+
+
+def test_val_suffix_evaluates_on_the_validation_split():
+    """`<set>@val` puts the validation split where evaluation reads the test split, so that a
+    recipe is tuned without looking at the test split."""
+    full, tuning = data.load("digits"), data.load("digits@val")
+    np.testing.assert_array_equal(tuning.x_test, full.x_val)
+    np.testing.assert_array_equal(tuning.y_test, full.y_val)
+    np.testing.assert_array_equal(tuning.x_train, full.x_train)
+    assert len(tuning.y_val) == 0 and tuning.name == "digits@val"
+
+
+def test_val_suffix_needs_a_validation_split(tmp_path):
+    path = tmp_path / "no_val.npz"
+    np.savez(path, x_train=np.zeros((4, 8, 8, 1)), y_train=np.arange(4) % 2,
+             x_test=np.zeros((2, 8, 8, 1)), y_test=np.arange(2))
+    with pytest.raises(data.DataError, match="no validation split"):
+        data.load(f"{path}@val")

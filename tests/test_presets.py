@@ -4,6 +4,7 @@ checks the wiring, not accuracy); the small mnist5k
 flagfiles parse with their modules' flags."""
 
 import glob
+import json
 import os
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import ROOT, python_env
+from conftest import tiny_fashion_dir, ROOT, python_env
 from tfdfc import artifacts, models
 
 pytestmark = pytest.mark.slow  # the CIFAR presets run WRNs in subprocesses
@@ -82,6 +83,19 @@ def test_teacher_preset_trains_on_cifar_shaped_data(cifar_files, tmp_path):
     assert (tmp_path / "teacher.keras").exists()
 
 
+@pytest.mark.parametrize("preset", ["teacher_fashion_lenet5.cfg", "teacher_fashion_wrn16_1.cfg"])
+def test_fashion_teacher_preset_trains_on_a_small_slice(preset, tmp_path):
+    """The Fashion-MNIST teachers' flagfiles, as written, on 120 Fashion-format images for one
+    epoch of two batches: their architecture and augmentation run on 28x28 grey images."""
+    slice_dir = tiny_fashion_dir(tmp_path)
+    _run("tfdfc.train_teacher", f"--flagfile=flags/{preset}", f"--data=fashion_mnist:{slice_dir}",
+         "--epochs=1", "--batch_size=64", f"--output={tmp_path / 'teacher.keras'}")
+    report = json.loads((tmp_path / "teacher.keras.json").read_text())
+    assert report["data"] == "fashion_mnist" and report["config"]["flip_augment"] is True
+    with open(os.path.join(ROOT, "flags", preset), encoding="utf-8") as handle:
+        assert f"--architecture={report['architecture']}\n" in handle.read()
+
+
 def _module_for(flagfile):
     name = os.path.basename(flagfile)
     if name.startswith("teacher_"):
@@ -89,8 +103,11 @@ def _module_for(flagfile):
     return "tfdfc.find_ticket" if name == "ticket_mnist5k.cfg" else "tfdfc.compress"
 
 
+# Every flagfile a user runs on data this machine has; a `*_base.cfg` is parsed through the
+# presets that read it (alone it names no teacher).
 MNIST_FLAGFILES = sorted(path for path in glob.glob(os.path.join(ROOT, "flags", "*.cfg"))
-                         if not os.path.basename(path).startswith(("cifar10_", "teacher_cifar")))
+                         if not os.path.basename(path).startswith(("cifar10_", "teacher_cifar"))
+                         and not path.endswith("_base.cfg"))
 
 
 @pytest.mark.parametrize("module", sorted({_module_for(path) for path in MNIST_FLAGFILES}))

@@ -28,7 +28,9 @@ from tfdfc.errors import UserInputError
 
 BUNDLED = ("mnist5k", "digits", "fashion_mnist")
 SPECS_HELP = ("mnist5k, digits, fashion_mnist, fashion_mnist:<dir of its four idx .gz files>, "
-              "cifar10:<raw-array .npz or tfds data dir>, or an .npz path")
+              "cifar10:<raw-array .npz or tfds data dir>, or an .npz path; a suffix @val "
+              "evaluates on the validation split instead of the test split (for tuning)")
+VAL_SUFFIX = "@val"  # `<spec>@val`: the set with its validation split in the test split's place
 SPLIT_SEED = 20201014  # fixed: the same train/val/test split on every machine
 SPLITS = ("train", "val", "test")
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"  # where dataset-fashion-mnist puts it
@@ -92,11 +94,22 @@ def load(spec):
 
     Args:
       spec: `mnist5k`, `digits`, `fashion_mnist`, `fashion_mnist:<dir>`, `cifar10:<path>` or
-        `<file>.npz`.
+        `<file>.npz`; with the suffix `@val`, the validation split takes the test split's place
+        (and the validation split is empty), so that whatever reports "test" accuracy reports
+        validation accuracy: recipes are tuned that way, and the test split only reports.
 
     Raises:
-      DataError: unknown name, missing file, or arrays of the wrong shape or type.
+      DataError: unknown name, missing file, arrays of the wrong shape or type, or `@val` on a
+        set without a validation split.
     """
+    if spec.endswith(VAL_SUFFIX):
+        dataset = load(spec[:-len(VAL_SUFFIX)])
+        if not len(dataset.y_val):
+            raise DataError(f"{spec}: {dataset.name} has no validation split to evaluate on; "
+                            f"drop the {VAL_SUFFIX} suffix or give the .npz an x_val and y_val")
+        return dataclasses.replace(
+            dataset, name=dataset.name + VAL_SUFFIX, x_test=dataset.x_val, y_test=dataset.y_val,
+            x_val=dataset.x_val[:0], y_val=dataset.y_val[:0])
     if spec == "mnist5k":
         return _mnist5k()
     if spec == "digits":

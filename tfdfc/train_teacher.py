@@ -17,6 +17,8 @@ _WEIGHT_DECAY = flags.DEFINE_float("weight_decay", 5e-4, "AdamW weight decay.", 
 _SHIFT_AUGMENT = flags.DEFINE_integer("shift_augment", 2,
                                       "Random translation in pixels (0: no augmentation).",
                                       lower_bound=0)
+_FLIP_AUGMENT = flags.DEFINE_bool("flip_augment", False, "Random left-right flips (for images "
+                                  "whose mirror is the same class, e.g. clothes; not digits).")
 _SEED = flags.DEFINE_integer("seed", 0, "Random seed.")
 _OUTPUT = flags.DEFINE_string("output", "exported/teachers/lenet5_mnist5k.keras",
                               "Where the .keras model goes; a .json report is written beside it.")
@@ -27,7 +29,8 @@ def main(argv):
     config = teacher.TeacherConfig(
         data=_DATA.value, architecture=_ARCHITECTURE.value, epochs=_EPOCHS.value,
         batch_size=_BATCH_SIZE.value, learning_rate=_LEARNING_RATE.value,
-        weight_decay=_WEIGHT_DECAY.value, shift_augment=_SHIFT_AUGMENT.value, seed=_SEED.value,
+        weight_decay=_WEIGHT_DECAY.value, shift_augment=_SHIFT_AUGMENT.value,
+        flip_augment=_FLIP_AUGMENT.value, seed=_SEED.value,
         output=_OUTPUT.value)
     teacher.train(config, log=cli.log)
 
