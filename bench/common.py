@@ -84,7 +84,8 @@ class Verdicts:
         close = noise is not None and abs(value - limit) < noise
         self.lines.append(
             f"- {name}: {value:+.2f} (target {sign} {limit:+g}"
-            + ("" if noise is None else f"; noise {noise:.2f}") + f") — {'met' if met else 'MISSED'}"
+            + ("" if noise is None else f"; noise {noise:.2f}")
+            + f") — {'met' if met else 'MISSED'}"
             + (" (within noise of the target)" if close else ""))
         return met
 

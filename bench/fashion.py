@@ -118,16 +118,21 @@ def run_one(experiment, seed, settings, log=print):
 # Tables
 # ---------------------------------------------------------------------------------------------
 
-def shipped_accuracy(report):
-    """The accuracy of the file a user ships: the int8 TFLite file, the float one where none."""
+QUANTIZED = ("int8", "w4a", "binary")  # experiment names whose student is quantized
+
+
+def shipped_accuracy(experiment, report):
+    """The accuracy of the file a user ships: the int8 TFLite file of a quantized student, the
+    float one otherwise (a full-precision student's int8 file is a post-training extra)."""
     tflite = report["tflite"]
-    return (tflite.get("int8") or tflite["float"])["accuracy"]
+    quantized = any(part in experiment for part in QUANTIZED) and tflite.get("int8")
+    return (tflite["int8"] if quantized else tflite["float"])["accuracy"]
 
 
 def summarise(entries):
     """Means over the seeds of one experiment's (and extra flags') runs."""
     reports = [e["report"] for e in entries]
-    shipped = [shipped_accuracy(r) for r in reports]
+    shipped = [shipped_accuracy(e["experiment"], e["report"]) for e in entries]
     no_training = [(r["baselines"]["no_training"] or {}).get("accuracy") for r in reports]
     with_data = [r["baselines"]["with_data"]["accuracy"] for r in reports
                  if r["baselines"]["with_data"]]
@@ -173,10 +178,11 @@ def render(results):
              + "). Commands:", ""]
     lines += [f"- `{c}`" for c in sorted({e["command"] for e in results["runs"].values()})]
     lines += ["", "Each row runs the preset `flags/fashion_<experiment>.cfg` (plus the extra "
-              "flags) through `tfdfc.compress`. Data-free: the file a user ships (int8 TFLite, "
-              "float TFLite where there is none). No training: the same scheme without training "
-              "(post-training quantization calibrated on noise; none for distillation into a "
-              "fresh network). With data: the same student steps on real training images. "
+              "flags) through `tfdfc.compress`. Data-free: the file a user ships (the int8 "
+              "TFLite file of a quantized student, the float TFLite file otherwise). No "
+              "training: the same scheme without training (post-training quantization "
+              "calibrated on noise; none for distillation into a fresh network). With data: "
+              "the same student steps on real training images. "
               f"Targets (bench/TARGETS.md, set {TARGETS_SET}) are judged on the mean of the "
               f"seeds; noise is {common.NOISE_SE} binomial standard errors of the split.", ""]
     lines += HEADER

@@ -147,7 +147,7 @@ def test_results_says_how_long_make_bench_took(tmp_path):
 def test_fashion_benchmark_tiny(tmp_path):
     """A preset flagfile run by tfdfc.compress on a digits teacher for two iterations, with both
     baselines; the table has the experiment's row and target verdicts and re-renders from its
-    JSON; a tuning run on the validation split goes to its own table."""
+    JSON."""
     table = _run_tiny("bench/fashion.py", tmp_path)
     assert "Evaluation split: **test** (359 images)" in table
     assert re.search(r"\| int8_wrn16_1 \| — \| 1 \| 2 \| [\d,]+ \| 0\.\d{4} \| 0\.\d{4} ± n/a \| "
