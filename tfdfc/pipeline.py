@@ -283,14 +283,13 @@ def load_inputs(config, teacher_model=None):
     if config.train.batch_size % strategy.num_replicas_in_sync:
         raise ConfigError(f"batch_size {config.train.batch_size} is not divisible by the "
                           f"{strategy.num_replicas_in_sync} replicas")
-    _check_student(config, teacher_model)
     return strategy, teacher_model, eval_set, conversion
 
 
 def _check_student(config, teacher_model):
     """Builds the compressed student once, outside any strategy, so that an unknown
     architecture, an unsupported layer or mismatched attention points fail before any output
-    is written."""
+    is written (for a delta grid, whose students are built later, one per delta)."""
     teacher_logits = teacher_lib.as_logits(teacher_model)
     student = compressed_student(config, teacher_logits)[1].model
     check_attention_points(teacher_logits, student, config.train.attention_weight,
@@ -300,10 +299,17 @@ def _check_student(config, teacher_model):
                      resolve_input_space(config, teacher_logits))  # raises for a bad range
 
 
-def train_one(config, strategy, teacher_model, eval_set, out_dir, delta=None, log=print):
-    """Builds and trains one student data-free in `out_dir`; returns (build, loop)."""
+def seeded_build(strategy, config, teacher_model, delta=None, log=print):
+    """`build` after seeding every initialiser with the training seed."""
     keras.utils.set_random_seed(config.train.seed)
-    run = build(strategy, config, teacher_model, delta, log)
+    return build(strategy, config, teacher_model, delta, log)
+
+
+def train_one(config, strategy, teacher_model, eval_set, out_dir, delta=None, log=print,
+              built=None):
+    """Builds (unless given `built`, from `seeded_build`) and trains one student data-free in
+    `out_dir`; returns (build, loop)."""
+    run = built or seeded_build(strategy, config, teacher_model, delta, log)
     log(f"teacher {teacher_model.name}: {report.parameter_count(run.teacher_logits):,} "
         f"parameters; student ({config.quantize}): "
         f"{report.parameter_count(run.float_template):,} parameters; "
@@ -414,6 +420,13 @@ def compress(config, log=print, flags_text=None, teacher_model=None):
     """`run`, returning an Outcome; `teacher_model` (tf-keras, in memory) replaces the file
     `config.teacher` names, which is then only its label in the report."""
     strategy, teacher_model, eval_set, conversion = load_inputs(config, teacher_model)
+    # The student is built before anything is written, so that an unknown architecture, an
+    # unsupported layer or mismatched attention points leave no output behind.
+    if config.delta_grid:  # one build per delta, later: check that one would succeed
+        _check_student(config, teacher_model)
+        built = None
+    else:
+        built = seeded_build(strategy, config, teacher_model, log=log)
     chief = distribute.is_chief(strategy)
     if chief:
         claim_out_dir(config)
@@ -426,7 +439,7 @@ def compress(config, log=print, flags_text=None, teacher_model=None):
             eval_set, log)
     else:
         (trained, loop), grid = train_one(config, strategy, teacher_model, eval_set,
-                                          config.out_dir, log=log), None
+                                          config.out_dir, log=log, built=built), None
     if not chief:
         return None  # the chief exports and reports
     result, student = report.export_and_measure(config, trained, eval_set, log)
