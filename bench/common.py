@@ -118,6 +118,21 @@ def define_flags(name, steps, generator_channels=16):
             "Generator width of every data-free run (tiny runs use 8).", lower_bound=2))
 
 
+def tiny_path(bench_flags, holder, tiny_dir):
+    """The path flag `holder` of a bench defined by `define_flags`; a tiny run left at the
+    default goes under `tiny_dir` instead, so that it never touches the real runs or table."""
+    if not bench_flags.tiny.value or holder.present:
+        return holder.value
+    return tiny_dir if holder is bench_flags.out_dir else os.path.join(
+        tiny_dir, os.path.basename(holder.value))
+
+
+def tiny_choice(tiny, holder, tiny_values):
+    """The value of list flag `holder`, or `tiny_values[holder.name]` in a tiny run that left
+    it unset."""
+    return tiny_values[holder.name] if tiny and not holder.present else holder.value
+
+
 def write_results(path, lines, reports):
     """Writes the Markdown table and, beside it, the raw reports as JSON."""
     artifacts.write_text(path, "\n".join(lines) + "\n")

@@ -211,25 +211,14 @@ def render(results):
 # Main
 # ---------------------------------------------------------------------------------------------
 
-def _path(holder):
-    """A flag's path; tiny runs left at the default go to TINY_DIR instead."""
-    if not _FLAGS.tiny.value or flags.FLAGS[holder.name].present:
-        return holder.value
-    return TINY_DIR if holder is _FLAGS.out_dir else os.path.join(
-        TINY_DIR, os.path.basename(holder.value))
-
-
 def _settings():
     tiny = _FLAGS.tiny.value
-
-    def chosen(holder, key):
-        return TINY[key] if tiny and not holder.present else holder.value
-    experiments = chosen(flags.FLAGS["experiments"], "experiments")
+    experiments = common.tiny_choice(tiny, _EXPERIMENTS, TINY)
     for name in experiments:
         if name not in EXPERIMENTS:
             raise app.UsageError(f"--experiments: unknown {name!r} (use {', '.join(EXPERIMENTS)})")
-    out_dir = _path(_FLAGS.out_dir)
-    seeds = [int(s) for s in chosen(flags.FLAGS["seeds"], "seeds")]
+    out_dir = common.tiny_path(_FLAGS, _FLAGS.out_dir, TINY_DIR)
+    seeds = [int(s) for s in common.tiny_choice(tiny, _SEEDS, TINY)]
     command = (["python bench/fashion.py", "--tiny"] if tiny else
                ["python bench/fashion.py", f"--experiments={','.join(experiments)}",
                 f"--seeds={','.join(map(str, seeds))}", f"--split={_SPLIT.value}"]
@@ -247,7 +236,7 @@ def _eval_images(settings):
 
 def main(argv):
     del argv
-    results_path = _path(_FLAGS.results)
+    results_path = common.tiny_path(_FLAGS, _FLAGS.results, TINY_DIR)
     if _SPLIT.value == "val":  # tuning tables never overwrite the reported one
         results_path = os.path.splitext(results_path)[0] + "_val.md"
     json_path = os.path.splitext(results_path)[0] + ".json"

@@ -436,27 +436,16 @@ def command_line(flags_in):
     return " ".join(parts)
 
 
-def tiny_path(holder):
-    """A flag's path; tiny runs left at the default go to TINY_DIR instead, so that they never
-    touch the real teachers, runs or table."""
-    if not _FLAGS.tiny.value or flags.FLAGS[holder.name].present:
-        return holder.value
-    return TINY_DIR if holder is _FLAGS.out_dir else os.path.join(
-        TINY_DIR, os.path.basename(holder.value))
-
-
 def _flags_in():
     tiny = _FLAGS.tiny.value
-
-    def chosen(holder, key):
-        return TINY[key] if tiny and not holder.present else holder.value
-    values = {"tiny": tiny, "out_dir": tiny_path(_FLAGS.out_dir), "steps": _FLAGS.steps.value,
+    values = {"tiny": tiny, "out_dir": common.tiny_path(_FLAGS, _FLAGS.out_dir, TINY_DIR),
+              "steps": _FLAGS.steps.value,
               "generator_channels": (_FLAGS.generator_channels.value
                                      if flags.FLAGS["generator_channels"].present else 0),
               "split": _SPLIT.value, "teacher_epochs": _TEACHER_EPOCHS.value,
-              "teachers": chosen(flags.FLAGS["teachers"], "teachers"),
-              "schemes": chosen(flags.FLAGS["schemes"], "schemes"),
-              "seeds": [int(s) for s in chosen(flags.FLAGS["seeds"], "seeds")],
+              "teachers": common.tiny_choice(tiny, _TEACHERS, TINY),
+              "schemes": common.tiny_choice(tiny, _SCHEMES, TINY),
+              "seeds": [int(s) for s in common.tiny_choice(tiny, _SEEDS, TINY)],
               "with_data_seeds": [int(s) for s in _WITH_DATA_SEEDS.value]}
     for name in values["teachers"]:
         if _base_name(name) not in BUILDERS:
@@ -470,7 +459,7 @@ def _flags_in():
 
 def main(argv):
     del argv
-    results_path = tiny_path(_FLAGS.results)
+    results_path = common.tiny_path(_FLAGS, _FLAGS.results, TINY_DIR)
     json_path = os.path.splitext(results_path)[0] + ".json"
     previous = artifacts.read_json(json_path)
     if _RENDER_ONLY.value:
