@@ -5,8 +5,10 @@ with the commands that regenerate them. `make bench` runs every benchmark and th
         [--times=exported/bench/times.txt]
 """
 
+import importlib.metadata
 import os
 import platform
+import subprocess
 import time
 
 from absl import app, flags
@@ -39,6 +41,32 @@ def time_lines(path):
             ""]
 
 
+def stamp():
+    """The commit (with `-dirty` if the tree has changes) and the versions the figures come
+    from."""
+    def git(*args):
+        return subprocess.run(["git", *args], capture_output=True, text=True, check=False,
+                              cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip()
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    if git("status", "--porcelain", "--untracked-files=no"):
+        commit += "-dirty"
+    versions = ", ".join(f"{name} {importlib.metadata.version(package)}" for name, package in (
+        ("TensorFlow", "tensorflow"), ("TF-MOT", "tensorflow-model-optimization"),
+        ("LiteRT", "ai-edge-litert")))
+    return f"commit {commit}; {versions}"
+
+
+def previous_times(path):
+    """The `make bench` time paragraph of an earlier RESULTS.md at `path` (kept when no time
+    log is given), or []."""
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8") as handle:
+        kept = [line for line in handle.read().split("\n\n")
+                if line.startswith("The last whole `make bench`")]
+    return [kept[0], ""] if kept else []
+
+
 def section(name, text):
     """One benchmark's table with its headings moved one level down."""
     lines = [("#" + line) if line.startswith("#") else line for line in text.splitlines()]
@@ -52,13 +80,17 @@ def main(argv):
     missing = [name for name, path in found if not os.path.exists(path)]
     parts = ["# tfdfc benchmark results", "",
              f"Gathered {time.strftime('%Y-%m-%d')} by `python bench/results.py` on "
-             f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}. "
+             f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()} "
+             f"({stamp()}). "
              "Each section names the command that made it (`make bench` runs them all); "
              "accuracies are fractions on the held-out test split of mnist5k (1,000 real MNIST "
-             "digits never seen in data-free training), except the zoo's: Fashion-MNIST, on the "
-             "split its section names.", ""]
+             "digits never seen in data-free training), except the zoo's and the Fashion-MNIST "
+             "experiments': Fashion-MNIST, on the split each section names. The tables of a "
+             "section may come from earlier commits: each names the command that made it.", ""]
     if _TIMES.value and os.path.exists(_TIMES.value):
         parts += time_lines(_TIMES.value)
+    else:
+        parts += previous_times(_OUTPUT.value)
     if missing:
         parts += [f"Not yet run: {', '.join(missing)}.", ""]
     for name, path in present:

@@ -131,6 +131,14 @@ def test_results_gathers_every_table(tmp_path):
     (tmp_path / "RESULTS_speed.md").write_text("# Speed\n\n| a | b |\n")
     text = _gather(tmp_path)
     assert "## Speed" in text and "Not yet run: first_path" in text
+    assert re.search(r"\(commit [0-9a-f]{7,}(-dirty)?; TensorFlow 2\.\d+\.\d+, TF-MOT \S+, "
+                     r"LiteRT \S+\)", text)
+
+
+def test_results_keeps_the_last_bench_time_when_given_no_time_log(tmp_path):
+    (tmp_path / "RESULTS_speed.md").write_text("# Speed\n")
+    (tmp_path / "RESULTS.md").write_text("# old\n\nThe last whole `make bench` took 5 min.\n\n## x")
+    assert "\n\nThe last whole `make bench` took 5 min.\n\n" in _gather(tmp_path)
 
 
 def test_results_says_how_long_make_bench_took(tmp_path):
