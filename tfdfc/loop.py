@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from tfdfc import collapse, distribute
+from tfdfc import collapse, distribute, figures
 from tfdfc.errors import UserInputError
 from tfdfc.keras_compat import tf
 from tfdfc.train import current_learning_rate, make_iteration_step
@@ -260,23 +260,9 @@ class Loop:
                 tf.summary.scalar("eval/student_accuracy", accuracy)
             images = self.strategy.experimental_local_results(self._last_images)[0][:16]
             shown = self.show_images(images) if self.show_images else images
-            tf.summary.image("train/generated", image_grid(shown), step=done)
+            tf.summary.image("train/generated", figures.tile(shown, columns=4)[np.newaxis],
+                             step=done)
         self.writer.flush()
-
-
-def image_grid(images, columns=4):
-    """Tiles up to `columns`**2 images (values in [0, 1]) into one [1, H, W, C] image."""
-    images = np.clip(np.asarray(images, np.float32), 0.0, 1.0)
-    if images.shape[-1] not in (1, 3, 4):
-        images = images[..., :1]
-    count = min(len(images), columns * columns)
-    rows = int(np.ceil(count / columns))
-    height, width, channels = images.shape[1:]
-    grid = np.zeros((rows * height, columns * width, channels), np.float32)
-    for index in range(count):
-        row, column = divmod(index, columns)
-        grid[row * height:(row + 1) * height, column * width:(column + 1) * width] = images[index]
-    return grid[np.newaxis]
 
 
 def _format_seconds(seconds):
