@@ -76,8 +76,8 @@ _WITH_DATA_BASELINE = flags.DEFINE_bool(
     "with_data_baseline", True, "Also train the same student on real training images (needs "
     "--eval_data with a training split) to report what data-free costs.")
 _EVAL_DATA = flags.DEFINE_string(
-    "eval_data", "", f"Evaluation only (never trained on): {data.SPECS_HELP} (x_test/y_test), "
-    "or empty for none.")
+    "eval_data", "", f"Evaluation only, never trained on (its test split, x_test/y_test): "
+    f"{data.SPECS_HELP}; or empty for none.")
 _OUT_DIR = flags.DEFINE_string("out_dir", None, "Run directory (resumes if it holds checkpoints).")
 _STRATEGY = flags.DEFINE_enum(
     "strategy", "mirrored", distribute.STRATEGIES,

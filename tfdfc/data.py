@@ -24,7 +24,7 @@ import zlib
 
 import numpy as np
 
-from tfdfc.errors import UserInputError
+from tfdfc.errors import DataError
 
 BUNDLED = ("mnist5k", "digits", "fashion_mnist")
 SPECS_HELP = ("mnist5k, digits, fashion_mnist, fashion_mnist:<dir of its four idx .gz files>, "
@@ -44,10 +44,6 @@ VALIDATION_FRACTION = {
 _FASHION_FILES = (  # (file, idx magic number): 2051 = uint8 images (3 axes), 2049 = uint8 labels
     ("train-images-idx3-ubyte.gz", 2051), ("train-labels-idx1-ubyte.gz", 2049),
     ("t10k-images-idx3-ubyte.gz", 2051), ("t10k-labels-idx1-ubyte.gz", 2049))
-
-
-class DataError(UserInputError):
-    """Raised for an unknown data set name or arrays that cannot be used."""
 
 
 @dataclasses.dataclass(frozen=True)

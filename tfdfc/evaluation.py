@@ -10,12 +10,8 @@ import os
 from tfdfc import metrics
 from tfdfc import teacher as teacher_lib
 from tfdfc.compression import binary
-from tfdfc.errors import UserInputError
+from tfdfc.errors import ModelFileError
 from tfdfc.keras_compat import tfmot
-
-
-class ModelFileError(UserInputError):
-    """A model path that cannot be evaluated."""
 
 
 def evaluate(path, eval_set, unsafe_load=False):

@@ -16,7 +16,7 @@ import zipfile
 import h5py
 import numpy as np
 
-from tfdfc.errors import UserInputError
+from tfdfc.errors import Keras3ImportError
 from tfdfc.keras_compat import keras, tf
 import keras as keras3  # after keras_compat, so that tf.keras has already resolved to tf-keras
 
@@ -47,10 +47,6 @@ _RENAMED_KEYS = {("InputLayer", "batch_shape"): "batch_input_shape",
 _BASE_KEYS = {"batch_input_shape", "batch_size", "input_shape", "input_dim",
               "activity_regularizer", "autocast"}
 _OBJECT_MODULES = (keras.initializers, keras.regularizers, keras.constraints)
-
-
-class Keras3ImportError(UserInputError):
-    """A Keras 3 model file that cannot become an equivalent tf-keras model; says why."""
 
 
 # ---------------------------------------------------------------------------------------------

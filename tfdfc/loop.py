@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 from tfdfc import collapse, distribute, figures
-from tfdfc.errors import UserInputError
+from tfdfc.errors import CheckpointError
 from tfdfc.keras_compat import tf
 from tfdfc.train import current_learning_rate, make_iteration_step
 
@@ -23,10 +23,6 @@ CHECKPOINTS_KEPT = 2
 
 class TrainingDiverged(RuntimeError):
     """A loss or weight became NaN or infinite."""
-
-
-class CheckpointError(UserInputError):
-    """A checkpoint that cannot be restored (corrupt, or from another model)."""
 
 
 class RunInterrupted(Exception):

@@ -15,7 +15,7 @@ import numpy as np
 
 from tfdfc import artifacts
 from tfdfc import keras3_import
-from tfdfc.errors import UserInputError
+from tfdfc.errors import TeacherError
 from tfdfc.keras_compat import keras, tf
 from tfdfc import models
 
@@ -23,10 +23,6 @@ _KERAS3_FIX = (
     "tfdfc needs a tf-keras (legacy Keras 2) model because TF-MOT cannot wrap Keras 3 models. "
     "Fix: save the Keras 3 model to a .keras file (`model.save('teacher.keras')`) and pass its "
     "path: tfdfc converts Keras 3 files of standard layers to tf-keras when it loads them")
-
-
-class TeacherError(UserInputError):
-    """Raised for a teacher file or model that tfdfc cannot use; the message says why."""
 
 
 # ---------------------------------------------------------------------------------------------

@@ -17,14 +17,10 @@ import json
 import numpy as np
 
 from tfdfc import artifacts, models
-from tfdfc.errors import ConfigError, UserInputError
+from tfdfc.errors import ConfigError, TicketError
 from tfdfc.keras_compat import keras, tf
 
 _KERNEL_LAYERS = (keras.layers.Conv2D, keras.layers.Dense)
-
-
-class TicketError(UserInputError):
-    """A ticket file that cannot be used."""
 
 
 @dataclasses.dataclass(frozen=True)
