@@ -61,3 +61,55 @@ def test_a_difference_under_the_noise_is_neither_a_gain_nor_a_loss():
     assert verdicts.compare("ticket vs re-init", 0.915, 0.901, noise=0.6) == "higher"
     assert verdicts.compare("ticket vs re-init", 0.890, 0.901, noise=0.6) == "lower"
     assert verdicts.lines[0] == "- ticket vs re-init: +0.40 pt (noise 0.60) — within noise"
+
+
+def _fashion():
+    import fashion  # pylint: disable=import-outside-toplevel
+    return fashion
+
+
+def _entry(experiment, seed, shipped, teacher=0.9, with_data=None, no_training=None, minutes=5,
+           extra=()):
+    """A run entry as bench/fashion.py stores it, with just the report fields the table reads."""
+    tflite = {"float": {"accuracy": shipped}}
+    if any(part in experiment for part in ("int8", "w4a", "binary")):
+        tflite = {"float": {"accuracy": 0.0}, "int8": {"accuracy": shipped}}
+    report = {"tflite": tflite, "teacher": {"accuracy": teacher},
+              "baselines": {"with_data": with_data and {"accuracy": with_data},
+                            "no_training": no_training and {"accuracy": no_training}},
+              "student": {"params": 1000, "nonzero_params": 1000},
+              "train": {"steps": 600, "seconds": 60 * minutes}}
+    return {"experiment": experiment, "seed": seed, "extra": list(extra), "report": report,
+            "out_dir": f"runs/{experiment}_seed{seed}", "command": "python bench/fashion.py"}
+
+
+def test_fashion_table_judges_the_mean_of_seeds_against_each_target():
+    runs = {f"s{seed}": _entry("distill_lenet5_half", seed, value, with_data=0.89 if seed == 0
+                               else None)
+            for seed, value in enumerate((0.88, 0.89, 0.90))}
+    text = "\n".join(_fashion().render({"split": "test", "eval_images": 10_000, "runs": runs}))
+    assert "| distill_lenet5_half | — | 3 | 600 | 1,000 | 0.9000 | 0.8900 ± 0.0100 | n/a | " \
+           "0.8900 (1 of 3 seeds) | -1.0 | 5.0 |" in text
+    assert "- distill_lenet5_half: accuracy (mean of 3 seeds, %): +89.00 (target >= +88.5) — met" \
+        in text
+    assert "- distill_lenet5_half: vs with data (mean of 3 seeds, pt): +0.00 (target >= -1.5; " \
+           "noise 0.63) — met" in text
+    assert "accuracy after 5.0 min of training (mean of 3 seeds, %): +89.00 (target >= +85) — " \
+           "met" in text
+
+
+def test_fashion_runs_longer_than_ten_minutes_do_not_count_for_the_fast_target():
+    runs = {"s0": _entry("distill_lenet5_half", 0, 0.9, minutes=12)}
+    text = "\n".join(_fashion().render({"split": "val", "eval_images": 5_000, "runs": runs}))
+    assert "accuracy after 12.0 min of training (mean of 1 seed, %): not measured" in text
+    assert "for tuning; targets are judged on the test split" in text
+
+
+def test_fashion_quantized_rows_ship_the_int8_file_and_tuning_rows_get_no_verdict():
+    runs = {"a": _entry("int8_wrn16_1", 0, 0.897, no_training=0.895),
+            "b": _entry("int8_wrn16_1", 0, 0.5, extra=["--student_lr=1"])}
+    text = "\n".join(_fashion().render({"split": "test", "eval_images": 10_000, "runs": runs}))
+    assert "| int8_wrn16_1 | — | 1 | 600 | 1,000 | 0.9000 | 0.8970 ± n/a | 0.8950 |" in text
+    assert "- int8_wrn16_1: vs teacher (mean of 1 seed, pt): -0.30 (target >= -0.5; noise 0.60)" \
+           " — met (within noise of the target)" in text
+    assert text.count("- int8_wrn16_1:") == 1  # the --student_lr=1 row is tuning: no verdict
