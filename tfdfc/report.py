@@ -1,15 +1,7 @@
 """Exports of a trained run and the measurements of `report.json`.
 
-Which files a scheme produces:
-- none: SavedModel; TFLite float, dynamic-range, and full-integer int8 (post-training, calibrated
-  on samples of the trained generator); a slimmed student (--prune=slim) is exported as the
-  physically smaller network rebuilt after thresholding its channel scales;
-- binary: SavedModel and TFLite float/dynamic of the float view whose binarised kernels are
-  exactly +-delta;
-- int8 and w<b>a<c> (QAT): SavedModel of the QAT model; full-integer TFLite whose ranges are the
-  learned ones (students with activations below 8 bits run their activations at int8 in TFLite,
-  with the learned ranges: 4-bit activations are simulated, not executed); float TFLite of the
-  float view for size comparison.
+Which files each scheme produces is export.py's policy (`export.run_files`); this module writes
+them, measures them, and assembles the report.
 """
 
 import os
@@ -17,7 +9,7 @@ import os
 import numpy as np
 
 from tfdfc import data, export, guard, metrics
-from tfdfc.compression import QuantSpec, compress, prune, slim
+from tfdfc.compression import slim
 from tfdfc.keras_compat import tf
 
 REPRESENTATIVE_SAMPLES = 256
@@ -48,50 +40,13 @@ def generated_images(generator, count, latent_dim, seed):
                            for start in range(0, count, 64)])
 
 
-def deployable_qat(run, spec):
-    """A QAT copy outside any strategy, activations at >= 8 bits so TFLite kernels can run it."""
-    export_spec = spec if spec.act_bits >= 8 else QuantSpec(spec.scheme, spec.weight_bits, 8)
-    copy = compress(export.plain_copy(run.float_template), export_spec).model
-    copy.set_weights(run.players.student_model.get_weights())
-    return copy
-
-
-def _exports(config, run, samples):
-    """(model to save as SavedModel, float view or None, {variant: TFLite bytes})."""
-    spec = config.quant_spec
-    trained = run.players.student_model
-    sparse = config.prune == "magnitude" or bool(config.ticket)
-    if run.compressed.final_model is not None:
-        view = run.compressed.final_model(trained)
-    elif spec.scheme == "none":
-        view = export.plain_copy(prune.strip(trained) if config.prune != "none" else trained)
-    else:
-        view = export.float_view(run.float_template, trained)
-        if view is None and spec.scheme == "binary":
-            raise RuntimeError("could not map the binary student's weights back onto its float "
-                               "architecture; please report this model")
-    files = {}
-    if spec.is_qat:
-        saved = export.plain_copy(trained)
-        files["int8"] = export.tflite_int8(deployable_qat(run, spec), samples, config.int8_io,
-                                           sparse)
-    else:
-        saved = view
-        files["dynamic"] = export.tflite_dynamic(view, sparse)
-        if spec.scheme == "none":
-            files["int8"] = export.tflite_int8(view, samples, config.int8_io, sparse)
-    if view is not None:
-        files["float"] = export.tflite_float(view)
-    return saved, view, files
-
-
 def export_and_measure(config, run, eval_set, log=print):
     """Writes the SavedModel and TFLite files of a trained run; returns the report (no train)
     and the Keras model the SavedModel holds."""
     spec = config.quant_spec
     samples = generated_images(run.players.generator, REPRESENTATIVE_SAMPLES,
                                config.train.latent_dim, config.train.seed)
-    saved, view, files = _exports(config, run, samples)
+    saved, view, files = export.run_files(config, run, samples)
     judge = guard.judge_images(run, config, generated_images) if guard.applies(config) else None
     saved, files, guard_entry = guard.check(config, run, samples, judge, saved, files, log)
     export.save_saved_model(saved, os.path.join(config.out_dir, "saved_model"))
