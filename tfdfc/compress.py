@@ -136,7 +136,11 @@ _BN_PRIOR_WEIGHT = flags.DEFINE_float(
     "norms. Unset: the recipe's (see --steps).", lower_bound=0.0)
 _BALANCE_WEIGHT = flags.DEFINE_float(
     "balance_weight", _DEFAULTS.balance_weight, "Generator: weight of the class-balance prior "
-    "(priors.py). Unset: the recipe's (see --steps).", lower_bound=0.0)
+    "(priors.py).", lower_bound=0.0)
+_SMOOTHNESS_WEIGHT = flags.DEFINE_float(
+    "smoothness_weight", _DEFAULTS.smoothness_weight, "Generator: weight of the total-variation "
+    "prior that keeps generated images from turning into noise-like textures (priors.py).",
+    lower_bound=0.0)
 _SEED = flags.DEFINE_integer("seed", _DEFAULTS.seed, "Random seed (init and z).")
 _LOG_EVERY = flags.DEFINE_integer("log_every", _DEFAULTS.log_every,
                                   "Iterations between progress lines.", lower_bound=1)
@@ -183,7 +187,7 @@ def _config_as_given():
             divergence=_DIVERGENCE.value, temperature=_TEMPERATURE.value,
             reduction=_REDUCTION.value, attention_weight=_ATTENTION_WEIGHT.value,
             bn_prior_weight=_BN_PRIOR_WEIGHT.value, balance_weight=_BALANCE_WEIGHT.value,
-            seed=_SEED.value, log_every=_LOG_EVERY.value, eval_every=_EVAL_EVERY.value,
+            smoothness_weight=_SMOOTHNESS_WEIGHT.value, seed=_SEED.value, log_every=_LOG_EVERY.value, eval_every=_EVAL_EVERY.value,
             checkpoint_every=_CHECKPOINT_EVERY.value))
 
 

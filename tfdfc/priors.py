@@ -4,7 +4,8 @@ The paper's generator only maximises the teacher-student divergence. On a teache
 norms that is not enough: the generator settles on a few kinds of images the teacher puts in one
 class (the loop's `teacher_classes` near 1), and a student trained only there drifts away from
 the teacher elsewhere. Two cheap priors, each off by default in TrainConfig (weight 0) and set
-by the recipes where they help:
+by the recipes where they help (and a third, smoothness, for sets whose generated images stay
+noise-like):
 
 - batch-norm statistics (`bn_prior_weight`, as DeepInversion, GDFQ and DFQ use): every batch
   norm of the teacher stores the mean and variance of its input over the real training data, so
@@ -13,6 +14,9 @@ by the recipes where they help:
 - class balance (`balance_weight`, DAFL's information-entropy term): log(classes) minus the
   entropy of the teacher's mean prediction over the batch, zero when the batch spreads evenly
   over the classes.
+- smoothness (`smoothness_weight`, DeepInversion's total-variation prior): the mean absolute
+  difference between neighbouring pixels, which real photographs keep small and the noise-like
+  textures an adversarial generator drifts to do not.
 """
 
 from tfdfc import batchnorm
@@ -57,3 +61,11 @@ def class_balance(teacher_logits):
     mean = tf.reduce_mean(tf.nn.softmax(teacher_logits), axis=0)
     classes = tf.cast(tf.shape(teacher_logits)[-1], tf.float32)
     return tf.math.log(classes) + tf.reduce_sum(mean * tf.math.log(mean + 1e-12))
+
+
+def total_variation(images):
+    """Mean absolute difference between vertically and horizontally neighbouring pixels of a
+    batch of NHWC images (0 for a flat image)."""
+    down = tf.abs(images[:, 1:, :, :] - images[:, :-1, :, :])
+    right = tf.abs(images[:, :, 1:, :] - images[:, :, :-1, :])
+    return 0.5 * (tf.reduce_mean(down) + tf.reduce_mean(right))

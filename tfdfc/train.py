@@ -43,6 +43,7 @@ class TrainConfig:
     attention_weight: float = 250.0
     bn_prior_weight: float = 0.0  # generator: teacher batch-norm statistics prior (priors.py)
     balance_weight: float = 0.0  # generator: class-balance prior (priors.py)
+    smoothness_weight: float = 0.0  # generator: total-variation prior (priors.py)
     seed: int = 0
     resample_latents: bool = False  # a fresh z per student step (see the module docstring)
     on_collapse: str = "reset"  # reset | warn (the paper's: no reset): see collapse.py
@@ -58,7 +59,8 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
-        for name in ("attention_weight", "bn_prior_weight", "balance_weight"):
+        for name in ("attention_weight", "bn_prior_weight", "balance_weight",
+                     "smoothness_weight"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.divergence not in losses.DIVERGENCES:
@@ -203,12 +205,14 @@ def make_generator_step(strategy, players, config):
 
 
 def _generator_prior(players, config, images, teacher_logits):
-    """The weighted priors of priors.py on this replica's batch (0.0 when both are off)."""
+    """The weighted priors of priors.py on this replica's batch (0.0 when all are off)."""
     prior = tf.constant(0.0)
     if config.bn_prior_weight > 0 and players.batch_norm_prior is not None:
         prior += config.bn_prior_weight * players.batch_norm_prior(images)
     if config.balance_weight > 0:
         prior += config.balance_weight * priors.class_balance(teacher_logits)
+    if config.smoothness_weight > 0:
+        prior += config.smoothness_weight * priors.total_variation(images)
     return prior
 
 
