@@ -9,6 +9,7 @@ import pytest
 import zoo
 from conftest import quiet
 from tfdfc import batchnorm, compression, flatten, metrics, pipeline, report, teacher
+from tfdfc.errors import UserInputError
 from tfdfc.keras_compat import tf
 from tfdfc.train import TrainConfig
 
@@ -162,7 +163,7 @@ def test_nested_and_sequential_teachers_flatten_with_identical_outputs():
 
 def test_an_unsupported_layer_is_one_line_naming_layer_and_scheme(zoo_files, tmp_path):
     teacher_path, eval_path = zoo_files["squeeze_excite"]
-    with pytest.raises(teacher.UserInputError) as caught:
+    with pytest.raises(UserInputError) as caught:
         pipeline.run(_config(teacher_path, eval_path, tmp_path, "binary"), log=quiet)
     message = str(caught.value)
     assert "\n" not in message and "DepthwiseConv2D" in message and "binary" in message
