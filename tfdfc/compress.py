@@ -187,7 +187,8 @@ def _config_as_given():
             divergence=_DIVERGENCE.value, temperature=_TEMPERATURE.value,
             reduction=_REDUCTION.value, attention_weight=_ATTENTION_WEIGHT.value,
             bn_prior_weight=_BN_PRIOR_WEIGHT.value, balance_weight=_BALANCE_WEIGHT.value,
-            smoothness_weight=_SMOOTHNESS_WEIGHT.value, seed=_SEED.value, log_every=_LOG_EVERY.value, eval_every=_EVAL_EVERY.value,
+            smoothness_weight=_SMOOTHNESS_WEIGHT.value, seed=_SEED.value,
+            log_every=_LOG_EVERY.value, eval_every=_EVAL_EVERY.value,
             checkpoint_every=_CHECKPOINT_EVERY.value))
 
 

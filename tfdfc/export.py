@@ -136,8 +136,7 @@ def run_files(config, run, samples):
     files = {}
     if spec.is_qat:
         saved = plain_copy(trained)
-        files["int8"] = tflite_int8(deployable_qat(run, spec), samples, config.int8_io,
-                                           sparse)
+        files["int8"] = tflite_int8(deployable_qat(run, spec), samples, config.int8_io, sparse)
     else:
         saved = view
         files["dynamic"] = tflite_dynamic(view, sparse)

@@ -84,8 +84,8 @@ def tile(images, columns):
 
 
 def write_image_grid(images, path):
-    """Up to GRID_SIDE**2 images, each scaled to [0, 1] on its own, in a square grid (one
-    image: drawing 64 matplotlib axes took seconds)."""
+    """Up to GRID_SIDE**2 images, each scaled to [0, 1] on its own, tiled into one square image
+    (one image to encode, not one matplotlib axes per sample)."""
     images = np.asarray(images)[:GRID_SIDE * GRID_SIDE]
     low = images.min(axis=(1, 2, 3), keepdims=True)
     high = images.max(axis=(1, 2, 3), keepdims=True)
