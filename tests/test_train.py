@@ -72,6 +72,36 @@ def test_resampled_latents_train_the_student_on_other_images(tmp_path, digits_te
     assert any(not np.allclose(a, b) for a, b in zip(students[False], students[True]))
 
 
+def test_the_slow_generator_moves_by_its_decay_and_is_kept_in_checkpoints(
+        tmp_path, digits_teacher_path):
+    strategy, decay = two_replica_strategy(), 0.75
+    config = tiny_train_config(steps=1, generator_ema=decay)
+    players = tiny_players(strategy, digits_teacher_path, config)
+    trainable = [weight.trainable for weight in players.generator.weights]
+    start = _weights(players.generator)
+    for a, b in zip(start, _weights(players.slow_generator)):
+        np.testing.assert_array_equal(a, b)
+    metrics = Loop(strategy, players, config, str(tmp_path / "ckpt"), log=quiet).run()
+
+    assert all(np.isfinite(value) for value in metrics.values()), metrics
+    moved = _weights(players.generator)
+    assert any(not np.allclose(a, b) for a, b in zip(start, moved))
+    slow_weights = _weights(players.slow_generator)
+    for slow, old, new in [(s, o, n) for s, o, n, t in zip(slow_weights, start, moved, trainable)
+                           if t]:
+        np.testing.assert_allclose(slow, decay * old + (1 - decay) * new, rtol=1e-5, atol=1e-6)
+    restored = tiny_players(strategy, digits_teacher_path, config)
+    Loop(strategy, restored, config, str(tmp_path / "ckpt"), log=quiet).restore()
+    for a, b in zip(_weights(players.slow_generator), _weights(restored.slow_generator)):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("generator_ema", [1.0, -0.1])
+def test_a_generator_ema_outside_0_to_1_is_refused(generator_ema):
+    with pytest.raises(ConfigError, match="generator_ema must be in"):
+        tiny_train_config(generator_ema=generator_ema).validate()
+
+
 @pytest.mark.parametrize("quantize", ["none", "binary", "int8"])
 def test_resume_continues_the_count_and_reproduces_an_uninterrupted_run(
         tmp_path, digits_teacher_path, quantize):

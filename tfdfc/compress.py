@@ -141,6 +141,11 @@ _SMOOTHNESS_WEIGHT = flags.DEFINE_float(
     "smoothness_weight", _DEFAULTS.smoothness_weight, "Generator: weight of the total-variation "
     "prior that keeps generated images from turning into noise-like textures (priors.py).",
     lower_bound=0.0)
+_GENERATOR_EMA = flags.DEFINE_float(
+    "generator_ema", _DEFAULTS.generator_ema, "Student: also learn on images of a slow copy of "
+    "the generator, the moving average of its weights with this decay (e.g. 0.99), so earlier "
+    "images are not forgotten; 0: off. Costs a larger student batch (train.py).",
+    lower_bound=0.0, upper_bound=0.999999)
 _SEED = flags.DEFINE_integer("seed", _DEFAULTS.seed, "Random seed (init and z).")
 _LOG_EVERY = flags.DEFINE_integer("log_every", _DEFAULTS.log_every,
                                   "Iterations between progress lines.", lower_bound=1)
@@ -181,7 +186,8 @@ def _config_as_given():
         overwrite=_OVERWRITE.value,
         train=TrainConfig(
             steps=_STEPS.value, batch_size=_BATCH_SIZE.value, student_steps=_STUDENT_STEPS.value,
-            resample_latents=_RESAMPLE_LATENTS.value, on_collapse=_ON_COLLAPSE.value,
+            resample_latents=_RESAMPLE_LATENTS.value,
+            generator_ema=_GENERATOR_EMA.value, on_collapse=_ON_COLLAPSE.value,
             student_lr=_STUDENT_LR.value, generator_lr=_GENERATOR_LR.value,
             clip_norm=_CLIP_NORM.value, latent_dim=_LATENT_DIM.value,
             divergence=_DIVERGENCE.value, temperature=_TEMPERATURE.value,

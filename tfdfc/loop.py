@@ -66,7 +66,8 @@ class Loop:
             student=players.student_model, generator=players.generator,
             student_optimizer=players.student_optimizer,
             generator_optimizer=players.generator_optimizer, iteration=self.iteration,
-            elapsed=self.elapsed)
+            elapsed=self.elapsed,
+            **({"slow_generator": players.slow_generator} if players.slow_generator else {}))
         self.chief = distribute.is_chief(strategy)
         self.checkpoint_dir = checkpoint_dir  # the chief's: every worker restores from it
         self.manager = tf.train.CheckpointManager(

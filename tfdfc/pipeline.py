@@ -20,7 +20,7 @@ from tfdfc.compression import delta_search, prune, slim, ticket
 from tfdfc.errors import ConfigError
 from tfdfc.keras_compat import keras
 from tfdfc.loop import Loop
-from tfdfc.train import Players, TrainConfig, make_optimizers
+from tfdfc.train import Players, TrainConfig, make_optimizers, slow_copy
 
 STUDENT_INITS = ("auto", "random", "teacher")
 BATCH_NORM_POLICIES = ("auto",) + batchnorm.POLICIES
@@ -237,7 +237,8 @@ def build(strategy, config, teacher_model, delta=None, log=print):
             regularizer=(compressed.make_regularizer(student_optimizer.iterations)
                          if compressed.make_regularizer else None),
             summaries=_summaries(config, student),
-            batch_norm_prior=priors.make_batch_norm_prior(teacher_logits))
+            batch_norm_prior=priors.make_batch_norm_prior(teacher_logits),
+            slow_generator=slow_copy(generator) if config.train.generator_ema > 0 else None)
     return Build(players, float_student, compressed, teacher_logits, space)
 
 

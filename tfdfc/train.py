@@ -14,6 +14,11 @@ Decisions where the paper is silent (docs/method.md), following the MS19 referen
 - the student runs with `training=False` in the generator step (so batch norm uses moving
   statistics, and TF-MOT pruning counts one step per student update) and `training=True` in
   its own steps; the generator's batch norm always runs in training mode;
+- `generator_ema` (not the paper's; MAD, Do et al. 2022): the adversarial generator keeps moving
+  to where the student is wrong now, and the student forgets the images of earlier iterations.
+  A slow copy of the generator (an exponential moving average of its weights) recalls them: each
+  student step also learns on a batch of the slow copy's images, at the cost of one more
+  generator and teacher pass per iteration and a student batch twice as large;
 - Adam, cosine decay to zero over the run (the student's over steps * student_steps updates),
   gradients all-reduced across replicas and then clipped to global norm `clip_norm`.
 """
@@ -46,6 +51,7 @@ class TrainConfig:
     smoothness_weight: float = 0.0  # generator: total-variation prior (priors.py)
     seed: int = 0
     resample_latents: bool = False  # a fresh z per student step (see the module docstring)
+    generator_ema: float = 0.0  # >0: decay of a slow generator copy the student also learns on
     on_collapse: str = "reset"  # reset | warn (the paper's: no reset): see collapse.py
     log_every: int = 50
     eval_every: int = 500
@@ -66,6 +72,8 @@ class TrainConfig:
         if self.divergence not in losses.DIVERGENCES:
             raise ConfigError(f"divergence must be one of {sorted(losses.DIVERGENCES)}, "
                              f"got {self.divergence!r}")
+        if not 0.0 <= self.generator_ema < 1.0:
+            raise ConfigError(f"generator_ema must be in [0, 1), got {self.generator_ema}")
         if self.on_collapse not in collapse.ACTIONS:
             raise ConfigError(f"on_collapse must be one of {collapse.ACTIONS}, "
                              f"got {self.on_collapse!r}")
@@ -95,6 +103,27 @@ class Players:
     summaries: Optional[Callable[[], dict]] = None  # extra scalars, e.g. per-layer sparsity
     # images -> the teacher's batch-norm statistics loss (priors.py), None without batch norms
     batch_norm_prior: Optional[Callable[[tf.Tensor], tf.Tensor]] = None
+    # the moving-average copy of `generator` when TrainConfig.generator_ema > 0 (slow_copy)
+    slow_generator: Optional[keras.Model] = None
+
+
+def slow_copy(generator):
+    """A copy of `generator` with its current weights, to be moved towards it by
+    `update_slow_copy`; build it under the strategy scope the generator was built in."""
+    copy = keras.models.clone_model(generator)
+    copy._name = f"{generator.name}_slow"
+    copy.set_weights(generator.get_weights())
+    copy.trainable = False
+    return copy
+
+
+def update_slow_copy(slow, generator, decay):
+    """slow <- decay * slow + (1 - decay) * generator for the generator's trainable weights
+    (cross-replica context). Batch-norm moving statistics are left alone: both generators
+    always normalise with the batch's own statistics."""
+    for slow_weight, weight in zip(slow.weights, generator.weights):
+        if weight.trainable:
+            slow_weight.assign(decay * slow_weight + (1.0 - decay) * weight)
 
 
 def make_optimizers(config):
@@ -218,12 +247,17 @@ def _generator_prior(players, config, images, teacher_logits):
 
 def make_synthesis_step(strategy, players, config):
     """A tf.function(iteration, draw) -> per-replica (images, teacher outputs) for the student
-    steps; `draw` (int64) picks the z, 0 being the generator step's."""
+    steps; `draw` (int64) picks the z, 0 being the generator step's. With a slow generator the
+    batch is twice as large: the generator's images, then the slow copy's."""
     local_batch = _local_batch(strategy, config)
 
     def replica_step(iteration, draw):
         z = sample_latent(iteration, config, local_batch, draw)
         images = players.generator(z, training=True)
+        if players.slow_generator is not None:  # its z is one no student step draws
+            slow_z = sample_latent(iteration, config, local_batch,
+                                   draw + config.student_steps)
+            images = tf.concat([images, players.slow_generator(slow_z, training=True)], 0)
         return images, call_outputs(players.teacher, images, training=False)
 
     @tf.function
@@ -235,6 +269,7 @@ def make_synthesis_step(strategy, players, config):
 
 def make_student_step(strategy, players, config):
     """A tf.function(images, teacher_outputs) taking one student descent step."""
+    batch_size = config.batch_size * (2 if players.slow_generator is not None else 1)
 
     def replica_step(images, teacher_outputs):
         with tf.GradientTape() as tape:
@@ -243,13 +278,13 @@ def make_student_step(strategy, players, config):
                                             student_outputs[0], config.temperature,
                                             config.reduction)
             divergence = tf.nn.compute_average_loss(per_example,
-                                                    global_batch_size=config.batch_size)
+                                                    global_batch_size=batch_size)
             attention = tf.constant(0.0)
             if config.attention_weight > 0 and len(student_outputs) > 1:
                 attention = tf.nn.compute_average_loss(
                     losses.attention_transfer(teacher_outputs[1:], student_outputs[1:],
                                               config.attention_weight),
-                    global_batch_size=config.batch_size)
+                    global_batch_size=batch_size)
             regularizer = tf.constant(0.0)
             if players.regularizer is not None:
                 regularizer = players.regularizer() / strategy.num_replicas_in_sync
@@ -287,6 +322,8 @@ def make_iteration_step(strategy, players, config):
     @tf.function
     def step(iteration):
         metrics = generator_step(iteration)
+        if players.slow_generator is not None:
+            update_slow_copy(players.slow_generator, players.generator, config.generator_ema)
         images, teacher_outputs = synthesis_step(iteration, tf.constant(0, tf.int64))
         student_metrics = student_step(images, teacher_outputs)
         # Only reduced (cross-replica) tensors are loop variables; the per-replica images stay
