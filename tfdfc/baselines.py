@@ -11,14 +11,9 @@
 
 import time
 
-import numpy as np
-
-from tfdfc import export, metrics
-from tfdfc.compression import binary, quantize
+from tfdfc import metrics
 from tfdfc.keras_compat import tf
 from tfdfc.train import call_outputs, make_student_step
-
-NOISE_SAMPLES = 256
 
 
 def measure(config, strategy, run, eval_set, rebuild, log=print):
@@ -38,41 +33,12 @@ def measure(config, strategy, run, eval_set, rebuild, log=print):
     return result
 
 
-def _noise(shape, seed, space):
-    """Gaussian noise in the teacher's input space (input_space.py)."""
-    return space.images(np.random.default_rng(seed).normal(size=(NOISE_SAMPLES,) + shape))
-
-
 def no_training(config, run, eval_set):
-    """Accuracy of the teacher compressed without any training; None where undefined."""
-    spec = config.quant_spec
-    if spec.scheme == "none" or config.student != "same":
+    """Accuracy of the teacher compressed without any training (the run's method's baseline);
+    None where undefined, as for a student of another architecture."""
+    if config.student != "same":
         return None
-    teacher = export.plain_copy(run.teacher_logits)
-    images, labels = eval_set.x_test, eval_set.y_test
-    if spec.scheme == "binary":
-        model = binary.sign_only(teacher, run.compressed.delta)
-        return {"accuracy": metrics.keras_accuracy(model, images, labels),
-                "method": f"delta*sign(teacher weights), delta={run.compressed.delta:.4g}"}
-    noise = _noise(eval_set.input_shape, config.train.seed, run.input_space)
-    if spec.scheme == "int8":
-        payload = export.tflite_int8(teacher, noise)
-        return {"accuracy": metrics.accuracy(metrics.tflite_outputs(payload, images), labels),
-                "method": "TFLite post-training int8 calibrated on Gaussian noise"}
-    model = quantize.quantize_nbit(teacher, spec.weight_bits, spec.act_bits)
-    kept = {w.name: w.numpy() for w in model.weights if not _is_range(w)}
-    for start in range(0, len(noise), 32):
-        model(noise[start:start + 32], training=True)  # moves the activation ranges only...
-    for weight in model.weights:
-        if weight.name in kept:
-            weight.assign(kept[weight.name])  # ...so restore batch-norm statistics and steps
-    return {"accuracy": metrics.keras_accuracy(model, images, labels),
-            "method": f"QAT-wrapped teacher, no weight update; activation ranges from the "
-                      f"initial +-6 after {len(noise) // 32} Gaussian-noise batches"}
-
-
-def _is_range(weight):
-    return weight.name.split(":")[0].endswith(("_min", "_max"))
+    return run.method.no_training(config, run, eval_set)
 
 
 def with_data(config, strategy, fresh_run, eval_set):

@@ -8,22 +8,13 @@ generator) only fills in ranges the QAT model does not define. A float "view" of
 student (same architecture, its weights as trained, binary kernels as exactly +-delta) gives the
 float and dynamic-range files to compare against.
 
-Which files a scheme produces (`run_files`):
-- none: SavedModel; TFLite float, dynamic-range, and full-integer int8 (post-training, calibrated
-  on samples of the trained generator); a slimmed student (--prune=slim) is exported as the
-  physically smaller network rebuilt after thresholding its channel scales;
-- binary: SavedModel and TFLite float/dynamic of the float view whose binarised kernels are
-  exactly +-delta;
-- int8 and w<b>a<c> (QAT): SavedModel of the QAT model; full-integer TFLite whose ranges are the
-  learned ones (students with activations below 8 bits run their activations at int8 in TFLite,
-  with the learned ranges: 4-bit activations are simulated, not executed); float TFLite of the
-  float view for size comparison.
+Which files each compression method produces is that method's (tfdfc/methods/).
 """
 
 import numpy as np
 
 from tfdfc import artifacts
-from tfdfc.compression import QuantSpec, binary, compress, prune, quantize
+from tfdfc.compression import binary, quantize
 from tfdfc.keras_compat import keras, tf, tfmot
 
 _QUANTIZER_VARIABLES = ("optimizer_step", "_min", "_max")
@@ -107,44 +98,6 @@ def tflite_int8(model, representative_images, int8_io=False, sparse=False):
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
     return converter.convert()
-
-
-def deployable_qat(run, spec):
-    """A QAT copy outside any strategy, activations at >= 8 bits so TFLite kernels can run it."""
-    export_spec = spec if spec.act_bits >= 8 else QuantSpec(spec.scheme, spec.weight_bits, 8)
-    copy = compress(plain_copy(run.float_template), export_spec).model
-    copy.set_weights(run.players.student_model.get_weights())
-    return copy
-
-
-def run_files(config, run, samples):
-    """(model to save as SavedModel, float view or None, {variant: TFLite bytes}) of a trained
-    run (a pipeline.Build), by the policy in the module docstring; `samples` are generated
-    images that calibrate what a QAT model does not define."""
-    spec = config.quant_spec
-    trained = run.players.student_model
-    sparse = config.prune == "magnitude" or bool(config.ticket)
-    if run.compressed.final_model is not None:
-        view = run.compressed.final_model(trained)
-    elif spec.scheme == "none":
-        view = plain_copy(prune.strip(trained) if config.prune != "none" else trained)
-    else:
-        view = float_view(run.float_template, trained)
-        if view is None and spec.scheme == "binary":
-            raise RuntimeError("could not map the binary student's weights back onto its float "
-                               "architecture; please report this model")
-    files = {}
-    if spec.is_qat:
-        saved = plain_copy(trained)
-        files["int8"] = tflite_int8(deployable_qat(run, spec), samples, config.int8_io, sparse)
-    else:
-        saved = view
-        files["dynamic"] = tflite_dynamic(view, sparse)
-        if spec.scheme == "none":
-            files["int8"] = tflite_int8(view, samples, config.int8_io, sparse)
-    if view is not None:
-        files["float"] = tflite_float(view)
-    return saved, view, files
 
 
 def write_tflite(payload, path):

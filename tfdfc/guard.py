@@ -25,32 +25,16 @@ import math
 
 import numpy as np
 
-from tfdfc import export, metrics
-from tfdfc.compression import binary
+from tfdfc import metrics
 
 JUDGE_SAMPLES = 2048  # paired noise on a 1-pt difference of two ~95 % models: about 0.6 pt
 BIAS_MARGIN = 0.02  # agreement the untrained model must gain beyond noise (see above)
 _JUDGE_SEED_OFFSET = 7919  # fresh latents: the representative samples use the run's seed
 
 
-def _untrained(config, run, samples):
-    """(what to export instead, {variant: TFLite bytes}, description), or None."""
-    spec = config.quant_spec
-    teacher = export.plain_copy(run.teacher_logits)
-    if spec.scheme == "int8":
-        payload = export.tflite_int8(teacher, samples, config.int8_io)
-        return None, {"int8": payload}, "post-training int8 of the teacher (generated images)"
-    if spec.scheme == "binary":
-        model = binary.sign_only(teacher, run.compressed.delta)
-        return model, {"float": export.tflite_float(model),
-                       "dynamic": export.tflite_dynamic(model)}, "delta * sign(teacher kernels)"
-    return None
-
-
-def applies(config):
-    """Whether the guard has an untrained counterpart for this run."""
-    return (config.quant_spec.scheme in ("int8", "binary") and config.prune == "none"
-            and not config.ticket and config.student == "same")
+def applies(config, run):
+    """Whether the guard has an untrained counterpart for this run (its method says)."""
+    return run.method.has_untrained(config)
 
 
 def _predictions(payload, images):
@@ -76,10 +60,10 @@ def compare(trained_labels, untrained_labels, teacher_labels):
 def check(config, run, samples, judge_images, saved, files, log=print):
     """Judges the trained exports against the untrained ones; returns (saved model, files,
     report entry), the untrained ones substituted when they agree more with the teacher."""
-    if not applies(config):
+    if not applies(config, run):
         return saved, files, {"checked": False}
     teacher_labels = np.argmax(metrics.keras_logits(run.teacher_logits, judge_images), axis=-1)
-    model, untrained_files, method = _untrained(config, run, samples)
+    model, untrained_files, method = run.method.untrained(config, run, samples)
     variant = next(iter(untrained_files))
     entry = dict(compare(_predictions(files[variant], judge_images),
                          _predictions(untrained_files[variant], judge_images), teacher_labels),

@@ -12,11 +12,11 @@ import shutil
 from typing import Any, Dict, Optional, Tuple
 
 from tfdfc import artifacts, baselines, batchnorm, compression, data, distribute, figures
-from tfdfc import flatten
+from tfdfc import flatten, methods
 from tfdfc import input_space as input_space_lib
 from tfdfc import models, priors, report
 from tfdfc import teacher as teacher_lib
-from tfdfc.compression import delta_search, prune, slim, ticket
+from tfdfc.compression import delta_search, prune, slim
 from tfdfc.errors import ConfigError
 from tfdfc.keras_compat import keras
 from tfdfc.loop import Loop
@@ -64,7 +64,7 @@ class CompressConfig:
 
     @property
     def quant_spec(self):
-        return compression.parse_quantize(self.quantize)
+        return compression.parse_quantize(self.quantize, methods.added_quantize_values())
 
     @property
     def prune_spec(self):
@@ -74,6 +74,11 @@ class CompressConfig:
     @property
     def slim_spec(self):
         return slim.SlimSpec(self.l1_gamma, self.weight_decay, self.threshold, self.warmup_steps)
+
+    @property
+    def method(self):
+        """The methods.Method this configuration runs."""
+        return methods.for_config(self)
 
     @property
     def compressing_the_teacher(self):
@@ -123,9 +128,7 @@ class CompressConfig:
         if self.prune == "slim" and self.quantize != "none":
             raise ConfigError("--prune=slim does not combine with --quantize: quantize the "
                               "slimmed student in a second run (--teacher=<its saved_model>)")
-        if self.prune == "slim":
-            self.slim_spec.validate()
-        elif self.slim_spec != slim.SlimSpec():
+        if self.prune != "slim" and self.slim_spec != slim.SlimSpec():
             raise ConfigError("--l1_gamma, --weight_decay, --threshold and --warmup_steps "
                               "apply only to --prune=slim")
         if self.ticket_reinit and not self.ticket:
@@ -136,6 +139,7 @@ class CompressConfig:
                               "cannot be combined with --student, --prune or --quantize")
         if self.strategy == "multi_worker" and self.delta_grid:
             raise ConfigError("--delta_grid is not supported with --strategy=multi_worker")
+        self.method.validate(self)
         self.train.validate()
 
     def _validate_quantization(self):
@@ -146,9 +150,6 @@ class CompressConfig:
             raise ConfigError("binary delta values must be positive")
         if len({f"{value:g}" for value in self.delta_grid}) != len(self.delta_grid):
             raise ConfigError(f"--delta_grid has repeated values: {self.delta_grid}")
-        if self.int8_io and spec.scheme == "binary":
-            raise ConfigError("--int8_io needs an int8 TFLite export: use --quantize=int8 or "
-                              "w<b>a<c>, or none")
 
 
 @dataclasses.dataclass
@@ -156,23 +157,11 @@ class Build:
     """What a run trains, and what its exports need."""
 
     players: Players
+    method: methods.Method
     float_template: keras.Model  # the student's float architecture (before compression)
     compressed: compression.CompressedStudent
     teacher_logits: keras.Model
     input_space: input_space_lib.InputSpace  # where generated and calibration images live
-
-
-def build_student(spec, teacher, init):
-    """The float student: the teacher's architecture (`same`) or a registry one."""
-    if spec == "same":
-        student = keras.models.clone_model(teacher)  # same layers, fresh initialisation
-    else:
-        student = models.build(spec, tuple(teacher.inputs[0].shape[1:]),
-                               int(teacher.outputs[0].shape[-1]))
-    if init == "teacher":
-        student.set_weights(teacher.get_weights())
-    student.trainable = True  # a clone copies the teacher's per-layer `trainable` flags
-    return student
 
 
 def check_attention_points(teacher, student, attention_weight, log=print):
@@ -194,30 +183,12 @@ def check_attention_points(teacher, student, attention_weight, log=print):
     return True
 
 
-def compressed_student(config, teacher_logits, delta=None):
-    """(float student, compressed student) as `config` asks: a ticket, a slimmed network, or
-    the student of `--student` quantized and/or magnitude-pruned."""
-    if config.ticket:
-        float_student, masks = ticket.build_student(config.ticket, teacher_logits,
-                                                    config.ticket_reinit)
-        return float_student, compression.CompressedStudent(
-            float_student, ticket.make_mask_hook(float_student, masks))
-    if config.prune == "slim":
-        architecture = slim.student_architecture(config.student, teacher_logits)
-        float_student = slim.build_student(architecture, teacher_logits,
-                                           config.resolved_student_init)
-        return float_student, compression.slimmed(float_student, architecture, config.slim_spec)
-    float_student = build_student(config.student, teacher_logits, config.resolved_student_init)
-    return float_student, compression.compress(float_student, config.quant_spec,
-                                               delta or config.delta or None, config.prune_spec,
-                                               config.total_updates)
-
-
 def build(strategy, config, teacher_model, delta=None, log=print):
     """Builds teacher view, compressed student, generator and optimizers under `strategy`."""
     with strategy.scope():
         teacher_logits = teacher_lib.as_logits(teacher_model)
-        float_student, compressed = compressed_student(config, teacher_logits, delta)
+        method = config.method
+        float_student, compressed = method.build(config, teacher_logits, delta)
         teacher_logits.trainable = False
         student = compressed.model
         batchnorm.apply(student, config.resolved_batch_norm)
@@ -236,10 +207,10 @@ def build(strategy, config, teacher_model, delta=None, log=print):
                                   if compressed.make_after_update else compressed.after_update),
             regularizer=(compressed.make_regularizer(student_optimizer.iterations)
                          if compressed.make_regularizer else None),
-            summaries=_summaries(config, student),
+            summaries=method.summaries(config, student),
             batch_norm_prior=priors.make_batch_norm_prior(teacher_logits),
             slow_generator=slow_copy(generator) if config.train.generator_ema > 0 else None)
-    return Build(players, float_student, compressed, teacher_logits, space)
+    return Build(players, method, float_student, compressed, teacher_logits, space)
 
 
 def resolve_input_space(config, teacher):
@@ -247,17 +218,6 @@ def resolve_input_space(config, teacher):
     if config.input_range:
         return input_space_lib.parse_range(config.input_range, int(teacher.inputs[0].shape[-1]))
     return input_space_lib.infer(teacher)
-
-
-def _summaries(config, student):
-    """Extra TensorBoard scalars: per-layer sparsity, or the kept fraction of slimmed channels."""
-    if config.prune == "magnitude":
-        return lambda: {f"sparsity/{name}": value
-                        for name, value in prune.layer_sparsity(student).items()}
-    if config.prune == "slim":
-        return lambda: {f"channels_kept/{group}": kept / total for group, (kept, total)
-                        in slim.channel_summary(student, config.threshold).items()}
-    return None
 
 
 def load_inputs(config, teacher_model=None):
@@ -292,7 +252,7 @@ def _check_student(config, teacher_model):
     architecture, an unsupported layer or mismatched attention points fail before any output
     is written (for a delta grid, whose students are built later, one per delta)."""
     teacher_logits = teacher_lib.as_logits(teacher_model)
-    student = compressed_student(config, teacher_logits)[1].model
+    student = config.method.build(config, teacher_logits)[1].model
     check_attention_points(teacher_logits, student, config.train.attention_weight,
                            log=lambda _: None)
     models.generator(tuple(teacher_logits.inputs[0].shape[1:]), config.train.latent_dim,
@@ -328,9 +288,7 @@ def train_one(config, strategy, teacher_model, eval_set, out_dir, delta=None, lo
                 summary_dir=os.path.join(out_dir, "tensorboard"), evaluate=evaluate,
                 show_images=report.image_view(eval_set), log=log)
     loop.run()
-    if config.prune == "magnitude":
-        with strategy.scope():  # the last update left unmasked weights; outside: TypeError
-            prune.apply_masks(run.players.student_model)
+    run.method.after_training(run, strategy)
     return run, loop
 
 

@@ -53,14 +53,10 @@ RECIPES = {recipe.name: recipe for recipe in (
 
 
 def recipe_name(config):
-    """The recipe for a CompressConfig: by what it compresses and where the student starts."""
+    """The recipe for a CompressConfig: its method's, or `distill` for a fresh student."""
     if config.ticket or config.resolved_student_init == "random":
         return "distill"
-    if config.prune in ("magnitude", "slim"):
-        return config.prune
-    if config.quant_spec.scheme == "binary":
-        return "binary"
-    return "qat"
+    return config.method.recipe
 
 
 def resolve(config, explicit):

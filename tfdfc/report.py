@@ -1,7 +1,7 @@
 """Exports of a trained run and the measurements of `report.json`.
 
-Which files each scheme produces is export.py's policy (`export.run_files`); this module writes
-them, measures them, and assembles the report.
+Which files each scheme produces is its method's (tfdfc/methods/); this module writes them,
+measures them, and assembles the report.
 """
 
 import os
@@ -9,7 +9,6 @@ import os
 import numpy as np
 
 from tfdfc import data, export, guard, metrics
-from tfdfc.compression import slim
 from tfdfc.keras_compat import tf
 
 REPRESENTATIVE_SAMPLES = 256
@@ -46,8 +45,9 @@ def export_and_measure(config, run, eval_set, log=print):
     spec = config.quant_spec
     samples = generated_images(run.players.generator, REPRESENTATIVE_SAMPLES,
                                config.train.latent_dim, config.train.seed)
-    saved, view, files = export.run_files(config, run, samples)
-    judge = guard.judge_images(run, config, generated_images) if guard.applies(config) else None
+    saved, view, files = run.method.files(config, run, samples)
+    judge = (guard.judge_images(run, config, generated_images) if guard.applies(config, run)
+             else None)
     saved, files, guard_entry = guard.check(config, run, samples, judge, saved, files, log)
     export.save_saved_model(saved, os.path.join(config.out_dir, "saved_model"))
     for variant, payload in files.items():
@@ -74,21 +74,17 @@ def export_and_measure(config, run, eval_set, log=print):
         result["tflite"]["int8"]["act_bits"] = max(spec.act_bits, 8)
         result["tflite"]["int8"]["weight_bits"] = spec.weight_bits
     if eval_set is not None:
-        # A pruning-wrapped student is measured stripped (masks applied), outside any strategy
-        # scope; a QAT student as trained.
-        wrapped = config.prune != "none" and spec.scheme == "none"  # or slimmed: view is cut
-        keras_model = view if wrapped else run.players.student_model
-        _measure(result, run, keras_model, files, eval_set, log)
+        _measure(result, run, run.method.measured(run, view), files, eval_set, log)
     return result, saved
 
 
 def _student_summary(config, run, view):
     spec = config.quant_spec
     counted = view if view is not None else run.float_template
-    architecture = view if config.prune == "slim" else run.float_template
+    architecture = run.method.architecture(run, view)
     summary = {"architecture": config.student if config.student != "same"
                else f"same ({run.teacher_logits.name})",
-               "quantize": config.quantize, "prune": config.prune,
+               "method": run.method.name, "quantize": config.quantize, "prune": config.prune,
                "ticket": config.ticket or None, "ticket_reinit": config.ticket_reinit,
                "init": config.resolved_student_init, "batch_norm": config.resolved_batch_norm,
                "accuracy": None, "params": parameter_count(architecture),
@@ -97,16 +93,7 @@ def _student_summary(config, run, view):
                "macs": metrics.multiply_accumulates(architecture),
                "weight_bits": spec.weight_bits, "act_bits": spec.act_bits,
                "sparsity": metrics.sparsity(counted)}
-    if spec.scheme == "binary":
-        summary["delta"] = run.compressed.delta
-    if config.prune == "slim":
-        trained = run.players.student_model
-        summary["slim"] = {
-            "threshold": config.threshold, "l1_gamma": config.l1_gamma,
-            "weight_decay": config.weight_decay, "warmup_steps": config.warmup_steps,
-            "kernel_params_before": metrics.kernel_parameter_count(run.float_template),
-            "macs_before": metrics.multiply_accumulates(run.float_template),
-            "channels": slim.channel_summary(trained, config.threshold)}
+    summary.update(run.method.report_fields(config, run))
     return summary
 
 

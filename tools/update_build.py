@@ -5,7 +5,7 @@ PIP = {"numpy": "numpy", "absl": "absl-py", "mlxtend": "mlxtend", "sklearn": "sc
        "tf_keras": "tf-keras", "tensorflow": "tensorflow", "tensorflow_model_optimization": "tensorflow-model-optimization",
        "ai_edge_litert": "ai-edge-litert", "pytest": "pytest", "keras": "keras"}
 def target(path):
-    for package in ("models", "compression"):
+    for package in ("models", "compression", "methods"):
         if path.startswith(f"tfdfc/{package}/"):
             return (package if path.endswith("__init__.py")
                     else f"{package}_" + os.path.basename(path)[:-3])

@@ -1,4 +1,5 @@
-"""Compression schemes applied to the student before data-free training.
+"""The mechanics of compressing a Keras model (binary.py, quantize.py, prune.py, slim.py,
+ticket.py) and the parsed `--quantize` value; each method (tfdfc/methods/) puts them together.
 
 `--quantize` takes `none`, `binary` (the paper's BinaryConnect), `int8` (TF-MOT's default 8-bit
 scheme) or `w<b>a<c>` (b-bit weights, c-bit activations, 2 <= b, c <= 8, e.g. w4a8, w4a4).
@@ -8,7 +9,7 @@ import dataclasses
 import re
 from typing import Callable, Optional
 
-from tfdfc.compression import binary, prune, quantize, slim
+from tfdfc.compression import binary, quantize
 from tfdfc.errors import ConfigError
 from tfdfc.keras_compat import keras
 
@@ -20,7 +21,7 @@ SCHEMES_HELP = "none, binary, int8, or w<bits>a<bits> such as w4a8, w4a4, w2a8"
 class QuantSpec:
     """A parsed `--quantize` value."""
 
-    scheme: str  # none | binary | int8 | nbit
+    scheme: str  # none | binary | int8 | nbit | a value an added method takes
     weight_bits: int = 32
     act_bits: int = 32
 
@@ -29,8 +30,12 @@ class QuantSpec:
         return self.scheme in ("int8", "nbit")
 
 
-def parse_quantize(text):
-    """Parses a `--quantize` value; raises ConfigError for anything else."""
+def parse_quantize(text, added=()):
+    """Parses a `--quantize` value, the built-in ones or one of `added` (values that methods
+    beyond the built-in ones take, methods.added_quantize_values()); raises ConfigError for
+    anything else."""
+    if text in added:
+        return QuantSpec(text)
     if text == "none":
         return QuantSpec("none")
     if text == "binary":
@@ -43,7 +48,8 @@ def parse_quantize(text):
         if not (2 <= weight_bits <= 8 and 2 <= act_bits <= 8):
             raise ConfigError(f"--quantize={text}: bit widths must be between 2 and 8")
         return QuantSpec("nbit", weight_bits, act_bits)
-    raise ConfigError(f"unknown --quantize value {text!r}: use {SCHEMES_HELP}")
+    others = "".join(f", {value}" for value in added)
+    raise ConfigError(f"unknown --quantize value {text!r}: use {SCHEMES_HELP}{others}")
 
 
 @dataclasses.dataclass
@@ -61,50 +67,9 @@ class CompressedStudent:
     final_model: Optional[Callable[[keras.Model], keras.Model]] = None
 
 
-def _sparse_int8(float_student, prune_spec, total_updates):
-    """Magnitude pruning inside an int8 QAT student: TF-MOT's pruning wrappers cannot wrap a
-    quantized layer, so the QAT model's stored kernels are pruned after every update on the same
-    schedule (`prune.make_gradual_pruner`). Pruning once at the start instead, then training
-    with TF-MOT's prune-preserving QAT scheme, lost much more: 0.939 against 0.976 for this path
-    (90 %, 1,000 iterations, symmetric KL, student rate 5e-3; TFLite int8 0.976)."""
-    rates = prune.layer_sparsities(float_student, prune_spec)
-    model = quantize.quantize_int8(float_student)
-    sync = quantize.make_range_sync(model)
-
-    def make_after_update(counter):
-        prune_step = prune.make_gradual_pruner(model, rates, prune_spec, total_updates, counter)
-
-        def after_update():
-            prune_step()
-            if sync is not None:
-                sync()
-
-        return after_update
-
-    return CompressedStudent(model, None, make_after_update=make_after_update)
-
-
-def _magnitude(float_student, prune_spec, total_updates):
-    return CompressedStudent(prune.prune_magnitude(float_student, prune_spec, total_updates), None)
-
-
-def slimmed(float_student, architecture, slim_spec):
-    """Network slimming: `float_student` was built with channel scales (slim.build_student)."""
-    return CompressedStudent(
-        float_student, None,
-        make_regularizer=lambda counter: slim.make_regularizer(float_student, slim_spec, counter),
-        final_model=lambda trained: slim.cut(trained, architecture, slim_spec.threshold))
-
-
-def compress(float_student, spec, delta=None, prune_spec=None, total_updates=1):
-    """Wraps `float_student` for `spec` (and `prune_spec`); `delta` is the binary scale (None:
-    automatic); `total_updates` (student updates in the run) sets the pruning schedule."""
-    if prune_spec is not None and prune_spec.kind == "magnitude":
-        if spec.scheme == "int8":
-            return _sparse_int8(float_student, prune_spec, total_updates)
-        if spec.scheme != "none":
-            raise ConfigError("--prune=magnitude combines only with --quantize=int8")
-        return _magnitude(float_student, prune_spec, total_updates)
+def compress(float_student, spec, delta=None):
+    """`float_student` wrapped for the quantization `spec`: unchanged for none, binarised with
+    scale `delta` (None: automatic) for binary, QAT-wrapped for int8 and w<b>a<c>."""
     if spec.scheme == "none":
         return CompressedStudent(float_student, None)
     if spec.scheme == "binary":

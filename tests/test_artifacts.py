@@ -1,0 +1,51 @@
+"""Atomic writes: an output appears whole under its final name or not at all, and a failure
+leaves the previous good output untouched and no staging files behind."""
+
+import os
+
+import pytest
+
+from tfdfc import artifacts
+
+
+class Boom(Exception):
+    pass
+
+
+def test_json_round_trips_and_leaves_no_staging_files(tmp_path):
+    path = str(tmp_path / "out" / "report.json")  # the parent is created
+    artifacts.write_json(path, {"b": [1, 2], "a": None})
+    assert artifacts.read_json(path) == {"a": None, "b": [1, 2]}
+    assert os.listdir(tmp_path / "out") == ["report.json"]
+
+
+def test_a_failed_write_keeps_the_previous_file_and_cleans_up(tmp_path):
+    path = str(tmp_path / "student.tflite")
+    artifacts.write_bytes(path, b"good")
+    with pytest.raises(Boom):
+        with artifacts.atomic_path(path) as temporary:
+            with open(temporary, "wb") as handle:
+                handle.write(b"half")
+            raise Boom()
+    with open(path, "rb") as handle:
+        assert handle.read() == b"good"
+    assert os.listdir(tmp_path) == ["student.tflite"]
+
+
+def test_a_directory_is_replaced_whole(tmp_path):
+    path = str(tmp_path / "saved_model")
+    for version in ("old", "new"):
+        with artifacts.atomic_path(path, is_directory=True) as temporary:
+            os.makedirs(temporary)
+            with open(os.path.join(temporary, version), "w") as handle:
+                handle.write(version)
+    assert os.listdir(path) == ["new"]
+    assert os.listdir(tmp_path) == ["saved_model"]
+
+
+@pytest.mark.parametrize("content", [None, "{not json"])
+def test_read_json_of_a_missing_or_broken_file_is_none(tmp_path, content):
+    path = tmp_path / "config.json"
+    if content is not None:
+        path.write_text(content)
+    assert artifacts.read_json(str(path)) is None

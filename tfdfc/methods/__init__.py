@@ -1,0 +1,36 @@
+"""Compression methods, one object each (base.Method), one module each.
+
+A run looks its method up once, by `for_config`; everything that differs between schemes (its
+settings' checks, the student and its training hooks, the files it exports, its no-training
+baseline, its report fields and summaries) is asked of that object. Adding a method is one
+module with a Method subclass and one line in METHODS (docs/adding-a-method.md).
+"""
+
+from tfdfc.errors import ConfigError
+from tfdfc.methods.base import Method
+from tfdfc.methods.binary_weights import Binary
+from tfdfc.methods.distill import Distill
+from tfdfc.methods.int8_qat import Int8
+from tfdfc.methods.lottery_ticket import LotteryTicket
+from tfdfc.methods.magnitude_pruning import Magnitude, MagnitudeInt8
+from tfdfc.methods.nbit_qat import NBit
+from tfdfc.methods.slimming import Slim
+
+# The first that selects a configuration is its method.
+METHODS = (LotteryTicket(), Distill(), Int8(), NBit(), Binary(), Magnitude(), MagnitudeInt8(),
+           Slim())
+
+
+def added_quantize_values():
+    """The `--quantize` values that methods beyond the built-in schemes take."""
+    return tuple(method.quantize_value for method in METHODS if method.quantize_value)
+
+
+def for_config(config):
+    """The method of a CompressConfig; raises ConfigError for a combination none runs."""
+    for method in METHODS:
+        if method.selects(config):
+            return method
+    raise ConfigError(f"no method runs --quantize={config.quantize} with "
+                      f"--prune={config.prune}: --prune=magnitude combines only with "
+                      "--quantize=int8, --prune=slim with none")

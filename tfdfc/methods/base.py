@@ -1,0 +1,104 @@
+"""What every compression method answers: the interface a run asks through, with the defaults
+a plain float student needs.
+
+A method is one object (one module per method in this package, one line in its registry). The
+pipeline, the exports, the report, the baselines and the fallback guard look the run's method up
+once (`tfdfc.methods.for_config`) and ask it everything that differs between schemes.
+"""
+
+from typing import Optional
+
+from tfdfc import export, models
+from tfdfc.keras_compat import keras
+
+
+def float_student(config, teacher):
+    """The float student of `config.student`: the teacher's architecture (`same`, fresh or with
+    the teacher's weights, by `config.resolved_student_init`) or a registry network."""
+    if config.student == "same":
+        student = keras.models.clone_model(teacher)  # same layers, fresh initialisation
+    else:
+        student = models.build(config.student, tuple(teacher.inputs[0].shape[1:]),
+                               int(teacher.outputs[0].shape[-1]))
+    if config.resolved_student_init == "teacher":
+        student.set_weights(teacher.get_weights())
+    student.trainable = True  # a clone copies the teacher's per-layer `trainable` flags
+    return student
+
+
+class Method:
+    """One compression method. Subclasses set the class attributes and override what differs.
+
+    Attributes:
+      name: the method's name in report.json and in errors.
+      recipe: the recipes.py row that fills the training settings the user left unset.
+      sparse: its exports encode zero weights sparsely.
+      quantize_value: a `--quantize` value this method adds to the built-in ones (none, binary,
+        int8, w<b>a<c>), or None.
+    """
+
+    name = "method"
+    recipe = "distill"
+    sparse = False
+    quantize_value: Optional[str] = None
+
+    def selects(self, config) -> bool:
+        """Whether `config` (a CompressConfig) asks for this method."""
+        raise NotImplementedError
+
+    def validate(self, config):
+        """Raises ConfigError for settings this method cannot run with."""
+
+    def build(self, config, teacher, delta=None):
+        """(float student, compression.CompressedStudent) for `teacher` (a flat logits model);
+        `delta` is a binary scale chosen by a delta grid."""
+        raise NotImplementedError
+
+    def summaries(self, config, student):
+        """None, or a callable() -> {name: scalar} of extra TensorBoard summaries."""
+        return None
+
+    def after_training(self, run, strategy):
+        """Runs once after the last update, before the exports (e.g. masks applied)."""
+
+    def files(self, config, run, samples):
+        """(Keras model for the SavedModel, float view or None, {variant: TFLite bytes}) of a
+        trained run (a pipeline.Build); `samples` are generated images that calibrate ranges a
+        quantization-aware model does not define."""
+        raise NotImplementedError
+
+    def measured(self, run, view):
+        """The Keras model whose accuracy report.json gives as the student's."""
+        return run.players.student_model
+
+    def architecture(self, run, view):
+        """The float network whose parameters and MACs the report counts."""
+        return run.float_template
+
+    def report_fields(self, config, run) -> dict:
+        """Extra entries of report.json's `student` section."""
+        return {}
+
+    def no_training(self, config, run, eval_set) -> Optional[dict]:
+        """The no-training baseline (the teacher compressed without any training, run on
+        `eval_set`'s test split): {"accuracy", "method"}, or None where it is not defined."""
+        return None
+
+    def has_untrained(self, config) -> bool:
+        """Whether the teacher compressed without training is the same artefact as this run's
+        student, so that the fallback guard (guard.py) can compare the two."""
+        return False
+
+    def untrained(self, config, run, samples):
+        """For the fallback guard, where `has_untrained`: (model to save instead or None,
+        {variant: TFLite bytes}, description) of the teacher compressed without training;
+        `samples` (generated images) calibrate it."""
+        raise NotImplementedError
+
+
+def float_files(config, view, samples, sparse=False):
+    """The files of a float student: dynamic-range, full-integer int8 (post-training, calibrated
+    on `samples`) and float TFLite of `view`, which is also the SavedModel."""
+    return view, view, {"dynamic": export.tflite_dynamic(view, sparse),
+                        "int8": export.tflite_int8(view, samples, config.int8_io, sparse),
+                        "float": export.tflite_float(view)}

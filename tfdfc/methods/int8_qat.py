@@ -1,0 +1,32 @@
+"""int8 quantization-aware training (`--quantize=int8`): TF-MOT's default 8-bit scheme, trained
+data-free from the teacher's weights."""
+
+from tfdfc import export, metrics
+from tfdfc.methods import baseline_noise, qat
+
+
+class Int8(qat.QuantizationAware):
+    name = "int8"
+
+    def selects(self, config):
+        return config.quantize == "int8" and config.prune == "none" and not config.ticket
+
+    def no_training(self, config, run, eval_set):
+        return post_training_int8(config, run, eval_set)
+
+    def has_untrained(self, config):
+        return config.student == "same"
+
+    def untrained(self, config, run, samples):
+        payload = export.tflite_int8(export.plain_copy(run.teacher_logits), samples,
+                                     config.int8_io)
+        return None, {"int8": payload}, "post-training int8 of the teacher (generated images)"
+
+
+def post_training_int8(config, run, eval_set):
+    """TFLite post-training int8 of the teacher calibrated on Gaussian noise (no data at all)."""
+    noise = baseline_noise.images(eval_set.input_shape, config.train.seed, run.input_space)
+    payload = export.tflite_int8(export.plain_copy(run.teacher_logits), noise)
+    return {"accuracy": metrics.accuracy(metrics.tflite_outputs(payload, eval_set.x_test),
+                                         eval_set.y_test),
+            "method": "TFLite post-training int8 calibrated on Gaussian noise"}

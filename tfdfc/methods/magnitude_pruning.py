@@ -1,0 +1,80 @@
+"""Magnitude pruning (`--prune=magnitude --sparsity=s`): the smallest weights are zeroed on a
+schedule while the student trains data-free; alone (a float student, TF-MOT's pruning wrappers)
+or inside an int8 QAT student (`--quantize=int8`). The exports encode the zeros sparsely."""
+
+from tfdfc import export
+from tfdfc.compression import CompressedStudent, prune, quantize
+from tfdfc.methods import base, int8_qat, qat
+
+
+def _sparsity_summaries(student):
+    return lambda: {f"sparsity/{name}": value
+                    for name, value in prune.layer_sparsity(student).items()}
+
+
+class Magnitude(base.Method):
+    name = "magnitude"
+    recipe = "magnitude"
+    sparse = True
+
+    def selects(self, config):
+        return config.prune == "magnitude" and config.quantize == "none"
+
+    def build(self, config, teacher, delta=None):
+        student = base.float_student(config, teacher)
+        return student, CompressedStudent(
+            prune.prune_magnitude(student, config.prune_spec, config.total_updates), None)
+
+    def summaries(self, config, student):
+        return _sparsity_summaries(student)
+
+    def after_training(self, run, strategy):
+        with strategy.scope():  # the last update left unmasked weights; outside: TypeError
+            prune.apply_masks(run.players.student_model)
+
+    def files(self, config, run, samples):
+        view = export.plain_copy(prune.strip(run.players.student_model))
+        return base.float_files(config, view, samples, sparse=True)
+
+    def measured(self, run, view):
+        return view  # stripped: masks applied, outside any strategy scope
+
+
+class MagnitudeInt8(qat.QuantizationAware):
+    """Magnitude pruning inside an int8 QAT student: TF-MOT's pruning wrappers cannot wrap a
+    quantized layer, so the QAT model's stored kernels are pruned after every update on the same
+    schedule (`prune.make_gradual_pruner`). Pruning once at the start instead, then training
+    with TF-MOT's prune-preserving QAT scheme, lost much more accuracy (bench/NOTES.md)."""
+
+    name = "magnitude_int8"
+    recipe = "magnitude"
+    sparse = True
+
+    def selects(self, config):
+        return config.prune == "magnitude" and config.quantize == "int8"
+
+    def build(self, config, teacher, delta=None):
+        student = base.float_student(config, teacher)
+        rates = prune.layer_sparsities(student, config.prune_spec)
+        model = quantize.quantize_int8(student)
+        sync = quantize.make_range_sync(model)
+
+        def make_after_update(counter):
+            prune_step = prune.make_gradual_pruner(model, rates, config.prune_spec,
+                                                   config.total_updates, counter)
+
+            def after_update():
+                prune_step()
+                if sync is not None:
+                    sync()
+
+            return after_update
+
+        return student, CompressedStudent(model, None, make_after_update=make_after_update)
+
+    def summaries(self, config, student):
+        return _sparsity_summaries(student)
+
+    def no_training(self, config, run, eval_set):
+        """The dense teacher's post-training int8: there is no untrained sparse int8 model."""
+        return int8_qat.post_training_int8(config, run, eval_set)

@@ -1,0 +1,37 @@
+"""n-bit quantization-aware training (`--quantize=w<b>a<c>`, e.g. w4a8, w4a4): b-bit weights and
+c-bit activations, from the teacher's weights. TFLite packs 4-bit weights; activations below 8
+bits run at int8 there (qat.py)."""
+
+from tfdfc import export, metrics
+from tfdfc.compression import quantize
+from tfdfc.methods import baseline_noise, qat
+
+_BATCH = 32
+
+
+class NBit(qat.QuantizationAware):
+    name = "nbit"
+
+    def selects(self, config):
+        return (config.quant_spec.scheme == "nbit" and config.prune == "none"
+                and not config.ticket)
+
+    def no_training(self, config, run, eval_set):
+        """The QAT-wrapped teacher with activation ranges set by forward passes on noise."""
+        spec = config.quant_spec
+        noise = baseline_noise.images(eval_set.input_shape, config.train.seed, run.input_space)
+        model = quantize.quantize_nbit(export.plain_copy(run.teacher_logits), spec.weight_bits,
+                                       spec.act_bits)
+        kept = {w.name: w.numpy() for w in model.weights if not _is_range(w)}
+        for start in range(0, len(noise), _BATCH):
+            model(noise[start:start + _BATCH], training=True)  # moves the activation ranges...
+        for weight in model.weights:
+            if weight.name in kept:
+                weight.assign(kept[weight.name])  # ...so restore batch-norm statistics and steps
+        return {"accuracy": metrics.keras_accuracy(model, eval_set.x_test, eval_set.y_test),
+                "method": f"QAT-wrapped teacher, no weight update; activation ranges from the "
+                          f"initial +-6 after {len(noise) // _BATCH} Gaussian-noise batches"}
+
+
+def _is_range(weight):
+    return weight.name.split(":")[0].endswith(("_min", "_max"))

@@ -1,0 +1,35 @@
+"""What the quantization-aware methods (int8, w<b>a<c>) share: a TF-MOT QAT student whose learned
+ranges become the full-integer TFLite file's."""
+
+from tfdfc import export
+from tfdfc.compression import QuantSpec, compress
+from tfdfc.methods import base
+
+
+def deployable_qat(run, spec):
+    """A QAT copy outside any strategy, activations at >= 8 bits so TFLite kernels can run it."""
+    export_spec = spec if spec.act_bits >= 8 else QuantSpec(spec.scheme, spec.weight_bits, 8)
+    copy = compress(export.plain_copy(run.float_template), export_spec).model
+    copy.set_weights(run.players.student_model.get_weights())
+    return copy
+
+
+class QuantizationAware(base.Method):
+    """SavedModel of the QAT model; full-integer TFLite whose ranges are the learned ones
+    (students with activations below 8 bits run their activations at int8 in TFLite, with the
+    learned ranges: 4-bit activations are simulated, not executed); float TFLite of the float
+    view for size comparison."""
+
+    recipe = "qat"
+
+    def build(self, config, teacher, delta=None):
+        student = base.float_student(config, teacher)
+        return student, compress(student, config.quant_spec)
+
+    def files(self, config, run, samples):
+        view = export.float_view(run.float_template, run.players.student_model)
+        files = {"int8": export.tflite_int8(deployable_qat(run, config.quant_spec), samples,
+                                            config.int8_io, self.sparse)}
+        if view is not None:
+            files["float"] = export.tflite_float(view)
+        return export.plain_copy(run.players.student_model), view, files
