@@ -36,7 +36,7 @@ def test_compress_runs_end_to_end_and_writes_resolved_flags(tmp_path, digits_tea
     (["--eval_data=imagenet"], "unknown data set 'imagenet'"),
     (["--student=resnet"], "unknown architecture 'resnet'"),
     (["--quantize=int4"], "unknown --quantize value 'int4'"),
-    (["--quantize=binary", "--delta_grid=0.1,abc"], "comma-separated numbers"),
+    (["--quantize=binary", "--binary_delta_grid=0.1,abc"], "comma-separated numbers"),
 ])
 def test_compress_bad_input_exits_2_and_writes_nothing(tmp_path, digits_teacher_path, args,
                                                       message):

@@ -143,10 +143,10 @@ def test_slimming_run_exports_the_smaller_network(tmp_path, digits_teacher_path)
 
 @pytest.mark.parametrize("overrides, message", [
     (dict(quantize="int8"), "does not combine with --quantize"),
-    (dict(threshold=0.0), "--threshold must be positive"),
-    (dict(warmup_steps=-1), "--warmup_steps"),
+    (dict(threshold=0.0), "--slim_threshold must be positive"),
+    (dict(warmup_steps=-1), "--slim_warmup_steps"),
     (dict(prune="none", student_init="auto"), "apply only to --prune=slim"),
-    (dict(prune="slim", sparsity=0.5), "--sparsity and --prune_ends need --prune=magnitude"),
+    (dict(prune="slim", sparsity=0.5), "--prune_sparsity and --prune_ends need --prune=magnitude"),
 ])
 def test_bad_slimming_settings_are_refused(tmp_path, overrides, message):
     with pytest.raises(ConfigError, match=message):

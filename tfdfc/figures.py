@@ -83,13 +83,18 @@ def tile(images, columns):
     return grid
 
 
+def each_to_unit_range(images):
+    """A batch of NHWC images, each scaled on its own so that it spans [0, 1]."""
+    images = np.asarray(images)
+    low = images.min(axis=(1, 2, 3), keepdims=True)
+    high = images.max(axis=(1, 2, 3), keepdims=True)
+    return (images - low) / np.maximum(high - low, 1e-6)
+
+
 def write_image_grid(images, path):
     """Up to GRID_SIDE**2 images, each scaled to [0, 1] on its own, tiled into one square image
     (one image to encode, not one matplotlib axes per sample)."""
-    images = np.asarray(images)[:GRID_SIDE * GRID_SIDE]
-    low = images.min(axis=(1, 2, 3), keepdims=True)
-    high = images.max(axis=(1, 2, 3), keepdims=True)
-    grid = tile((images - low) / np.maximum(high - low, 1e-6), GRID_SIDE)
+    grid = tile(each_to_unit_range(np.asarray(images)[:GRID_SIDE * GRID_SIDE]), GRID_SIDE)
     scale = max(1, 256 // grid.shape[0])  # small images enlarged, pixels kept square
     grid = np.repeat(np.repeat(grid, scale, axis=0), scale, axis=1)
     buffer = io.BytesIO()

@@ -9,147 +9,20 @@ import dataclasses
 import json
 import os
 import shutil
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict
 
 from tfdfc import artifacts, baselines, batchnorm, compression, data, distribute, figures
 from tfdfc import flatten, methods
 from tfdfc import input_space as input_space_lib
 from tfdfc import models, priors, report
 from tfdfc import teacher as teacher_lib
-from tfdfc.compression import delta_search, prune, slim
+from tfdfc.compression import delta_search
 from tfdfc.errors import ConfigError
 from tfdfc.keras_compat import keras
 from tfdfc.loop import Loop
-from tfdfc.train import Players, TrainConfig, make_optimizers, slow_copy
+from tfdfc.config import BATCH_NORM_POLICIES, STUDENT_INITS, CompressConfig  # noqa: F401
+from tfdfc.train import Players, make_optimizers, slow_copy
 
-STUDENT_INITS = ("auto", "random", "teacher")
-BATCH_NORM_POLICIES = ("auto",) + batchnorm.POLICIES
-_PRUNE_DEFAULTS = prune.PruneSpec()  # the field `prune` hides the module inside the class
-
-
-@dataclasses.dataclass(frozen=True)
-class CompressConfig:
-    """Everything one compression run needs; the `compress` binary's flags map onto it."""
-
-    teacher: str
-    out_dir: str
-    student: str = "same"  # "same" (the teacher's architecture) or a registry name
-    student_init: str = "auto"  # auto: the teacher's weights when quantizing, else random
-    batch_norm: str = "auto"  # auto (by init: batchnorm.py) | frozen_statistics | trained
-    quantize: str = "none"  # none | binary | int8 | w<b>a<c>
-    delta: float = 0.0  # binary scale; 0 picks the mean |w| of the binarised kernels
-    delta_grid: Tuple[float, ...] = ()
-    int8_io: bool = False
-    prune: str = "none"  # none | magnitude | slim
-    sparsity: float = 0.0  # target fraction of zero weights (magnitude)
-    sparsity_schedule: str = "polynomial"  # polynomial | constant
-    prune_ends: Optional[bool] = None  # first and last conv/dense too; None: where needed
-    sparsity_allocation: str = _PRUNE_DEFAULTS.allocation  # global | uniform: sharing the zeros
-    sparsity_ramp: float = _PRUNE_DEFAULTS.ramp  # polynomial: fraction of updates to the target
-    l1_gamma: float = slim.SlimSpec.l1_gamma  # slim: L1 weight of the channel scales
-    weight_decay: float = slim.SlimSpec.weight_decay  # slim: lambda
-    threshold: float = slim.SlimSpec.threshold  # slim: t_s
-    warmup_steps: int = slim.SlimSpec.warmup_steps  # slim: student updates of linear warm-up
-    ticket: str = ""  # a find_ticket .npz: its architecture, mask (fixed) and original init
-    ticket_reinit: bool = False  # the control: same mask, fresh random init
-    with_data_baseline: bool = True  # when the evaluation data has a training split
-    eval_data: str = ""  # mnist5k | digits | path.npz | "" for none
-    strategy: str = "mirrored"
-    generator_channels: int = 128
-    input_range: str = ""  # "low,high" of the teacher's input pixels; "": inferred (input_space.py)
-    unsafe_load: bool = False
-    overwrite: bool = False  # start afresh in an out_dir that holds another run
-    recipe: str = ""  # the recipes.py recipe that filled the settings left unset ("": none)
-    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
-
-    @property
-    def quant_spec(self):
-        return compression.parse_quantize(self.quantize, methods.added_quantize_values())
-
-    @property
-    def prune_spec(self):
-        return prune.PruneSpec(self.prune, self.sparsity, self.sparsity_schedule, self.prune_ends,
-                               self.sparsity_allocation, self.sparsity_ramp)
-
-    @property
-    def slim_spec(self):
-        return slim.SlimSpec(self.l1_gamma, self.weight_decay, self.threshold, self.warmup_steps)
-
-    @property
-    def method(self):
-        """The methods.Method this configuration runs."""
-        return methods.for_config(self)
-
-    @property
-    def compressing_the_teacher(self):
-        return self.quantize != "none" or self.prune != "none"
-
-    @property
-    def resolved_student_init(self):
-        if self.student_init != "auto":
-            return self.student_init
-        return "teacher" if self.compressing_the_teacher and self.student == "same" else "random"
-
-    @property
-    def resolved_batch_norm(self):
-        if self.batch_norm != "auto":
-            return self.batch_norm
-        init = "random" if self.ticket else self.resolved_student_init
-        return batchnorm.policy_for(init)
-
-    @property
-    def total_updates(self):
-        return self.train.steps * self.train.student_steps
-
-    def validate(self):
-        """Raises ConfigError naming the first bad field; checks nothing on disk."""
-        if not self.teacher:
-            raise ConfigError("teacher is required: a .keras, .h5 or SavedModel path")
-        if not self.out_dir:
-            raise ConfigError("out_dir is required")
-        if self.student_init not in STUDENT_INITS:
-            raise ConfigError(f"student_init must be one of {STUDENT_INITS}, "
-                              f"got {self.student_init!r}")
-        if self.resolved_student_init == "teacher" and self.student != "same":
-            raise ConfigError("student_init=teacher needs student=same (the teacher's shapes)")
-        if self.batch_norm not in BATCH_NORM_POLICIES:
-            raise ConfigError(f"batch_norm must be one of {BATCH_NORM_POLICIES}, "
-                              f"got {self.batch_norm!r}")
-        if self.strategy not in distribute.STRATEGIES:
-            raise ConfigError(f"strategy must be one of {distribute.STRATEGIES}, "
-                              f"got {self.strategy!r}")
-        if self.generator_channels < 2:
-            raise ConfigError(f"generator_channels must be >= 2, got {self.generator_channels}")
-        self._validate_quantization()
-        self.prune_spec.validate()
-        if self.prune == "magnitude" and self.quantize not in ("none", "int8"):
-            raise ConfigError("--prune=magnitude combines only with --quantize=int8 "
-                              "(prune-preserving QAT)")
-        if self.prune == "slim" and self.quantize != "none":
-            raise ConfigError("--prune=slim does not combine with --quantize: quantize the "
-                              "slimmed student in a second run (--teacher=<its saved_model>)")
-        if self.prune != "slim" and self.slim_spec != slim.SlimSpec():
-            raise ConfigError("--l1_gamma, --weight_decay, --threshold and --warmup_steps "
-                              "apply only to --prune=slim")
-        if self.ticket_reinit and not self.ticket:
-            raise ConfigError("--ticket_reinit needs --ticket")
-        if self.ticket and (self.prune != "none" or self.quantize != "none"
-                            or self.student != "same"):
-            raise ConfigError("--ticket sets the student (its architecture, mask and init): it "
-                              "cannot be combined with --student, --prune or --quantize")
-        if self.strategy == "multi_worker" and self.delta_grid:
-            raise ConfigError("--delta_grid is not supported with --strategy=multi_worker")
-        self.method.validate(self)
-        self.train.validate()
-
-    def _validate_quantization(self):
-        spec = self.quant_spec
-        if spec.scheme != "binary" and (self.delta or self.delta_grid):
-            raise ConfigError("--delta and --delta_grid apply only to --quantize=binary")
-        if self.delta < 0 or any(value <= 0 for value in self.delta_grid):
-            raise ConfigError("binary delta values must be positive")
-        if len({f"{value:g}" for value in self.delta_grid}) != len(self.delta_grid):
-            raise ConfigError(f"--delta_grid has repeated values: {self.delta_grid}")
 
 
 @dataclasses.dataclass

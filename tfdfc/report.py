@@ -8,7 +8,7 @@ import os
 
 import numpy as np
 
-from tfdfc import data, export, guard, metrics
+from tfdfc import data, export, figures, guard, metrics
 from tfdfc.keras_compat import tf
 
 REPRESENTATIVE_SAMPLES = 256
@@ -26,9 +26,7 @@ def image_view(eval_set):
         images = np.asarray(images)
         if eval_set is not None and eval_set.name in data.BUNDLED:
             return images * eval_set.std + eval_set.mean
-        low = images.min(axis=(1, 2, 3), keepdims=True)
-        high = images.max(axis=(1, 2, 3), keepdims=True)
-        return (images - low) / np.maximum(high - low, 1e-6)
+        return figures.each_to_unit_range(images)
     return show
 
 

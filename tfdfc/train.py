@@ -28,34 +28,57 @@ from typing import Callable, Optional
 
 from tfdfc import collapse, losses, priors
 from tfdfc.errors import ConfigError
+from tfdfc.settings import setting
 from tfdfc.keras_compat import keras, tf
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """Hyperparameters of the loop. Defaults are the paper's (MS19's) CIFAR-10 settings."""
+    """Hyperparameters of the loop, each with its flag's help (settings.py). Defaults are the
+    paper's (MS19's) CIFAR-10 settings; recipes.py fills some per method where unset."""
 
-    steps: int = 80_000  # iterations (pseudo-batches)
-    batch_size: int = 128  # global, across replicas
-    student_steps: int = 10
-    student_lr: float = 2e-3
-    generator_lr: float = 1e-3
-    clip_norm: float = 5.0
-    latent_dim: int = 100
-    divergence: str = "kl"  # kl | skl | l1
-    temperature: float = 1.0
-    reduction: str = "mean"  # see losses.py
-    attention_weight: float = 250.0
-    bn_prior_weight: float = 0.0  # generator: teacher batch-norm statistics prior (priors.py)
-    balance_weight: float = 0.0  # generator: class-balance prior (priors.py)
-    smoothness_weight: float = 0.0  # generator: total-variation prior (priors.py)
-    seed: int = 0
-    resample_latents: bool = False  # a fresh z per student step (see the module docstring)
-    generator_ema: float = 0.0  # >0: decay of a slow generator copy the student also learns on
-    on_collapse: str = "reset"  # reset | warn (the paper's: no reset): see collapse.py
-    log_every: int = 50
-    eval_every: int = 500
-    checkpoint_every: int = 500
+    # loop
+    steps: int = setting(80_000, "Iterations: 1 generator + --student_steps student updates "
+                         "each; unset: the recipe's (docs/recipes.md).", "training", lower=1)
+    batch_size: int = setting(128, "Global batch of generated images (split between "
+                              "replicas).", "training", lower=1)
+    student_steps: int = setting(10, "Student updates per generator update.", "training",
+                                 lower=1)
+    student_lr: float = setting(2e-3, "Student Adam rate (cosine to 0); unset: the recipe's.",
+                                "training", lower=0.0)
+    generator_lr: float = setting(1e-3, "Generator Adam rate (cosine to 0).", "training",
+                                  lower=0.0)
+    clip_norm: float = setting(5.0, "Global gradient-norm clip.", "training", lower=0.0)
+    latent_dim: int = setting(100, "Size of z.", "training", lower=1)
+    divergence: str = setting("kl", "kl: KL(T||S); skl: symmetric KL (the paper's JSD); l1: "
+                              "logits; unset: the recipe's.", "training",
+                              choices=sorted(losses.DIVERGENCES))
+    temperature: float = setting(1.0, "Softmax temperature.", "training", lower=0.0)
+    reduction: str = setting("mean", "mean: KL / classes (MS19's scale for beta=250); "
+                             "batchmean: KL.", "training", choices=losses.REDUCTIONS)
+    attention_weight: float = setting(250.0, "Attention-transfer weight beta (0: off).",
+                                      "training", lower=0.0)
+    seed: int = setting(0, "Random seed (initialisation and z).", "training")
+    resample_latents: bool = setting(False, "A fresh z for every student step, not the paper's "
+                                     "one batch per iteration (slower).", "training")
+    generator_ema: float = setting(0.0, "Decay of a slow copy of the generator whose images the "
+                                   "student also learns on (0: off).", "training", lower=0.0,
+                                   upper=0.999999)
+    on_collapse: str = setting("reset", "reset: re-initialise a collapsed generator (up to 3 "
+                               "times); warn: only log it (the paper's).", "training",
+                               choices=collapse.ACTIONS)
+    # generator priors (priors.py)
+    bn_prior_weight: float = setting(0.0, "Weight of the teacher batch-norm statistics prior; "
+                                     "unset: the recipe's.", "generator priors", lower=0.0)
+    balance_weight: float = setting(0.0, "Weight of the class-balance prior.", "generator priors",
+                                    lower=0.0)
+    smoothness_weight: float = setting(0.0, "Weight of the total-variation prior.",
+                                       "generator priors", lower=0.0)
+    # progress
+    log_every: int = setting(50, "Iterations between progress lines.", "progress", lower=1)
+    eval_every: int = setting(500, "Iterations between evaluations and image grids.",
+                              "progress", lower=1)
+    checkpoint_every: int = setting(500, "Iterations between checkpoints.", "progress", lower=1)
 
     def validate(self):
         """Raises ConfigError naming the first bad field."""

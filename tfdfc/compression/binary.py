@@ -9,7 +9,7 @@ batch norms; 1x1 shortcut convolutions are binarised (the paper is silent; XNOR-
 Decisions where the paper is silent:
 - sign(0) is +1, so every exported weight is exactly +delta or -delta;
 - `delta=None` picks the mean |weight| of the teacher's binarised kernels (the L1-optimal scale
-  for one shared delta); the paper grid-searches delta, which `--delta_grid` does.
+  for one shared delta); the paper grid-searches delta, which `--binary_delta_grid` does.
 """
 
 import numpy as np

@@ -8,14 +8,14 @@ the wrapper's step is the student-update count and schedules are expressed in st
 The wrapper multiplies each kernel by its mask at the start of a call, so after the last update
 the masks must be applied once more before `strip_pruning`, inside the strategy scope.
 
-`--sparsity` is the fraction of zeros over all convolution and dense kernels together. By
+`--prune_sparsity` is the fraction of zeros over all convolution and dense kernels together. By
 default the first of those layers (it reads the image) and the last (the logits) stay dense
 where the target can be reached without them, as TF-MOT's guide advises and as the binary scheme keeps them full precision: they hold few weights
 and the most sensitive ones (LeNet-5's first convolution has 150: 95 % layer-wise pruning leaves
 it 8, and keeping the ends dense raised a 300-iteration data-free 95 % student from 0.81 to 0.85;
 at 90 % both gave 0.92). `--prune_ends` prunes those two as well, `--noprune_ends` never.
 
-How the pruned layers share the zeros (`--sparsity_allocation`): `global` (default) takes one
+How the pruned layers share the zeros (`--prune_allocation`): `global` (default) takes one
 magnitude threshold over all of them on the teacher's weights and gives each layer the rate that
 threshold implies, so LeNet-5's 94k-weight dense layer, whose weights are smallest, gives most
 (at 95 %: conv 0.89, dense 0.98, dense 0.80); `uniform` prunes each at one rate (0.96 each). At
@@ -44,7 +44,7 @@ from tensorflow_model_optimization.python.core.sparsity.keras.pruning_wrapper im
 
 @dataclasses.dataclass(frozen=True)
 class PruneSpec:
-    """What `--prune`, `--sparsity` and `--sparsity_schedule` ask for."""
+    """What `--prune`, `--prune_sparsity` and `--prune_schedule` ask for."""
 
     kind: str = "none"
     sparsity: float = 0.0
@@ -68,7 +68,7 @@ class PruneSpec:
         if self.kind == "magnitude" and not 0.0 < self.sparsity < 1.0:
             raise ConfigError(f"--prune=magnitude needs 0 < sparsity < 1, got {self.sparsity}")
         if self.kind != "magnitude" and (self.sparsity or self.prune_ends):
-            raise ConfigError("--sparsity and --prune_ends need --prune=magnitude")
+            raise ConfigError("--prune_sparsity and --prune_ends need --prune=magnitude")
 
 
 def layer_sparsities(model, spec):
@@ -80,7 +80,7 @@ def layer_sparsities(model, spec):
     share = sum(layer.kernel.shape.num_elements() for layer in pruned)
     rate = spec.sparsity * total / share
     if rate >= 1.0:
-        raise ConfigError(f"--sparsity={spec.sparsity} cannot be reached with the first and last "
+        raise ConfigError(f"--prune_sparsity={spec.sparsity} cannot be reached with the first and last "
                           f"layers dense (the others would need {rate:.3f}); use --prune_ends")
     if spec.allocation == "uniform":
         return {layer.name: rate for layer in pruned}

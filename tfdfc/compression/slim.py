@@ -36,7 +36,7 @@ from tfdfc.models.channels import ChannelScale, plan_of
 
 @dataclasses.dataclass(frozen=True)
 class SlimSpec:
-    """`--l1_gamma`, `--weight_decay`, `--threshold`, `--warmup_steps` of `--prune=slim`."""
+    """`--slim_l1_gamma`, `--slim_weight_decay`, `--slim_threshold`, `--slim_warmup_steps` of `--prune=slim`."""
 
     l1_gamma: float = 2e-3  # Table 1
     weight_decay: float = 1e-5  # lambda; Table 1 sweeps 1e-5 .. 6e-5
@@ -46,11 +46,11 @@ class SlimSpec:
     def validate(self):
         """Raises ConfigError for values that cannot work."""
         if self.l1_gamma < 0 or self.weight_decay < 0:
-            raise ConfigError("--l1_gamma and --weight_decay must be >= 0")
+            raise ConfigError("--slim_l1_gamma and --slim_weight_decay must be >= 0")
         if self.threshold <= 0:
-            raise ConfigError(f"--threshold must be positive, got {self.threshold}")
+            raise ConfigError(f"--slim_threshold must be positive, got {self.threshold}")
         if self.warmup_steps < 0:
-            raise ConfigError(f"--warmup_steps must be >= 0, got {self.warmup_steps}")
+            raise ConfigError(f"--slim_warmup_steps must be >= 0, got {self.warmup_steps}")
 
 
 def student_architecture(student, teacher):

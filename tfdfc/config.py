@@ -1,0 +1,193 @@
+"""One home for the settings of a compression run: every default, on one screen, each with the
+one line of help its generated flag shows (settings.py). TrainConfig (train.py) holds the loop's.
+
+Settings a recipe fills when left unset (steps, student_lr, divergence, bn_prior_weight,
+generator_channels) are the recipes.py defaults of the run's method, not these.
+"""
+
+import dataclasses
+from typing import Optional, Tuple
+
+from tfdfc import batchnorm, compression, data, distribute, methods, models
+from tfdfc.compression import prune, slim
+from tfdfc.errors import ConfigError
+from tfdfc.settings import REQUIRED, setting
+from tfdfc.train import TrainConfig
+
+STUDENT_INITS = ("auto", "random", "teacher")
+BATCH_NORM_POLICIES = ("auto",) + batchnorm.POLICIES
+_PRUNE = prune.PruneSpec()  # the field `prune` hides the module inside the class
+_SLIM = slim.SlimSpec()
+_PRUNES, _SCHEDULES, _ALLOCATIONS = prune.PRUNES, prune.SCHEDULES, prune.ALLOCATIONS
+
+
+@dataclasses.dataclass(frozen=True)
+class CompressConfig:
+    """Everything one compression run needs; `python -m tfdfc.compress` has a flag per setting."""
+
+    # run
+    teacher: str = setting(REQUIRED, "Trained teacher: .keras, .h5 or SavedModel directory "
+                           "(tf-keras or Keras 3).", "run")
+    out_dir: str = setting(REQUIRED, "Run directory (resumes if it holds checkpoints).", "run")
+    eval_data: str = setting("", "Evaluation only, never trained on: "
+                             f"{data.SPECS_HELP}; empty for none.", "run")
+    with_data_baseline: bool = setting(True, "Also train the same student on real training "
+                                       "images (--eval_data with a training split).", "run")
+    strategy: str = setting("mirrored", "mirrored: this machine's GPUs (else CPU); "
+                            "multi_worker: machines in TF_CONFIG; one_device.", "run",
+                            choices=distribute.STRATEGIES)
+    unsafe_load: bool = setting(False, "Allow a teacher that holds code (Lambda layers).", "run")
+    overwrite: bool = setting(False, "Discard checkpoints of a different run in --out_dir.",
+                              "run")
+    # student
+    student: str = setting("same", f"'same' (the teacher's architecture) or {models.NAMES_HELP}.",
+                           "student")
+    student_init: str = setting("auto", "random, teacher (needs --student=same), or auto: "
+                                "teacher when compressing the teacher, else random.", "student",
+                                choices=STUDENT_INITS)
+    batch_norm: str = setting("auto", "frozen_statistics (teacher's, inference mode) or trained; "
+                              "auto: frozen from the teacher's weights, else trained.", "student",
+                              choices=BATCH_NORM_POLICIES)
+    generator_channels: int = setting(128, "Generator width (the paper: 128); unset: the "
+                                      "recipe's.", "student", lower=2)
+    input_range: str = setting("", "low,high of the teacher's input pixels (e.g. 0,255) where "
+                               "its first layers do not tell; empty: inferred.", "student")
+    # quantization
+    quantize: str = setting("none", f"Quantization: {compression.SCHEMES_HELP}.", "quantization")
+    int8_io: bool = setting(False, "Give the int8 TFLite file int8 inputs and outputs.",
+                            "quantization")
+    delta: float = setting(0.0, "Binary weight scale; 0: mean |w| of the binarised kernels.",
+                           "quantization", flag="binary_delta", old="delta", lower=0.0)
+    delta_grid: Tuple[float, ...] = setting((), "Binary: one student per delta, the best kept "
+                                            "by agreement with the teacher on generated images.",
+                                            "quantization", flag="binary_delta_grid",
+                                            old="delta_grid")
+    # pruning
+    prune: str = setting("none", "magnitude: TF-MOT low-magnitude pruning; slim: the paper's "
+                         "channel slimming (a smaller network).", "pruning", choices=_PRUNES)
+    sparsity: float = setting(0.0, "--prune=magnitude: target fraction of zero weights.",
+                              "pruning", flag="prune_sparsity", old="sparsity", lower=0.0,
+                              upper=1.0)
+    sparsity_schedule: str = setting("polynomial", "polynomial: 0 to the target over "
+                                     "--prune_ramp of the updates; constant: from the start.",
+                                     "pruning", flag="prune_schedule", old="sparsity_schedule",
+                                     choices=_SCHEDULES)
+    sparsity_ramp: float = setting(_PRUNE.ramp, "Fraction of student updates the polynomial "
+                                   "schedule ramps over; the rest recover.", "pruning",
+                                   flag="prune_ramp", old="sparsity_ramp", lower=0.0, upper=1.0)
+    prune_ends: Optional[bool] = setting(None, "Also prune the first and last conv/dense layers "
+                                         "(unset: only where the others would need > 99 %).",
+                                         "pruning", kind="bool")
+    sparsity_allocation: str = setting(_PRUNE.allocation, "global: one magnitude threshold over "
+                                       "the layers; uniform: one rate for all.", "pruning",
+                                       flag="prune_allocation", old="sparsity_allocation",
+                                       choices=_ALLOCATIONS)
+    # slimming
+    l1_gamma: float = setting(_SLIM.l1_gamma, "--prune=slim: L1 weight gamma of the channel "
+                              "scales.", "slimming", flag="slim_l1_gamma", old="l1_gamma",
+                              lower=0.0)
+    weight_decay: float = setting(_SLIM.weight_decay, "--prune=slim: lambda, the L2 weight of "
+                                  "the other weights; mostly sets the compression.", "slimming",
+                                  flag="slim_weight_decay", old="weight_decay", lower=0.0)
+    threshold: float = setting(_SLIM.threshold, "--prune=slim: channels whose |scale| is below "
+                               "it are removed (t_s).", "slimming", flag="slim_threshold",
+                               old="threshold")
+    warmup_steps: int = setting(_SLIM.warmup_steps, "--prune=slim: student updates over which "
+                                "gamma and lambda ramp up from 0.", "slimming",
+                                flag="slim_warmup_steps", old="warmup_steps", lower=0)
+    # lottery tickets
+    ticket: str = setting("", "A find_ticket .npz: its architecture, original init and fixed "
+                          "mask, trained data-free.", "ticket")
+    ticket_reinit: bool = setting(False, "Control: the ticket's mask with a fresh random init.",
+                                  "ticket")
+    recipe: str = ""  # the recipes.py recipe that filled the settings left unset ("": none)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+
+    @property
+    def quant_spec(self):
+        return compression.parse_quantize(self.quantize, methods.added_quantize_values())
+
+    @property
+    def prune_spec(self):
+        return prune.PruneSpec(self.prune, self.sparsity, self.sparsity_schedule, self.prune_ends,
+                               self.sparsity_allocation, self.sparsity_ramp)
+
+    @property
+    def slim_spec(self):
+        return slim.SlimSpec(self.l1_gamma, self.weight_decay, self.threshold, self.warmup_steps)
+
+    @property
+    def method(self):
+        """The methods.Method this configuration runs."""
+        return methods.for_config(self)
+
+    @property
+    def compressing_the_teacher(self):
+        return self.quantize != "none" or self.prune != "none"
+
+    @property
+    def resolved_student_init(self):
+        if self.student_init != "auto":
+            return self.student_init
+        return "teacher" if self.compressing_the_teacher and self.student == "same" else "random"
+
+    @property
+    def resolved_batch_norm(self):
+        if self.batch_norm != "auto":
+            return self.batch_norm
+        init = "random" if self.ticket else self.resolved_student_init
+        return batchnorm.policy_for(init)
+
+    @property
+    def total_updates(self):
+        return self.train.steps * self.train.student_steps
+
+    def validate(self):
+        """Raises ConfigError naming the first bad field; checks nothing on disk."""
+        if not self.teacher:
+            raise ConfigError("teacher is required: a .keras, .h5 or SavedModel path")
+        if not self.out_dir:
+            raise ConfigError("out_dir is required")
+        if self.student_init not in STUDENT_INITS:
+            raise ConfigError(f"student_init must be one of {STUDENT_INITS}, "
+                              f"got {self.student_init!r}")
+        if self.resolved_student_init == "teacher" and self.student != "same":
+            raise ConfigError("student_init=teacher needs student=same (the teacher's shapes)")
+        if self.batch_norm not in BATCH_NORM_POLICIES:
+            raise ConfigError(f"batch_norm must be one of {BATCH_NORM_POLICIES}, "
+                              f"got {self.batch_norm!r}")
+        if self.strategy not in distribute.STRATEGIES:
+            raise ConfigError(f"strategy must be one of {distribute.STRATEGIES}, "
+                              f"got {self.strategy!r}")
+        if self.generator_channels < 2:
+            raise ConfigError(f"generator_channels must be >= 2, got {self.generator_channels}")
+        self._validate_quantization()
+        self.prune_spec.validate()
+        if self.prune == "magnitude" and self.quantize not in ("none", "int8"):
+            raise ConfigError("--prune=magnitude combines only with --quantize=int8 "
+                              "(prune-preserving QAT)")
+        if self.prune == "slim" and self.quantize != "none":
+            raise ConfigError("--prune=slim does not combine with --quantize: quantize the "
+                              "slimmed student in a second run (--teacher=<its saved_model>)")
+        if self.prune != "slim" and self.slim_spec != slim.SlimSpec():
+            raise ConfigError("--slim_l1_gamma, --slim_weight_decay, --slim_threshold and --slim_warmup_steps "
+                              "apply only to --prune=slim")
+        if self.ticket_reinit and not self.ticket:
+            raise ConfigError("--ticket_reinit needs --ticket")
+        if self.ticket and (self.prune != "none" or self.quantize != "none"
+                            or self.student != "same"):
+            raise ConfigError("--ticket sets the student (its architecture, mask and init): it "
+                              "cannot be combined with --student, --prune or --quantize")
+        if self.strategy == "multi_worker" and self.delta_grid:
+            raise ConfigError("--binary_delta_grid is not supported with --strategy=multi_worker")
+        self.method.validate(self)
+        self.train.validate()
+
+    def _validate_quantization(self):
+        spec = self.quant_spec
+        if spec.scheme != "binary" and (self.delta or self.delta_grid):
+            raise ConfigError("--binary_delta and --binary_delta_grid apply only to --quantize=binary")
+        if self.delta < 0 or any(value <= 0 for value in self.delta_grid):
+            raise ConfigError("binary delta values must be positive")
+        if len({f"{value:g}" for value in self.delta_grid}) != len(self.delta_grid):
+            raise ConfigError(f"--binary_delta_grid has repeated values: {self.delta_grid}")
