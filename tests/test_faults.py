@@ -9,7 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
-import time
+import threading
 
 import numpy as np
 import pytest
@@ -32,15 +32,36 @@ def _start(*args):
 
 
 def _wait_for_iteration(process, at_least, timeout=300):
-    """Reads progress lines until iteration >= at_least; returns the last one seen."""
-    deadline, last = time.time() + timeout, 0
-    for line in process.stdout:
-        if "iteration " in line and "/" in line and "it/s" in line:
-            last = int(line.split("iteration ")[1].split("/")[0])
-            if last >= at_least:
-                return last
-        assert time.time() < deadline, "no progress"
+    """Reads progress lines until iteration >= at_least; returns the last one seen. A process
+    silent past `timeout` is killed (its output then ends), so a hung run cannot hang the test."""
+    fired = threading.Event()
+
+    def stop():
+        fired.set()
+        process.kill()
+
+    watchdog = threading.Timer(timeout, stop)
+    watchdog.start()
+    last = 0
+    try:
+        for line in process.stdout:
+            if "iteration " in line and "/" in line and "it/s" in line:
+                last = int(line.split("iteration ")[1].split("/")[0])
+                if last >= at_least:
+                    return last
+    finally:
+        watchdog.cancel()
+    if fired.is_set():
+        raise AssertionError(f"no iteration {at_least} within {timeout} s (killed at {last})")
     raise AssertionError(f"process ended at iteration {last}: {process.stderr.read()[-2000:]}")
+
+
+def test_waiting_for_progress_gives_up_on_a_silent_process():
+    silent = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    with pytest.raises(AssertionError, match="no iteration 1 within 1 s"):
+        _wait_for_iteration(silent, 1, timeout=1)
+    assert silent.wait(timeout=10) != 0
 
 
 def _student_checkpoint(out_dir):
