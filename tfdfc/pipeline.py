@@ -6,15 +6,13 @@ baseline, never by the data-free training itself.
 """
 
 import dataclasses
-import json
 import os
-import shutil
 from typing import Any, Dict
 
 from tfdfc import artifacts, baselines, batchnorm, compression, data, distribute, figures
 from tfdfc import flatten, methods
 from tfdfc import input_space as input_space_lib
-from tfdfc import models, priors, report
+from tfdfc import models, priors, report, run_dir
 from tfdfc import teacher as teacher_lib
 from tfdfc.compression import delta_search
 from tfdfc.errors import ConfigError
@@ -165,54 +163,6 @@ def train_one(config, strategy, teacher_model, eval_set, out_dir, delta=None, lo
     return run, loop
 
 
-# Fields that may change between a run and its resumption without changing what is trained.
-_RESUMABLE_FIELDS = ("out_dir", "overwrite", "unsafe_load", "with_data_baseline", "eval_data",
-                     "int8_io")
-# on_collapse too: a run started under the old default (warn) resumes under reset, and a user
-# who saw a collapse warning may resume with reset.
-_RESUMABLE_TRAIN_FIELDS = ("log_every", "eval_every", "checkpoint_every", "on_collapse")
-
-
-def _comparable(config_dict):
-    comparable = {k: v for k, v in config_dict.items() if k not in _RESUMABLE_FIELDS}
-    comparable["train"] = {k: v for k, v in config_dict.get("train", {}).items()
-                           if k not in _RESUMABLE_TRAIN_FIELDS}
-    return comparable
-
-
-def claim_out_dir(config):
-    """Makes `config.out_dir` this run's: resumes only a run with the same settings.
-
-    Raises:
-      ConfigError: the directory holds checkpoints of a run with different settings and
-        `config.overwrite` is off.
-    """
-    config_path = os.path.join(config.out_dir, "config.json")
-    checkpoints = os.path.join(config.out_dir, "checkpoints")
-    current = json.loads(json.dumps(dataclasses.asdict(config)))  # tuples become lists
-    if os.path.isdir(checkpoints) and not config.overwrite:
-        previous = artifacts.read_json(config_path)
-        if previous is None or _comparable(previous) != _comparable(current):
-            changed = sorted(_differences(previous or {}, current))
-            raise ConfigError(
-                f"{config.out_dir} holds checkpoints of another run (settings differ: "
-                f"{', '.join(changed) or 'no config.json'}); pass --overwrite to discard them or "
-                "choose another --out_dir")
-    if config.overwrite:
-        for name in ("checkpoints", "tensorboard", "delta_grid"):
-            shutil.rmtree(os.path.join(config.out_dir, name), ignore_errors=True)
-    artifacts.write_json(config_path, current)
-
-
-def _differences(previous, current):
-    old, new = _comparable(previous), _comparable(current)
-    names = {k for k in set(old) | set(new) if k != "train" and old.get(k) != new.get(k)}
-    old_train, new_train = old.get("train", {}), new.get("train", {})
-    names |= {f"train.{k}" for k in set(old_train) | set(new_train)
-              if old_train.get(k) != new_train.get(k)}
-    return names
-
-
 def _fresh_build(config, strategy, teacher_model, trained):
     keras.utils.set_random_seed(config.train.seed)
     return build(strategy, config, teacher_model, trained.compressed.delta, log=lambda _: None)
@@ -261,7 +211,7 @@ def compress(config, log=print, flags_text=None, teacher_model=None):
         built = seeded_build(strategy, config, teacher_model, log=log)
     chief = distribute.is_chief(strategy)
     if chief:
-        claim_out_dir(config)
+        run_dir.claim(config)
         if flags_text is not None:
             artifacts.write_text(os.path.join(config.out_dir, "flags.txt"), flags_text)
     if config.delta_grid:
