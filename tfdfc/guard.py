@@ -27,7 +27,7 @@ import numpy as np
 
 from tfdfc import metrics
 
-JUDGE_SAMPLES = 2048  # paired noise on a 1-pt difference of two ~95 % models: about 0.6 pt
+JUDGE_SAMPLES = 2048  # 2 SE of a paired 1-pt difference of two ~95 % models: about 0.6 pt
 BIAS_MARGIN = 0.02  # agreement the untrained model must gain beyond noise (see above)
 _JUDGE_SEED_OFFSET = 7919  # fresh latents: the representative samples use the run's seed
 

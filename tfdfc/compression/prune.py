@@ -10,17 +10,17 @@ the masks must be applied once more before `strip_pruning`, inside the strategy 
 
 `--prune_sparsity` is the fraction of zeros over all convolution and dense kernels together. By
 default the first of those layers (it reads the image) and the last (the logits) stay dense
-where the target can be reached without them, as TF-MOT's guide advises and as the binary scheme keeps them full precision: they hold few weights
-and the most sensitive ones (LeNet-5's first convolution has 150: 95 % layer-wise pruning leaves
-it 8, and keeping the ends dense raised a 300-iteration data-free 95 % student from 0.81 to 0.85;
-at 90 % both gave 0.92). `--prune_ends` prunes those two as well, `--noprune_ends` never.
+where the target can be reached without them, as TF-MOT's guide advises and as the binary
+scheme keeps them full precision: they hold few weights and the most sensitive ones (LeNet-5's
+first convolution has 150, which 95 % layer-wise pruning would leave 8). `--prune_ends` prunes
+those two as well, `--noprune_ends` never.
 
 How the pruned layers share the zeros (`--prune_allocation`): `global` (default) takes one
 magnitude threshold over all of them on the teacher's weights and gives each layer the rate that
-threshold implies, so LeNet-5's 94k-weight dense layer, whose weights are smallest, gives most
-(at 95 %: conv 0.89, dense 0.98, dense 0.80); `uniform` prunes each at one rate (0.96 each). At
-95 % and 1,000 iterations global gave 0.947 against 0.919; at 90 % + int8, TFLite 0.976. The
-rates are fixed at the start; within each layer the schedule prunes by magnitude as usual.
+threshold implies, so a big layer whose weights are smallest (LeNet-5's first dense layer) gives
+most; `uniform` prunes each at one rate. The rates are fixed at the start; within each layer the
+schedule prunes by magnitude as usual. The runs behind both defaults: bench/NOTES.md
+("Magnitude pruning").
 """
 
 import dataclasses
