@@ -1,0 +1,69 @@
+"""The TFLite and SavedModel exports of export.py on a small model: each file runs in LiteRT and
+gives the Keras model's outputs within what its quantization allows."""
+
+import os
+
+import numpy as np
+from ai_edge_litert.interpreter import Interpreter
+
+from tfdfc import export, metrics
+from tfdfc.keras_compat import keras
+
+
+def _model(seed=0):
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Conv2D(8, 3, activation="relu", name="conv")(inputs)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(64, activation="relu", name="hidden")(x)
+    return keras.Model(inputs, keras.layers.Dense(4, name="logits")(x))
+
+
+def _images(count=64, seed=1):
+    return np.random.default_rng(seed).normal(size=(count, 8, 8, 1)).astype(np.float32)
+
+
+def test_float_dynamic_and_int8_files_agree_with_keras():
+    model, images = _model(), _images()
+    logits = metrics.keras_logits(model, images)
+    float_file = export.tflite_float(model)
+    np.testing.assert_allclose(metrics.tflite_outputs(float_file, images), logits, atol=1e-4)
+    dynamic = export.tflite_dynamic(model)
+    int8 = export.tflite_int8(model, images)
+    assert len(dynamic) < 0.5 * len(float_file) and len(int8) < 0.5 * len(float_file)
+    for payload in (dynamic, int8):
+        agree = np.mean(np.argmax(metrics.tflite_outputs(payload, images), -1)
+                        == np.argmax(logits, -1))
+        assert agree >= 0.9, agree
+
+
+def test_int8_io_gives_int8_inputs_and_outputs():
+    interpreter = Interpreter(model_content=export.tflite_int8(_model(), _images(), int8_io=True))
+    assert interpreter.get_input_details()[0]["dtype"] == np.int8
+    assert interpreter.get_output_details()[0]["dtype"] == np.int8
+
+
+def test_sparse_encoding_shrinks_a_pruned_model():
+    model = _model()
+    kernel = model.get_layer("hidden").kernel
+    values = kernel.numpy()
+    values[np.abs(values) < np.quantile(np.abs(values), 0.9)] = 0.0
+    kernel.assign(values)
+    dense, sparse = export.tflite_dynamic(model), export.tflite_dynamic(model, sparse=True)
+    assert len(sparse) < 0.7 * len(dense)
+    # XNNPACK, the default delegate, rejects sparse kernels: the plain interpreter runs both.
+    np.testing.assert_allclose(
+        metrics.tflite_outputs(sparse, _images(), use_default_delegates=False),
+        metrics.tflite_outputs(dense, _images(), use_default_delegates=False), atol=1e-4)
+
+
+def test_plain_copy_and_saved_model_keep_the_weights(tmp_path):
+    model = _model()
+    copy = export.plain_copy(model)
+    assert copy is not model
+    for a, b in zip(model.get_weights(), copy.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    path = str(tmp_path / "saved_model")
+    export.save_saved_model(copy, path)
+    assert os.path.exists(os.path.join(path, "saved_model.pb"))
+    assert sorted(os.listdir(tmp_path)) == ["saved_model"]  # no staging left behind

@@ -1,0 +1,54 @@
+"""report.md from a report.json dictionary, and the image view of the TensorBoard grid."""
+
+import numpy as np
+
+from tfdfc import data, report
+
+
+def _result(**student_extra):
+    tflite = {variant: {"bytes": size, "gzip_bytes": size // 2, "accuracy": accuracy}
+              for variant, size, accuracy in (("int8", 4_000, 0.91), ("float", 12_000, 0.92))}
+    return {
+        "teacher": {"path": "t.keras", "params": 1_000, "kernel_params": 900, "accuracy": 0.93},
+        "student": {"architecture": "same (t)", "quantize": "int8", "prune": "none",
+                    "accuracy": 0.915, "params": 1_000, "kernel_params": 900,
+                    "nonzero_params": 990, "macs": 5_000, "weight_bits": 8, "act_bits": 8,
+                    **student_extra},
+        "tflite": tflite, "eval_data": "digits",
+        "baselines": {"no_training": {"accuracy": 0.88, "method": "post-training int8"},
+                      "with_data": None},
+        "train": {"steps": 3, "student_steps": 2, "batch_size": 16, "seconds": 1.5,
+                  "replicas": 1, "generator_collapse": None},
+        "figures": {"generated": "generated.png", "size_accuracy": None},
+    }
+
+
+def test_markdown_lists_every_file_baseline_and_size():
+    text = report.to_markdown(_result())
+    assert "| student, TFLite int8 | 91.00 % |" in text
+    assert "| student, TFLite float | 92.00 % |" in text
+    assert "| baseline: no training | 88.00 % | post-training int8 |" in text
+    assert "baseline: with data" not in text  # not run: no row
+    assert "| student_int8.tflite | 4,000 | 2,000 |" in text
+    assert "| weight / activation bits | 32 / 32 | 8 / 8 |" in text
+    assert "![generated images](generated.png)" in text and "accuracy against" not in text
+
+
+def test_markdown_shows_method_fields_and_a_collapse():
+    result = _result(delta=0.0512, slim={"threshold": 0.1, "channels": {"conv": [3, 8]}})
+    result["train"]["generator_collapse"] = {"iteration": 40, "patience": 10, "threshold": 1.2,
+                                             "iterations": [40], "resets": 1}
+    text = report.to_markdown(result)
+    assert "Binary scale delta = 0.0512." in text
+    assert "Channels kept at threshold 0.1: conv 3/8." in text
+    assert "**Warning: the generator collapsed at iteration 40**" in text
+
+
+def test_image_view_undoes_a_bundled_sets_standardisation_and_scales_others():
+    images = np.random.default_rng(0).normal(size=(4, 8, 8, 1)).astype(np.float32)
+    digits = data.load("digits")
+    np.testing.assert_allclose(report.image_view(digits)(images),
+                               images * digits.std + digits.mean, rtol=1e-6)
+    scaled = report.image_view(None)(images)
+    np.testing.assert_allclose(scaled.min(axis=(1, 2, 3)), 0.0, atol=1e-6)
+    np.testing.assert_allclose(scaled.max(axis=(1, 2, 3)), 1.0, atol=1e-6)
