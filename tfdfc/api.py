@@ -40,7 +40,7 @@ def config_for(teacher, out_dir, **settings):
     return recipes.resolve(config, set(settings))
 
 
-def compress(teacher, out_dir, log=print, **settings):
+def compress(teacher, out_dir, log=print, flags_text=None, **settings):
     """Compresses `teacher` data-free into `out_dir` and returns a pipeline.Outcome: the
     trained Keras student, the exported files' paths and the report (also report.json).
 
@@ -49,6 +49,7 @@ def compress(teacher, out_dir, log=print, **settings):
         Keras model in memory (tf-keras, or Keras 3, which is saved and converted).
       out_dir: the run directory (resumes a run with the same settings, as the CLI does).
       log: called with each progress line.
+      flags_text: saved in out_dir as flags.txt (the command line's flags, from the CLI).
       **settings: e.g. quantize="int8", prune="magnitude", sparsity=0.9, eval_data="mnist5k",
         steps=200, seed=1.
 
@@ -56,15 +57,17 @@ def compress(teacher, out_dir, log=print, **settings):
       UserInputError (tfdfc.errors): bad settings, teacher or data, before anything is written.
     """
     if isinstance(teacher, (str, os.PathLike)):
-        return pipeline.compress(config_for(os.fspath(teacher), out_dir, **settings), log=log)
+        return pipeline.compress(config_for(os.fspath(teacher), out_dir, **settings), log=log,
+                                 flags_text=flags_text)
     if isinstance(teacher, keras.Model):
         label = f"<in-memory model {teacher.name}>"
         return pipeline.compress(config_for(label, out_dir, **settings), log=log,
-                                 teacher_model=teacher)
+                                 flags_text=flags_text, teacher_model=teacher)
     if hasattr(teacher, "save") and type(teacher).__module__.startswith("keras"):
         with tempfile.TemporaryDirectory() as folder:  # Keras 3: converted from its file
             path = os.path.join(folder, f"{teacher.name}.keras")
             teacher.save(path)
-            return pipeline.compress(config_for(path, out_dir, **settings), log=log)
+            return pipeline.compress(config_for(path, out_dir, **settings), log=log,
+                                     flags_text=flags_text)
     raise ConfigError(f"teacher must be a model file path or a Keras model, got "
                       f"{type(teacher).__name__}")
