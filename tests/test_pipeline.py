@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import quiet
-from tfdfc import data, figures, metrics, pipeline
+from tfdfc import data, figures, metrics, pipeline, run_dir
 from tfdfc.errors import ConfigError
 from tfdfc.keras_compat import keras
 from tfdfc.teacher import TeacherError
@@ -167,3 +167,11 @@ def test_binary_run_exports_tflite_kernels_of_exactly_two_values(tmp_path, digit
                   for k in kernels.values()]
     assert two_values == [False, True, True, True, False]  # first and last stay float
     assert report["baselines"]["no_training"]["accuracy"] is not None
+
+
+def test_an_out_dir_with_checkpoints_but_no_config_is_refused_saying_so(tmp_path):
+    (tmp_path / "checkpoints").mkdir()
+    with pytest.raises(ConfigError, match=r"settings differ: no config\.json\); pass "
+                                          "--overwrite"):
+        run_dir.claim(_run_config("t.keras", tmp_path))
+    assert not (tmp_path / "config.json").exists()

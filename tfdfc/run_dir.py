@@ -38,7 +38,7 @@ def claim(config):
     if os.path.isdir(checkpoints) and not config.overwrite:
         previous = artifacts.read_json(config_path)
         if previous is None or _comparable(previous) != _comparable(current):
-            changed = sorted(_differences(previous or {}, current))
+            changed = sorted(_differences(previous, current)) if previous else []
             raise ConfigError(
                 f"{config.out_dir} holds checkpoints of another run (settings differ: "
                 f"{', '.join(changed) or 'no config.json'}); pass --overwrite to discard them or "
