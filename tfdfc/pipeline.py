@@ -18,7 +18,7 @@ from tfdfc.compression import delta_search
 from tfdfc.errors import ConfigError
 from tfdfc.keras_compat import keras
 from tfdfc.loop import Loop
-from tfdfc.config import BATCH_NORM_POLICIES, STUDENT_INITS, CompressConfig  # noqa: F401
+from tfdfc.config import CompressConfig  # noqa: F401  (callers use pipeline.CompressConfig)
 from tfdfc.train import Players, make_optimizers, slow_copy
 
 

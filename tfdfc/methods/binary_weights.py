@@ -37,7 +37,7 @@ class Binary(base.Method):
         return {"delta": run.compressed.delta}
 
     def no_training(self, config, run, eval_set):
-        model = binary.sign_only(export.plain_copy(run.teacher_logits), run.compressed.delta)
+        model = _signs_of_teacher(run)
         return {"accuracy": metrics.keras_accuracy(model, eval_set.x_test, eval_set.y_test),
                 "method": f"delta*sign(teacher weights), delta={run.compressed.delta:.4g}"}
 
@@ -45,6 +45,11 @@ class Binary(base.Method):
         return config.student == "same"
 
     def untrained(self, config, run, samples):
-        model = binary.sign_only(export.plain_copy(run.teacher_logits), run.compressed.delta)
+        model = _signs_of_teacher(run)
         return model, {"float": export.tflite_float(model),
                        "dynamic": export.tflite_dynamic(model)}, "delta * sign(teacher kernels)"
+
+
+def _signs_of_teacher(run):
+    """The untrained binary student: delta * sign of the teacher's binarised kernels."""
+    return binary.sign_only(export.plain_copy(run.teacher_logits), run.compressed.delta)

@@ -7,15 +7,20 @@ from tfdfc.compression import CompressedStudent, prune, quantize
 from tfdfc.methods import base, int8_qat, qat
 
 
-def _sparsity_summaries(student):
-    return lambda: {f"sparsity/{name}": value
-                    for name, value in prune.layer_sparsity(student).items()}
+class _Pruned:
+    """What both magnitude methods share: their recipe, sparse files, per-layer sparsity
+    summaries (listed first among a method's bases, so these win)."""
 
-
-class Magnitude(base.Method):
-    name = "magnitude"
     recipe = "magnitude"
     sparse = True
+
+    def summaries(self, config, student):
+        return lambda: {f"sparsity/{name}": value
+                        for name, value in prune.layer_sparsity(student).items()}
+
+
+class Magnitude(_Pruned, base.Method):
+    name = "magnitude"
 
     def selects(self, config):
         return config.prune == "magnitude" and config.quantize == "none"
@@ -24,9 +29,6 @@ class Magnitude(base.Method):
         student = base.float_student(config, teacher)
         return student, CompressedStudent(
             prune.prune_magnitude(student, config.prune_spec, config.total_updates), None)
-
-    def summaries(self, config, student):
-        return _sparsity_summaries(student)
 
     def after_training(self, run, strategy):
         with strategy.scope():  # the last update left unmasked weights; outside: TypeError
@@ -40,15 +42,13 @@ class Magnitude(base.Method):
         return view  # stripped: masks applied, outside any strategy scope
 
 
-class MagnitudeInt8(qat.QuantizationAware):
+class MagnitudeInt8(_Pruned, qat.QuantizationAware):
     """Magnitude pruning inside an int8 QAT student: TF-MOT's pruning wrappers cannot wrap a
     quantized layer, so the QAT model's stored kernels are pruned after every update on the same
     schedule (`prune.make_gradual_pruner`). Pruning once at the start instead, then training
     with TF-MOT's prune-preserving QAT scheme, lost much more accuracy (bench/NOTES.md)."""
 
     name = "magnitude_int8"
-    recipe = "magnitude"
-    sparse = True
 
     def selects(self, config):
         return config.prune == "magnitude" and config.quantize == "int8"
@@ -71,9 +71,6 @@ class MagnitudeInt8(qat.QuantizationAware):
             return after_update
 
         return student, CompressedStudent(model, None, make_after_update=make_after_update)
-
-    def summaries(self, config, student):
-        return _sparsity_summaries(student)
 
     def no_training(self, config, run, eval_set):
         """The dense teacher's post-training int8: there is no untrained sparse int8 model."""
