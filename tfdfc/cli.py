@@ -45,9 +45,3 @@ def run(main, argv=None):
             sys.exit(128 + error.signal_number)
 
     app.run(guarded, argv=argv, flags_parser=_parse_flags)
-
-
-def module_flags(module_name):
-    """`--name=value` lines of the flags a binary defines itself, for `flags.txt`."""
-    key_flags = flags.FLAGS.get_key_flags_for_module(sys.modules[module_name])
-    return "\n".join(flag.serialize() for flag in key_flags if flag.serialize()) + "\n"
