@@ -14,7 +14,7 @@ class Float16(base.Method):
     def selects(self, config):
         return config.quantize == "float16" and config.prune == "none" and not config.ticket
 
-    def build(self, config, teacher, delta=None):
+    def build(self, config, teacher, delta=None, plan=None):
         student = base.float_student(config, teacher)  # the teacher's weights, as for int8
         return student, CompressedStudent(student, None)  # nothing to wrap, no hooks
 

@@ -166,3 +166,11 @@ def test_fashion_benchmark_tiny(tmp_path):
     run_flags = (tmp_path / "work" / "runs" / "test" / "int8_wrn16_1_seed0" / "flags.txt")
     assert "--quantize=int8" in run_flags.read_text()  # the preset's delta reached the run
     assert _run_tiny("bench/fashion.py", tmp_path, "--render_only") == table
+
+
+def test_mixed_benchmark_tiny(tmp_path):
+    table = _run_tiny("bench/mixed.py", tmp_path, "--kinds=mixed")
+    assert "`python bench/mixed.py --tiny`" in table and "### mnist5k" in table
+    assert "| mixed@0.7 | 1 |" in table and "kernel bytes in the file vs budget" in table
+    assert (tmp_path / "results_mnist5k.png").stat().st_size > 1000
+    assert _run_tiny("bench/mixed.py", tmp_path, "--render_only") == table

@@ -24,6 +24,7 @@ RUNS = [
     ("nested", "int8", {}),
     ("rescaling_first", "int8", {}),
     ("nested", "w4a8", {}),
+    ("resnet", "mixed", {"mixed_budget": 0.8, "mixed_search_steps": 2}),
     ("nested", "binary", {}),
     ("sequential_mlp", "int8", {"prune": "magnitude", "sparsity": 0.8}),
     ("nested", "none", {"student_init": "random"}),

@@ -22,6 +22,8 @@ def measure(config, strategy, run, eval_set, rebuild, log=print):
     if eval_set is None:
         return result
     result["no_training"] = no_training(config, run, eval_set)
+    if config.student == "same":
+        result.update(run.method.more_baselines(config, run, eval_set))
     if config.with_data_baseline and len(eval_set.x_train):
         log(f"with-data baseline: {config.train.steps * config.train.student_steps} student "
             "steps on real training images")

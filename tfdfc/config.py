@@ -9,7 +9,7 @@ import dataclasses
 from typing import Optional, Tuple
 
 from tfdfc import batchnorm, compression, data, distribute, methods, models
-from tfdfc.compression import prune, slim
+from tfdfc.compression import mixed, prune, slim
 from tfdfc.errors import ConfigError
 from tfdfc.settings import REQUIRED, setting
 from tfdfc.train import TrainConfig
@@ -18,6 +18,7 @@ STUDENT_INITS = ("auto", "random", "teacher")
 BATCH_NORM_POLICIES = ("auto",) + batchnorm.POLICIES
 _PRUNE = prune.PruneSpec()  # the field `prune` hides the module inside the class
 _SLIM = slim.SlimSpec()
+_MIXED_FIELDS = ("mixed_budget", "mixed_assignment", "mixed_search_steps")
 _PRUNES, _SCHEDULES, _ALLOCATIONS = prune.PRUNES, prune.SCHEDULES, prune.ALLOCATIONS
 
 
@@ -62,6 +63,16 @@ class CompressConfig:
                                             "by agreement with the teacher on generated images.",
                                             "quantization", flag="binary_delta_grid",
                                             old="delta_grid")
+    # mixed precision
+    mixed_budget: float = setting(0.65, "--quantize=mixed: weight-memory budget of the conv and "
+                                  "dense kernels, a fraction of their int8 bytes (<= 1) or bytes "
+                                  "(> 1).", "mixed precision", lower=0.0)
+    mixed_assignment: str = setting("sensitivity", "--quantize=mixed: sensitivity (measured on "
+                                    "generated images) or random (the control).",
+                                    "mixed precision", choices=mixed.ASSIGNMENTS)
+    mixed_search_steps: int = setting(100, "--quantize=mixed: steps of the generator trained "
+                                      "against the teacher to measure sensitivities on.",
+                                      "mixed precision", lower=0)
     # pruning
     prune: str = setting("none", "magnitude: TF-MOT low-magnitude pruning; slim: the paper's "
                          "channel slimming (a smaller network).", "pruning", choices=_PRUNES)
@@ -172,6 +183,12 @@ class CompressConfig:
         if self.prune != "slim" and self.slim_spec != slim.SlimSpec():
             raise ConfigError("--slim_l1_gamma, --slim_weight_decay, --slim_threshold and --slim_warmup_steps "
                               "apply only to --prune=slim")
+        if self.quantize != "mixed" and any(
+                getattr(self, name) != _FIELD_DEFAULTS[name] for name in _MIXED_FIELDS):
+            raise ConfigError("--mixed_budget, --mixed_assignment and --mixed_search_steps "
+                              "apply only to --quantize=mixed")
+        if self.mixed_budget <= 0:
+            raise ConfigError(f"--mixed_budget must be positive, got {self.mixed_budget}")
         if self.ticket_reinit and not self.ticket:
             raise ConfigError("--ticket_reinit needs --ticket")
         if self.ticket and (self.prune != "none" or self.quantize != "none"
@@ -191,3 +208,6 @@ class CompressConfig:
             raise ConfigError("binary delta values must be positive")
         if len({f"{value:g}" for value in self.delta_grid}) != len(self.delta_grid):
             raise ConfigError(f"--binary_delta_grid has repeated values: {self.delta_grid}")
+
+
+_FIELD_DEFAULTS = {field.name: field.default for field in dataclasses.fields(CompressConfig)}

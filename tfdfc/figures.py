@@ -67,6 +67,22 @@ def write_size_accuracy(result, path):
     return True
 
 
+def write_series(series, path, xlabel, ylabel):
+    """Lines with markers, one per {label: [(x, y), ...]}, x on a log scale (a size-accuracy
+    front); written atomically."""
+    pyplot = _pyplot()
+    figure, axes = pyplot.subplots(figsize=(6, 4))
+    for index, (label, values) in enumerate(series.items()):
+        xs, ys = zip(*sorted(values))
+        axes.plot(xs, ys, marker="os^vDP*X"[index % 8], label=label)
+    axes.set_xscale("log")
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
+    axes.grid(True, alpha=0.3)
+    axes.legend(fontsize=8)
+    _save(figure, path)
+
+
 def tile(images, columns):
     """Tiles up to `columns`**2 images (values in [0, 1]) row by row into one [H, W, C] image;
     images of other than 1, 3 or 4 channels show their first."""

@@ -63,6 +63,14 @@ def parse_range(text, channels):
     return _range_space(low, high, channels, f"--input_range={text}")
 
 
+def for_teacher(input_range, teacher):
+    """The teacher's input space: `input_range` ("low,high", the --input_range flag) if given,
+    else inferred from its layers."""
+    if input_range:
+        return parse_range(input_range, int(teacher.inputs[0].shape[-1]))
+    return infer(teacher)
+
+
 def infer(model):
     """The input space `model`'s leading preprocessing layers imply (see the module docstring)."""
     channels = int(model.inputs[0].shape[-1])

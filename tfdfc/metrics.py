@@ -11,6 +11,7 @@ import numpy as np
 from tfdfc.keras_compat import keras, tf
 
 _KERNEL_LAYERS = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense)
+_KERNEL_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 
 
 def keras_logits(model, images, batch_size=256):
@@ -127,3 +128,29 @@ def multiply_accumulates(model):
 def gzip_size(payload):
     """Bytes after gzip at the highest level: what zeros in a model buy in transfer size."""
     return len(gzip.compress(payload, compresslevel=9))
+
+
+def tflite_kernels(payload):
+    """[(tensor name, TFLite type name such as INT8 or INT4, bytes stored)] of the kernel of
+    every convolution, depthwise and fully connected op of a TFLite flatbuffer."""
+    from ai_edge_litert import schema_py_generated as schema  # pylint: disable=g-import-not-at-top
+    model = schema.Model.GetRootAsModel(payload, 0)
+    graph = model.Subgraphs(0)
+    op_names = {value: key for key, value in vars(schema.BuiltinOperator).items()
+                if not key.startswith("_")}
+    type_names = {value: key for key, value in vars(schema.TensorType).items()
+                  if not key.startswith("_")}
+    found = []
+    for index in range(graph.OperatorsLength()):
+        op = graph.Operators(index)
+        code = model.OperatorCodes(op.OpcodeIndex())
+        if op_names.get(max(code.BuiltinCode(), code.DeprecatedBuiltinCode())) in _KERNEL_OPS:
+            tensor = graph.Tensors(op.Inputs(1))
+            found.append((tensor.Name().decode(), type_names[tensor.Type()],
+                          model.Buffers(tensor.Buffer()).DataLength()))
+    return found
+
+
+def tflite_kernel_bytes(payload):
+    """Total bytes of the convolution and dense kernels a TFLite flatbuffer stores."""
+    return sum(size for _, _, size in tflite_kernels(payload))

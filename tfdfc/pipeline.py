@@ -54,12 +54,13 @@ def check_attention_points(teacher, student, attention_weight, log=print):
     return True
 
 
-def build(strategy, config, teacher_model, delta=None, log=print):
-    """Builds teacher view, compressed student, generator and optimizers under `strategy`."""
+def build(strategy, config, teacher_model, delta=None, log=print, plan=None):
+    """Builds teacher view, compressed student, generator and optimizers under `strategy`;
+    `plan` is what the method's `prepare` decided for this run."""
     with strategy.scope():
         teacher_logits = teacher_lib.as_logits(teacher_model)
         method = config.method
-        float_student, compressed = method.build(config, teacher_logits, delta)
+        float_student, compressed = method.build(config, teacher_logits, delta, plan)
         teacher_logits.trainable = False
         student = compressed.model
         batchnorm.apply(student, config.resolved_batch_norm)
@@ -86,9 +87,7 @@ def build(strategy, config, teacher_model, delta=None, log=print):
 
 def resolve_input_space(config, teacher):
     """The teacher's input space: `--input_range` if given, else inferred from its layers."""
-    if config.input_range:
-        return input_space_lib.parse_range(config.input_range, int(teacher.inputs[0].shape[-1]))
-    return input_space_lib.infer(teacher)
+    return input_space_lib.for_teacher(config.input_range, teacher)
 
 
 def load_inputs(config, teacher_model=None):
@@ -131,10 +130,19 @@ def _check_student(config, teacher_model):
                      resolve_input_space(config, teacher_logits))  # raises for a bad range
 
 
-def seeded_build(strategy, config, teacher_model, delta=None, log=print):
-    """`build` after seeding every initialiser with the training seed."""
+def seeded_build(strategy, config, teacher_model, delta=None, log=print, plan=None):
+    """`build` after seeding every initialiser with the training seed; without a `plan`, the
+    method's `prepare` makes one first (outside the strategy)."""
+    plan = plan or prepare(config, teacher_model, log)
     keras.utils.set_random_seed(config.train.seed)
-    return build(strategy, config, teacher_model, delta, log)
+    return build(strategy, config, teacher_model, delta, log, plan)
+
+
+def prepare(config, teacher_model, log=print):
+    """What the run's method decides before its student is built (methods.Method.prepare):
+    the plan a resumed run saved, else a new one; None for most methods."""
+    return run_dir.saved_plan(config) or config.method.prepare(
+        config, teacher_lib.as_logits(teacher_model), log)
 
 
 def train_one(config, strategy, teacher_model, eval_set, out_dir, delta=None, log=print,
@@ -164,8 +172,8 @@ def train_one(config, strategy, teacher_model, eval_set, out_dir, delta=None, lo
 
 
 def _fresh_build(config, strategy, teacher_model, trained):
-    keras.utils.set_random_seed(config.train.seed)
-    return build(strategy, config, teacher_model, trained.compressed.delta, log=lambda _: None)
+    return seeded_build(strategy, config, teacher_model, trained.compressed.delta,
+                        log=lambda _: None, plan=trained.compressed.plan)
 
 
 def _write_figures(config, trained, result):
@@ -214,6 +222,8 @@ def compress(config, log=print, flags_text=None, teacher_model=None):
         run_dir.claim(config)
         if flags_text is not None:
             artifacts.write_text(os.path.join(config.out_dir, "flags.txt"), flags_text)
+        if built is not None and built.compressed.plan is not None:
+            run_dir.save_plan(config, built.compressed.plan)
     if config.delta_grid:
         trained, loop, grid = delta_search.run(
             config, lambda out_dir, delta: train_one(config, strategy, teacher_model, eval_set,

@@ -70,7 +70,9 @@ def export_and_measure(config, run, eval_set, log=print):
         # TFLite kernels have no activations below 8 bits: those run at int8 with the learned
         # ranges (the Keras SavedModel keeps the simulated c-bit activations).
         result["tflite"]["int8"]["act_bits"] = max(spec.act_bits, 8)
-        result["tflite"]["int8"]["weight_bits"] = spec.weight_bits
+        result["tflite"]["int8"]["weight_bits"] = result["student"]["weight_bits"]
+    if "int8" in files:  # what the conv and dense kernels take in the file (INT4 packed)
+        result["tflite"]["int8"]["kernel_bytes"] = metrics.tflite_kernel_bytes(files["int8"])
     if eval_set is not None:
         _measure(result, run, run.method.measured(run, view), files, eval_set, log)
     return result, saved

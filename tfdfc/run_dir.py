@@ -25,6 +25,31 @@ def _comparable(config_dict):
     return comparable
 
 
+PLAN = "plan.json"  # what the method decided before building the student (Method.prepare)
+
+
+def _config_dict(config):
+    return json.loads(json.dumps(dataclasses.asdict(config)))  # tuples become lists
+
+
+def _resumes(config):
+    """Whether `claim` would resume a run with the same settings in `config.out_dir`."""
+    if config.overwrite or not os.path.isdir(os.path.join(config.out_dir, "checkpoints")):
+        return False
+    previous = artifacts.read_json(os.path.join(config.out_dir, "config.json"))
+    return previous is not None and _comparable(previous) == _comparable(_config_dict(config))
+
+
+def saved_plan(config):
+    """The plan of the run `config` resumes, or None (a new run, or no plan saved)."""
+    return artifacts.read_json(os.path.join(config.out_dir, PLAN)) if _resumes(config) else None
+
+
+def save_plan(config, plan):
+    """Saves the method's plan in the claimed run directory."""
+    artifacts.write_json(os.path.join(config.out_dir, PLAN), plan)
+
+
 def claim(config):
     """Makes `config.out_dir` this run's: resumes only a run with the same settings.
 
@@ -34,7 +59,7 @@ def claim(config):
     """
     config_path = os.path.join(config.out_dir, "config.json")
     checkpoints = os.path.join(config.out_dir, "checkpoints")
-    current = json.loads(json.dumps(dataclasses.asdict(config)))  # tuples become lists
+    current = _config_dict(config)
     if os.path.isdir(checkpoints) and not config.overwrite:
         previous = artifacts.read_json(config_path)
         if previous is None or _comparable(previous) != _comparable(current):
@@ -46,6 +71,8 @@ def claim(config):
     if config.overwrite:
         for name in ("checkpoints", "tensorboard", "delta_grid"):
             shutil.rmtree(os.path.join(config.out_dir, name), ignore_errors=True)
+        if os.path.exists(os.path.join(config.out_dir, PLAN)):
+            os.remove(os.path.join(config.out_dir, PLAN))
     artifacts.write_json(config_path, current)
 
 

@@ -2,7 +2,8 @@
 ticket.py) and the parsed `--quantize` value; each method (tfdfc/methods/) puts them together.
 
 `--quantize` takes `none`, `binary` (the paper's BinaryConnect), `int8` (TF-MOT's default 8-bit
-scheme) or `w<b>a<c>` (b-bit weights, c-bit activations, 2 <= b, c <= 8, e.g. w4a8, w4a4).
+scheme), `w<b>a<c>` (b-bit weights, c-bit activations, 2 <= b, c <= 8, e.g. w4a8, w4a4) or
+`mixed` (4 or 8 weight bits per layer under a budget, 8-bit activations: mixed.py).
 """
 
 import dataclasses
@@ -14,7 +15,8 @@ from tfdfc.errors import ConfigError
 from tfdfc.keras_compat import keras
 
 _NBIT = re.compile(r"w(\d)a(\d)")
-SCHEMES_HELP = "none, binary, int8, or w<bits>a<bits> such as w4a8, w4a4, w2a8"
+SCHEMES_HELP = ("none, binary, int8, w<bits>a<bits> such as w4a8, w4a4, w2a8, or mixed (4 or 8 "
+                "weight bits per layer under --mixed_budget)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,7 +29,7 @@ class QuantSpec:
 
     @property
     def is_qat(self):
-        return self.scheme in ("int8", "nbit")
+        return self.scheme in ("int8", "nbit", "mixed")
 
 
 def parse_quantize(text, added=()):
@@ -42,6 +44,8 @@ def parse_quantize(text, added=()):
         return QuantSpec("binary", weight_bits=1, act_bits=32)
     if text == "int8":
         return QuantSpec("int8", weight_bits=8, act_bits=8)
+    if text == "mixed":  # 4 or 8 bits per layer (mixed.py); 8 is the widest
+        return QuantSpec("mixed", weight_bits=8, act_bits=8)
     match = _NBIT.fullmatch(text)
     if match:
         weight_bits, act_bits = int(match.group(1)), int(match.group(2))
@@ -65,6 +69,8 @@ class CompressedStudent:
     make_after_update: Optional[Callable[[object], Callable]] = None
     # Optional: the trained student -> the model to export (slimming's smaller network).
     final_model: Optional[Callable[[keras.Model], keras.Model]] = None
+    # Optional: what the method's `prepare` decided (mixed precision's bits per layer).
+    plan: Optional[dict] = None
 
 
 def compress(float_student, spec, delta=None):
@@ -79,5 +85,8 @@ def compress(float_student, spec, delta=None):
     if spec.scheme == "int8":
         model = quantize.quantize_int8(float_student)
         return CompressedStudent(model, quantize.make_range_sync(model))
+    if spec.scheme != "nbit":
+        raise ConfigError(f"compress() has no uniform form of --quantize={spec.scheme}: its "
+                          "method builds the student")
     model = quantize.quantize_nbit(float_student, spec.weight_bits, spec.act_bits)
     return CompressedStudent(model, quantize.make_range_sync(model))

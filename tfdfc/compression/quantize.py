@@ -23,7 +23,7 @@ from tf_keras.src.layers.core.tf_op_layer import TFOpLambda  # noqa: E402
 from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import default_8bit_quantize_registry  # noqa: E501,E402
 
 _qk = tfmot.quantization.keras
-_KERNEL_LAYERS = (keras.layers.Conv2D, keras.layers.Dense, keras.layers.DepthwiseConv2D)
+KERNEL_LAYERS = (keras.layers.Conv2D, keras.layers.Dense, keras.layers.DepthwiseConv2D)
 # Layers that wrap an arbitrary TensorFlow op (keras.applications' MobileNetV3 builds hard-swish
 # from `x + 3.0` and `x * (1 / 6)`): TF-MOT cannot wrap them, so they stay float in the QAT model
 # and the converter calibrates them on the representative (generated) images.
@@ -242,20 +242,22 @@ def _has_activation(layer):
     return activation is not None and activation is not keras.activations.linear
 
 
-def nbit_config_for(model, weight_bits, act_bits):
-    """The per-layer config function of the w<weight_bits>a<act_bits> scheme for `model`."""
+def nbit_config_for(model, weight_bits, act_bits, weight_bits_of=None):
+    """The per-layer config function of the w<weight_bits>a<act_bits> scheme for `model`;
+    `weight_bits_of(layer)`, if given, sets each kernel layer's own weight bits (mixed.py)."""
     logits_layer = model.layers[-1]
 
     def config_for(layer):
         if isinstance(layer, _PASS_THROUGH + _OPAQUE):
             return None
         quantize_output = layer is not logits_layer
-        if isinstance(layer, _KERNEL_LAYERS):
+        if isinstance(layer, KERNEL_LAYERS):
             consumers = _consumers(layer)
             if (not _has_activation(layer) and len(consumers) == 1
                     and isinstance(consumers[0], _ACTIVATIONS)):
                 quantize_output = False
-            return NBitQuantizeConfig(weight_bits, act_bits if quantize_output else 0)
+            bits = weight_bits_of(layer) if weight_bits_of else weight_bits
+            return NBitQuantizeConfig(bits, act_bits if quantize_output else 0)
         if not quantize_output:
             return None
         return NBitQuantizeConfig(0, act_bits)
@@ -263,8 +265,9 @@ def nbit_config_for(model, weight_bits, act_bits):
     return config_for
 
 
-def quantize_nbit(model, weight_bits, act_bits):
-    """A QAT copy of `model` with `weight_bits` kernels and `act_bits` activations."""
+def quantize_nbit(model, weight_bits, act_bits, weight_bits_of=None):
+    """A QAT copy of `model` with `weight_bits` kernels (or `weight_bits_of(layer)` each) and
+    `act_bits` activations."""
     for name, bits in (("weight_bits", weight_bits), ("act_bits", act_bits)):
         if not 2 <= bits <= 8:
             raise ConfigError(f"{name} must be between 2 and 8, got {bits}")
@@ -275,7 +278,7 @@ def quantize_nbit(model, weight_bits, act_bits):
                 f"layer {layer.name!r} (SeparableConv2D) is not supported by --quantize="
                 f"w{weight_bits}a{act_bits}: use --quantize=int8, or rebuild it as a "
                 "DepthwiseConv2D followed by a 1x1 Conv2D")
-    return apply_configs(model, nbit_config_for(model, weight_bits, act_bits))
+    return apply_configs(model, nbit_config_for(model, weight_bits, act_bits, weight_bits_of))
 
 
 def quantize_int8(model):

@@ -13,12 +13,13 @@ from tfdfc.methods.distill import Distill
 from tfdfc.methods.int8_qat import Int8
 from tfdfc.methods.lottery_ticket import LotteryTicket
 from tfdfc.methods.magnitude_pruning import Magnitude, MagnitudeInt8
+from tfdfc.methods.mixed_precision import MixedPrecision
 from tfdfc.methods.nbit_qat import NBit
 from tfdfc.methods.slimming import Slim
 
 # The first that selects a configuration is its method.
-METHODS = (LotteryTicket(), Distill(), Int8(), NBit(), Binary(), Magnitude(), MagnitudeInt8(),
-           Slim())
+METHODS = (LotteryTicket(), Distill(), Int8(), NBit(), MixedPrecision(), Binary(), Magnitude(),
+           MagnitudeInt8(), Slim())
 
 
 def added_quantize_values():

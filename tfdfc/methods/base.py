@@ -49,9 +49,15 @@ class Method:
     def validate(self, config):
         """Raises ConfigError for settings this method cannot run with."""
 
-    def build(self, config, teacher, delta=None):
+    def prepare(self, config, teacher, log=print):
+        """What this method decides once per run before any student is built, from `teacher`
+        (a flat logits model, outside any strategy), as a JSON-able dict, or None. The run
+        saves it in its directory, so that a resumed run builds the same student."""
+        return None
+
+    def build(self, config, teacher, delta=None, plan=None):
         """(float student, compression.CompressedStudent) for `teacher` (a flat logits model);
-        `delta` is a binary scale chosen by a delta grid."""
+        `delta` is a binary scale chosen by a delta grid, `plan` what `prepare` decided."""
         raise NotImplementedError
 
     def summaries(self, config, student):
@@ -83,6 +89,11 @@ class Method:
         """The no-training baseline (the teacher compressed without any training, run on
         `eval_set`'s test split): {"accuracy", "method"}, or None where it is not defined."""
         return None
+
+    def more_baselines(self, config, run, eval_set) -> dict:
+        """Further no-training baselines of report.json's `baselines`, {name: {"accuracy",
+        "method", ...}}, run on `eval_set`'s test split."""
+        return {}
 
     def has_untrained(self, config) -> bool:
         """Whether the teacher compressed without training is the same artefact as this run's

@@ -19,7 +19,7 @@ class Binary(base.Method):
             raise ConfigError("--int8_io needs an int8 TFLite export: use --quantize=int8 or "
                               "w<b>a<c>, or none")
 
-    def build(self, config, teacher, delta=None):
+    def build(self, config, teacher, delta=None, plan=None):
         student = base.float_student(config, teacher)
         return student, compress(student, config.quant_spec, delta or config.delta or None)
 

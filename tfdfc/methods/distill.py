@@ -14,7 +14,7 @@ class Distill(base.Method):
     def selects(self, config):
         return config.quantize == "none" and config.prune == "none" and not config.ticket
 
-    def build(self, config, teacher, delta=None):
+    def build(self, config, teacher, delta=None, plan=None):
         student = base.float_student(config, teacher)
         return student, CompressedStudent(student, None)
 

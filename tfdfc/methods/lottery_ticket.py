@@ -15,7 +15,7 @@ class LotteryTicket(base.Method):
     def selects(self, config):
         return bool(config.ticket)
 
-    def build(self, config, teacher, delta=None):
+    def build(self, config, teacher, delta=None, plan=None):
         student, masks = ticket.build_student(config.ticket, teacher, config.ticket_reinit)
         return student, CompressedStudent(student, ticket.make_mask_hook(student, masks))
 

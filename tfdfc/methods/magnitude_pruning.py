@@ -25,7 +25,7 @@ class Magnitude(_Pruned, base.Method):
     def selects(self, config):
         return config.prune == "magnitude" and config.quantize == "none"
 
-    def build(self, config, teacher, delta=None):
+    def build(self, config, teacher, delta=None, plan=None):
         student = base.float_student(config, teacher)
         return student, CompressedStudent(
             prune.prune_magnitude(student, config.prune_spec, config.total_updates), None)
@@ -53,7 +53,7 @@ class MagnitudeInt8(_Pruned, qat.QuantizationAware):
     def selects(self, config):
         return config.prune == "magnitude" and config.quantize == "int8"
 
-    def build(self, config, teacher, delta=None):
+    def build(self, config, teacher, delta=None, plan=None):
         student = base.float_student(config, teacher)
         rates = prune.layer_sparsities(student, config.prune_spec)
         model = quantize.quantize_int8(student)

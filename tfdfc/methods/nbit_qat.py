@@ -19,18 +19,24 @@ class NBit(qat.QuantizationAware):
     def no_training(self, config, run, eval_set):
         """The QAT-wrapped teacher with activation ranges set by forward passes on noise."""
         spec = config.quant_spec
-        noise = baseline_noise.images(eval_set.input_shape, config.train.seed, run.input_space)
         model = quantize.quantize_nbit(export.plain_copy(run.teacher_logits), spec.weight_bits,
                                        spec.act_bits)
-        kept = {w.name: w.numpy() for w in model.weights if not _is_range(w)}
-        for start in range(0, len(noise), _BATCH):
-            model(noise[start:start + _BATCH], training=True)  # moves the activation ranges...
-        for weight in model.weights:
-            if weight.name in kept:
-                weight.assign(kept[weight.name])  # ...so restore batch-norm statistics and steps
-        return {"accuracy": metrics.keras_accuracy(model, eval_set.x_test, eval_set.y_test),
-                "method": f"QAT-wrapped teacher, no weight update; activation ranges from the "
-                          f"initial +-6 after {len(noise) // _BATCH} Gaussian-noise batches"}
+        return noise_calibrated_accuracy(model, config, run, eval_set)
+
+
+def noise_calibrated_accuracy(model, config, run, eval_set):
+    """{"accuracy", "method"} of a QAT `model` of the teacher, untrained: its activation ranges
+    moved from TF-MOT's initial +-6 by forward passes on Gaussian noise, its weights kept."""
+    noise = baseline_noise.images(eval_set.input_shape, config.train.seed, run.input_space)
+    kept = {w.name: w.numpy() for w in model.weights if not _is_range(w)}
+    for start in range(0, len(noise), _BATCH):
+        model(noise[start:start + _BATCH], training=True)  # moves the activation ranges...
+    for weight in model.weights:
+        if weight.name in kept:
+            weight.assign(kept[weight.name])  # ...so restore batch-norm statistics and steps
+    return {"accuracy": metrics.keras_accuracy(model, eval_set.x_test, eval_set.y_test),
+            "method": f"QAT-wrapped teacher, no weight update; activation ranges from the "
+                      f"initial +-6 after {len(noise) // _BATCH} Gaussian-noise batches"}
 
 
 def _is_range(weight):

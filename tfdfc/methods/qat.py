@@ -9,7 +9,11 @@ from tfdfc.methods import base
 def deployable_qat(run, spec):
     """A QAT copy outside any strategy, activations at >= 8 bits so TFLite kernels can run it."""
     export_spec = spec if spec.act_bits >= 8 else QuantSpec(spec.scheme, spec.weight_bits, 8)
-    copy = compress(export.plain_copy(run.float_template), export_spec).model
+    return _with_trained_weights(compress(export.plain_copy(run.float_template),
+                                          export_spec).model, run)
+
+
+def _with_trained_weights(copy, run):
     copy.set_weights(run.players.student_model.get_weights())
     return copy
 
@@ -22,13 +26,17 @@ class QuantizationAware(base.Method):
 
     recipe = "qat"
 
-    def build(self, config, teacher, delta=None):
+    def build(self, config, teacher, delta=None, plan=None):
         student = base.float_student(config, teacher)
         return student, compress(student, config.quant_spec)
 
+    def deployable(self, config, run):
+        """The trained QAT student rebuilt outside any strategy, as TFLite kernels run it."""
+        return deployable_qat(run, config.quant_spec)
+
     def files(self, config, run, samples):
         view = export.float_view(run.float_template, run.players.student_model)
-        files = {"int8": export.tflite_int8(deployable_qat(run, config.quant_spec), samples,
+        files = {"int8": export.tflite_int8(self.deployable(config, run), samples,
                                             config.int8_io, self.sparse)}
         if view is not None:
             files["float"] = export.tflite_float(view)

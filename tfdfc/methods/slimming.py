@@ -17,7 +17,7 @@ class Slim(base.Method):
     def validate(self, config):
         config.slim_spec.validate()
 
-    def build(self, config, teacher, delta=None):
+    def build(self, config, teacher, delta=None, plan=None):
         architecture = slim.student_architecture(config.student, teacher)
         student = slim.build_student(architecture, teacher, config.resolved_student_init)
         spec = config.slim_spec

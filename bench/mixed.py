@@ -1,0 +1,285 @@
+"""Benchmark of data-free mixed precision (`--quantize=mixed`): accuracy against kernel bytes
+between uniform w4a8 and int8, against a random assignment at the same budget, over seeds.
+Writes Markdown, the reports as JSON and a PNG of the size-accuracy front beside it.
+
+    python bench/mixed.py --teachers=mnist5k --seeds=0,1,2          # minutes per run
+    python bench/mixed.py --teachers=resnet --budgets=0.65 --seeds=0  # the zoo's ResNet
+    python bench/mixed.py --split=val --seeds=0                      # tuning
+    python bench/mixed.py --tiny                                     # seconds, for tests
+
+Teachers: `mnist5k` (the demo LeNet-5), `resnet` (bench/zoo.py's Fashion-MNIST ResNet with batch
+norms, cached there; run zoo.py first) and `wrn16_1` (the Fashion-MNIST WRN-16-1 of
+`make teacher-fashion`). Every run is trained data-free with the scheme's recipe (recipes.py
+`qat`); a run whose directory holds report.json is read, not re-run, and every invocation adds
+its runs to the JSON of --results (same split), so several invocations build one table.
+"""
+
+import dataclasses
+import os
+import statistics
+
+from absl import app, flags
+
+import common
+from tfdfc import artifacts, data, figures, pipeline, recipes
+from tfdfc.train import TrainConfig
+
+# From the issue "Data-free mixed precision", set 2026-12-01 (bench/TARGETS.md): means of 3
+# seeds on the test split, in points, and the file's kernel bytes against the budget.
+TARGETS_SET = "2026-12-01"
+NEAR_INT8_BUDGET, NEAR_INT8_POINTS = 0.65, -0.3
+BUDGET_TOLERANCE = 0.02  # TFLite kernel bytes within 2 % of the budget
+KERAS_TFLITE_POINTS = 0.3
+
+TEACHERS = {  # name: (teacher path, evaluation data spec or zoo npz size)
+    "mnist5k": (common.DEMO_TEACHER, "mnist5k"),
+    "resnet": ("exported/bench/zoo/teachers/resnet.keras", 32),
+    "wrn16_1": ("exported/teachers/wrn16_1_fashion.keras", "fashion_mnist"),
+}
+TINY_DIR = "exported/bench/mixed_tiny"
+
+_FLAGS = common.define_flags("mixed", steps=0)
+_TEACHERS = flags.DEFINE_list("teachers", ["mnist5k"], f"Teachers: {', '.join(TEACHERS)}.")
+_BUDGETS = flags.DEFINE_list("budgets", ["0.55", "0.65", "0.8"], "Budgets, fractions of the "
+                             "int8 kernel bytes.")
+_KINDS = flags.DEFINE_list("kinds", ["uniform", "mixed", "random"], "Points to run: uniform "
+                           "(int8 and w4a8), mixed (by sensitivity), random (the control).")
+_SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Training seeds of every run.")
+_SPLIT = flags.DEFINE_enum("split", "test", ["val", "test"], "Evaluation split: val for tuning, "
+                           "test to report.")
+_RENDER_ONLY = flags.DEFINE_bool("render_only", False, "Rewrite the Markdown and PNG from the "
+                                 "JSON beside them, training nothing.")
+
+
+def points(budgets, kinds=("uniform", "mixed", "random")):
+    """{point name: CompressConfig fields} of `kinds`: the uniform ends and, per budget, the
+    sensitivity assignment and its random control."""
+    found = {"int8": dict(quantize="int8"), "w4a8": dict(quantize="w4a8")} if (
+        "uniform" in kinds) else {}
+    for budget in budgets:
+        for kind in ("mixed", "random"):
+            if kind in kinds:
+                found[f"{kind}@{budget:g}"] = dict(quantize="mixed", mixed_budget=budget,
+                                                   mixed_assignment="sensitivity"
+                                                   if kind == "mixed" else "random")
+    return found
+
+
+def eval_spec(teacher, split, tiny):
+    if tiny:
+        return "digits" + ("@val" if split == "val" else "")
+    source = TEACHERS[teacher][1]
+    if isinstance(source, int):  # the zoo's padded Fashion-MNIST arrays
+        return f"exported/bench/zoo/data/fashion_mnist_{source}_{split}.npz"
+    return source + ("@val" if split == "val" else "")
+
+
+def run_config(fields, seed, teacher_path, eval_path, tiny, steps, out_dir):
+    """The scheme's recipe for every setting the bench's flags left unset."""
+    train, explicit, extra = TrainConfig(seed=seed), set(), {}
+    if tiny:
+        train = dataclasses.replace(train, steps=2, batch_size=16, student_steps=2)
+        explicit, extra = {"steps", "generator_channels"}, {"generator_channels": 8}
+        if fields["quantize"] == "mixed":
+            extra["mixed_search_steps"] = 2
+    elif steps:
+        train, explicit = dataclasses.replace(train, steps=steps), {"steps"}
+    config = recipes.resolve(pipeline.CompressConfig(
+        teacher=teacher_path, out_dir=out_dir, eval_data=eval_path, strategy="one_device",
+        with_data_baseline=False, train=train, **extra, **fields), explicit)
+    total = config.train.steps
+    return dataclasses.replace(config, train=dataclasses.replace(
+        config.train, log_every=1 if tiny else 25, eval_every=total,
+        checkpoint_every=min(total, 50)))
+
+
+def run_all(settings, save):
+    runs = {}
+    for teacher in settings["teachers"]:
+        if settings["tiny"] or teacher == "mnist5k":  # the demo teacher is trained if absent
+            teacher_path = common.ensure_teacher(settings["tiny"], settings["out_dir"])
+        else:
+            teacher_path = TEACHERS[teacher][0]
+        eval_path = eval_spec(teacher, settings["split"], settings["tiny"])
+        images = len(data.load(eval_path).y_test)
+        for name, fields in points(settings["budgets"], settings["kinds"]).items():
+            for seed in settings["seeds"]:
+                out_dir = os.path.join(settings["out_dir"], "runs", settings["split"], teacher,
+                                       f"{name}_seed{seed}")
+                report = artifacts.read_json(os.path.join(out_dir, "report.json"))
+                if report is None:
+                    report = pipeline.run(run_config(fields, seed, teacher_path, eval_path,
+                                                     settings["tiny"], settings["steps"],
+                                                     out_dir))
+                runs[f"{teacher}/{name}/seed{seed}"] = {
+                    "teacher": teacher, "point": name, "seed": seed, "report": report,
+                    "eval_images": images, "command": settings["command"]}
+                save(runs)
+    return runs
+
+
+def summarise(entries):
+    """Means over seeds of one point's reports."""
+    reports = [entry["report"] for entry in entries]
+    int8 = [report["tflite"]["int8"] for report in reports]
+    mixed = reports[0]["student"].get("mixed")
+    return {"seeds": len(reports), "teacher": reports[0]["teacher"]["accuracy"],
+            "tflite": [entry["accuracy"] for entry in int8],
+            "tflite_mean": statistics.mean(entry["accuracy"] for entry in int8),
+            "keras_gap": max(abs(report["student"]["accuracy"] - entry["accuracy"])
+                             for report, entry in zip(reports, int8)),
+            "bytes": statistics.mean(entry["kernel_bytes"] for entry in int8),
+            "budget_bytes": mixed["budget_bytes"] if mixed else None,
+            "int8_bytes": mixed["int8_bytes"] if mixed else None,
+            "fours": (sum(bits == 4 for bits in mixed["bits"].values()), len(mixed["bits"]))
+            if mixed else None,
+            "no_training": statistics.mean(
+                (report["baselines"]["no_training"] or {}).get("accuracy", float("nan"))
+                for report in reports),
+            "minutes": sum(report["train"]["seconds"] for report in reports) / 60}
+
+
+def _order(name):
+    """Uniform int8, uniform w4a8, then by budget, mixed before its random control."""
+    if "@" not in name:
+        return (0, name != "int8", 0.0)
+    kind, budget = name.split("@")
+    return (1, float(budget), kind != "mixed")
+
+
+def _line(summaries, size):
+    """Accuracy on the straight line from uniform w4a8 to int8 at `size` kernel bytes."""
+    low, high = summaries.get("w4a8"), summaries.get("int8")
+    if low is None or high is None or high["bytes"] == low["bytes"]:
+        return None
+    share = (size - low["bytes"]) / (high["bytes"] - low["bytes"])
+    return low["tflite_mean"] + share * (high["tflite_mean"] - low["tflite_mean"])
+
+
+HEADER = ["| point | seeds | kernel bytes | of int8 | 4-bit layers | TFLite int8 (mean ± sd) | "
+          "no training | line w4a8-int8 | Δ vs line (pt) | train min |",
+          "|---|---|---|---|---|---|---|---|---|---|"]
+
+
+def teacher_section(teacher, entries):
+    images = entries[0]["eval_images"]
+    names = sorted({entry["point"] for entry in entries}, key=_order)
+    summaries = {name: summarise([e for e in entries if e["point"] == name]) for name in names}
+    int8_bytes = next((s["int8_bytes"] for s in summaries.values() if s["int8_bytes"]), None)
+    lines, verdicts = [f"### {teacher}", ""] + HEADER, common.Verdicts()
+    first = next(iter(summaries.values()))
+    for name, s in summaries.items():
+        line = _line(summaries, s["bytes"]) if name.startswith(("mixed", "random")) else None
+        fours = f"{s['fours'][0]} of {s['fours'][1]}" if s["fours"] else "—"
+        share = f"{s['bytes'] / int8_bytes:.3f}" if int8_bytes else "—"
+        lines.append("| " + " | ".join([
+            name, str(s["seeds"]), f"{s['bytes']:,.0f}", share, fours,
+            common.mean_std(s["tflite"]), f"{s['no_training']:.4f}",
+            "—" if line is None else f"{line:.4f}",
+            "—" if line is None else f"{common.points(s['tflite_mean'], line):+.2f}",
+            f"{s['minutes']:.1f}"]) + " |")
+        _verdicts(teacher, name, s, summaries, line, verdicts, images)
+    lines += ["", f"Teacher {first['teacher']:.4f}. Targets (set {TARGETS_SET}):", ""]
+    return lines + (verdicts.lines or ["- none measured"]) + [""], summaries
+
+
+def _verdicts(teacher, name, s, summaries, line, verdicts, images):
+    noise = round(common.noise_points(s["tflite_mean"], images), 2)
+    label = f"{teacher} {name}"
+    if s["budget_bytes"]:
+        verdicts.check(f"{label}: kernel bytes in the file vs budget (fraction)",
+                       round(s["bytes"] / s["budget_bytes"], 4), 1 - BUDGET_TOLERANCE, True)
+        verdicts.check(f"{label}: |Keras - TFLite| (worst seed, pt)",
+                       round(100 * s["keras_gap"], 4), KERAS_TFLITE_POINTS, False)
+    if not name.startswith("mixed"):
+        return
+    if line is not None:
+        verdicts.check(f"{label}: above the w4a8-int8 line (pt)",
+                       common.points(s["tflite_mean"], line), 0.0, True, strict=True)
+    control = summaries.get(name.replace("mixed", "random"))
+    if control:
+        verdicts.check(f"{label}: above random at the same budget by more than noise (pt; "
+                       f"noise {noise:.2f})", common.points(s["tflite_mean"],
+                                                          control["tflite_mean"]), noise, True,
+                       strict=True)
+    if name == f"mixed@{NEAR_INT8_BUDGET:g}" and "int8" in summaries:
+        verdicts.check(f"{label}: vs data-free int8 (pt)", common.points(
+            s["tflite_mean"], summaries["int8"]["tflite_mean"]), NEAR_INT8_POINTS, True,
+            noise=noise)
+
+
+def front_figure(summaries, path):
+    """The size-accuracy front of one teacher: uniform ends, mixed and random points."""
+    series = {}
+    for name, s in sorted(summaries.items(), key=lambda item: item[1]["bytes"]):
+        kind = name.split("@")[0] if "@" in name else "uniform"
+        series.setdefault(kind, []).append((s["bytes"], s["tflite_mean"]))
+    figures.write_series(series, path, "kernel bytes in the TFLite file", "TFLite int8 accuracy")
+
+
+def render(results, results_path):
+    commands = sorted({entry["command"] for entry in results["runs"].values()})
+    lines = ["# Data-free mixed precision", "",
+             f"Evaluation split: **{results['split']}**. Commands:", ""]
+    lines += [f"- `{command}`" for command in commands] + [
+        "", "Every point trained data-free with the `qat` recipe; kernel bytes are the conv and "
+        "dense kernels as the TFLite int8 file stores them (INT4 packed two per byte). mixed@b: "
+        "bits by sensitivity under b of the int8 kernel bytes; random@b: the random control at "
+        "the same budget. No training: the same file's assignment, untrained, calibrated on "
+        f"noise. Noise: {common.NOISE_SE} binomial standard errors of the split.", ""]
+    for teacher in TEACHERS:
+        entries = [e for e in results["runs"].values() if e["teacher"] == teacher]
+        if not entries:
+            continue
+        section, summaries = teacher_section(teacher, entries)
+        picture = f"{os.path.splitext(results_path)[0]}_{teacher}.png"
+        front_figure(summaries, picture)
+        lines += section + [f"![{teacher}: accuracy against kernel bytes]"
+                            f"({os.path.basename(picture)})", ""]
+    return lines
+
+
+def main(argv):
+    del argv
+    results_path = common.tiny_path(_FLAGS, _FLAGS.results, TINY_DIR)
+    json_path = os.path.splitext(results_path)[0] + ".json"
+    if _RENDER_ONLY.value:
+        previous = artifacts.read_json(json_path)
+        if previous is None:
+            raise app.UsageError(f"--render_only: no results in {json_path}")
+        common.write_results(results_path, render(previous, results_path), previous)
+        return
+    tiny = _FLAGS.tiny.value
+    teachers = ["mnist5k"] if tiny and not _TEACHERS.present else _TEACHERS.value
+    for name in teachers:
+        if name not in TEACHERS:
+            raise app.UsageError(f"--teachers: unknown {name!r} (use {', '.join(TEACHERS)})")
+    settings = {"tiny": tiny, "out_dir": common.tiny_path(_FLAGS, _FLAGS.out_dir, TINY_DIR),
+                "teachers": teachers, "split": _SPLIT.value, "steps": _FLAGS.steps.value,
+                "kinds": _KINDS.value,
+                "budgets": [float(b) for b in (["0.7"] if tiny and not _BUDGETS.present
+                                               else _BUDGETS.value)],
+                "seeds": [int(s) for s in (["0"] if tiny and not _SEEDS.present
+                                           else _SEEDS.value)]}
+    settings["command"] = ("python bench/mixed.py --tiny" if tiny else
+                           f"python bench/mixed.py --teachers={','.join(teachers)} "
+                           f"--budgets={','.join(f'{b:g}' for b in settings['budgets'])} "
+                           f"--seeds={','.join(map(str, settings['seeds']))} "
+                           f"--kinds={','.join(settings['kinds'])} "
+                           f"--split={settings['split']}"
+                           + (f" --steps={settings['steps']}" if settings["steps"] else ""))
+    key = (settings["split"], tiny)
+
+    def save(runs):
+        results = {"split": key[0], "tiny": key[1], "runs": {}}
+        on_disk = artifacts.read_json(json_path)
+        if on_disk and (on_disk.get("split"), on_disk.get("tiny")) == key:
+            results["runs"] = on_disk["runs"]
+        results["runs"].update(runs)
+        common.write_results(results_path, render(results, results_path), results)
+
+    run_all(settings, save)
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,148 @@
+"""Data-free mixed precision: the budget solver, the sensitivity measure, and a run end to end
+whose file holds the chosen bits within the budget."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from conftest import quiet
+from tfdfc import api, config as config_lib, input_space, metrics, sensitivity, teacher
+from tfdfc.compression import mixed
+from tfdfc.errors import ConfigError
+from tfdfc.keras_compat import keras
+
+SIZES = {"a": 1000, "b": 4000, "c": 2000, "d": 300}
+
+
+def test_the_solver_keeps_the_budget_and_moves_the_least_sensitive_layers():
+    packed = set(SIZES)
+    sensitivity_of = {"a": 0.5, "b": 0.01, "c": 0.02, "d": 9.0}
+    limit = mixed.budget_bytes(0.75, SIZES)  # 75 % of 7,300 int8 bytes
+    bits = mixed.solve(SIZES, packed, sensitivity_of, limit)
+    assert mixed.weight_bytes(SIZES, bits) <= limit
+    assert bits == {"a": 8, "b": 4, "c": 8, "d": 8}  # b alone saves enough, at least harm
+    tight = mixed.solve(SIZES, packed, sensitivity_of, mixed.budget_bytes(0.6, SIZES))
+    assert tight["d"] == 8 and tight["b"] == 4 and tight["c"] == 4
+
+
+def test_the_solver_refills_the_slack_and_refuses_an_impossible_budget():
+    bits = mixed.solve(SIZES, {"b", "c"}, {"b": 1.0, "c": 0.0}, 7300)
+    assert set(bits.values()) == {8}  # the int8 size fits: nothing needs 4 bits
+    with pytest.raises(ConfigError, match="below the smallest mixed model"):
+        mixed.solve(SIZES, {"b", "c"}, {"b": 1.0, "c": 0.0}, 4000)  # 4,300 at best
+
+
+def test_the_random_control_keeps_the_same_budget():
+    limit = mixed.budget_bytes(0.7, SIZES)
+    for seed in range(5):
+        bits = mixed.random_bits(SIZES, set(SIZES), limit, seed)
+        assert mixed.weight_bytes(SIZES, bits) <= limit
+
+
+def test_four_bit_grid_has_at_most_16_levels_per_output_channel():
+    kernel = np.random.default_rng(0).normal(size=(3, 3, 4, 6))
+    grid = mixed.fake_quantized(kernel, 4, per_channel=True)
+    for channel in range(6):
+        assert len(np.unique(grid[..., channel])) <= 15  # narrow range: -7..7
+    assert np.max(np.abs(grid - kernel)) < np.max(np.abs(kernel)) / 7
+
+
+def _fragile_mlp():
+    """Three dense layers; the middle one holds one weight 200x the others, so its per-tensor
+    4-bit grid rounds every other weight to zero."""
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(32, activation="relu"),
+                              keras.layers.Dense(32, activation="relu", name="fragile"),
+                              keras.layers.Dense(10)])
+    kernel = model.get_layer("fragile").kernel.numpy()
+    kernel[0, 0] = 200 * np.max(np.abs(kernel))
+    model.get_layer("fragile").kernel.assign(kernel)
+    return model
+
+
+def test_a_deliberately_fragile_layer_is_ranked_most_sensitive():
+    model = _fragile_mlp()
+    config = config_lib.CompressConfig(teacher="t", out_dir="o", quantize="mixed",
+                                       mixed_search_steps=3, generator_channels=8)
+    sizes = mixed.kernel_sizes(model)
+    scores, _ = sensitivity.measure(model, sizes, set(sizes), config,
+                                    input_space.infer(model), log=quiet)
+    assert max(scores, key=scores.get) == "fragile", scores
+
+
+TINY = dict(steps=2, batch_size=16, student_steps=2, generator_channels=8, log_every=1,
+            with_data_baseline=False, strategy="one_device", mixed_search_steps=3)
+
+
+@pytest.fixture(scope="module")
+def mixed_run(tmp_path_factory, digits_teacher_path):
+    out_dir = str(tmp_path_factory.mktemp("mixed") / "run")
+    outcome = api.compress(digits_teacher_path, out_dir, log=quiet, quantize="mixed",
+                           mixed_budget=0.7, eval_data="digits", **TINY)
+    return outcome, out_dir
+
+
+def test_the_file_holds_the_chosen_bits_within_the_budget(mixed_run):
+    outcome, _ = mixed_run
+    plan = outcome.report["student"]["mixed"]
+    payload = open(outcome.files["tflite_int8"], "rb").read()
+    assert metrics.tflite_kernel_bytes(payload) == plan["weight_bytes"] <= plan["budget_bytes"]
+    assert outcome.report["tflite"]["int8"]["kernel_bytes"] == plan["weight_bytes"]
+    assert mixed.file_bits(payload, list(plan["bits"])) == plan["bits"]
+    assert 4 in plan["bits"].values() and 8 in plan["bits"].values()
+    outcome.student(np.zeros((1, 8, 8, 1), np.float32))  # wrappers hold the quantized kernels
+    fours = 0
+    for layer in outcome.student.layers:
+        name = layer.name.removeprefix("quant_")
+        if plan["bits"].get(name) == 4:
+            values = np.asarray(layer.layer.kernel)
+            flat = values.reshape(-1, values.shape[-1])
+            assert max(len(np.unique(flat[:, c])) for c in range(flat.shape[1])) <= 16, name
+            fours += 1
+    assert fours == sum(bits == 4 for bits in plan["bits"].values())
+
+
+def test_the_report_gives_the_uniform_random_and_untrained_baselines(mixed_run):
+    outcome, _ = mixed_run
+    baselines = outcome.report["baselines"]
+    plan = outcome.report["student"]["mixed"]
+    sizes = baselines["no_training_uniform_int8"]["weight_bytes"]
+    assert sizes == plan["int8_bytes"]
+    assert baselines["no_training_uniform_w4a8"]["weight_bytes"] < plan["weight_bytes"]
+    assert baselines["no_training_random"]["weight_bytes"] <= plan["budget_bytes"]
+    assert baselines["no_training"]["weight_bytes"] == plan["weight_bytes"]
+    for entry in baselines.values():
+        if entry and "weight_bytes" in entry:
+            assert 0.0 <= entry["accuracy"] <= 1.0
+    keras_accuracy = outcome.report["student"]["accuracy"]
+    assert abs(outcome.report["tflite"]["int8"]["accuracy"] - keras_accuracy) < 0.05
+
+
+def test_a_resumed_run_keeps_its_saved_assignment(mixed_run, digits_teacher_path):
+    outcome, out_dir = mixed_run
+    plan_path = os.path.join(out_dir, "plan.json")
+    saved = json.load(open(plan_path))
+    assert saved["bits"] == outcome.report["student"]["mixed"]["bits"]
+    saved["sensitivity"] = {name: -1.0 for name in saved["bits"]}  # a mark a re-search drops
+    json.dump(saved, open(plan_path, "w"))
+    resumed = api.compress(digits_teacher_path, out_dir, log=quiet, quantize="mixed",
+                           mixed_budget=0.7, eval_data="digits", **TINY)
+    assert resumed.report["student"]["mixed"]["sensitivity"] == saved["sensitivity"]
+    assert resumed.report["student"]["mixed"]["bits"] == saved["bits"]
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(quantize="int8", mixed_budget=0.5), "apply only to --quantize=mixed"),
+    (dict(quantize="mixed", mixed_budget=0.01), "below the smallest mixed model"),
+    (dict(quantize="mixed", student="lenet5-x0.5"), "needs --student=same"),
+])
+def test_bad_mixed_settings_are_one_line_errors(tmp_path, digits_teacher_path, overrides,
+                                                message):
+    out_dir = tmp_path / "run"
+    with pytest.raises(ConfigError, match=message):
+        api.compress(teacher.load(digits_teacher_path), str(out_dir), log=quiet,
+                     **dict(TINY, **overrides))
+    assert not out_dir.exists()

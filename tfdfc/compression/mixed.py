@@ -1,0 +1,188 @@
+"""The mechanics of mixed precision (`--quantize=mixed`): each convolution and dense kernel at 4
+or 8 bits, activations at 8, under a budget of weight bytes.
+
+- Weight bytes are those of the convolution, depthwise and dense kernels as the full-integer
+  TFLite file stores them: one byte per weight at 8 bits, half a byte where the converter packs
+  4-bit weights into an INT4 tensor. Biases (int32) and activations are the same at every
+  assignment, so they are not counted. The converter does not pack every 4-bit kernel (it keeps
+  some, such as a first convolution with one input channel, as INT8 tensors holding 16 levels):
+  `packed_layers` converts an all-4-bit copy once and reads which kernels came out INT4, and
+  only those are choices, since elsewhere 4 bits would cost accuracy and save no byte.
+- The budget is met by a covering knapsack: the set of layers moved to 4 bits saves at least the
+  bytes the budget asks for at the least total sensitivity (sensitivity.py measures it), then
+  layers go back to 8 bits, the most sensitive first, while the budget still holds.
+- The QAT student is the w<b>a8 scheme of quantize.py with b chosen per layer.
+"""
+
+import math
+
+import numpy as np
+
+from tfdfc import metrics
+from tfdfc.compression import quantize
+from tfdfc.errors import ConfigError
+from tfdfc.keras_compat import keras
+
+CHOICES = (4, 8)
+ASSIGNMENTS = ("sensitivity", "random")
+ACT_BITS = 8
+_SOLVER_UNITS = 4000  # resolution of the knapsack over saved bytes
+_PACKED_BITS = {"INT4": 4, "INT8": 8}
+
+
+def kernel_sizes(model):
+    """{layer name: weights in its kernel} of every convolution, depthwise and dense layer, in
+    the model's order; raises ConfigError for a kernel layer the scheme cannot quantize."""
+    sizes = {}
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.SeparableConv2D):
+            raise ConfigError(f"layer {layer.name!r} (SeparableConv2D) is not supported by "
+                              "--quantize=mixed: use --quantize=int8, or rebuild it as a "
+                              "DepthwiseConv2D followed by a 1x1 Conv2D")
+        if isinstance(layer, quantize.KERNEL_LAYERS):
+            kernel = getattr(layer, "depthwise_kernel", None)
+            kernel = layer.kernel if kernel is None else kernel
+            sizes[layer.name] = int(np.prod(kernel.shape))
+    if not sizes:
+        raise ConfigError("--quantize=mixed: the teacher has no convolution or dense layer")
+    return sizes
+
+
+def layer_bytes(size, bits):
+    """Bytes of a kernel of `size` weights at `bits` (4-bit weights packed two per byte)."""
+    return size if bits == 8 else math.ceil(size * bits / 8)
+
+
+def weight_bytes(sizes, bits):
+    """Bytes of the kernels `sizes` ({layer: weights}) at `bits` ({layer: 4 or 8})."""
+    return sum(layer_bytes(size, bits[name]) for name, size in sizes.items())
+
+
+def budget_bytes(budget, sizes):
+    """The budget in bytes: `budget` <= 1 is a fraction of the int8 kernels' bytes."""
+    int8_bytes = weight_bytes(sizes, dict.fromkeys(sizes, 8))
+    return int(math.floor(budget * int8_bytes)) if budget <= 1 else int(budget)
+
+
+def check_budget(limit, sizes, packed):
+    """Raises ConfigError when no assignment fits `limit` bytes."""
+    smallest = weight_bytes(sizes, all_bits(sizes, packed, 4))
+    if limit < smallest:
+        int8_bytes = weight_bytes(sizes, dict.fromkeys(sizes, 8))
+        raise ConfigError(
+            f"--mixed_budget of {limit:,} bytes is below the smallest mixed model: every kernel "
+            f"TFLite packs at 4 bits gives {smallest:,} bytes ({smallest / int8_bytes:.3f} of "
+            f"int8's {int8_bytes:,}); raise the budget")
+
+
+def all_bits(sizes, packed, bits):
+    """`bits` for every packed layer, 8 for the others."""
+    return {name: bits if name in packed else 8 for name in sizes}
+
+
+def _saving(size):
+    return size - layer_bytes(size, 4)
+
+
+def solve(sizes, packed, sensitivity, limit):
+    """{layer: bits} within `limit` bytes whose 4-bit layers have the least total sensitivity.
+
+    Args:
+      sizes: {layer: kernel weights}.
+      packed: the layers that may take 4 bits.
+      sensitivity: {layer: how much worse the model gets with that layer alone at 4 bits}.
+      limit: the budget in bytes.
+    """
+    check_budget(limit, sizes, packed)
+    need = weight_bytes(sizes, dict.fromkeys(sizes, 8)) - limit
+    candidates = [name for name in sizes if name in packed]
+    chosen = set()
+    if need > 0:
+        unit = max(1, math.ceil(need / _SOLVER_UNITS))
+        need_units = math.ceil(need / unit)
+        # Savings rounded down: a set that covers `need_units` covers `need` bytes.
+        gains = [_saving(sizes[name]) // unit for name in candidates]
+        costs = [max(0.0, float(sensitivity[name])) for name in candidates]
+        chosen = set(_cover(candidates, gains, costs, need_units))
+    bits = {name: 4 if name in chosen else 8 for name in sizes}
+    return _refill(sizes, bits, limit, sorted(chosen, key=lambda n: -sensitivity[n]))
+
+
+def _cover(names, gains, costs, need):
+    """The subset of `names` whose gains reach `need` at the least total cost (0/1 knapsack in
+    its covering form, by dynamic programming over gain clipped at `need`)."""
+    best = [0.0] + [math.inf] * need  # best[g]: least cost of a subset with gain >= g
+    picks = [()] + [None] * need
+    for index, (gain, cost) in enumerate(zip(gains, costs)):
+        if gain == 0 and cost > 0:
+            continue
+        for reach in range(need, -1, -1):  # each item once: walk down
+            source = max(0, reach - gain)
+            if best[source] + cost < best[reach]:
+                best[reach] = best[source] + cost
+                picks[reach] = picks[source] + (index,)
+    if picks[need] is None:  # cannot happen once check_budget passed; kept for clarity
+        raise ConfigError("--mixed_budget cannot be met")
+    return [names[index] for index in picks[need]]
+
+
+def _refill(sizes, bits, limit, order):
+    """`bits` with layers of `order` put back to 8 bits while the budget holds."""
+    bits = dict(bits)
+    for name in order:
+        trial = dict(bits, **{name: 8})
+        if weight_bytes(sizes, trial) <= limit:
+            bits = trial
+    return bits
+
+
+def random_bits(sizes, packed, limit, seed):
+    """The control: packed layers moved to 4 bits in a random order until `limit` holds, then
+    put back to 8 in another random order while it still holds."""
+    check_budget(limit, sizes, packed)
+    rng = np.random.default_rng(seed)
+    candidates = [name for name in sizes if name in packed]
+    bits = dict.fromkeys(sizes, 8)
+    for index in rng.permutation(len(candidates)):
+        if weight_bytes(sizes, bits) <= limit:
+            break
+        bits[candidates[index]] = 4
+    fours = [name for name in candidates if bits[name] == 4]
+    return _refill(sizes, bits, limit, [fours[i] for i in rng.permutation(len(fours))])
+
+
+def fake_quantized(kernel, bits, per_channel):
+    """`kernel` on the symmetric, narrow-range grid of `bits` the QAT weight quantizer uses
+    (per output channel, the last axis, for convolutions; per tensor otherwise)."""
+    kernel = np.asarray(kernel, np.float32)
+    axes = tuple(range(kernel.ndim - 1)) if per_channel else None
+    top = np.max(np.abs(kernel), axis=axes, keepdims=per_channel)
+    scale = np.where(top > 0, top, 1.0) / (2 ** (bits - 1) - 1)
+    return (np.round(kernel / scale) * scale).astype(np.float32)
+
+
+def per_channel(layer):
+    """Whether the scheme quantizes this layer's kernel per output channel (quantize.py)."""
+    return isinstance(layer, keras.layers.Conv2D) and not isinstance(
+        layer, keras.layers.DepthwiseConv2D)
+
+
+def quantize_mixed(model, bits):
+    """A QAT copy of `model`: each kernel at `bits[layer name]`, activations at 8 bits."""
+    missing = sorted(set(kernel_sizes(model)) - set(bits))
+    if missing:
+        raise ConfigError(f"--quantize=mixed: no bit width for layer(s) {', '.join(missing)}")
+    return quantize.quantize_nbit(model, 8, ACT_BITS, weight_bits_of=lambda layer:
+                                  bits[layer.name])
+
+
+def file_bits(payload, names):
+    """{layer: 4 or 8} as a TFLite file stores the kernels of `names` (layer names of a QAT
+    model, whose wrappers are `quant_<name>` in the tensors' names); a layer whose kernel it
+    cannot tell apart is left out."""
+    bits = {}
+    for tensor_name, type_name, _ in metrics.tflite_kernels(payload):
+        matches = [name for name in names if f"quant_{name}/" in tensor_name]
+        if len(matches) == 1 and type_name in _PACKED_BITS:
+            bits[matches[0]] = _PACKED_BITS[type_name]
+    return bits

@@ -1,0 +1,111 @@
+"""Data-free mixed precision (`--quantize=mixed`): 4 or 8 weight bits per convolution and dense
+layer under `--mixed_budget`, activations at 8 bits, then trained data-free from the teacher's
+weights like any QAT student.
+
+Before the student is built (`prepare`), the run converts an all-4-bit copy once to learn which
+kernels TFLite packs as INT4 (the only layers where 4 bits save bytes), measures each such
+layer's sensitivity on images of a generator trained against the teacher (sensitivity.py), and
+solves the budget (compression/mixed.py). `--mixed_assignment=random` draws the bits at random
+under the same budget instead: the control the sensitivity has to beat. The plan is saved in the
+run directory, so a resumed run trains the same student.
+"""
+
+from tfdfc import export, input_space, sensitivity
+from tfdfc.compression import CompressedStudent, mixed, quantize
+from tfdfc.errors import ConfigError
+from tfdfc.keras_compat import keras
+from tfdfc.methods import base, baseline_noise, nbit_qat, qat
+
+
+class MixedPrecision(qat.QuantizationAware):
+    name = "mixed"
+
+    def selects(self, config):
+        return config.quantize == "mixed" and config.prune == "none" and not config.ticket
+
+    def validate(self, config):
+        if config.student != "same" or config.resolved_student_init != "teacher":
+            raise ConfigError("--quantize=mixed picks bits for the teacher's own layers: it "
+                              "needs --student=same and the teacher's weights (--student_init "
+                              "unset or teacher)")
+
+    def prepare(self, config, teacher, log=print):
+        keras.utils.set_random_seed(config.train.seed)
+        sizes = mixed.kernel_sizes(teacher)
+        space = input_space.for_teacher(config.input_range, teacher)
+        packed = packed_layers(teacher, sizes, config.train.seed, space)
+        limit = mixed.budget_bytes(config.mixed_budget, sizes)
+        mixed.check_budget(limit, sizes, packed)
+        plan = {"budget": config.mixed_budget, "budget_bytes": limit,
+                "int8_bytes": mixed.weight_bytes(sizes, dict.fromkeys(sizes, 8)),
+                "assignment": config.mixed_assignment, "packed": sorted(packed),
+                "sensitivity": None}
+        if config.mixed_assignment == "random":
+            bits = mixed.random_bits(sizes, packed, limit, config.train.seed)
+        else:
+            scores, base_kl = sensitivity.measure(teacher, sizes, packed, config, space, log)
+            bits = mixed.solve(sizes, packed, scores, limit)
+            plan.update(sensitivity=scores, all_8bit_kl=base_kl)
+        plan.update(bits=bits, weight_bytes=mixed.weight_bytes(sizes, bits))
+        log(f"mixed precision: {sum(b == 4 for b in bits.values())} of {len(bits)} kernel layers "
+            f"at 4 bits, {plan['weight_bytes']:,} weight bytes (budget {limit:,}, int8 "
+            f"{plan['int8_bytes']:,})")
+        return plan
+
+    def build(self, config, teacher, delta=None, plan=None):
+        if plan is None:
+            raise ConfigError("--quantize=mixed builds its student from a plan (prepare)")
+        student = base.float_student(config, teacher)
+        model = mixed.quantize_mixed(student, plan["bits"])
+        return student, CompressedStudent(model, quantize.make_range_sync(model), plan=plan)
+
+    def deployable(self, config, run):
+        copy = mixed.quantize_mixed(export.plain_copy(run.float_template),
+                                    run.compressed.plan["bits"])
+        copy.set_weights(run.players.student_model.get_weights())
+        return copy
+
+    def report_fields(self, config, run):
+        plan = run.compressed.plan
+        return {"weight_bits": "4 or 8 per layer", "mixed": {
+            key: plan[key] for key in ("budget", "budget_bytes", "int8_bytes", "weight_bytes",
+                                       "assignment", "bits", "packed", "sensitivity")}}
+
+    def no_training(self, config, run, eval_set):
+        return _untrained(config, run, eval_set, run.compressed.plan["bits"], "this assignment")
+
+    def more_baselines(self, config, run, eval_set):
+        """Uniform int8 and w4a8 (every packed kernel at 4 bits) and a random assignment under
+        the same budget, each without training, with their weight bytes."""
+        plan = run.compressed.plan
+        sizes = mixed.kernel_sizes(run.teacher_logits)
+        packed = set(plan["packed"])
+        assignments = {
+            "no_training_uniform_int8": (dict.fromkeys(sizes, 8), "uniform 8-bit weights"),
+            "no_training_uniform_w4a8": (mixed.all_bits(sizes, packed, 4),
+                                         "every packed kernel at 4 bits"),
+            "no_training_random": (mixed.random_bits(sizes, packed, plan["budget_bytes"],
+                                                     config.train.seed + 1),
+                                   "a random assignment under the same budget")}
+        return {name: _untrained(config, run, eval_set, bits, what)
+                for name, (bits, what) in assignments.items()}
+
+
+def _untrained(config, run, eval_set, bits, what):
+    model = mixed.quantize_mixed(export.plain_copy(run.teacher_logits), bits)
+    result = nbit_qat.noise_calibrated_accuracy(model, config, run, eval_set)
+    sizes = mixed.kernel_sizes(run.teacher_logits)
+    result.update(method=f"{what}; {result['method']}",
+                  weight_bytes=mixed.weight_bytes(sizes, bits),
+                  layers_at_4_bits=sum(value == 4 for value in bits.values()))
+    return result
+
+
+def packed_layers(teacher, sizes, seed, space):
+    """The kernel layers of `teacher` whose 4-bit weights the TFLite converter packs as INT4:
+    read from one conversion of an all-4-bit QAT copy calibrated on noise."""
+    probe = mixed.quantize_mixed(export.plain_copy(teacher), dict.fromkeys(sizes, 4))
+    noise = baseline_noise.images(tuple(teacher.inputs[0].shape[1:]), seed, space)
+    payload = export.tflite_int8(probe, noise[:32])
+    return {name for name, bits in mixed.file_bits(payload, list(sizes)).items() if bits == 4}
+

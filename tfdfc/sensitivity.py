@@ -1,0 +1,122 @@
+"""How much each layer's 4-bit weights hurt, measured without data (for `--quantize=mixed`).
+
+1. A generator is trained against the teacher alone: for a few hundred steps it maximises the
+   divergence KL(teacher || probe) where the probe is the teacher with every packable kernel at
+   4 bits (weights only), plus the teacher's batch-norm statistics prior where it has batch
+   norms (priors.py), so its images sit where real data does and where 4 bits do harm.
+2. On a fixed set of its images, each layer alone is moved from 8 to 4 bits in a float copy of
+   the teacher whose other kernels are on the 8-bit grid; its sensitivity is the growth of the
+   mean KL(teacher || copy) over the all-8-bit copy.
+
+Only the weight grid changes between the copies (activations are at 8 bits in every
+assignment), so float copies with fake-quantized kernels measure it, with no QAT model to build
+per layer. The QAT student is then trained data-free like any other (methods/mixed_precision.py).
+"""
+
+import time
+
+import numpy as np
+
+from tfdfc import losses, models, priors
+from tfdfc.compression import mixed
+from tfdfc.keras_compat import keras, tf
+
+IMAGES = 512  # generated images the sensitivities are measured on
+_BATCH = 128
+
+
+def _kernel_attribute(layer):
+    return "depthwise_kernel" if isinstance(layer, keras.layers.DepthwiseConv2D) else "kernel"
+
+
+class GridCopy:
+    """A float copy of `teacher` whose kernels can be put on a given bit grid, layer by layer."""
+
+    def __init__(self, teacher, names):
+        self.model = keras.models.clone_model(teacher)
+        self.model.set_weights(teacher.get_weights())
+        self.model.trainable = False
+        self._kernels = {}
+        for name in names:
+            layer = self.model.get_layer(name)
+            variable = getattr(layer, _kernel_attribute(layer))
+            original = variable.numpy()
+            self._kernels[name] = (variable, {
+                bits: mixed.fake_quantized(original, bits, mixed.per_channel(layer))
+                for bits in mixed.CHOICES})
+
+    def set_bits(self, bits):
+        """Puts each kernel of `bits` ({layer: 4 or 8}) on its grid."""
+        for name, value in bits.items():
+            variable, grids = self._kernels[name]
+            variable.assign(grids[value])
+
+
+def _mean_kl(teacher_logits, model, images):
+    values = [losses.kl_divergence(teacher_logits[start:start + _BATCH],
+                                   model(images[start:start + _BATCH], training=False),
+                                   reduction="batchmean")
+              for start in range(0, len(images), _BATCH)]
+    return float(np.mean(np.concatenate([np.asarray(v) for v in values])))
+
+
+def search_images(teacher, probe, config, space, log=print):
+    """IMAGES images of a generator trained for `config.mixed_search_steps` steps to maximise
+    KL(teacher || probe), with the batch-norm prior at `config.train.bn_prior_weight`."""
+    train = config.train
+    shape = tuple(teacher.inputs[0].shape[1:])
+    generator = models.generator(shape, train.latent_dim, config.generator_channels, space)
+    optimizer = keras.optimizers.Adam(train.generator_lr)
+    prior = priors.make_batch_norm_prior(teacher) if train.bn_prior_weight > 0 else None
+
+    @tf.function
+    def step(z):
+        with tf.GradientTape() as tape:
+            images = generator(z, training=True)
+            loss = -tf.reduce_mean(losses.kl_divergence(teacher(images, training=False),
+                                                        probe(images, training=False),
+                                                        reduction="batchmean"))
+            if prior is not None:
+                loss += train.bn_prior_weight * prior(images)
+        gradients = tape.gradient(loss, generator.trainable_variables)
+        optimizer.apply_gradients(zip(gradients, generator.trainable_variables))
+        return loss
+
+    rng = np.random.default_rng(train.seed)
+    started = time.time()
+    steps = config.mixed_search_steps
+    for index in range(steps):
+        loss = step(tf.constant(rng.normal(size=(train.batch_size, train.latent_dim)),
+                                tf.float32))
+        done = index + 1
+        if done % max(1, steps // 4) == 0 or done == steps:
+            rate = (time.time() - started) / done
+            log(f"mixed precision: generator search {done}/{steps}, loss {float(loss):.4f}, "
+                f"ETA {rate * (steps - done):.0f} s")
+    z = tf.constant(rng.normal(size=(IMAGES, train.latent_dim)), tf.float32)
+    return np.concatenate([np.asarray(generator(z[start:start + _BATCH], training=True))
+                           for start in range(0, IMAGES, _BATCH)])
+
+
+def measure(teacher, sizes, packed, config, space, log=print):
+    """{layer: sensitivity} of every packed layer of `teacher` (a flat logits model), and the
+    all-8-bit copy's divergence they grow from; `sizes` are its kernel sizes (mixed.py)."""
+    copy = GridCopy(teacher, list(sizes))
+    copy.set_bits(mixed.all_bits(sizes, packed, 4))
+    images = search_images(teacher, copy.model, config, space, log)
+    teacher_logits = np.concatenate([np.asarray(teacher(images[start:start + _BATCH],
+                                                        training=False))
+                                     for start in range(0, len(images), _BATCH)])
+    eight = dict.fromkeys(sizes, 8)
+    copy.set_bits(eight)
+    base = _mean_kl(teacher_logits, copy.model, images)
+    sensitivity = {}
+    for name in sizes:
+        if name not in packed:
+            continue
+        copy.set_bits({name: 4})
+        sensitivity[name] = _mean_kl(teacher_logits, copy.model, images) - base
+        copy.set_bits({name: 8})
+    log("mixed precision: sensitivities (KL growth at 4 bits) " + ", ".join(
+        f"{name} {value:.2e}" for name, value in sensitivity.items()))
+    return sensitivity, base
