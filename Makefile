@@ -12,7 +12,7 @@ TEACHER := exported/teachers/lenet5_mnist5k.keras
 # its run time is then that of one thread. The quantization table is split in two jobs to balance
 # the lanes: `binary` is its three binary seeds, `quantization` the int8 and n-bit runs. Each
 # script's minutes in the last run are in RESULTS.md's header.
-LANE_A := pruning quantization ticket first_path zoo
+LANE_A := pruning quantization ticket first_path zoo mixed
 LANE_B := binary slimming binary_delta fashion
 JOB_quantization := quantization.py --schemes=int8,w4a8,w4a4
 # make bench re-runs the zoo's MLP and its Keras 3 twin (minutes); the batch-norm teachers take
@@ -20,13 +20,15 @@ JOB_quantization := quantization.py --schemes=int8,w4a8,w4a4
 JOB_zoo := zoo.py --teachers=mlp,mlp_keras3 --schemes=int8 --with_data_seeds=0
 # make bench runs the Fashion-MNIST distillation row (3 seeds); the WRN rows run by make bench-fashion.
 JOB_fashion := fashion.py --experiments=distill_lenet5_half
+# make bench runs mixed precision on mnist5k at one budget (3 seeds); bench-mixed every budget.
+JOB_mixed := mixed.py --teachers=mnist5k --budgets=0.65
 JOB_binary := quantization.py --schemes=binary --out_dir=exported/bench/binary --results=bench/RESULTS_binary.md
 bench_job = $(or $(JOB_$(1)),$(1).py)
 BENCH_TIMES := exported/bench/times.txt
 ONE_THREAD := TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1
 QUICK := exported/bench-quick
 
-.PHONY: install demo teacher teacher-fashion test test-fast clean bench bench-fashion bench-fashion-lane-a bench-fashion-lane-b bench-zoo bench-zoo-lane-a bench-zoo-lane-b bench-quick bench-lane-a bench-lane-b bench-quick-lane-a bench-quick-lane-b
+.PHONY: install demo teacher teacher-fashion test test-fast clean bench bench-fashion bench-fashion-lane-a bench-fashion-lane-b bench-zoo bench-zoo-lane-a bench-zoo-lane-b bench-quick bench-lane-a bench-lane-b bench-quick-lane-a bench-quick-lane-b bench-mixed bench-mixed-lane-a bench-mixed-lane-b
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -96,6 +98,19 @@ bench-zoo-lane-a: $(STAMP)
 
 bench-zoo-lane-b: $(STAMP)
 	$(ONE_THREAD) $(BIN)/python bench/zoo.py --teachers=mobilenet,mlp,mlp_keras3 $(ZOO_ALL)
+
+# Mixed precision (bench/mixed.py) at three budgets with its uniform ends and random controls,
+# 3 seeds on the test split: mnist5k in one lane, the zoo's ResNet (bench-zoo's teacher) in the
+# other. Hours on 2 cores.
+bench-mixed: $(STAMP) $(TEACHER)
+	$(MAKE) -j2 bench-mixed-lane-a bench-mixed-lane-b
+	$(BIN)/python bench/results.py
+
+bench-mixed-lane-a: $(STAMP) $(TEACHER)
+	$(ONE_THREAD) $(BIN)/python bench/mixed.py --teachers=mnist5k
+
+bench-mixed-lane-b: $(STAMP)
+	$(ONE_THREAD) $(BIN)/python bench/mixed.py --teachers=resnet
 
 # The same tables at small sizes under exported/bench-quick/, in two one-thread lanes, then
 # speed alone, with fewer iterations per script (below) so that the whole stays within the ten

@@ -16,7 +16,7 @@ from absl import app, flags
 from tfdfc import artifacts
 
 ORDER = ("first_path", "quantization", "binary", "binary_delta", "pruning", "slimming", "ticket",
-         "zoo", "fashion", "speed")
+         "zoo", "fashion", "mixed", "speed")
 _INPUT_DIR = flags.DEFINE_string("input_dir", "bench", "Where the RESULTS_<name>.md files are.")
 _OUTPUT = flags.DEFINE_string("output", "RESULTS.md", "The combined file.")
 _TIMES = flags.DEFINE_string("times", None, "`make bench`'s time log: lines of `<lane> <script> "

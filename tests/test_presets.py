@@ -65,9 +65,13 @@ def test_compress_preset_runs_two_iterations(preset, cifar_files, tmp_path):
         teacher = next(line.split("=", 1)[1].strip() for line in handle
                        if line.startswith("--teacher="))
     teacher_file = cifar_files / ("40_2.keras" if "wrn40_2" in teacher else "16_2.keras")
+    text = open(os.path.join(ROOT, "flags", preset), encoding="utf-8").read()
     extra = [f"--ticket={cifar_files / 'ticket.npz'}"] if "ticket" in preset else []
-    if "delta_grid" in open(os.path.join(ROOT, "flags", preset), encoding="utf-8").read():
+    if "delta_grid" in text:
         extra.append("--binary_delta_grid=0.02")  # the grid machinery, with one candidate
+    if "--student=wrn-" in text:
+        extra.append("--student=wrn-10-1")  # the preset's wiring with a fifth of the network
+    # A subprocess each: runs under MirroredStrategy in one process clash (conftest.py).
     _run("tfdfc.compress", f"--flagfile=flags/{preset}", f"--teacher={teacher_file}",
          f"--eval_data=cifar10:{cifar_files / 'cifar10.npz'}", f"--out_dir={tmp_path / 'run'}",
          *_QUICK, *extra)
