@@ -8,6 +8,7 @@ with the commands that regenerate them. `make bench` runs every benchmark and th
 import importlib.metadata
 import os
 import platform
+import re
 import subprocess
 import time
 
@@ -67,10 +68,16 @@ def previous_times(path):
     return [kept[0], ""] if kept else []
 
 
-def section(name, text):
-    """One benchmark's table with its headings moved one level down."""
+def section(name, text, folder=""):
+    """One benchmark's table with its headings moved one level down, and its pictures' links
+    (written beside the table) made relative to the combined file: `folder` is the tables'
+    directory seen from there."""
     lines = [("#" + line) if line.startswith("#") else line for line in text.splitlines()]
-    return "\n".join(lines + [""])
+    text = "\n".join(lines + [""])
+    if not folder:
+        return text
+    return re.sub(r"\]\((RESULTS_[^)/]+\.png)\)",
+                  lambda match: f"]({os.path.join(folder, match.group(1))})", text)
 
 
 def main(argv):
@@ -95,7 +102,8 @@ def main(argv):
         parts += [f"Not yet run: {', '.join(missing)}.", ""]
     for name, path in present:
         with open(path, encoding="utf-8") as handle:
-            parts.append(section(name, handle.read()))
+            parts.append(section(name, handle.read(), os.path.relpath(
+                _INPUT_DIR.value, os.path.dirname(os.path.abspath(_OUTPUT.value)))))
     artifacts.write_text(_OUTPUT.value, "\n".join(parts))
     print(f"wrote {_OUTPUT.value} from {len(present)} benchmark(s)")
 

@@ -174,3 +174,15 @@ def test_mixed_benchmark_tiny(tmp_path):
     assert "| mixed@0.7 | 1 |" in table and "kernel bytes in the file vs budget" in table
     assert (tmp_path / "results_mnist5k.png").stat().st_size > 1000
     assert _run_tiny("bench/mixed.py", tmp_path, "--render_only") == table
+
+
+def test_results_points_picture_links_at_the_tables_folder(tmp_path):
+    tables = tmp_path / "tables"
+    tables.mkdir()
+    (tables / "RESULTS_mixed.md").write_text("# Mixed\n\n![front](RESULTS_mixed_resnet.png)\n")
+    output = tmp_path / "RESULTS.md"
+    result = subprocess.run([sys.executable, "bench/results.py", f"--input_dir={tables}",
+                             f"--output={output}"], capture_output=True, text=True,
+                            env=python_env(), cwd=ROOT, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "![front](tables/RESULTS_mixed_resnet.png)" in output.read_text()
