@@ -60,14 +60,13 @@ def claim(config):
     config_path = os.path.join(config.out_dir, "config.json")
     checkpoints = os.path.join(config.out_dir, "checkpoints")
     current = _config_dict(config)
-    if os.path.isdir(checkpoints) and not config.overwrite:
+    if os.path.isdir(checkpoints) and not config.overwrite and not _resumes(config):
         previous = artifacts.read_json(config_path)
-        if previous is None or _comparable(previous) != _comparable(current):
-            changed = sorted(_differences(previous, current)) if previous else []
-            raise ConfigError(
-                f"{config.out_dir} holds checkpoints of another run (settings differ: "
-                f"{', '.join(changed) or 'no config.json'}); pass --overwrite to discard them or "
-                "choose another --out_dir")
+        changed = sorted(_differences(previous, current)) if previous else []
+        raise ConfigError(
+            f"{config.out_dir} holds checkpoints of another run (settings differ: "
+            f"{', '.join(changed) or 'no config.json'}); pass --overwrite to discard them or "
+            "choose another --out_dir")
     if config.overwrite:
         for name in ("checkpoints", "tensorboard", "delta_grid"):
             shutil.rmtree(os.path.join(config.out_dir, name), ignore_errors=True)

@@ -17,16 +17,12 @@ import time
 
 import numpy as np
 
-from tfdfc import losses, models, priors
+from tfdfc import losses, metrics, models, priors
 from tfdfc.compression import mixed
 from tfdfc.keras_compat import keras, tf
 
 IMAGES = 512  # generated images the sensitivities are measured on
 _BATCH = 128
-
-
-def _kernel_attribute(layer):
-    return "depthwise_kernel" if isinstance(layer, keras.layers.DepthwiseConv2D) else "kernel"
 
 
 class GridCopy:
@@ -36,14 +32,11 @@ class GridCopy:
         self.model = keras.models.clone_model(teacher)
         self.model.set_weights(teacher.get_weights())
         self.model.trainable = False
-        self._kernels = {}
-        for name in names:
-            layer = self.model.get_layer(name)
-            variable = getattr(layer, _kernel_attribute(layer))
-            original = variable.numpy()
-            self._kernels[name] = (variable, {
-                bits: mixed.fake_quantized(original, bits, mixed.per_channel(layer))
-                for bits in mixed.CHOICES})
+        self._kernels = {
+            layer.name: (variable, {bits: mixed.fake_quantized(variable.numpy(), bits,
+                                                               mixed.per_channel(layer))
+                                    for bits in mixed.CHOICES})
+            for layer, variable in metrics.kernel_layers(self.model) if layer.name in names}
 
     def set_bits(self, bits):
         """Puts each kernel of `bits` ({layer: 4 or 8}) on its grid."""

@@ -33,16 +33,13 @@ _PACKED_BITS = {"INT4": 4, "INT8": 8}
 def kernel_sizes(model):
     """{layer name: weights in its kernel} of every convolution, depthwise and dense layer, in
     the model's order; raises ConfigError for a kernel layer the scheme cannot quantize."""
-    sizes = {}
     for layer in model.layers:
         if isinstance(layer, keras.layers.SeparableConv2D):
             raise ConfigError(f"layer {layer.name!r} (SeparableConv2D) is not supported by "
                               "--quantize=mixed: use --quantize=int8, or rebuild it as a "
                               "DepthwiseConv2D followed by a 1x1 Conv2D")
-        if isinstance(layer, quantize.KERNEL_LAYERS):
-            kernel = getattr(layer, "depthwise_kernel", None)
-            kernel = layer.kernel if kernel is None else kernel
-            sizes[layer.name] = int(np.prod(kernel.shape))
+    sizes = {layer.name: int(np.prod(kernel.shape))
+             for layer, kernel in metrics.kernel_layers(model)}
     if not sizes:
         raise ConfigError("--quantize=mixed: the teacher has no convolution or dense layer")
     return sizes
@@ -58,21 +55,25 @@ def weight_bytes(sizes, bits):
     return sum(layer_bytes(size, bits[name]) for name, size in sizes.items())
 
 
+def int8_bytes(sizes):
+    """Bytes of the kernels `sizes` all at 8 bits."""
+    return weight_bytes(sizes, dict.fromkeys(sizes, 8))
+
+
 def budget_bytes(budget, sizes):
     """The budget in bytes: `budget` <= 1 is a fraction of the int8 kernels' bytes."""
-    int8_bytes = weight_bytes(sizes, dict.fromkeys(sizes, 8))
-    return int(math.floor(budget * int8_bytes)) if budget <= 1 else int(budget)
+    return int(math.floor(budget * int8_bytes(sizes))) if budget <= 1 else int(budget)
 
 
 def check_budget(limit, sizes, packed):
     """Raises ConfigError when no assignment fits `limit` bytes."""
     smallest = weight_bytes(sizes, all_bits(sizes, packed, 4))
     if limit < smallest:
-        int8_bytes = weight_bytes(sizes, dict.fromkeys(sizes, 8))
+        full = int8_bytes(sizes)
         raise ConfigError(
             f"--mixed_budget of {limit:,} bytes is below the smallest mixed model: every kernel "
-            f"TFLite packs at 4 bits gives {smallest:,} bytes ({smallest / int8_bytes:.3f} of "
-            f"int8's {int8_bytes:,}); raise the budget")
+            f"TFLite packs at 4 bits gives {smallest:,} bytes ({smallest / full:.3f} of "
+            f"int8's {full:,}); raise the budget")
 
 
 def all_bits(sizes, packed, bits):
@@ -94,7 +95,7 @@ def solve(sizes, packed, sensitivity, limit):
       limit: the budget in bytes.
     """
     check_budget(limit, sizes, packed)
-    need = weight_bytes(sizes, dict.fromkeys(sizes, 8)) - limit
+    need = int8_bytes(sizes) - limit
     candidates = [name for name in sizes if name in packed]
     chosen = set()
     if need > 0:

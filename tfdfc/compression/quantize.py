@@ -23,7 +23,7 @@ from tf_keras.src.layers.core.tf_op_layer import TFOpLambda  # noqa: E402
 from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import default_8bit_quantize_registry  # noqa: E501,E402
 
 _qk = tfmot.quantization.keras
-KERNEL_LAYERS = (keras.layers.Conv2D, keras.layers.Dense, keras.layers.DepthwiseConv2D)
+_KERNEL_LAYERS = (keras.layers.Conv2D, keras.layers.Dense, keras.layers.DepthwiseConv2D)
 # Layers that wrap an arbitrary TensorFlow op (keras.applications' MobileNetV3 builds hard-swish
 # from `x + 3.0` and `x * (1 / 6)`): TF-MOT cannot wrap them, so they stay float in the QAT model
 # and the converter calibrates them on the representative (generated) images.
@@ -251,7 +251,7 @@ def nbit_config_for(model, weight_bits, act_bits, weight_bits_of=None):
         if isinstance(layer, _PASS_THROUGH + _OPAQUE):
             return None
         quantize_output = layer is not logits_layer
-        if isinstance(layer, KERNEL_LAYERS):
+        if isinstance(layer, _KERNEL_LAYERS):
             consumers = _consumers(layer)
             if (not _has_activation(layer) and len(consumers) == 1
                     and isinstance(consumers[0], _ACTIVATIONS)):

@@ -35,9 +35,9 @@ class MixedPrecision(qat.QuantizationAware):
         space = input_space.for_teacher(config.input_range, teacher)
         packed = packed_layers(teacher, sizes, config.train.seed, space)
         limit = mixed.budget_bytes(config.mixed_budget, sizes)
-        mixed.check_budget(limit, sizes, packed)
+        mixed.check_budget(limit, sizes, packed)  # before the search, which takes minutes
         plan = {"budget": config.mixed_budget, "budget_bytes": limit,
-                "int8_bytes": mixed.weight_bytes(sizes, dict.fromkeys(sizes, 8)),
+                "int8_bytes": mixed.int8_bytes(sizes),
                 "assignment": config.mixed_assignment, "packed": sorted(packed),
                 "sensitivity": None}
         if config.mixed_assignment == "random":
@@ -60,10 +60,8 @@ class MixedPrecision(qat.QuantizationAware):
         return student, CompressedStudent(model, quantize.make_range_sync(model), plan=plan)
 
     def deployable(self, config, run):
-        copy = mixed.quantize_mixed(export.plain_copy(run.float_template),
-                                    run.compressed.plan["bits"])
-        copy.set_weights(run.players.student_model.get_weights())
-        return copy
+        return qat.with_trained_weights(mixed.quantize_mixed(
+            export.plain_copy(run.float_template), run.compressed.plan["bits"]), run)
 
     def report_fields(self, config, run):
         plan = run.compressed.plan
@@ -72,7 +70,8 @@ class MixedPrecision(qat.QuantizationAware):
                                        "assignment", "bits", "packed", "sensitivity")}}
 
     def no_training(self, config, run, eval_set):
-        return _untrained(config, run, eval_set, run.compressed.plan["bits"], "this assignment")
+        return _untrained(config, run, eval_set, mixed.kernel_sizes(run.teacher_logits),
+                          run.compressed.plan["bits"], "this assignment")
 
     def more_baselines(self, config, run, eval_set):
         """Uniform int8 and w4a8 (every packed kernel at 4 bits) and a random assignment under
@@ -87,14 +86,14 @@ class MixedPrecision(qat.QuantizationAware):
             "no_training_random": (mixed.random_bits(sizes, packed, plan["budget_bytes"],
                                                      config.train.seed + 1),
                                    "a random assignment under the same budget")}
-        return {name: _untrained(config, run, eval_set, bits, what)
+        return {name: _untrained(config, run, eval_set, sizes, bits, what)
                 for name, (bits, what) in assignments.items()}
 
 
-def _untrained(config, run, eval_set, bits, what):
+def _untrained(config, run, eval_set, sizes, bits, what):
+    """The no-training baseline of assignment `bits` ({layer: 4 or 8}) with its bytes."""
     model = mixed.quantize_mixed(export.plain_copy(run.teacher_logits), bits)
     result = nbit_qat.noise_calibrated_accuracy(model, config, run, eval_set)
-    sizes = mixed.kernel_sizes(run.teacher_logits)
     result.update(method=f"{what}; {result['method']}",
                   weight_bytes=mixed.weight_bytes(sizes, bits),
                   layers_at_4_bits=sum(value == 4 for value in bits.values()))

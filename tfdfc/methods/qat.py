@@ -9,11 +9,12 @@ from tfdfc.methods import base
 def deployable_qat(run, spec):
     """A QAT copy outside any strategy, activations at >= 8 bits so TFLite kernels can run it."""
     export_spec = spec if spec.act_bits >= 8 else QuantSpec(spec.scheme, spec.weight_bits, 8)
-    return _with_trained_weights(compress(export.plain_copy(run.float_template),
-                                          export_spec).model, run)
+    return with_trained_weights(compress(export.plain_copy(run.float_template),
+                                         export_spec).model, run)
 
 
-def _with_trained_weights(copy, run):
+def with_trained_weights(copy, run):
+    """`copy` (a QAT model of the student's layout) holding the trained student's weights."""
     copy.set_weights(run.players.student_model.get_weights())
     return copy
 
