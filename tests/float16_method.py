@@ -20,7 +20,7 @@ class Float16(base.Method):
 
     def files(self, config, run, samples):
         view = export.plain_copy(run.players.student_model)  # outside the strategy
-        converter = tf.lite.TFLiteConverter.from_keras_model(view)
+        converter = export.converter(view)
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
         return view, view, {"float16": converter.convert(), "float": export.tflite_float(view)}
