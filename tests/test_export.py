@@ -37,6 +37,18 @@ def test_float_dynamic_and_int8_files_agree_with_keras():
         assert agree >= 0.9, agree
 
 
+def test_every_file_has_a_serving_signature_named_after_the_model():
+    """Apps call a file through its signature: each file names the Keras input and output."""
+    model = _model()
+    for payload in (export.tflite_float(model), export.tflite_dynamic(model),
+                    export.tflite_int8(model, _images())):
+        interpreter = Interpreter(model_content=payload)
+        assert interpreter.get_signature_list() == {
+            "serving_default": {"inputs": [model.input_names[0]], "outputs": ["logits"]}}
+        runner = interpreter.get_signature_runner("serving_default")
+        assert runner(**{model.input_names[0]: _images(2)})["logits"].shape == (2, 4)
+
+
 def test_int8_io_gives_int8_inputs_and_outputs():
     interpreter = Interpreter(model_content=export.tflite_int8(_model(), _images(), int8_io=True))
     assert interpreter.get_input_details()[0]["dtype"] == np.int8
