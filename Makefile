@@ -60,7 +60,7 @@ demo: $(STAMP) $(TEACHER)
 # Two pytest workers (pytest-xdist), one file each at a time, one TensorFlow thread each: much
 # of the suite is single-threaded Python (TF import in subprocess tests, tracing, conversion).
 test: $(STAMP)
-	$(ONE_THREAD) $(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=15 tests
+	$(ONE_THREAD) $(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=30 tests
 
 # The in-process tests only (no test marked slow): the tier to run while changing code.
 test-fast: $(STAMP)
