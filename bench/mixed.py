@@ -13,9 +13,11 @@ norms, cached there; run zoo.py first) and `wrn16_1` (the Fashion-MNIST WRN-16-1
 `qat`); a run whose directory holds report.json is read, not re-run (the ResNet's uniform int8
 and w4a8 runs are read from bench/zoo.py's, the same runs, where it made them), and every
 invocation adds its runs to the JSON of --results (same split), so several invocations build
-one table.
+one table. A random control that draws the very bits of the sensitivity run of its seed and
+budget is that run (same student, same seed) and is not trained again; the table says so.
 """
 
+import copy
 import dataclasses
 import os
 import statistics
@@ -24,6 +26,8 @@ from absl import app, flags
 
 import common
 from tfdfc import artifacts, data, figures, metrics, pipeline, recipes
+from tfdfc import teacher as tfdfc_teacher
+from tfdfc.compression import mixed
 from tfdfc.train import TrainConfig
 
 # From the issue "Data-free mixed precision", set 2026-12-01 (bench/TARGETS.md): means of 3
@@ -110,6 +114,10 @@ def run_all(settings, save):
                                        f"{name}_seed{seed}")
                 report = (artifacts.read_json(os.path.join(out_dir, "report.json"))
                           or zoo_report(teacher, name, seed, settings))
+                if report is None and fields.get("mixed_assignment") == "random":
+                    report = same_bits_report(runs.get(
+                        f"{teacher}/{name.replace('random', 'mixed')}/seed{seed}"), seed,
+                        teacher_path)
                 if report is None:
                     report = pipeline.run(run_config(fields, seed, teacher_path, eval_path,
                                                      settings["tiny"], settings["steps"],
@@ -119,6 +127,24 @@ def run_all(settings, save):
                     "eval_images": images, "command": settings["command"]}
                 save(runs)
     return runs
+
+
+def same_bits_report(mixed_entry, seed, teacher_path):
+    """The sensitivity run's report when the random control of the same seed and budget draws
+    the very same bits: the two runs would train the same student from the same seed (the search
+    leaves the training's random state as it found it), so it is not trained twice. None when
+    the bits differ or the sensitivity run is not there."""
+    if mixed_entry is None:
+        return None
+    plan = mixed_entry["report"]["student"]["mixed"]
+    bits = mixed.random_bits(mixed.kernel_sizes(tfdfc_teacher.load(teacher_path)),
+                             set(plan["packed"]), plan["budget_bytes"], seed)
+    if bits != plan["bits"]:
+        return None
+    report = copy.deepcopy(mixed_entry["report"])
+    report["student"]["mixed"]["assignment"] = "random"
+    report["same_bits_as"] = "mixed"
+    return report
 
 
 def zoo_report(teacher, name, seed, settings):
@@ -142,17 +168,19 @@ def summarise(entries):
     """Means over seeds of one point's reports."""
     reports = [entry["report"] for entry in entries]
     int8 = [report["tflite"]["int8"] for report in reports]
-    mixed = reports[0]["student"].get("mixed")
+    plan = reports[0]["student"].get("mixed")
     return {"seeds": len(reports), "teacher": reports[0]["teacher"]["accuracy"],
             "tflite": [entry["accuracy"] for entry in int8],
             "tflite_mean": statistics.mean(entry["accuracy"] for entry in int8),
             "keras_gap": max(abs(report["student"]["accuracy"] - entry["accuracy"])
                              for report, entry in zip(reports, int8)),
             "bytes": statistics.mean(entry["kernel_bytes"] for entry in int8),
-            "budget_bytes": mixed["budget_bytes"] if mixed else None,
-            "int8_bytes": mixed["int8_bytes"] if mixed else None,
-            "fours": (sum(bits == 4 for bits in mixed["bits"].values()), len(mixed["bits"]))
-            if mixed else None,
+            "budget_bytes": plan["budget_bytes"] if plan else None,
+            "int8_bytes": plan["int8_bytes"] if plan else None,
+            "fours": (sum(bits == 4 for bits in plan["bits"].values()), len(plan["bits"]))
+            if plan else None,
+            "same_bits_seeds": [entry["seed"] for entry in entries
+                                if entry["report"].get("same_bits_as")],
             "no_training": statistics.mean(
                 (report["baselines"]["no_training"] or {}).get("accuracy", float("nan"))
                 for report in reports),
@@ -199,6 +227,11 @@ def teacher_section(teacher, entries):
             "—" if line is None else f"{common.points(s['tflite_mean'], line):+.2f}",
             f"{s['minutes']:.1f}"]) + " |")
         _verdicts(teacher, name, s, summaries, line, verdicts, images)
+    for name, s in summaries.items():
+        if s["same_bits_seeds"]:
+            lines += ["", f"{name}: at seed(s) {', '.join(map(str, s['same_bits_seeds']))} the "
+                      "random draw gave the sensitivity assignment's bits, so it is the same "
+                      "run as the sensitivity point's."]
     lines += ["", f"Teacher {first['teacher']:.4f}. Targets (set {TARGETS_SET}):", ""]
     return lines + (verdicts.lines or ["- none measured"]) + [""], summaries
 

@@ -169,9 +169,12 @@ def test_fashion_benchmark_tiny(tmp_path):
 
 
 def test_mixed_benchmark_tiny(tmp_path):
-    table = _run_tiny("bench/mixed.py", tmp_path, "--kinds=mixed")
+    table = _run_tiny("bench/mixed.py", tmp_path, "--kinds=mixed,random")
     assert "`python bench/mixed.py --tiny`" in table and "### mnist5k" in table
     assert "| mixed@0.7 | 1 |" in table and "kernel bytes in the file vs budget" in table
+    # The tiny teacher leaves the random draw one choice: the sensitivity run, not trained again.
+    assert "random@0.7: at seed(s) 0 the random draw gave the sensitivity assignment's bits" in table
+    assert len(os.listdir(tmp_path / "work" / "runs" / "test" / "mnist5k")) == 1
     assert (tmp_path / "results_mnist5k.png").stat().st_size > 1000
     assert _run_tiny("bench/mixed.py", tmp_path, "--render_only") == table
 
