@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT, python_env, quiet
+from conftest import ROOT, python_env, quiet, run_binary_in_process
 from tfdfc import data, evaluation, pipeline
 from tfdfc.train import TrainConfig
 
@@ -48,18 +48,25 @@ def _evaluate_cli(*args):
 
 
 @pytest.mark.slow
-def test_cli_prints_json_and_refuses_bad_files(int8_run, tmp_path):
+def test_cli_prints_json_a_shell_can_read(int8_run):
     out_dir, report = int8_run
     result = _evaluate_cli(f"--model={out_dir / 'student_int8.tflite'}", "--eval_data=digits",
                            "--json")
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads(result.stdout.strip().splitlines()[-1])["accuracy"] == pytest.approx(
         report["tflite"]["int8"]["accuracy"])
+
+
+def test_cli_refuses_bad_files_with_exit_2_and_one_line(int8_run, tmp_path):
+    out_dir, _ = int8_run
     junk = tmp_path / "junk.tflite"
     junk.write_bytes(b"not a flatbuffer")
-    for path, message in ((tmp_path / "missing.keras", "model not found"),
-                          (junk, "could not be run as a TFLite model")):
-        result = _evaluate_cli(f"--model={path}", "--eval_data=digits")
-        assert result.returncode == 2 and message in result.stderr
-    wrong_shape = _evaluate_cli(f"--model={out_dir / 'saved_model'}", "--eval_data=mnist5k")
-    assert wrong_shape.returncode == 2 and "shape" in wrong_shape.stderr
+    for args, message in (([f"--model={tmp_path / 'missing.keras'}", "--eval_data=digits"],
+                           "model not found"),
+                          ([f"--model={junk}", "--eval_data=digits"],
+                           "could not be run as a TFLite model"),
+                          ([f"--model={out_dir / 'saved_model'}", "--eval_data=mnist5k"],
+                           "shape")):
+        result = run_binary_in_process("tfdfc.evaluate", *args)
+        assert result.returncode == 2 and message in result.stderr, (message, result.stderr)
+        assert "Traceback" not in result.stderr
