@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import quiet
-from tfdfc import api, config as config_lib, input_space, metrics, sensitivity, teacher
+from tfdfc import api, config as config_lib, export, input_space, metrics, sensitivity, teacher
 from tfdfc.compression import mixed
 from tfdfc.errors import ConfigError
 from tfdfc.keras_compat import keras
@@ -91,7 +91,7 @@ def test_the_file_holds_the_chosen_bits_within_the_budget(mixed_run):
     payload = open(outcome.files["tflite_int8"], "rb").read()
     assert metrics.tflite_kernel_bytes(payload) == plan["weight_bytes"] <= plan["budget_bytes"]
     assert outcome.report["tflite"]["int8"]["kernel_bytes"] == plan["weight_bytes"]
-    assert mixed.file_bits(payload, list(plan["bits"])) == plan["bits"]
+    assert mixed.file_bits(payload, outcome.student) == plan["bits"]
     assert 4 in plan["bits"].values() and 8 in plan["bits"].values()
     outcome.student(np.zeros((1, 8, 8, 1), np.float32))  # wrappers hold the quantized kernels
     fours = 0
@@ -146,3 +146,19 @@ def test_bad_mixed_settings_are_one_line_errors(tmp_path, digits_teacher_path, o
         api.compress(teacher.load(digits_teacher_path), str(out_dir), log=quiet,
                      **dict(TINY, **overrides))
     assert not out_dir.exists()
+
+
+@pytest.mark.slow
+def test_the_file_tells_apart_the_kernels_of_repeated_same_shaped_blocks():
+    """In MobileNetV2 the converter names the kernels of repeated blocks after the first block
+    (block_2_expand's kernel reads `block_1_expand/...`): the bits must still go to the right
+    layers, and every kernel but the first convolution and the head packs."""
+    import zoo  # pylint: disable=import-outside-toplevel
+    model = zoo.mobilenet_v2()
+    sizes = mixed.kernel_sizes(model)
+    ends = {next(iter(sizes)), list(sizes)[-1]}
+    bits = {name: 8 if name in ends or index % 2 else 4 for index, name in enumerate(sizes)}
+    images = np.random.default_rng(0).normal(size=(8,) + zoo.SHAPE).astype(np.float32)
+    payload = export.tflite_int8(mixed.quantize_mixed(export.plain_copy(model), bits), images)
+    assert mixed.file_bits(payload, model) == bits
+    assert metrics.tflite_kernel_bytes(payload) == mixed.weight_bytes(sizes, bits)

@@ -4,6 +4,7 @@ Sparsity is the fraction of zeros among the kernels of convolution and dense lay
 that pruning removes; parameter counts include every weight Keras counts.
 """
 
+import collections
 import gzip
 
 import numpy as np
@@ -77,6 +78,20 @@ def _unwrapped(layer):
     return layer
 
 
+def stored_kernel_shapes(model):
+    """[(layer name, shape)] of `model`'s kernel layers (wrappers looked through, in the model's
+    order) with the shape TFLite stores each kernel in: output channels first for convolutions
+    (O, H, W, I) and dense layers (O, I), (1, H, W, I * multiplier) for a depthwise one."""
+    found = []
+    for layer, kernel in kernel_layers(model):
+        inner, shape = _unwrapped(layer), tuple(int(d) for d in kernel.shape)
+        if isinstance(inner, keras.layers.DepthwiseConv2D):
+            found.append((inner.name, (1, shape[0], shape[1], shape[2] * shape[3])))
+        else:
+            found.append((inner.name, (shape[-1],) + shape[:-1]))
+    return found
+
+
 def kernel_layers(model):
     """(layer, kernel variable) for every convolution and dense layer, wrappers looked through."""
     found = []
@@ -130,9 +145,13 @@ def gzip_size(payload):
     return len(gzip.compress(payload, compresslevel=9))
 
 
+TFLiteKernel = collections.namedtuple("TFLiteKernel", "name type bytes shape")
+
+
 def tflite_kernels(payload):
-    """[(tensor name, TFLite type name such as INT8 or INT4, bytes stored)] of the kernel of
-    every convolution, depthwise and fully connected op of a TFLite flatbuffer."""
+    """[TFLiteKernel(tensor name, TFLite type name such as INT8 or INT4, bytes stored, shape)]
+    of the kernel of every convolution, depthwise and fully connected op of a TFLite flatbuffer,
+    in the file's op order."""
     from ai_edge_litert import schema_py_generated as schema  # pylint: disable=g-import-not-at-top
     model = schema.Model.GetRootAsModel(payload, 0)
     graph = model.Subgraphs(0)
@@ -146,11 +165,12 @@ def tflite_kernels(payload):
         code = model.OperatorCodes(op.OpcodeIndex())
         if op_names.get(max(code.BuiltinCode(), code.DeprecatedBuiltinCode())) in _KERNEL_OPS:
             tensor = graph.Tensors(op.Inputs(1))
-            found.append((tensor.Name().decode(), type_names[tensor.Type()],
-                          model.Buffers(tensor.Buffer()).DataLength()))
+            found.append(TFLiteKernel(tensor.Name().decode(), type_names[tensor.Type()],
+                                      model.Buffers(tensor.Buffer()).DataLength(),
+                                      tuple(int(d) for d in tensor.ShapeAsNumpy())))
     return found
 
 
 def tflite_kernel_bytes(payload):
     """Total bytes of the convolution and dense kernels a TFLite flatbuffer stores."""
-    return sum(size for _, _, size in tflite_kernels(payload))
+    return sum(kernel.bytes for kernel in tflite_kernels(payload))

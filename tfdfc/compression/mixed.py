@@ -5,7 +5,7 @@ or 8 bits, activations at 8, under a budget of weight bytes.
   TFLite file stores them: one byte per weight at 8 bits, half a byte where the converter packs
   4-bit weights into an INT4 tensor. Biases (int32) and activations are the same at every
   assignment, so they are not counted. The converter does not pack every 4-bit kernel (it keeps
-  some, such as a first convolution with one input channel, as INT8 tensors holding 16 levels):
+  some, such as a first convolution or the dense head, as INT8 tensors holding 16 levels):
   `packed_layers` converts an all-4-bit copy once and reads which kernels came out INT4, and
   only those are choices, since elsewhere 4 bits would cost accuracy and save no byte.
 - The budget is met by a covering knapsack: the set of layers moved to 4 bits saves at least the
@@ -177,13 +177,22 @@ def quantize_mixed(model, bits):
                                   bits[layer.name])
 
 
-def file_bits(payload, names):
-    """{layer: 4 or 8} as a TFLite file stores the kernels of `names` (layer names of a QAT
-    model, whose wrappers are `quant_<name>` in the tensors' names); a layer whose kernel it
-    cannot tell apart is left out."""
+def file_bits(payload, model):
+    """{layer name: 4 or 8} as a TFLite file of `model` (float or QAT) stores its kernels.
+
+    Tensor names cannot say which layer a kernel belongs to: the converter names the kernels of
+    same-shaped layers after the first of them (MobileNetV2's repeated blocks all read
+    `block_1_...`). Each kernel in the file's op order goes to the first layer, in the model's
+    order, with its stored shape that has none yet; among those, one the tensor name names is
+    taken first. A layer with no such kernel is left out.
+    """
+    layers = metrics.stored_kernel_shapes(model)
     bits = {}
-    for tensor_name, type_name, _ in metrics.tflite_kernels(payload):
-        matches = [name for name in names if f"quant_{name}/" in tensor_name]
-        if len(matches) == 1 and type_name in _PACKED_BITS:
-            bits[matches[0]] = _PACKED_BITS[type_name]
+    for kernel in metrics.tflite_kernels(payload):
+        free = [name for name, shape in layers if shape == kernel.shape and name not in bits]
+        named = [name for name in free if f"quant_{name}/" in kernel.name or
+                 f"/{name}/" in kernel.name]
+        chosen = (named or free or [None])[0]
+        if chosen is not None and kernel.type in _PACKED_BITS:
+            bits[chosen] = _PACKED_BITS[kernel.type]
     return bits

@@ -106,5 +106,5 @@ def packed_layers(teacher, sizes, seed, space):
     probe = mixed.quantize_mixed(export.plain_copy(teacher), dict.fromkeys(sizes, 4))
     noise = baseline_noise.images(tuple(teacher.inputs[0].shape[1:]), seed, space)
     payload = export.tflite_int8(probe, noise[:32])
-    return {name for name, bits in mixed.file_bits(payload, list(sizes)).items() if bits == 4}
+    return {name for name, bits in mixed.file_bits(payload, teacher).items() if bits == 4}
 
