@@ -7,14 +7,15 @@ Writes Markdown, the reports as JSON and a PNG of the size-accuracy front beside
     python bench/mixed.py --split=val --seeds=0                      # tuning
     python bench/mixed.py --tiny                                     # seconds, for tests
 
-Teachers: `mnist5k` (the demo LeNet-5), `resnet` (bench/zoo.py's Fashion-MNIST ResNet with batch
-norms, cached there; run zoo.py first) and `wrn16_1` (the Fashion-MNIST WRN-16-1 of
-`make teacher-fashion`). Every run is trained data-free with the scheme's recipe (recipes.py
-`qat`); a run whose directory holds report.json is read, not re-run (the ResNet's uniform int8
-and w4a8 runs are read from bench/zoo.py's, the same runs, where it made them), and every
-invocation adds its runs to the JSON of --results (same split), so several invocations build
-one table. A random control that draws the very bits of the sensitivity run of its seed and
-budget is that run (same student, same seed) and is not trained again; the table says so.
+Teachers: `mnist5k` (the demo LeNet-5), `resnet` and `mobilenet` (bench/zoo.py's Fashion-MNIST
+ResNet and MobileNetV2-style network with batch norms, cached there; run zoo.py first) and
+`wrn16_1` (the Fashion-MNIST WRN-16-1 of `make teacher-fashion`). Every run is trained data-free
+with the scheme's recipe (recipes.py `qat`); a run whose directory holds report.json is read, not
+re-run (the zoo teachers' uniform int8 and w4a8 runs are read from bench/zoo.py's, the same
+runs, where it made them), and every invocation adds its runs to the JSON of --results (same
+split), so several invocations build one table. A random control that draws the very bits of
+the sensitivity run of its seed and budget is that run (same student, same seed) and is not
+trained again; the table says so.
 """
 
 import copy
@@ -40,6 +41,7 @@ KERAS_TFLITE_POINTS = 0.3
 TEACHERS = {  # name: (teacher path, evaluation data spec or zoo npz size)
     "mnist5k": (common.DEMO_TEACHER, "mnist5k"),
     "resnet": ("exported/bench/zoo/teachers/resnet.keras", 32),
+    "mobilenet": ("exported/bench/zoo/teachers/mobilenet.keras", 32),
     "wrn16_1": ("exported/teachers/wrn16_1_fashion.keras", "fashion_mnist"),
 }
 TINY_DIR = "exported/bench/mixed_tiny"
@@ -148,10 +150,11 @@ def same_bits_report(mixed_entry, seed, teacher_path):
 
 
 def zoo_report(teacher, name, seed, settings):
-    """bench/zoo.py's report of the same uniform run (the ResNet teacher, int8 or w4a8, its
-    recipe, one device, same split), with the kernel bytes its int8 file holds; None if that
-    run has not been made (then this bench makes it)."""
-    if teacher != "resnet" or name not in ("int8", "w4a8") or settings["tiny"] or settings["steps"]:
+    """bench/zoo.py's report of the same uniform run (a zoo teacher, int8 or w4a8, its recipe,
+    one device, same split), with the kernel bytes its int8 file holds; None if that run has
+    not been made (then this bench makes it)."""
+    if (not TEACHERS[teacher][0].startswith("exported/bench/zoo/")
+            or name not in ("int8", "w4a8") or settings["tiny"] or settings["steps"]):
         return None
     out_dir = os.path.join("exported/bench/zoo/runs", settings["split"], teacher,
                            f"{name}_{recipes.RECIPES['qat'].steps}it_seed{seed}")
