@@ -100,14 +100,14 @@ bench-zoo-lane-b: $(STAMP)
 	$(ONE_THREAD) $(BIN)/python bench/zoo.py --teachers=mobilenet,mlp,mlp_keras3 $(ZOO_ALL)
 
 # Mixed precision (bench/mixed.py) at three budgets with its uniform ends and random controls,
-# 3 seeds on the test split: mnist5k in one lane, the zoo's ResNet (bench-zoo's teacher) in the
-# other. Hours on 2 cores.
+# 3 seeds on the test split: mnist5k then the zoo's MobileNetV2-style network in one lane, the
+# zoo's ResNet in the other (both bench-zoo's teachers). Hours on 2 cores.
 bench-mixed: $(STAMP) $(TEACHER)
 	$(MAKE) -j2 bench-mixed-lane-a bench-mixed-lane-b
 	$(BIN)/python bench/results.py
 
 bench-mixed-lane-a: $(STAMP) $(TEACHER)
-	$(ONE_THREAD) $(BIN)/python bench/mixed.py --teachers=mnist5k
+	$(ONE_THREAD) $(BIN)/python bench/mixed.py --teachers=mnist5k,mobilenet
 
 bench-mixed-lane-b: $(STAMP)
 	$(ONE_THREAD) $(BIN)/python bench/mixed.py --teachers=resnet
