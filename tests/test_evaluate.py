@@ -7,8 +7,9 @@ import sys
 
 import pytest
 
-from conftest import ROOT, python_env, quiet, run_binary_in_process
+from conftest import ROOT, python_env, quiet
 from tfdfc import data, evaluation, pipeline
+from tfdfc.errors import UserInputError
 from tfdfc.train import TrainConfig
 
 
@@ -48,25 +49,27 @@ def _evaluate_cli(*args):
 
 
 @pytest.mark.slow
-def test_cli_prints_json_a_shell_can_read(int8_run):
+def test_cli_prints_json_and_exits_2_on_a_bad_file(int8_run, tmp_path):
+    """What a shell sees: the JSON line, and exit 2 with one line (each bad case is below)."""
     out_dir, report = int8_run
     result = _evaluate_cli(f"--model={out_dir / 'student_int8.tflite'}", "--eval_data=digits",
                            "--json")
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads(result.stdout.strip().splitlines()[-1])["accuracy"] == pytest.approx(
         report["tflite"]["int8"]["accuracy"])
+    missing = _evaluate_cli(f"--model={tmp_path / 'missing.keras'}", "--eval_data=digits")
+    assert missing.returncode == 2 and "model not found" in missing.stderr
+    assert "Traceback" not in missing.stderr
 
 
-def test_cli_refuses_bad_files_with_exit_2_and_one_line(int8_run, tmp_path):
+def test_bad_files_are_refused_with_one_line(int8_run, tmp_path):
     out_dir, _ = int8_run
     junk = tmp_path / "junk.tflite"
     junk.write_bytes(b"not a flatbuffer")
-    for args, message in (([f"--model={tmp_path / 'missing.keras'}", "--eval_data=digits"],
-                           "model not found"),
-                          ([f"--model={junk}", "--eval_data=digits"],
-                           "could not be run as a TFLite model"),
-                          ([f"--model={out_dir / 'saved_model'}", "--eval_data=mnist5k"],
-                           "shape")):
-        result = run_binary_in_process("tfdfc.evaluate", *args)
-        assert result.returncode == 2 and message in result.stderr, (message, result.stderr)
-        assert "Traceback" not in result.stderr
+    for path, data_name, message in (
+            (tmp_path / "missing.keras", "digits", "model not found"),
+            (junk, "digits", "could not be run as a TFLite model"),
+            (out_dir / "saved_model", "mnist5k", "takes images of shape")):
+        with pytest.raises(UserInputError, match=message) as raised:
+            evaluation.evaluate(str(path), data.load(data_name))
+        assert "\n" not in str(raised.value)
