@@ -101,6 +101,11 @@ def run_config(fields, seed, teacher_path, eval_path, tiny, steps, out_dir):
         checkpoint_every=min(total, 50)))
 
 
+def run_key(teacher, point, seed):
+    """A run's key in the results JSON."""
+    return f"{teacher}/{point}/seed{seed}"
+
+
 def run_all(settings, save):
     runs = {}
     for teacher in settings["teachers"]:
@@ -118,13 +123,13 @@ def run_all(settings, save):
                           or zoo_report(teacher, name, seed, settings))
                 if report is None and fields.get("mixed_assignment") == "random":
                     report = same_bits_report(runs.get(
-                        f"{teacher}/{name.replace('random', 'mixed')}/seed{seed}"), seed,
+                        run_key(teacher, name.replace("random", "mixed"), seed)), seed,
                         teacher_path)
                 if report is None:
                     report = pipeline.run(run_config(fields, seed, teacher_path, eval_path,
                                                      settings["tiny"], settings["steps"],
                                                      out_dir))
-                runs[f"{teacher}/{name}/seed{seed}"] = {
+                runs[run_key(teacher, name, seed)] = {
                     "teacher": teacher, "point": name, "seed": seed, "report": report,
                     "eval_images": images, "command": settings["command"]}
                 save(runs)
