@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -11,6 +12,14 @@ import pytest
 from conftest import ROOT, python_env
 
 pytestmark = pytest.mark.slow  # each bench's tiny mode in a subprocess
+
+
+@pytest.fixture
+def shared_teacher(tmp_path, digits_teacher_path):
+    """The session's digits teacher where a bench's tiny mode looks for its own (the same
+    architecture on the same data), so that each bench does not train one again."""
+    (tmp_path / "work").mkdir()
+    shutil.copy(digits_teacher_path, tmp_path / "work" / "digits_teacher.keras")
 
 
 def _run_tiny(script, tmp_path, *args):
@@ -29,6 +38,7 @@ def test_first_path_benchmark_tiny(tmp_path):
     assert "--flagfile=flags/demo.cfg" in table and "2 data-free iterations" in table
 
 
+@pytest.mark.usefixtures("shared_teacher")
 def test_quantization_benchmark_tiny(tmp_path):
     table = _run_tiny("bench/quantization.py", tmp_path, "--schemes=int8,binary",
                       "--binary_seeds=0,1")
@@ -41,6 +51,7 @@ def test_quantization_benchmark_tiny(tmp_path):
     assert sorted(rendered.splitlines()) == sorted(table.splitlines())  # rows may reorder
 
 
+@pytest.mark.usefixtures("shared_teacher")
 def test_pruning_benchmark_tiny(tmp_path):
     table = _run_tiny("bench/pruning.py", tmp_path, "--sparsities=0.9",
                       "--with_data_baseline=false", "--combined_sparsity=0.5")
@@ -48,12 +59,14 @@ def test_pruning_benchmark_tiny(tmp_path):
     assert "sparse int8 gzip / dense float gzip" in table
 
 
+@pytest.mark.usefixtures("shared_teacher")
 def test_ticket_benchmark_tiny(tmp_path):
     table = _run_tiny("bench/ticket.py", tmp_path, "--seeds=0,1")
     assert "| 0 |" in table and "| 1 |" in table and "| mean ± std |" in table
     assert "ticket minus re-init, mean of 2 seeds (pt)" in table
 
 
+@pytest.mark.usefixtures("shared_teacher")
 def test_slimming_benchmark_tiny(tmp_path):
     table = _run_tiny("bench/slimming.py", tmp_path, "--weight_decays=1e-5",
                       "--compare_weight_decay=1e-3", "--seeds=0")
@@ -61,6 +74,7 @@ def test_slimming_benchmark_tiny(tmp_path):
     assert "data-free minus with-data slimming (pt)" in table
 
 
+@pytest.mark.usefixtures("shared_teacher")
 def test_speed_benchmark_tiny(tmp_path):
     table = _run_tiny("bench/speed.py", tmp_path, "--latency_runs=5")
     assert "alternating iteration / plain fit step" in table
@@ -78,6 +92,7 @@ def test_speed_benchmark_refuses_a_bad_width_before_measuring(tmp_path):
     assert result.returncode != 0 and "--more_ratio_widths must be integers >= 2" in result.stderr
 
 
+@pytest.mark.usefixtures("shared_teacher")
 def test_binary_delta_benchmark_tiny(tmp_path):
     table = _run_tiny("bench/binary_delta.py", tmp_path, "--delta_multiples=0.5,1")
     assert table.count("| yes |") == 1 and "vs full-precision data-free" in table
@@ -152,6 +167,7 @@ def test_results_says_how_long_make_bench_took(tmp_path):
     assert "lane-b (30 min: pruning 10.0, ticket 20.0)" in text
 
 
+@pytest.mark.usefixtures("shared_teacher")
 def test_fashion_benchmark_tiny(tmp_path):
     """A preset flagfile run by tfdfc.compress on a digits teacher for two iterations, with both
     baselines; the table has the experiment's row and target verdicts and re-renders from its
@@ -168,6 +184,7 @@ def test_fashion_benchmark_tiny(tmp_path):
     assert _run_tiny("bench/fashion.py", tmp_path, "--render_only") == table
 
 
+@pytest.mark.usefixtures("shared_teacher")
 def test_mixed_benchmark_tiny(tmp_path):
     table = _run_tiny("bench/mixed.py", tmp_path, "--kinds=mixed,random")
     assert "`python bench/mixed.py --tiny`" in table and "### mnist5k" in table

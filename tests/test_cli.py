@@ -72,10 +72,11 @@ def test_find_ticket_then_compress_with_it(tmp_path, digits_teacher_path):
     assert found.returncode == 0, found.stderr[-2000:]
     assert "round 1/1" in found.stdout and ticket_file.exists()
     out_dir = tmp_path / "run"
-    result = _run("tfdfc.compress", f"--teacher={digits_teacher_path}", f"--out_dir={out_dir}",
-                  f"--ticket={ticket_file}", "--ticket_reinit", "--eval_data=digits", "--steps=1",
-                  "--batch_size=16", "--student_steps=1", "--generator_channels=8",
-                  "--with_data_baseline=false")
+    result = run_binary_in_process(
+        "tfdfc.compress", f"--teacher={digits_teacher_path}", f"--out_dir={out_dir}",
+        f"--ticket={ticket_file}", "--ticket_reinit", "--eval_data=digits", "--steps=1",
+        "--batch_size=16", "--student_steps=1", "--generator_channels=8",
+        "--with_data_baseline=false", "--strategy=one_device")
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads((out_dir / "report.json").read_text())
     assert report["student"]["ticket_reinit"] is True and report["student"]["sparsity"] > 0.15

@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import tiny_fashion_dir, ROOT, python_env
+from conftest import tiny_fashion_dir, ROOT, python_env, run_binary_in_process
 from tfdfc import artifacts, models
 
 pytestmark = pytest.mark.slow  # the CIFAR presets run WRNs in subprocesses
@@ -71,10 +71,12 @@ def test_compress_preset_runs_two_iterations(preset, cifar_files, tmp_path):
         extra.append("--binary_delta_grid=0.02")  # the grid machinery, with one candidate
     if "--student=wrn-" in text:
         extra.append("--student=wrn-10-1")  # the preset's wiring with a fifth of the network
-    # A subprocess each: runs under MirroredStrategy in one process clash (conftest.py).
-    _run("tfdfc.compress", f"--flagfile=flags/{preset}", f"--teacher={teacher_file}",
-         f"--eval_data=cifar10:{cifar_files / 'cifar10.npz'}", f"--out_dir={tmp_path / 'run'}",
-         *_QUICK, *extra)
+    # In this process on one device: MirroredStrategy runs in one process clash (conftest.py).
+    result = run_binary_in_process(
+        "tfdfc.compress", f"--flagfile={os.path.join(ROOT, 'flags', preset)}",
+        f"--teacher={teacher_file}", f"--eval_data=cifar10:{cifar_files / 'cifar10.npz'}",
+        f"--out_dir={tmp_path / 'run'}", "--strategy=one_device", *_QUICK, *extra)
+    assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "run" / "report.json").exists()
     assert (tmp_path / "run" / "student_float.tflite").exists() or \
         (tmp_path / "run" / "student_int8.tflite").exists()
