@@ -1,6 +1,7 @@
 """The benchmarks' verdict code: means and standard deviations over seeds, the noise rule, and
 met / missed lines (bench/common.py)."""
 
+import json
 import math
 import os
 import subprocess
@@ -69,14 +70,31 @@ def _fashion():
     return fashion
 
 
-def _in_own_process(check):
-    """Runs `check` of this file in a fresh interpreter: bench/fashion.py defines absl flags
-    that clash with the binaries' flags other test files load into a shared worker."""
+@pytest.fixture(scope="module")
+def fashion_checks():
+    """Runs every `_check_fashion_*` of this file in one fresh interpreter (bench/fashion.py
+    defines absl flags that clash with the binaries' flags other test files load into a shared
+    worker); {check: its traceback, or "" when it passed}."""
     code = (f"import sys; sys.path[:0] = [{os.path.join(ROOT, 'tests')!r}, "
-            f"{os.path.join(ROOT, 'bench')!r}]; import test_verdicts; test_verdicts.{check}()")
+            f"{os.path.join(ROOT, 'bench')!r}]\n"
+            "import json, traceback, test_verdicts\n"
+            "outcomes = {}\n"
+            "for name in dir(test_verdicts):\n"
+            "    if name.startswith('_check_fashion'):\n"
+            "        try:\n"
+            "            getattr(test_verdicts, name)()\n"
+            "            outcomes[name] = ''\n"
+            "        except Exception:  # pylint: disable=broad-except\n"
+            "            outcomes[name] = traceback.format_exc()\n"
+            "print(json.dumps(outcomes))\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             cwd=ROOT, timeout=300, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def _passed(fashion_checks, check):
+    assert fashion_checks[check] == "", fashion_checks[check]
 
 
 def _entry(experiment, seed, shipped, teacher=0.9, with_data=None, no_training=None, minutes=5,
@@ -126,13 +144,16 @@ def _check_fashion_quantized_rows_ship_the_int8_file_and_tuning_rows_get_no_verd
     assert text.count("- int8_wrn16_1:") == 1  # the --student_lr=1 row is tuning: no verdict
 
 
-def test_fashion_table_judges_the_mean_of_seeds_against_each_target():
-    _in_own_process("_check_fashion_table_judges_the_mean_of_seeds_against_each_target")
+def test_fashion_table_judges_the_mean_of_seeds_against_each_target(fashion_checks):
+    _passed(fashion_checks,
+            "_check_fashion_table_judges_the_mean_of_seeds_against_each_target")
 
 
-def test_fashion_runs_longer_than_ten_minutes_do_not_count_for_the_fast_target():
-    _in_own_process("_check_fashion_runs_longer_than_ten_minutes_do_not_count_for_the_fast_target")
+def test_fashion_runs_longer_than_ten_minutes_do_not_count_for_the_fast_target(fashion_checks):
+    _passed(fashion_checks,
+            "_check_fashion_runs_longer_than_ten_minutes_do_not_count_for_the_fast_target")
 
 
-def test_fashion_quantized_rows_ship_the_int8_file_and_tuning_rows_get_no_verdict():
-    _in_own_process("_check_fashion_quantized_rows_ship_the_int8_file_and_tuning_rows_get_no_verdict")
+def test_fashion_quantized_rows_ship_the_int8_file_and_tuning_rows_get_no_verdict(fashion_checks):
+    _passed(fashion_checks,
+            "_check_fashion_quantized_rows_ship_the_int8_file_and_tuning_rows_get_no_verdict")
