@@ -3,7 +3,8 @@
     python tests/distributed_run.py TEACHER OUT_DIR WEIGHTS.npz {multi_worker|two_cpus}
 
 `multi_worker` reads TF_CONFIG (one process per worker); `two_cpus` is the single-process
-reference with the same global batch over two logical CPUs.
+reference with the same global batch over two logical CPUs (tests run it in their own process
+through `train`).
 """
 
 import sys
@@ -18,6 +19,18 @@ CONFIG = dict(generator_channels=8, with_data_baseline=False,
                                 checkpoint_every=1))
 
 
+def train(strategy, kind, teacher_path, out_dir):
+    """Trains the tiny run under `strategy` (of --strategy `kind`); returns what main saves."""
+    config = pipeline.CompressConfig(teacher=teacher_path, out_dir=out_dir, strategy=kind,
+                                     **CONFIG)
+    from tfdfc import teacher  # pylint: disable=import-outside-toplevel
+    with strategy.scope():
+        model = teacher.load(teacher_path)
+    run, loop = pipeline.train_one(config, strategy, model, None, out_dir)
+    return dict(replicas=strategy.num_replicas_in_sync, iteration=int(loop.iteration.numpy()),
+                **{f"w{i}": w for i, w in enumerate(run.players.student_model.get_weights())})
+
+
 def main(teacher_path, out_dir, weights_path, mode):
     if mode == "two_cpus":
         distribute.split_cpu(2)
@@ -26,15 +39,7 @@ def main(teacher_path, out_dir, weights_path, mode):
     else:
         strategy = distribute.make_strategy("multi_worker")
         kind = "multi_worker"
-    config = pipeline.CompressConfig(teacher=teacher_path, out_dir=out_dir, strategy=kind,
-                                     **CONFIG)
-    from tfdfc import teacher  # pylint: disable=import-outside-toplevel
-    with strategy.scope():
-        model = teacher.load(teacher_path)
-    run, loop = pipeline.train_one(config, strategy, model, None, out_dir)
-    np.savez(weights_path, replicas=strategy.num_replicas_in_sync,
-             iteration=int(loop.iteration.numpy()),
-             **{f"w{i}": w for i, w in enumerate(run.players.student_model.get_weights())})
+    np.savez(weights_path, **train(strategy, kind, teacher_path, out_dir))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@ import threading
 import numpy as np
 import pytest
 
-from conftest import ROOT, python_env, run_binary_in_process
+import distributed_run
+from conftest import ROOT, python_env, run_binary_in_process, two_replica_strategy
 from tfdfc import artifacts
 
 TINY = ["--eval_data=digits", "--batch_size=16", "--student_steps=2", "--generator_channels=8",
@@ -138,12 +139,10 @@ def test_two_workers_end_identical_and_equal_a_single_process_run(tmp_path, digi
     for worker in workers:
         _, stderr = worker.communicate(timeout=300)
         assert worker.returncode == 0, stderr[-3000:]
-    reference = subprocess.run(
-        [sys.executable, driver, digits_teacher_path, str(tmp_path / "single"),
-         str(tmp_path / "single.npz"), "two_cpus"], env=python_env(), capture_output=True,
-        text=True, timeout=300, check=False)
-    assert reference.returncode == 0, reference.stderr[-3000:]
-    results = [np.load(tmp_path / name) for name in ("worker0.npz", "worker1.npz", "single.npz")]
+    # The single-process reference in this process, over its two logical CPUs.
+    single = distributed_run.train(two_replica_strategy(), "mirrored", digits_teacher_path,
+                                   str(tmp_path / "single"))
+    results = [np.load(tmp_path / name) for name in ("worker0.npz", "worker1.npz")] + [single]
     assert [int(r["replicas"]) for r in results] == [2, 2, 2]
     assert [int(r["iteration"]) for r in results] == [3, 3, 3]
     weights = [k for k in results[0].files if k.startswith("w")]
