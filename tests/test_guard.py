@@ -1,9 +1,15 @@
 """The fallback guard's decision: the untrained model is exported only when it agrees more with
-the teacher on the same images by more than the paired noise plus the judge's bias margin."""
+the teacher on the same images by more than the paired noise plus the judge's bias margin; and
+the swap itself, end to end, for the quantization-aware methods."""
 
 import numpy as np
+import pytest
 
-from tfdfc import guard
+from conftest import quiet
+from tfdfc import guard, pipeline, report
+from tfdfc.compression import mixed
+from tfdfc.keras_compat import tf
+from tfdfc.train import TrainConfig
 
 
 def _labels(correct, teacher):
@@ -39,3 +45,33 @@ def test_a_tie_or_a_better_trained_model_keeps_the_trained_one():
     better = _labels(np.ones(500, bool), teacher)
     assert guard.compare(better, same, teacher)["exported"] == "trained"
     assert guard.compare(better, same, teacher)["difference"] < 0
+
+
+@pytest.mark.slow  # two iterations, then every export twice
+@pytest.mark.parametrize("quantize, overrides", [
+    ("w4a8", {}), ("mixed", {"mixed_budget": 0.7, "mixed_search_steps": 2})])
+def test_a_damaged_quantized_student_is_replaced_by_the_untrained_qat_teacher(
+        tmp_path, digits_teacher_path, quantize, overrides):
+    """n-bit and mixed runs have an untrained twin of the same artefact, the QAT-wrapped teacher:
+    a student whose kernels training zeroed (it answers one class) is swapped for it, with one
+    warning line, and the exported file is that twin (4-bit kernels packed, teacher-like)."""
+    config = pipeline.CompressConfig(
+        teacher=digits_teacher_path, out_dir=str(tmp_path), quantize=quantize,
+        eval_data="digits", generator_channels=8, strategy="one_device",
+        with_data_baseline=False, train=TrainConfig(steps=2, batch_size=16, student_steps=2,
+                                                    log_every=1, eval_every=2,
+                                                    checkpoint_every=2), **overrides)
+    strategy, teacher_model, eval_set, _ = pipeline.load_inputs(config)
+    run, _ = pipeline.train_one(config, strategy, teacher_model, eval_set, config.out_dir,
+                                log=quiet)
+    for variable in run.players.student_model.trainable_variables:
+        if "kernel" in variable.name:
+            variable.assign(tf.zeros_like(variable))
+    lines = []
+    result, _ = report.export_and_measure(config, run, eval_set, log=lines.append)
+    assert result["guard"]["exported"] == "untrained", result["guard"]
+    assert sum("WARNING" in line for line in lines) == 1
+    assert result["student"]["accuracy"] < 0.2  # the damaged Keras student
+    assert result["tflite"]["int8"]["accuracy"] > result["teacher"]["accuracy"] - 0.15
+    int8_kernel_bytes = sum(mixed.kernel_sizes(run.teacher_logits).values())
+    assert result["tflite"]["int8"]["kernel_bytes"] < int8_kernel_bytes  # INT4 kernels packed

@@ -17,8 +17,9 @@ trailed it by up to about a point of agreement on generated images, while damage
 damage, not differences of a point, which it cannot see through its judge's bias.
 
 It applies where the untrained version is the same artefact: int8 (post-training int8 of the
-teacher, calibrated on the generated images) and binary (delta * sign of the teacher's
-kernels); not to n-bit QAT, pruning or new architectures.
+teacher, calibrated on the generated images), n-bit and mixed QAT (the QAT-wrapped teacher at
+the run's bits, its activation ranges moved by forward passes on the generated images) and
+binary (delta * sign of the teacher's kernels); not to pruning or new architectures.
 """
 
 import math

@@ -73,6 +73,15 @@ class MixedPrecision(qat.QuantizationAware):
         return _untrained(config, run, eval_set, mixed.kernel_sizes(run.teacher_logits),
                           run.compressed.plan["bits"], "this assignment")
 
+    def has_untrained(self, config):
+        return True  # validate: the teacher's own layers, from its weights
+
+    def untrained(self, config, run, samples):
+        model = mixed.quantize_mixed(export.plain_copy(run.teacher_logits),
+                                     run.compressed.plan["bits"])
+        return nbit_qat.untrained_files(model, config, samples,
+                                        "QAT-wrapped teacher at this assignment")
+
     def more_baselines(self, config, run, eval_set):
         """Uniform int8 and w4a8 (every packed kernel at 4 bits) and a random assignment under
         the same budget, each without training, with their weight bytes."""

@@ -23,20 +23,44 @@ class NBit(qat.QuantizationAware):
                                        spec.act_bits)
         return noise_calibrated_accuracy(model, config, run, eval_set)
 
+    def has_untrained(self, config):
+        return config.student == "same"
 
-def noise_calibrated_accuracy(model, config, run, eval_set):
-    """{"accuracy", "method"} of a QAT `model` of the teacher, untrained: its activation ranges
-    moved from TF-MOT's initial +-6 by forward passes on Gaussian noise, its weights kept."""
-    noise = baseline_noise.images(eval_set.input_shape, config.train.seed, run.input_space)
+    def untrained(self, config, run, samples):
+        spec = qat.deployable_spec(config.quant_spec)
+        model = quantize.quantize_nbit(export.plain_copy(run.teacher_logits), spec.weight_bits,
+                                       spec.act_bits)
+        return untrained_files(model, config, samples, f"QAT-wrapped teacher at {config.quantize}")
+
+
+def calibrated(model, images):
+    """`model`, a QAT model of the teacher, with its activation ranges moved from TF-MOT's
+    initial +-6 by forward passes on `images`, every other weight kept."""
     kept = {w.name: w.numpy() for w in model.weights if not _is_range(w)}
-    for start in range(0, len(noise), _BATCH):
-        model(noise[start:start + _BATCH], training=True)  # moves the activation ranges...
+    for start in range(0, len(images), _BATCH):
+        model(images[start:start + _BATCH], training=True)  # moves the activation ranges...
     for weight in model.weights:
         if weight.name in kept:
             weight.assign(kept[weight.name])  # ...so restore batch-norm statistics and steps
+    return model
+
+
+def noise_calibrated_accuracy(model, config, run, eval_set):
+    """{"accuracy", "method"} of a QAT `model` of the teacher, untrained, calibrated on
+    Gaussian noise."""
+    noise = baseline_noise.images(eval_set.input_shape, config.train.seed, run.input_space)
+    model = calibrated(model, noise)
     return {"accuracy": metrics.keras_accuracy(model, eval_set.x_test, eval_set.y_test),
             "method": f"QAT-wrapped teacher, no weight update; activation ranges from the "
                       f"initial +-6 after {len(noise) // _BATCH} Gaussian-noise batches"}
+
+
+def untrained_files(model, config, samples, what):
+    """For the fallback guard: (the untrained QAT `model` calibrated on the generated `samples`,
+    {"int8": its full-integer TFLite file}, description)."""
+    model = calibrated(model, samples)
+    return model, {"int8": export.tflite_int8(model, samples, config.int8_io)}, (
+        f"{what}, no weight update; activation ranges from forward passes on generated images")
 
 
 def _is_range(weight):

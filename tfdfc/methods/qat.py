@@ -6,11 +6,15 @@ from tfdfc.compression import QuantSpec, compress
 from tfdfc.methods import base
 
 
+def deployable_spec(spec):
+    """`spec` with activations at >= 8 bits, so that TFLite kernels can run it."""
+    return spec if spec.act_bits >= 8 else QuantSpec(spec.scheme, spec.weight_bits, 8)
+
+
 def deployable_qat(run, spec):
     """A QAT copy outside any strategy, activations at >= 8 bits so TFLite kernels can run it."""
-    export_spec = spec if spec.act_bits >= 8 else QuantSpec(spec.scheme, spec.weight_bits, 8)
     return with_trained_weights(compress(export.plain_copy(run.float_template),
-                                         export_spec).model, run)
+                                         deployable_spec(spec)).model, run)
 
 
 def with_trained_weights(copy, run):
