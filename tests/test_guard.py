@@ -48,19 +48,17 @@ def test_a_tie_or_a_better_trained_model_keeps_the_trained_one():
 
 
 @pytest.mark.slow  # two iterations, then every export twice
-@pytest.mark.parametrize("quantize, overrides", [
-    ("w4a8", {}), ("mixed", {"mixed_budget": 0.7, "mixed_search_steps": 2})])
-def test_a_damaged_quantized_student_is_replaced_by_the_untrained_qat_teacher(
-        tmp_path, digits_teacher_path, quantize, overrides):
-    """n-bit and mixed runs have an untrained twin of the same artefact, the QAT-wrapped teacher:
-    a student whose kernels training zeroed (it answers one class) is swapped for it, with one
-    warning line, and the exported file is that twin (4-bit kernels packed, teacher-like)."""
+def test_a_damaged_nbit_student_is_replaced_by_the_untrained_qat_teacher(tmp_path,
+                                                                        digits_teacher_path):
+    """n-bit runs have an untrained twin of the same artefact, the QAT-wrapped teacher (mixed
+    runs too: test_mixed.py): a student whose kernels training zeroed (it answers one class) is
+    swapped for it, with one warning line, and the exported file is that twin (4-bit kernels
+    packed, teacher-like)."""
     config = pipeline.CompressConfig(
-        teacher=digits_teacher_path, out_dir=str(tmp_path), quantize=quantize,
-        eval_data="digits", generator_channels=8, strategy="one_device",
-        with_data_baseline=False, train=TrainConfig(steps=2, batch_size=16, student_steps=2,
-                                                    log_every=1, eval_every=2,
-                                                    checkpoint_every=2), **overrides)
+        teacher=digits_teacher_path, out_dir=str(tmp_path), quantize="w4a8", eval_data="digits",
+        generator_channels=8, strategy="one_device", with_data_baseline=False,
+        train=TrainConfig(steps=2, batch_size=16, student_steps=2, log_every=1, eval_every=2,
+                          checkpoint_every=2))
     strategy, teacher_model, eval_set, _ = pipeline.load_inputs(config)
     run, _ = pipeline.train_one(config, strategy, teacher_model, eval_set, config.out_dir,
                                 log=quiet)

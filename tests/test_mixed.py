@@ -121,6 +121,15 @@ def test_the_report_gives_the_uniform_random_and_untrained_baselines(mixed_run):
     assert abs(outcome.report["tflite"]["int8"]["accuracy"] - keras_accuracy) < 0.05
 
 
+def test_the_fallback_guard_weighs_the_student_against_the_untrained_assignment(mixed_run):
+    outcome, _ = mixed_run
+    entry = outcome.report["guard"]
+    assert entry["checked"] and entry["untrained"].startswith("QAT-wrapped teacher at this "
+                                                              "assignment")
+    assert 0.0 <= entry["untrained_agreement"] <= 1.0 and entry["exported"] in ("trained",
+                                                                                "untrained")
+
+
 def test_a_resumed_run_keeps_its_saved_assignment(mixed_run, digits_teacher_path):
     outcome, out_dir = mixed_run
     plan_path = os.path.join(out_dir, "plan.json")
