@@ -51,7 +51,11 @@ _TEACHERS = flags.DEFINE_list("teachers", ["mnist5k"], f"Teachers: {', '.join(TE
 _BUDGETS = flags.DEFINE_list("budgets", ["0.55", "0.65", "0.8"], "Budgets, fractions of the "
                              "int8 kernel bytes.")
 _KINDS = flags.DEFINE_list("kinds", ["uniform", "mixed", "random"], "Points to run: uniform "
-                           "(int8 and w4a8), mixed (by sensitivity), random (the control).")
+                           "(int8 and w4a8; or one of them: int8, w4a8), mixed (by "
+                           "sensitivity), random (the control).")
+KIND_NAMES = ("uniform", "int8", "w4a8", "mixed", "random")
+flags.register_validator("kinds", lambda kinds: set(kinds) <= set(KIND_NAMES),
+                         f"--kinds takes {', '.join(KIND_NAMES)}")
 _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Training seeds of every run.")
 _SPLIT = flags.DEFINE_enum("split", "test", ["val", "test"], "Evaluation split: val for tuning, "
                            "test to report.")
@@ -60,10 +64,10 @@ _RENDER_ONLY = flags.DEFINE_bool("render_only", False, "Rewrite the Markdown and
 
 
 def points(budgets, kinds=("uniform", "mixed", "random")):
-    """{point name: CompressConfig fields} of `kinds`: the uniform ends and, per budget, the
-    sensitivity assignment and its random control."""
-    found = {"int8": dict(quantize="int8"), "w4a8": dict(quantize="w4a8")} if (
-        "uniform" in kinds) else {}
+    """{point name: CompressConfig fields} of `kinds`: the uniform ends (both, or the one
+    named) and, per budget, the sensitivity assignment and its random control."""
+    found = {end: dict(quantize=end) for end in ("int8", "w4a8")
+             if "uniform" in kinds or end in kinds}
     for budget in budgets:
         for kind in ("mixed", "random"):
             if kind in kinds:
