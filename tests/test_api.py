@@ -14,6 +14,7 @@ TINY = dict(steps=2, batch_size=16, student_steps=2, generator_channels=8, log_e
             with_data_baseline=False, strategy="one_device")
 
 
+@pytest.mark.slow  # a whole run with every export
 def test_an_in_memory_teacher_compresses_to_a_student_its_files_and_report(
         tmp_path, digits_teacher_path):
     model = teacher.load(digits_teacher_path)

@@ -45,6 +45,7 @@ def test_an_unknown_quantize_value_is_refused_naming_the_choices():
         _config("float16", "none", "").validate()
 
 
+@pytest.mark.slow  # a whole run with every export
 def test_a_method_added_as_one_module_runs_end_to_end(tmp_path, digits_teacher_path,
                                                       monkeypatch):
     monkeypatch.setattr(methods, "METHODS", methods.METHODS + (Float16(),))

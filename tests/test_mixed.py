@@ -85,6 +85,7 @@ def mixed_run(tmp_path_factory, digits_teacher_path):
     return outcome, out_dir
 
 
+@pytest.mark.slow  # a whole mixed run (shared)
 def test_the_file_holds_the_chosen_bits_within_the_budget(mixed_run):
     outcome, _ = mixed_run
     plan = outcome.report["student"]["mixed"]
@@ -105,6 +106,7 @@ def test_the_file_holds_the_chosen_bits_within_the_budget(mixed_run):
     assert fours == sum(bits == 4 for bits in plan["bits"].values())
 
 
+@pytest.mark.slow  # a whole mixed run (shared)
 def test_the_report_gives_the_uniform_random_and_untrained_baselines(mixed_run):
     outcome, _ = mixed_run
     baselines = outcome.report["baselines"]
@@ -121,6 +123,7 @@ def test_the_report_gives_the_uniform_random_and_untrained_baselines(mixed_run):
     assert abs(outcome.report["tflite"]["int8"]["accuracy"] - keras_accuracy) < 0.05
 
 
+@pytest.mark.slow  # a whole mixed run (shared)
 def test_the_fallback_guard_weighs_the_student_against_the_untrained_assignment(mixed_run):
     outcome, _ = mixed_run
     entry = outcome.report["guard"]
@@ -130,6 +133,7 @@ def test_the_fallback_guard_weighs_the_student_against_the_untrained_assignment(
                                                                                 "untrained")
 
 
+@pytest.mark.slow  # a whole mixed run (shared)
 def test_a_resumed_run_keeps_its_saved_assignment(mixed_run, digits_teacher_path):
     outcome, out_dir = mixed_run
     plan_path = os.path.join(out_dir, "plan.json")

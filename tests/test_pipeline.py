@@ -119,6 +119,7 @@ def test_bad_input_fails_before_anything_is_written(tmp_path, digits_teacher_pat
     assert not out_dir.exists()
 
 
+@pytest.mark.slow  # a whole run with every export and both baselines
 def test_int8_run_reports_bits_int8_tflite_and_both_baselines(tmp_path, digits_teacher_path):
     report = pipeline.run(_run_config(digits_teacher_path, tmp_path, quantize="int8"), log=quiet)
     assert report["student"]["weight_bits"] == 8 and report["student"]["act_bits"] == 8
@@ -136,6 +137,7 @@ def test_int8_run_reports_bits_int8_tflite_and_both_baselines(tmp_path, digits_t
     assert (tmp_path / "student_int8.tflite").exists()
 
 
+@pytest.mark.slow  # a training run per delta, then every export
 def test_delta_grid_trains_each_delta_and_chooses_by_generated_agreement(
         tmp_path, digits_teacher_path):
     report = pipeline.run(_run_config(digits_teacher_path, tmp_path, quantize="binary",

@@ -102,6 +102,7 @@ def test_a_generator_ema_outside_0_to_1_is_refused(generator_ema):
         tiny_train_config(generator_ema=generator_ema).validate()
 
 
+@pytest.mark.slow  # three training loops per scheme
 @pytest.mark.parametrize("quantize", ["none", "binary", "int8"])
 def test_resume_continues_the_count_and_reproduces_an_uninterrupted_run(
         tmp_path, digits_teacher_path, quantize):
