@@ -118,33 +118,34 @@ MNIST_FLAGFILES = sorted(path for path in glob.glob(os.path.join(ROOT, "flags", 
                          and not path.endswith("_base.cfg"))
 
 
-def _parse_in_process(module, paths, monkeypatch):
+def parse_flagfiles(module, paths):
+    """Parses each flagfile in `paths` with the flags of binary `module` (run from the checkout:
+    flagfiles name their base flagfile relative to it); fails naming the first bad one."""
     importlib.import_module(module)
-    monkeypatch.chdir(ROOT)  # flagfiles name their base flagfile relative to the checkout
     try:
         for path in paths:
             flags.FLAGS.unparse_flags()
-            flags.FLAGS(["check", "--flagfile=" + path])  # raises flags.Error on a bad one
+            try:
+                flags.FLAGS(["check", "--flagfile=" + path])
+            except flags.Error as error:
+                raise AssertionError(f"{path}: {error}") from error
     finally:
         flags.FLAGS.unparse_flags()
 
 
 @pytest.mark.parametrize("module", sorted({_module_for(path) for path in MNIST_FLAGFILES}))
 def test_every_small_flagfile_names_only_real_flags_with_valid_values(module, monkeypatch):
-    """Parses each flagfile of `module` with its flags, in one process per module (the binaries
-    define some flags alike, so they cannot share one): absl raises for an unknown flag or a
-    value its validators refuse."""
+    """Parses each flagfile of `module` with its flags: absl raises for an unknown flag or a
+    value its validators refuse. The binaries define some flags alike, so they cannot share a
+    process: compress's parse in this one (where other tests run compress), each other's in its
+    own."""
     paths = [path for path in MNIST_FLAGFILES if _module_for(path) == module]
     if module == "tfdfc.compress":  # the one binary the tests also run in this process
-        _parse_in_process(module, paths, monkeypatch)
+        monkeypatch.chdir(ROOT)
+        parse_flagfiles(module, paths)
         return
-    code = (f"import {module}\nfrom absl import flags\n"
-            f"for path in {paths!r}:\n"
-            "    flags.FLAGS.unparse_flags()\n"
-            "    try:\n"
-            "        flags.FLAGS(['check', '--flagfile=' + path])\n"
-            "    except flags.Error as error:\n"
-            "        raise SystemExit(f'{path}: {error}')\n")
+    code = (f"import sys; sys.path[:0] = [{os.path.join(ROOT, 'tests')!r}]\n"
+            f"import test_presets; test_presets.parse_flagfiles({module!r}, {paths!r})\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             env=python_env(), cwd=ROOT, timeout=300, check=False)
     assert result.returncode == 0, result.stderr[-2000:]

@@ -3,7 +3,7 @@ c-bit activations, from the teacher's weights. TFLite packs 4-bit weights; activ
 bits run at int8 there (qat.py)."""
 
 from tfdfc import export, metrics
-from tfdfc.compression import quantize
+from tfdfc.compression import compress, quantize
 from tfdfc.methods import baseline_noise, qat
 
 _BATCH = 32
@@ -27,10 +27,11 @@ class NBit(qat.QuantizationAware):
         return config.student == "same"
 
     def untrained(self, config, run, samples):
-        spec = qat.deployable_spec(config.quant_spec)
-        model = quantize.quantize_nbit(export.plain_copy(run.teacher_logits), spec.weight_bits,
-                                       spec.act_bits)
-        return untrained_files(model, config, samples, f"QAT-wrapped teacher at {config.quantize}")
+        """The teacher wrapped as the trained student's file is (qat.deployable_qat)."""
+        model = compress(export.plain_copy(run.teacher_logits),
+                         qat.deployable_spec(config.quant_spec)).model
+        return untrained_files(model, config, samples,
+                               f"QAT-wrapped teacher at {config.quantize}")
 
 
 def calibrated(model, images):
