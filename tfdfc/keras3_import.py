@@ -18,10 +18,6 @@ import numpy as np
 
 from tfdfc.errors import Keras3ImportError
 from tfdfc.keras_compat import keras, tf
-import keras as keras3  # after keras_compat, so that tf.keras has already resolved to tf-keras
-
-if not keras3.__version__.startswith("3"):
-    raise ImportError(f"`import keras` gave Keras {keras3.__version__}, expected Keras 3")
 
 OUTPUT_TOLERANCE = 1e-4  # largest max-abs output difference accepted against Keras 3
 CHECK_IMAGES = 8  # standard-normal images (seed 0) on which both models' outputs are compared
@@ -157,7 +153,17 @@ def _check_convertible(entry, path):
         "the model with tf-keras (`import tf_keras as keras`)")
 
 
+def _keras3():
+    """Keras 3, imported on first use: only reading a Keras 3 file needs it, and importing it
+    costs a couple of seconds of every process's start (it brings scikit-learn and pandas)."""
+    import keras as keras3  # pylint: disable=import-outside-toplevel
+    if not keras3.__version__.startswith("3"):
+        raise ImportError(f"`import keras` gave Keras {keras3.__version__}, expected Keras 3")
+    return keras3
+
+
 def _load_keras3(path, safe_mode):
+    keras3 = _keras3()
     try:
         return keras3.saving.load_model(path, compile=False, safe_mode=safe_mode)
     except Exception as error:  # Keras raises many types for a bad file; all mean the same here.
@@ -374,7 +380,7 @@ def _copy_weights(source, target):
     Kerases (tf-keras lists all trainable weights first)."""
     for layer in source.layers:
         counterpart = target.get_layer(layer.name)
-        if isinstance(layer, keras3.Model):
+        if isinstance(layer, _keras3().Model):
             _copy_weights(layer, counterpart)
             continue
         try:
@@ -395,7 +401,7 @@ def _max_output_difference(source, target):
         dim or _FREE_DIM for dim in tensor.shape[1:])).astype(np.float32)
         for tensor in target.inputs]
     feed = inputs[0] if len(inputs) == 1 else inputs
-    expected = [keras3.ops.convert_to_numpy(output)
+    expected = [_keras3().ops.convert_to_numpy(output)
                 for output in tf.nest.flatten(source(feed, training=False))]
     actual = [np.asarray(output) for output in tf.nest.flatten(target(feed, training=False))]
     return max(float(np.max(np.abs(np.asarray(e, np.float64) - np.asarray(a, np.float64))))

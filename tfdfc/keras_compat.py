@@ -6,6 +6,7 @@ imports `tf`, `keras` and `tfmot` from here, so a process can never mix Keras 2 
 """
 
 import os
+import sys
 
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -16,7 +17,19 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
-import tensorflow_model_optimization as tfmot  # noqa: E402
+
+# TF-MOT's pruning registry tries Keras 2's `from keras.src.engine import base_layer`. With Keras 3
+# installed that imports all of Keras 3 (scikit-learn and pandas with it: about 2 s of every
+# process's start) and then fails with an ImportError, which TF-MOT catches. `None` in
+# sys.modules makes the same import fail at once; Keras 3 stays importable afterwards.
+_BLOCK_KERAS3 = "keras" not in sys.modules
+if _BLOCK_KERAS3:
+    sys.modules["keras"] = None
+try:
+    import tensorflow_model_optimization as tfmot  # noqa: E402
+finally:
+    if _BLOCK_KERAS3:
+        del sys.modules["keras"]
 
 if tf.keras.layers.Dense is not keras.layers.Dense:
     raise ImportError(
