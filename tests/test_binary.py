@@ -63,7 +63,7 @@ def test_too_few_weight_layers_is_a_clear_error():
         binary.binarise(model, DELTA)
 
 
-@pytest.mark.parametrize("replicas", [1, 2])
+@pytest.mark.parametrize("replicas", [1, pytest.param(2, marks=pytest.mark.slow)])
 def test_loop_steps_keep_buffers_clipped_and_export_exactly_two_values(
         tmp_path, digits_teacher_path, replicas):
     strategy = (two_replica_strategy() if replicas == 2

@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from conftest import quiet, tiny_players, tiny_train_config
 from tfdfc import distribute
@@ -170,6 +171,7 @@ def _collapsed_loop(tmp_path, teacher_path, steps, lines, **overrides):
     return Loop(strategy, players, config, str(tmp_path / "ckpt"), log=lines.append)
 
 
+@pytest.mark.slow
 def test_a_resumed_run_warns_where_an_uninterrupted_one_would(tmp_path, digits_teacher_path):
     lines = []
     first = _collapsed_loop(tmp_path, digits_teacher_path, 2, lines, on_collapse="warn")
@@ -184,6 +186,7 @@ def test_a_resumed_run_warns_where_an_uninterrupted_one_would(tmp_path, digits_t
     assert resumed.collapse.summary()["iterations"] == [3]
 
 
+@pytest.mark.slow
 def test_a_resumed_run_keeps_its_resets_and_old_checkpoints_still_restore(
         tmp_path, digits_teacher_path):
     lines = []
@@ -203,6 +206,7 @@ def test_a_resumed_run_keeps_its_resets_and_old_checkpoints_still_restore(
     assert [line for line in lines if "collapse watch starts afresh" in line], lines
 
 
+@pytest.mark.slow
 def test_a_run_that_warned_resets_when_resumed_under_reset(tmp_path, digits_teacher_path):
     lines = []
     first = _collapsed_loop(tmp_path, digits_teacher_path, 3, lines, on_collapse="warn")

@@ -12,6 +12,8 @@ from tfdfc import data, evaluation, pipeline
 from tfdfc.errors import UserInputError
 from tfdfc.train import TrainConfig
 
+pytestmark = pytest.mark.slow  # every test reads one whole int8 run with all its exports
+
 
 @pytest.fixture(scope="module")
 def int8_run(tmp_path_factory, digits_teacher_path):

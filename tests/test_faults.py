@@ -165,6 +165,7 @@ def test_atomic_write_leaves_the_previous_file_and_no_temporary_on_failure(tmp_p
     assert os.listdir(tmp_path) == ["student.tflite"]
 
 
+@pytest.mark.slow
 def test_failed_export_keeps_previous_outputs(tmp_path, digits_teacher_path, monkeypatch):
     from tfdfc import export, pipeline  # pylint: disable=import-outside-toplevel
     from tfdfc.train import TrainConfig  # pylint: disable=import-outside-toplevel
@@ -230,6 +231,7 @@ def test_unsafe_teacher_loads_with_unsafe_load(tmp_path, bad_files):
     assert result.returncode == 0, result.stderr[-2000:]
 
 
+@pytest.mark.slow
 def test_out_dir_of_another_run_is_refused_unless_overwrite(tmp_path, digits_teacher_path):
     base = [f"--teacher={digits_teacher_path}", f"--out_dir={tmp_path}", "--steps=2"]
     assert _compress_in_process(*base).returncode == 0
@@ -242,6 +244,7 @@ def test_out_dir_of_another_run_is_refused_unless_overwrite(tmp_path, digits_tea
     assert json.loads((tmp_path / "config.json").read_text())["train"]["seed"] == 7
 
 
+@pytest.mark.slow
 def test_corrupt_checkpoint_is_a_clear_error(tmp_path, digits_teacher_path):
     base = [f"--teacher={digits_teacher_path}", f"--out_dir={tmp_path}", "--steps=2"]
     assert _compress_in_process(*base).returncode == 0

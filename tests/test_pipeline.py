@@ -72,6 +72,7 @@ def test_exported_saved_model_and_tflite_match_keras(finished_run):
     assert report["tflite"]["float"]["accuracy"] == report["student"]["accuracy"]
 
 
+@pytest.mark.slow
 def test_a_finished_run_started_again_resumes_without_training(finished_run, digits_teacher_path):
     out_dir, report = finished_run
     lines = []
@@ -82,6 +83,7 @@ def test_a_finished_run_started_again_resumes_without_training(finished_run, dig
     assert again["train"]["seconds"] == report["train"]["seconds"] > 0
 
 
+@pytest.mark.slow
 def test_a_run_resumes_with_another_collapse_action_but_not_other_settings(
         finished_run, digits_teacher_path, tmp_path):
     out_dir = tmp_path / "run"
@@ -97,6 +99,7 @@ def test_a_run_resumes_with_another_collapse_action_but_not_other_settings(
                                  train=TrainConfig(student_lr=1e-3, **train)), log=quiet)
 
 
+@pytest.mark.slow
 def test_smaller_student_from_the_registry(tmp_path, digits_teacher_path):
     report = pipeline.run(_run_config(digits_teacher_path, tmp_path, student="lenet5-x0.25"),
                           log=quiet)
@@ -153,6 +156,7 @@ def test_delta_grid_trains_each_delta_and_chooses_by_generated_agreement(
     assert report["baselines"]["with_data"] is None
 
 
+@pytest.mark.slow
 def test_binary_run_exports_tflite_kernels_of_exactly_two_values(tmp_path, digits_teacher_path):
     report = pipeline.run(_run_config(digits_teacher_path, tmp_path, quantize="binary",
                                       delta=0.05, with_data_baseline=False), log=quiet)

@@ -22,7 +22,7 @@ def _config(out_dir, teacher_path, **overrides):
     return pipeline.CompressConfig(**values)
 
 
-@pytest.mark.parametrize("replicas", [1, 2])
+@pytest.mark.parametrize("replicas", [1, pytest.param(2, marks=pytest.mark.slow)])
 def test_loop_reaches_the_scheduled_sparsity_and_teacher_is_untouched(
         tmp_path, digits_teacher_path, replicas):
     strategy = (two_replica_strategy() if replicas == 2
@@ -192,6 +192,7 @@ def test_bad_pruning_values_fail_before_any_work(tmp_path, overrides, message):
         _config(tmp_path, "t.keras", **overrides).validate()
 
 
+@pytest.mark.slow
 def test_pruning_with_int8_qat_keeps_the_zeros_and_exports_a_sparse_int8_file(
         tmp_path, digits_teacher_path):
     report = pipeline.run(_config(tmp_path, digits_teacher_path, quantize="int8", sparsity=0.7),

@@ -111,6 +111,7 @@ def _config(out_dir, teacher_path, **overrides):
     return pipeline.CompressConfig(**values)
 
 
+@pytest.mark.slow
 def test_two_replica_steps_shrink_scales_and_leave_the_teacher(tmp_path, digits_teacher_path):
     strategy = two_replica_strategy()
     config = _config(tmp_path, digits_teacher_path)
@@ -129,6 +130,7 @@ def test_two_replica_steps_shrink_scales_and_leave_the_teacher(tmp_path, digits_
         np.testing.assert_array_equal(before, after)
 
 
+@pytest.mark.slow
 def test_slimming_run_exports_the_smaller_network(tmp_path, digits_teacher_path):
     report = pipeline.run(_config(tmp_path, digits_teacher_path), log=quiet)
     student = report["student"]

@@ -47,6 +47,7 @@ def _run(tmp_path, teacher_path, ticket_path, reinit):
     return run.players.student_model, start
 
 
+@pytest.mark.slow
 def test_mask_stays_fixed_and_the_ticket_starts_from_its_original_init(
         tmp_path, digits_teacher_path, ticket_path):
     _, masks, initial = ticket.load(ticket_path)

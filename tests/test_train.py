@@ -19,7 +19,8 @@ STRATEGIES = {"one_replica": lambda: distribute.make_strategy("one_device"),
               "two_replicas": two_replica_strategy}
 
 
-@pytest.mark.parametrize("strategy_name", sorted(STRATEGIES))
+@pytest.mark.parametrize("strategy_name", [
+    "one_replica", pytest.param("two_replicas", marks=pytest.mark.slow)])
 def test_two_iterations_train_student_and_generator_but_not_teacher(
         tmp_path, digits_teacher_path, strategy_name):
     strategy = STRATEGIES[strategy_name]()
@@ -59,6 +60,7 @@ def test_later_draws_give_fresh_latents_and_draw_zero_is_the_generator_steps():
     assert not np.allclose(draws[0], draws[1]) and not np.allclose(draws[1], draws[2])
 
 
+@pytest.mark.slow
 def test_resampled_latents_train_the_student_on_other_images(tmp_path, digits_teacher_path):
     strategy = distribute.make_strategy("one_device")
     students = {}
@@ -72,6 +74,7 @@ def test_resampled_latents_train_the_student_on_other_images(tmp_path, digits_te
     assert any(not np.allclose(a, b) for a, b in zip(students[False], students[True]))
 
 
+@pytest.mark.slow
 def test_the_slow_generator_moves_by_its_decay_and_is_kept_in_checkpoints(
         tmp_path, digits_teacher_path):
     strategy, decay = two_replica_strategy(), 0.75

@@ -144,16 +144,19 @@ def _check_fashion_quantized_rows_ship_the_int8_file_and_tuning_rows_get_no_verd
     assert text.count("- int8_wrn16_1:") == 1  # the --student_lr=1 row is tuning: no verdict
 
 
+@pytest.mark.slow
 def test_fashion_table_judges_the_mean_of_seeds_against_each_target(fashion_checks):
     _passed(fashion_checks,
             "_check_fashion_table_judges_the_mean_of_seeds_against_each_target")
 
 
+@pytest.mark.slow
 def test_fashion_runs_longer_than_ten_minutes_do_not_count_for_the_fast_target(fashion_checks):
     _passed(fashion_checks,
             "_check_fashion_runs_longer_than_ten_minutes_do_not_count_for_the_fast_target")
 
 
+@pytest.mark.slow
 def test_fashion_quantized_rows_ship_the_int8_file_and_tuning_rows_get_no_verdict(fashion_checks):
     _passed(fashion_checks,
             "_check_fashion_quantized_rows_ship_the_int8_file_and_tuning_rows_get_no_verdict")
