@@ -6,7 +6,7 @@ import os
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
-from tfdfc import export, metrics
+from tfdfc import compression, export, metrics
 from tfdfc.keras_compat import keras
 
 
@@ -35,6 +35,24 @@ def test_float_dynamic_and_int8_files_agree_with_keras():
         agree = np.mean(np.argmax(metrics.tflite_outputs(payload, images), -1)
                         == np.argmax(logits, -1))
         assert agree >= 0.9, agree
+
+
+def _input_scale(payload):
+    interpreter = Interpreter(model_content=payload)
+    quantize = next(op for op in interpreter._get_ops_details() if op["op_name"] == "QUANTIZE")
+    return interpreter._get_tensor_details(quantize["outputs"][0], 0)["quantization"][0]
+
+
+def test_a_qat_file_rounds_its_float_input_on_the_bulk_of_the_images_not_their_outliers():
+    """An n-bit QAT model has no input quantizer (its Keras student takes float input), so the
+    file's input range comes from the representative images: one far pixel among them must not
+    stretch it. A float model's post-training calibration keeps every value."""
+    images = _images()
+    images[0, 0, 0, 0] = 50.0  # one pixel far beyond the rest, as generators sometimes draw
+    qat = compression.compress(_model(), compression.parse_quantize("w8a8")).model
+    bulk_scale = (np.quantile(images, 0.999) - np.quantile(images, 0.001)) / 255
+    assert _input_scale(export.tflite_int8(qat, images)) <= 1.05 * bulk_scale
+    assert _input_scale(export.tflite_int8(_model(), images)) >= 50.0 / 255
 
 
 def test_every_file_has_a_serving_signature_named_after_the_model():

@@ -18,6 +18,9 @@ from tfdfc.compression import binary, quantize
 from tfdfc.keras_compat import keras, tf, tfmot
 
 _QUANTIZER_VARIABLES = ("optimizer_step", "_min", "_max")
+# Share of a QAT model's representative values clipped at each end, per channel, before the
+# converter calibrates on them (calibration_images).
+CALIBRATION_TAIL = 1e-3
 
 
 def plain_copy(model):
@@ -98,8 +101,36 @@ def tflite_dynamic(model, sparse=False):
     return dynamic.convert()
 
 
+def calibration_images(images, tail=CALIBRATION_TAIL):
+    """`images` with each channel clipped to its `tail` and `1 - tail` quantiles.
+
+    Generated images are heavy-tailed: a handful of pixels lie far outside anything real. A
+    range set by their min and max spreads the int8 levels over values real inputs never take,
+    so real inputs get only a fraction of the 256 levels. Clipping the extreme tail keeps the
+    range where nearly all generated (and real) values are.
+    """
+    images = np.asarray(images, np.float32)
+    if tail <= 0 or images.size == 0:
+        return images
+    axes = tuple(range(images.ndim - 1))
+    low, high = (np.quantile(images, q, axis=axes) for q in (tail, 1.0 - tail))
+    return np.clip(images, low, high).astype(np.float32)
+
+
+def is_quantization_aware(model):
+    """Whether `model` holds TF-MOT quantizers (a QAT model), as opposed to a float one."""
+    return any(isinstance(layer, (tfmot.quantization.keras.QuantizeWrapper,
+                                  quantize.QuantizeLayer)) for layer in model.layers)
+
+
 def tflite_int8(model, representative_images, int8_io=False, sparse=False):
     """Full-integer int8 TFLite; `representative_images` calibrate any range `model` lacks.
+
+    A QAT model's quantizers fix its ranges; the converter calibrates only what they leave
+    out, above all the model's input where the scheme has no input quantizer (n-bit and mixed).
+    The Keras student takes that input in float, so the file should round real inputs finely:
+    its representative images are clipped to their tails first (calibration_images). A float
+    model is calibrated on the images as given (post-training quantization, every range).
 
     Args:
       model: a float or QAT Keras model.
@@ -109,7 +140,8 @@ def tflite_int8(model, representative_images, int8_io=False, sparse=False):
     """
     full_integer = converter(model)
     full_integer.optimizations = _optimizations(sparse)
-    batches = np.asarray(representative_images, np.float32)
+    batches = (calibration_images(representative_images) if is_quantization_aware(model)
+               else np.asarray(representative_images, np.float32))
 
     def representative_dataset():
         for image in batches:
