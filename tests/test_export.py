@@ -39,8 +39,10 @@ def test_float_dynamic_and_int8_files_agree_with_keras():
 
 def _input_scale(payload):
     interpreter = Interpreter(model_content=payload)
-    quantize = next(op for op in interpreter._get_ops_details() if op["op_name"] == "QUANTIZE")
-    return interpreter._get_tensor_details(quantize["outputs"][0], 0)["quantization"][0]
+    details = {d["index"]: d for d in interpreter.get_tensor_details()}
+    quantize = next(op for op in interpreter._get_ops_details()  # pylint: disable=protected-access
+                    if op["op_name"] == "QUANTIZE")
+    return details[quantize["outputs"][0]]["quantization"][0]
 
 
 def test_a_qat_file_rounds_its_float_input_on_the_bulk_of_the_images_not_their_outliers():

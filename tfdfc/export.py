@@ -110,14 +110,14 @@ def calibration_images(images, tail=CALIBRATION_TAIL):
     range where nearly all generated (and real) values are.
     """
     images = np.asarray(images, np.float32)
-    if tail <= 0 or images.size == 0:
+    if images.size == 0:
         return images
     axes = tuple(range(images.ndim - 1))
     low, high = (np.quantile(images, q, axis=axes) for q in (tail, 1.0 - tail))
     return np.clip(images, low, high).astype(np.float32)
 
 
-def is_quantization_aware(model):
+def _is_quantization_aware(model):
     """Whether `model` holds TF-MOT quantizers (a QAT model), as opposed to a float one."""
     return any(isinstance(layer, (tfmot.quantization.keras.QuantizeWrapper,
                                   quantize.QuantizeLayer)) for layer in model.layers)
@@ -140,7 +140,7 @@ def tflite_int8(model, representative_images, int8_io=False, sparse=False):
     """
     full_integer = converter(model)
     full_integer.optimizations = _optimizations(sparse)
-    batches = (calibration_images(representative_images) if is_quantization_aware(model)
+    batches = (calibration_images(representative_images) if _is_quantization_aware(model)
                else np.asarray(representative_images, np.float32))
 
     def representative_dataset():
