@@ -166,7 +166,7 @@ def test_the_file_tells_apart_the_kernels_of_repeated_same_shaped_blocks():
     """In MobileNetV2 the converter names the kernels of repeated blocks after the first block
     (block_3_depthwise's kernel reads `block_1_depthwise/...`): the bits must still go to the
     right layers, and every kernel but the first convolution and the head packs. The network's
-    first six blocks (under a third of the conversion time) hold such repeats."""
+    first six blocks (a fraction of the conversion time) hold such repeats."""
     import zoo  # pylint: disable=import-outside-toplevel
     full = zoo.mobilenet_v2()
     pooled = keras.layers.GlobalAveragePooling2D()(full.get_layer("block_5_add").output)

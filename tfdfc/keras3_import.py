@@ -155,7 +155,7 @@ def _check_convertible(entry, path):
 
 def _keras3():
     """Keras 3, imported on first use: only reading a Keras 3 file needs it, and importing it
-    costs a couple of seconds of every process's start (it brings scikit-learn and pandas)."""
+    would lengthen every process's start (it brings scikit-learn and pandas)."""
     import keras as keras3  # pylint: disable=import-outside-toplevel
     if not keras3.__version__.startswith("3"):
         raise ImportError(f"`import keras` gave Keras {keras3.__version__}, expected Keras 3")
