@@ -20,8 +20,8 @@ import tf_keras as keras  # noqa: E402
 
 # TF-MOT's pruning registry tries Keras 2's `from keras.src.engine import base_layer`. With Keras 3
 # installed that imports all of Keras 3 (scikit-learn and pandas with it: a large share of every
-# process's start, bench/NOTES.md) and then fails with an ImportError, which TF-MOT catches. `None` in
-# sys.modules makes the same import fail at once; Keras 3 stays importable afterwards.
+# process's start, bench/NOTES.md) and then fails with an ImportError, which TF-MOT catches.
+# `None` in sys.modules makes the same import fail at once; Keras 3 stays importable afterwards.
 _BLOCK_KERAS3 = "keras" not in sys.modules
 if _BLOCK_KERAS3:
     sys.modules["keras"] = None
