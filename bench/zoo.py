@@ -61,6 +61,10 @@ _SPLIT = flags.DEFINE_enum("split", "test", ["val", "test"], "Evaluation split: 
                            "test to report.")
 _TEACHER_EPOCHS = flags.DEFINE_integer("teacher_epochs", 3, "Epochs of teacher training.",
                                        lower_bound=1)
+_STUDENT_LR = flags.DEFINE_float(
+    "student_lr", 0.0, "Tuning only (with --split=val and its own --results): every run's student "
+    "rate instead of its recipe's; run directories get an _lr<rate> suffix. 0: the recipe's.",
+    lower_bound=0.0)
 _RENDER_ONLY = flags.DEFINE_bool("render_only", False, "Rewrite the Markdown from the JSON "
                                  "beside it, training nothing.")
 
@@ -206,15 +210,19 @@ def keras3_twin(name, out_dir, epochs, tiny, log=print):
 # ---------------------------------------------------------------------------------------------
 
 def run_config(scheme, seed, teacher_path, eval_path, tiny, steps, generator_channels=0,
-               with_data=True):
+               with_data=True, student_lr=0.0):
     """The CompressConfig of one run: the scheme's recipe for every setting the bench's flags
-    did not set (`steps` and `generator_channels` when non-zero; tiny runs set their own)."""
+    did not set (`steps`, `generator_channels` and `student_lr` when non-zero; tiny runs set
+    their own)."""
     train, explicit, extra = TrainConfig(seed=seed), set(), {}
     if tiny:
         train = dataclasses.replace(train, steps=2, batch_size=16, student_steps=2)
         explicit, extra = {"steps", "generator_channels"}, {"generator_channels": 8}
     elif steps:
         train, explicit = dataclasses.replace(train, steps=steps), {"steps"}
+    if student_lr:
+        train, explicit = dataclasses.replace(train, student_lr=student_lr), explicit | {
+            "student_lr"}
     if generator_channels and not tiny:
         explicit, extra = explicit | {"generator_channels"}, {
             "generator_channels": generator_channels}
@@ -232,9 +240,10 @@ def run_one(teacher_name, scheme, seed, teacher_path, eval_path, flags_in, log=p
     the scheme refused the teacher."""
     with_data = not flags_in["with_data_seeds"] or seed in flags_in["with_data_seeds"]
     config = run_config(scheme, seed, teacher_path, eval_path, flags_in["tiny"], flags_in["steps"],
-                        flags_in["generator_channels"], with_data)
+                        flags_in["generator_channels"], with_data, flags_in["student_lr"])
+    rate = f"_lr{flags_in['student_lr']:g}" if flags_in["student_lr"] else ""
     out_dir = os.path.join(flags_in["out_dir"], "runs", flags_in["split"], teacher_name,
-                           f"{scheme}_{config.train.steps}it_seed{seed}")
+                           f"{scheme}_{config.train.steps}it{rate}_seed{seed}")
     config = dataclasses.replace(config, out_dir=out_dir)
     entry = {"teacher": teacher_name, "scheme": scheme, "seed": seed, "out_dir": out_dir,
              "command": flags_in["command"], "report": None, "skipped": None}
@@ -425,7 +434,7 @@ def command_line(flags_in):
              f"--split={flags_in['split']}"]
     if flags_in["with_data_seeds"]:
         parts.append("--with_data_seeds=" + ",".join(str(s) for s in flags_in["with_data_seeds"]))
-    for name in ("steps", "generator_channels"):
+    for name in ("steps", "generator_channels", "student_lr"):
         if flags_in[name]:
             parts.append(f"--{name}={flags_in[name]}")
     if _TEACHER_EPOCHS.value != _TEACHER_EPOCHS.default:
@@ -443,10 +452,14 @@ def _flags_in():
               "generator_channels": (_FLAGS.generator_channels.value
                                      if flags.FLAGS["generator_channels"].present else 0),
               "split": _SPLIT.value, "teacher_epochs": _TEACHER_EPOCHS.value,
+              "student_lr": _STUDENT_LR.value,
               "teachers": common.tiny_choice(tiny, _TEACHERS, TINY),
               "schemes": common.tiny_choice(tiny, _SCHEMES, TINY),
               "seeds": [int(s) for s in common.tiny_choice(tiny, _SEEDS, TINY)],
               "with_data_seeds": [int(s) for s in _WITH_DATA_SEEDS.value]}
+    if values["student_lr"] and (values["split"] != "val" or not _FLAGS.results.present):
+        raise app.UsageError("--student_lr is for tuning: give --split=val and a --results of "
+                             "its own (the report table holds recipe runs only)")
     for name in values["teachers"]:
         if _base_name(name) not in BUILDERS:
             raise app.UsageError(f"--teachers: unknown {name!r} (use {', '.join(TEACHERS)}, "
