@@ -30,7 +30,8 @@ def run(name, teacher_path, tiny, out_dir, steps, seed=0, divergence="kl",
     `seed` is the training seed (generator and fresh student initialisation, latent draws);
     `divergence` the teacher-student discrepancy; `batch_size` the generated images per step;
     `resample_latents` a fresh z per student step; `overrides` are CompressConfig fields. The
-    generator is --generator_channels wide.
+    generator is --generator_channels wide. Tiny runs use one device: the tests run them inside
+    their own process, whose MirroredStrategies they must not meet.
     """
     train = TrainConfig(seed=seed, divergence=divergence, student_lr=student_lr,
                         resample_latents=resample_latents,
@@ -41,7 +42,7 @@ def run(name, teacher_path, tiny, out_dir, steps, seed=0, divergence="kl",
         teacher=teacher_path, out_dir=os.path.join(out_dir, name),
         eval_data="digits" if tiny else "mnist5k",
         generator_channels=8 if tiny else flags.FLAGS.generator_channels, train=train,
-        **overrides)
+        **({"strategy": "one_device"} if tiny else {}), **overrides)
     return pipeline.run(config)
 
 

@@ -7,12 +7,15 @@ import contextlib
 import gzip
 import functools
 import importlib
+import importlib.util
 import io
 import os
+import sys
 import types
 
 import numpy as np
 import pytest
+from absl import flags
 
 from tfdfc import distribute, pipeline, teacher
 from tfdfc.keras_compat import keras
@@ -114,3 +117,59 @@ def tiny_fashion_dir(directory, train=120, test=20):
         write_idx(directory / f"{split}-labels-idx1-ubyte.gz", 2049,
                   (np.arange(count) % 10).astype(np.uint8))
     return directory
+
+
+@contextlib.contextmanager
+def _only_absl_flags():
+    """Hides every flag not defined by absl itself while a bench defines and parses its own
+    (the benches and tfdfc's binaries, which other tests import here, share names such as
+    --out_dir), then puts the hidden flags back and drops the bench's."""
+    def ours():
+        return [(module, flag) for module, module_flags in
+                flags.FLAGS.flags_by_module_dict().items() if not module.startswith("absl")
+                for flag in module_flags]
+
+    def remove(entries):
+        doomed = {id(flag) for _, flag in entries}
+        for name in [name for name in flags.FLAGS if id(flags.FLAGS[name]) in doomed]:
+            delattr(flags.FLAGS, name)
+
+    hidden = ours()
+    remove(hidden)
+    try:
+        yield
+    finally:
+        flags.FLAGS.unparse_flags()
+        remove(ours())
+        for module, flag in hidden:
+            if flag.name not in flags.FLAGS:
+                flags.FLAGS[flag.name] = flag
+            flags.FLAGS.register_flag_by_module(module, flag)
+
+
+@contextlib.contextmanager
+def bench_module(script):
+    """Bench `script` (a path under the checkout) imported in this process, its flags defined
+    (not parsed) until the block ends, the working directory the checkout's."""
+    name = "bench_" + os.path.splitext(os.path.basename(script))[0]
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, script))
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, os.path.join(ROOT, "bench"))  # the benches import `common`
+    sys.modules[name] = module
+    working_dir = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        with _only_absl_flags():
+            spec.loader.exec_module(module)
+            yield module
+    finally:
+        os.chdir(working_dir)
+        del sys.modules[name]
+        sys.path.remove(os.path.join(ROOT, "bench"))
+
+
+def run_bench_in_process(script, *args):
+    """Runs bench `script`'s main as `python script *args` would, in this process (which has
+    paid for TensorFlow's import and traced much of tfdfc already)."""
+    with bench_module(script) as module:
+        module.main(flags.FLAGS([script, *args]))

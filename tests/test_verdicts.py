@@ -1,15 +1,13 @@
 """The benchmarks' verdict code: means and standard deviations over seeds, the noise rule, and
 met / missed lines (bench/common.py)."""
 
-import json
 import math
 import os
-import subprocess
 import sys
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, bench_module
 
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 import common  # pylint: disable=wrong-import-position
@@ -65,36 +63,11 @@ def test_a_difference_under_the_noise_is_neither_a_gain_nor_a_loss():
     assert verdicts.lines[0] == "- ticket vs re-init: +0.40 pt (noise 0.60) — within noise"
 
 
-def _fashion():
-    import fashion  # pylint: disable=import-outside-toplevel
-    return fashion
-
-
 @pytest.fixture(scope="module")
-def fashion_checks():
-    """Runs every `_check_fashion_*` of this file in one fresh interpreter (bench/fashion.py
-    defines absl flags that clash with the binaries' flags other test files load into a shared
-    worker); {check: its traceback, or "" when it passed}."""
-    code = (f"import sys; sys.path[:0] = [{os.path.join(ROOT, 'tests')!r}, "
-            f"{os.path.join(ROOT, 'bench')!r}]\n"
-            "import json, traceback, test_verdicts\n"
-            "outcomes = {}\n"
-            "for name in dir(test_verdicts):\n"
-            "    if name.startswith('_check_fashion'):\n"
-            "        try:\n"
-            "            getattr(test_verdicts, name)()\n"
-            "            outcomes[name] = ''\n"
-            "        except Exception:  # pylint: disable=broad-except\n"
-            "            outcomes[name] = traceback.format_exc()\n"
-            "print(json.dumps(outcomes))\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            cwd=ROOT, timeout=300, check=False)
-    assert result.returncode == 0, result.stderr[-2000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
-def _passed(fashion_checks, check):
-    assert fashion_checks[check] == "", fashion_checks[check]
+def fashion():
+    """bench/fashion.py imported in this process (its flags beside no others while it is)."""
+    with bench_module("bench/fashion.py") as module:
+        yield module
 
 
 def _entry(experiment, seed, shipped, teacher=0.9, with_data=None, no_training=None, minutes=5,
@@ -112,11 +85,11 @@ def _entry(experiment, seed, shipped, teacher=0.9, with_data=None, no_training=N
             "out_dir": f"runs/{experiment}_seed{seed}", "command": "python bench/fashion.py"}
 
 
-def _check_fashion_table_judges_the_mean_of_seeds_against_each_target():
+def test_fashion_table_judges_the_mean_of_seeds_against_each_target(fashion):
     runs = {f"s{seed}": _entry("distill_lenet5_half", seed, value, with_data=0.89 if seed == 0
                                else None)
             for seed, value in enumerate((0.88, 0.89, 0.90))}
-    text = "\n".join(_fashion().render({"split": "test", "eval_images": 10_000, "runs": runs}))
+    text = "\n".join(fashion.render({"split": "test", "eval_images": 10_000, "runs": runs}))
     assert "| distill_lenet5_half | — | 3 | 600 | 1,000 | 0.9000 | 0.8900 ± 0.0100 | n/a | " \
            "0.8900 (1 of 3 seeds) | -1.0 | 5.0 |" in text
     assert "- distill_lenet5_half: accuracy (mean of 3 seeds, %): +89.00 (target >= +88.5) — met" \
@@ -127,36 +100,18 @@ def _check_fashion_table_judges_the_mean_of_seeds_against_each_target():
            "met" in text
 
 
-def _check_fashion_runs_longer_than_ten_minutes_do_not_count_for_the_fast_target():
+def test_fashion_runs_longer_than_ten_minutes_do_not_count_for_the_fast_target(fashion):
     runs = {"s0": _entry("distill_lenet5_half", 0, 0.9, minutes=12)}
-    text = "\n".join(_fashion().render({"split": "val", "eval_images": 5_000, "runs": runs}))
+    text = "\n".join(fashion.render({"split": "val", "eval_images": 5_000, "runs": runs}))
     assert "accuracy after 12.0 min of training (mean of 1 seed, %): not measured" in text
     assert "for tuning; targets are judged on the test split" in text
 
 
-def _check_fashion_quantized_rows_ship_the_int8_file_and_tuning_rows_get_no_verdict():
+def test_fashion_quantized_rows_ship_the_int8_file_and_tuning_rows_get_no_verdict(fashion):
     runs = {"a": _entry("int8_wrn16_1", 0, 0.897, no_training=0.895),
             "b": _entry("int8_wrn16_1", 0, 0.5, extra=["--student_lr=1"])}
-    text = "\n".join(_fashion().render({"split": "test", "eval_images": 10_000, "runs": runs}))
+    text = "\n".join(fashion.render({"split": "test", "eval_images": 10_000, "runs": runs}))
     assert "| int8_wrn16_1 | — | 1 | 600 | 1,000 | 0.9000 | 0.8970 ± n/a | 0.8950 |" in text
     assert "- int8_wrn16_1: vs teacher (mean of 1 seed, pt): -0.30 (target >= -0.5; noise 0.60)" \
            " — met (within noise of the target)" in text
     assert text.count("- int8_wrn16_1:") == 1  # the --student_lr=1 row is tuning: no verdict
-
-
-@pytest.mark.slow
-def test_fashion_table_judges_the_mean_of_seeds_against_each_target(fashion_checks):
-    _passed(fashion_checks,
-            "_check_fashion_table_judges_the_mean_of_seeds_against_each_target")
-
-
-@pytest.mark.slow
-def test_fashion_runs_longer_than_ten_minutes_do_not_count_for_the_fast_target(fashion_checks):
-    _passed(fashion_checks,
-            "_check_fashion_runs_longer_than_ten_minutes_do_not_count_for_the_fast_target")
-
-
-@pytest.mark.slow
-def test_fashion_quantized_rows_ship_the_int8_file_and_tuning_rows_get_no_verdict(fashion_checks):
-    _passed(fashion_checks,
-            "_check_fashion_quantized_rows_ship_the_int8_file_and_tuning_rows_get_no_verdict")
