@@ -64,19 +64,16 @@ def python_env():
 
 def run_binary_in_process(module_name, *args):
     """Runs a binary's main through cli.run in this process, as `python -m module_name *args`
-    would, without paying a TensorFlow import; returns its exit code, stdout and stderr. Flags
-    are reset to their defaults first: absl keeps values between parses."""
-    from absl import flags  # pylint: disable=import-outside-toplevel
+    would, without paying a TensorFlow import (a fresh copy of the module: see
+    binary_module); returns its exit code, stdout and stderr."""
     from tfdfc import cli  # pylint: disable=import-outside-toplevel
-    module = importlib.import_module(module_name)
-    flags.FLAGS.unparse_flags()
     out, err, code = io.StringIO(), io.StringIO(), 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            cli.run(module.main, argv=[module_name, *args])
-        except SystemExit as exit_:
-            code = exit_.code or 0
-    flags.FLAGS.unparse_flags()
+    with binary_module(module_name) as module:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                cli.run(module.main, argv=[module_name, *args])
+            except SystemExit as exit_:
+                code = exit_.code or 0
     return types.SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
 
 
@@ -121,9 +118,9 @@ def tiny_fashion_dir(directory, train=120, test=20):
 
 @contextlib.contextmanager
 def _only_absl_flags():
-    """Hides every flag not defined by absl itself while a bench defines and parses its own
-    (the benches and tfdfc's binaries, which other tests import here, share names such as
-    --out_dir), then puts the hidden flags back and drops the bench's."""
+    """Hides every flag not defined by absl itself while a binary or bench defines and parses
+    its own (they share names such as --out_dir, and absl keeps one set of flags per process),
+    then drops those and puts the hidden flags back, unparsed."""
     def ours():
         return [(module, flag) for module, module_flags in
                 flags.FLAGS.flags_by_module_dict().items() if not module.startswith("absl")
@@ -145,6 +142,17 @@ def _only_absl_flags():
             if flag.name not in flags.FLAGS:
                 flags.FLAGS[flag.name] = flag
             flags.FLAGS.register_flag_by_module(module, flag)
+
+
+@contextlib.contextmanager
+def binary_module(module_name):
+    """A fresh copy of binary `module_name` (e.g. tfdfc.compress) run in this process, its flags
+    the only ones beside absl's until the block ends, at their defaults."""
+    spec = importlib.util.find_spec(module_name)
+    module = importlib.util.module_from_spec(spec)
+    with _only_absl_flags():
+        spec.loader.exec_module(module)
+        yield module
 
 
 @contextlib.contextmanager

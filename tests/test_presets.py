@@ -4,17 +4,14 @@ checks the wiring, not accuracy); the small mnist5k
 flagfiles parse with their modules' flags."""
 
 import glob
-import importlib
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from absl import flags
 
-from conftest import tiny_fashion_dir, ROOT, python_env, run_binary_in_process
+from conftest import ROOT, binary_module, run_binary_in_process, tiny_fashion_dir
 from tfdfc import artifacts, models
 
 pytestmark = pytest.mark.slow  # the CIFAR presets train WRNs
@@ -27,8 +24,14 @@ _QUICK = ["--steps=2", "--batch_size=8", "--student_steps=1", "--generator_chann
 
 
 def _run(module, *args):
-    result = subprocess.run([sys.executable, "-m", module, *args], capture_output=True,
-                            text=True, env=python_env(), cwd=ROOT, timeout=600, check=False)
+    """Binary `module` run in this process from the checkout (its flagfiles name paths
+    relative to it)."""
+    working_dir = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        result = run_binary_in_process(module, *args)
+    finally:
+        os.chdir(working_dir)
     assert result.returncode == 0, result.stderr[-3000:]
     return result
 
@@ -121,31 +124,18 @@ MNIST_FLAGFILES = sorted(path for path in glob.glob(os.path.join(ROOT, "flags", 
 def parse_flagfiles(module, paths):
     """Parses each flagfile in `paths` with the flags of binary `module` (run from the checkout:
     flagfiles name their base flagfile relative to it); fails naming the first bad one."""
-    importlib.import_module(module)
-    try:
+    with binary_module(module):
         for path in paths:
             flags.FLAGS.unparse_flags()
             try:
                 flags.FLAGS(["check", "--flagfile=" + path])
             except flags.Error as error:
                 raise AssertionError(f"{path}: {error}") from error
-    finally:
-        flags.FLAGS.unparse_flags()
 
 
 @pytest.mark.parametrize("module", sorted({_module_for(path) for path in MNIST_FLAGFILES}))
 def test_every_small_flagfile_names_only_real_flags_with_valid_values(module, monkeypatch):
     """Parses each flagfile of `module` with its flags: absl raises for an unknown flag or a
-    value its validators refuse. The binaries define some flags alike, so they cannot share a
-    process: compress's parse in this one (where other tests run compress), each other's in its
-    own."""
-    paths = [path for path in MNIST_FLAGFILES if _module_for(path) == module]
-    if module == "tfdfc.compress":  # the one binary the tests also run in this process
-        monkeypatch.chdir(ROOT)
-        parse_flagfiles(module, paths)
-        return
-    code = (f"import sys; sys.path[:0] = [{os.path.join(ROOT, 'tests')!r}]\n"
-            f"import test_presets; test_presets.parse_flagfiles({module!r}, {paths!r})\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            env=python_env(), cwd=ROOT, timeout=300, check=False)
-    assert result.returncode == 0, result.stderr[-2000:]
+    value its validators refuse."""
+    monkeypatch.chdir(ROOT)
+    parse_flagfiles(module, [path for path in MNIST_FLAGFILES if _module_for(path) == module])
