@@ -55,11 +55,10 @@ def test_compress_requires_teacher_and_out_dir():
     assert result.returncode == 2 and "teacher" in result.stderr
 
 
-@pytest.mark.slow
 def test_train_teacher_rejects_an_unknown_architecture(tmp_path):
     output = tmp_path / "t.keras"
-    result = _run("tfdfc.train_teacher", "--data=digits", "--architecture=vgg", "--epochs=1",
-                  f"--output={output}")
+    result = run_binary_in_process("tfdfc.train_teacher", "--data=digits", "--architecture=vgg",
+                                   "--epochs=1", f"--output={output}")
     assert result.returncode == 2 and "unknown architecture 'vgg'" in result.stderr
     assert not output.exists()
 
@@ -67,8 +66,9 @@ def test_train_teacher_rejects_an_unknown_architecture(tmp_path):
 @pytest.mark.slow
 def test_find_ticket_then_compress_with_it(tmp_path, digits_teacher_path):
     ticket_file = tmp_path / "ticket.npz"
-    found = _run("tfdfc.find_ticket", "--data=digits", "--architecture=lenet5-x0.5",
-                 "--rounds=1", "--round_steps=5", "--batch_size=32", f"--output={ticket_file}")
+    found = run_binary_in_process("tfdfc.find_ticket", "--data=digits",
+                                  "--architecture=lenet5-x0.5", "--rounds=1", "--round_steps=5",
+                                  "--batch_size=32", f"--output={ticket_file}")
     assert found.returncode == 0, found.stderr[-2000:]
     assert "round 1/1" in found.stdout and ticket_file.exists()
     out_dir = tmp_path / "run"
