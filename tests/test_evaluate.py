@@ -2,12 +2,10 @@
 report.md sits beside report.json."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 
-from conftest import ROOT, python_env, quiet
+from conftest import quiet, run_binary_in_process
 from tfdfc import data, evaluation, pipeline
 from tfdfc.errors import UserInputError
 from tfdfc.train import TrainConfig
@@ -46,13 +44,11 @@ def test_report_md_names_the_accuracies(int8_run):
 
 
 def _evaluate_cli(*args):
-    return subprocess.run([sys.executable, "-m", "tfdfc.evaluate", *args], capture_output=True,
-                          text=True, env=python_env(), cwd=ROOT, timeout=300, check=False)
+    return run_binary_in_process("tfdfc.evaluate", *args)
 
 
-@pytest.mark.slow
 def test_cli_prints_json_and_exits_2_on_a_bad_file(int8_run, tmp_path):
-    """What a shell sees: the JSON line, and exit 2 with one line (each bad case is below)."""
+    """The binary: the JSON line, and exit 2 with one line (each bad case is below)."""
     out_dir, report = int8_run
     result = _evaluate_cli(f"--model={out_dir / 'student_int8.tflite'}", "--eval_data=digits",
                            "--json")

@@ -22,11 +22,6 @@ TINY = ["--eval_data=digits", "--batch_size=16", "--student_steps=2", "--generat
         "--with_data_baseline=false", "--log_every=1"]
 
 
-def _compress(*args, **kwargs):
-    return subprocess.run([sys.executable, "-m", "tfdfc.compress", *args], capture_output=True,
-                          text=True, env=python_env(), timeout=600, check=False, **kwargs)
-
-
 def _start(*args):
     return subprocess.Popen([sys.executable, "-m", "tfdfc.compress", *args], env=python_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -77,20 +72,20 @@ def _student_checkpoint(out_dir):
 @pytest.mark.slow
 def test_kill_9_resumes_from_the_last_checkpoint_and_matches_an_uninterrupted_run(
         tmp_path, digits_teacher_path):
-    flags = [f"--teacher={digits_teacher_path}", "--steps=60", "--checkpoint_every=5", *TINY]
+    # Every run on one device: the resumed and the uninterrupted runs are in this process, where
+    # a mirrored run over its two logical CPUs would clash, and a resume needs the same settings.
+    flags = [f"--teacher={digits_teacher_path}", "--steps=60", "--checkpoint_every=5",
+             "--strategy=one_device", *TINY]
     killed_dir, straight_dir = tmp_path / "killed", tmp_path / "straight"
     process = _start(*flags, f"--out_dir={killed_dir}")
     reached = _wait_for_iteration(process, 12)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    resumed = _compress(*flags, f"--out_dir={killed_dir}")
+    resumed = run_binary_in_process("tfdfc.compress", *flags, f"--out_dir={killed_dir}")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     start = int(resumed.stdout.split("resumed from")[1].split("at iteration ")[1].split()[0])
     assert reached - 5 <= start <= reached + 1, (reached, start)
-    # The uninterrupted run in this process, on one device (a mirrored run over this process's
-    # two logical CPUs would clash): one replica either way, so the same numbers.
-    straight_run = run_binary_in_process("tfdfc.compress", *flags, f"--out_dir={straight_dir}",
-                                         "--strategy=one_device")
+    straight_run = run_binary_in_process("tfdfc.compress", *flags, f"--out_dir={straight_dir}")
     assert straight_run.returncode == 0, straight_run.stderr[-2000:]
     (killed, killed_iteration), (straight, _) = map(_student_checkpoint,
                                                     (killed_dir, straight_dir))
