@@ -43,7 +43,7 @@ def test_the_random_control_keeps_the_same_budget():
 
 def test_four_bit_grid_has_at_most_16_levels_per_output_channel():
     kernel = np.random.default_rng(0).normal(size=(3, 3, 4, 6))
-    grid = mixed.fake_quantized(kernel, 4, per_channel=True)
+    grid = mixed.fake_quantized(kernel, 4, range_axes=(0, 1, 2))
     for channel in range(6):
         assert len(np.unique(grid[..., channel])) <= 15  # narrow range: -7..7
     assert np.max(np.abs(grid - kernel)) < np.max(np.abs(kernel)) / 7

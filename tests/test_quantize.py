@@ -42,6 +42,41 @@ def test_nbit_kernels_hold_at_most_2_pow_b_values_per_output_channel(digits, wei
             assert max(counts) <= 2 ** weight_bits, (layer.name, max(counts))
 
 
+def test_a_four_bit_depthwise_kernel_gets_a_range_per_channel_in_keras_and_in_the_file():
+    """Channels whose weights differ 100-fold in size each get their own range (one range for
+    the tensor would round the small ones to zero): each channel's largest weight stays on its
+    top level and every weight within half a level; the TFLite file stores the kernel as INT4
+    with the same values, so its outputs follow the Keras model's."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((4, 4, 8))
+    depthwise = keras.layers.DepthwiseConv2D(3, use_bias=False)
+    # Between two layers: the converter packs a kernel as INT4 only where the op's input and
+    # output both carry QAT ranges (not the first layer's, not the logits').
+    x = keras.layers.ReLU()(depthwise(keras.layers.Conv2D(256, 1)(inputs)))
+    model = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(x)))
+    sizes = np.tile(np.array([1.0, 0.1, 0.01, 1.0], np.float32), 64)
+    kernel = np.random.default_rng(0).normal(size=(3, 3, 256, 1)).astype(np.float32)
+    kernel *= sizes.reshape(1, 1, 256, 1)
+    depthwise.set_weights([kernel])
+    qat = quantize.quantize_nbit(model, 4, 8)
+    images = np.random.default_rng(1).normal(size=(128, 4, 4, 8)).astype(np.float32)
+    _calibrate(qat, images)
+    qat(images[:4], training=False)
+    layer = next(layer for layer in qat.layers
+                 if isinstance(getattr(layer, "layer", None), keras.layers.DepthwiseConv2D))
+    quantized = np.asarray(layer.layer.depthwise_kernel)
+    for channel in range(4):
+        values, weights = quantized[..., channel, 0], kernel[..., channel, 0]
+        top = np.max(np.abs(weights))
+        assert np.max(np.abs(values)) == pytest.approx(top, rel=1e-5), channel
+        assert np.max(np.abs(values - weights)) <= top / 14 * (1 + 1e-5), channel
+    payload = export.tflite_int8(qat, images, int8_io=False)
+    assert [kernel.type for kernel in metrics.tflite_kernels(payload)][1] == "INT4"
+    keras_logits = metrics.keras_logits(qat, images)
+    np.testing.assert_allclose(metrics.tflite_outputs(payload, images), keras_logits,
+                               atol=0.05 * np.ptp(keras_logits))
+
+
 def test_tail_quantiles_skip_the_k_most_extreme_values():
     values = tf.range(10_000, dtype=tf.float32)
     low, high = quantize.tail_quantiles(values, 1e-3)  # k = 10

@@ -34,7 +34,7 @@ class GridCopy:
         self.model.trainable = False
         self._kernels = {
             layer.name: (variable, {bits: mixed.fake_quantized(variable.numpy(), bits,
-                                                               mixed.per_channel(layer))
+                                                               mixed.range_axes(layer))
                                     for bits in mixed.CHOICES})
             for layer, variable in metrics.kernel_layers(self.model) if layer.name in names}
 

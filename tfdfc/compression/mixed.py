@@ -152,20 +152,22 @@ def random_bits(sizes, packed, limit, seed):
     return _refill(sizes, bits, limit, [fours[i] for i in rng.permutation(len(fours))])
 
 
-def fake_quantized(kernel, bits, per_channel):
-    """`kernel` on the symmetric, narrow-range grid of `bits` the QAT weight quantizer uses
-    (per output channel, the last axis, for convolutions; per tensor otherwise)."""
+def fake_quantized(kernel, bits, range_axes):
+    """`kernel` on the symmetric, narrow-range grid of `bits` the QAT weight quantizer uses, one
+    range per slice along the axes not in `range_axes` (None: one range for the tensor)."""
     kernel = np.asarray(kernel, np.float32)
-    axes = tuple(range(kernel.ndim - 1)) if per_channel else None
-    top = np.max(np.abs(kernel), axis=axes, keepdims=per_channel)
+    top = np.max(np.abs(kernel), axis=range_axes, keepdims=range_axes is not None)
     scale = np.where(top > 0, top, 1.0) / (2 ** (bits - 1) - 1)
     return (np.round(kernel / scale) * scale).astype(np.float32)
 
 
-def per_channel(layer):
-    """Whether the scheme quantizes this layer's kernel per output channel (quantize.py)."""
-    return isinstance(layer, keras.layers.Conv2D) and not isinstance(
-        layer, keras.layers.DepthwiseConv2D)
+def range_axes(layer):
+    """The kernel axes one quantization range spans in quantize.py's scheme: a convolution's
+    all but the output channel, a depthwise one's the two spatial ones (a range per channel
+    and multiplier), a dense kernel's all (None)."""
+    if isinstance(layer, keras.layers.DepthwiseConv2D):
+        return (0, 1)
+    return (0, 1, 2) if isinstance(layer, keras.layers.Conv2D) else None
 
 
 def quantize_mixed(model, bits):

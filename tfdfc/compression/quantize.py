@@ -4,11 +4,11 @@ activations (one builder parameterised by bit widths).
 - `int8`: TF-MOT's default 8-bit scheme (`quantize_model`, Conv+BN folding, per-channel
   weights). A batch norm that does not follow a convolution (pre-activation ResNets) is not
   supported by that scheme; it is annotated with an output-only 8-bit config instead.
-- `w<b>a<c>`: every convolution (per channel) and dense (per tensor) kernel gets a symmetric
-  b-bit quantizer;
-  the output of every layer that creates new values gets a c-bit quantizer, except a
-  convolution or dense layer whose only consumer is an activation (its output is quantized after
-  the activation, as TFLite fuses them) and the final logits (left to the converter's 8 bits).
+- `w<b>a<c>`: every convolution and depthwise (per channel) and dense (per tensor) kernel gets a
+  symmetric b-bit quantizer; the output of every layer that creates new values gets a c-bit
+  quantizer, except a convolution or dense layer whose only consumer is an activation (its
+  output is quantized after the activation, as TFLite fuses them) and the final logits (left to
+  the converter's 8 bits).
   These configs are applied with a pass-through scheme so TF-MOT adds no quantizer of its own.
 """
 
@@ -87,14 +87,46 @@ def tail_quantiles(values, tail):
     return -tf.math.top_k(-flat, count).values[-1], tf.math.top_k(flat, count).values[-1]
 
 
+class DepthwiseChannelQuantizer(_qk.quantizers.LastValueQuantizer):
+    """Symmetric last-value quantizer of a depthwise kernel (kh, kw, channels, multiplier) with
+    one range per channel and multiplier: the dimension TFLite quantizes a depthwise filter
+    along. TF-MOT's per-axis range runs along the last axis, here the multiplier (usually 1), so
+    it is per tensor in effect; at 4 bits that leaves a channel whose weights are small beside
+    the tensor's largest one or two levels."""
+
+    def __init__(self, num_bits):
+        super().__init__(num_bits, per_axis=True, symmetric=True, narrow_range=True)
+
+    def build(self, tensor_shape, name, layer):
+        return super().build(_channels_last(tensor_shape), name, layer)
+
+    def __call__(self, inputs, training, weights, **kwargs):
+        flat = tf.reshape(inputs, _channels_last(inputs.shape))
+        return tf.reshape(super().__call__(flat, training, weights, **kwargs), inputs.shape)
+
+    def get_config(self):
+        return {"num_bits": self.num_bits}
+
+    def __eq__(self, other):
+        return isinstance(other, DepthwiseChannelQuantizer) and self.num_bits == other.num_bits
+
+    def __ne__(self, other):
+        return not self.__eq__(other)
+
+
+def _channels_last(kernel_shape):
+    """A depthwise kernel's shape with channels and multiplier as one last axis."""
+    height, width, channels, multiplier = (int(size) for size in kernel_shape)
+    return [height, width, 1, channels * multiplier]
+
+
 class NBitQuantizeConfig(_qk.QuantizeConfig):
     """Symmetric `weight_bits` kernel, `act_bits` output (either may be off: 0).
 
-    Convolution kernels are quantized per output channel; dense kernels per tensor, because the
-    TFLite converter cannot carry a per-axis range through the transpose of a fully connected
-    kernel ("mismatched quantized axes"), as in TF-MOT's own default scheme; depthwise kernels
-    per tensor too, as TF-MOT's default scheme does in effect (its per-axis range runs along the
-    depth multiplier, usually 1).
+    Convolution kernels are quantized per output channel, depthwise ones per channel and
+    multiplier (DepthwiseChannelQuantizer); dense kernels per tensor, because the TFLite
+    converter cannot carry a per-axis range through the transpose of a fully connected kernel
+    ("mismatched quantized axes"), as in TF-MOT's own default scheme.
     """
 
     def __init__(self, weight_bits=0, act_bits=0):
@@ -104,16 +136,15 @@ class NBitQuantizeConfig(_qk.QuantizeConfig):
     def get_weights_and_quantizers(self, layer):
         if not self.weight_bits:
             return []
-        return [(getattr(layer, name), _qk.quantizers.LastValueQuantizer(
-            num_bits=self.weight_bits, per_axis=per_channel, symmetric=True, narrow_range=True))
-            for name, per_channel in _kernels(layer)]
+        return [(getattr(layer, name), kernel_quantizer(layer, self.weight_bits))
+                for name in _kernels(layer)]
 
     def get_activations_and_quantizers(self, layer):
         return []
 
     def set_quantize_weights(self, layer, quantize_weights):
         if self.weight_bits:
-            for (name, _), value in zip(_kernels(layer), quantize_weights):
+            for name, value in zip(_kernels(layer), quantize_weights):
                 setattr(layer, name, value)
 
     def set_quantize_activations(self, layer, quantize_activations):
@@ -129,10 +160,16 @@ class NBitQuantizeConfig(_qk.QuantizeConfig):
 
 
 def _kernels(layer):
-    """(attribute, per output channel) of each kernel of a convolution or dense layer."""
+    """The attribute of each kernel of a convolution or dense layer."""
+    return ["depthwise_kernel" if isinstance(layer, keras.layers.DepthwiseConv2D) else "kernel"]
+
+
+def kernel_quantizer(layer, bits):
+    """The `bits` weight quantizer of `layer`'s kernel (see NBitQuantizeConfig)."""
     if isinstance(layer, keras.layers.DepthwiseConv2D):
-        return [("depthwise_kernel", False)]
-    return [("kernel", isinstance(layer, keras.layers.Conv2D))]
+        return DepthwiseChannelQuantizer(bits)
+    return _qk.quantizers.LastValueQuantizer(num_bits=bits, per_axis=isinstance(
+        layer, keras.layers.Conv2D), symmetric=True, narrow_range=True)
 
 
 class _KeepLayout(_qk.QuantizeLayoutTransform):
@@ -166,7 +203,8 @@ def custom_objects():
     """This module's classes a saved or cloned quantized model needs (use with
     `quantize_scope`); binary.custom_objects() adds the binary ones."""
     return {"NBitQuantizeConfig": NBitQuantizeConfig,
-            "RobustRangeQuantizer": RobustRangeQuantizer}
+            "RobustRangeQuantizer": RobustRangeQuantizer,
+            "DepthwiseChannelQuantizer": DepthwiseChannelQuantizer}
 
 
 def apply_configs(model, config_for_layer, objects=None):
