@@ -8,13 +8,15 @@ once (`tfdfc.methods.for_config`) and ask it everything that differs between sch
 
 from typing import Optional
 
-from tfdfc import export, models
+from tfdfc import export, fold, models
 from tfdfc.keras_compat import keras
 
 
-def float_student(config, teacher):
+def float_student(config, teacher, fold_batch_norms=False):
     """The float student of `config.student`: the teacher's architecture (`same`, fresh or with
-    the teacher's weights, by `config.resolved_student_init`) or a registry network."""
+    the teacher's weights, by `config.resolved_student_init`) or a registry network. With
+    `fold_batch_norms`, a student that starts from the teacher has the batch norms after its
+    convolutions folded into them (fold.py; its statistics are frozen anyway)."""
     if config.student == "same":
         student = keras.models.clone_model(teacher)  # same layers, fresh initialisation
     else:
@@ -23,6 +25,8 @@ def float_student(config, teacher):
     if config.resolved_student_init == "teacher":
         student.set_weights(teacher.get_weights())
     student.trainable = True  # a clone copies the teacher's per-layer `trainable` flags
+    if fold_batch_norms and config.resolved_student_init == "teacher":
+        student = fold.fold_batch_norms(student)
     return student
 
 

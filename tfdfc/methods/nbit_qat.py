@@ -2,15 +2,22 @@
 c-bit activations, from the teacher's weights. TFLite packs 4-bit weights; activations below 8
 bits run at int8 there (qat.py)."""
 
-from tfdfc import export, metrics
+from tfdfc import export, fold, metrics
 from tfdfc.compression import compress, quantize
 from tfdfc.methods import baseline_noise, qat
 
 _BATCH = 32
 
 
+def teacher_copy(run):
+    """The teacher as an n-bit or mixed student of it starts: a plain copy, its batch norms
+    folded into their convolutions (fold.py)."""
+    return fold.fold_batch_norms(export.plain_copy(run.teacher_logits))
+
+
 class NBit(qat.QuantizationAware):
     name = "nbit"
+    folds_batch_norms = True  # the n-bit configs wrap layers one by one (fold.py)
 
     def selects(self, config):
         return (config.quant_spec.scheme == "nbit" and config.prune == "none"
@@ -19,8 +26,7 @@ class NBit(qat.QuantizationAware):
     def no_training(self, config, run, eval_set):
         """The QAT-wrapped teacher with activation ranges set by forward passes on noise."""
         spec = config.quant_spec
-        model = quantize.quantize_nbit(export.plain_copy(run.teacher_logits), spec.weight_bits,
-                                       spec.act_bits)
+        model = quantize.quantize_nbit(teacher_copy(run), spec.weight_bits, spec.act_bits)
         return noise_calibrated_accuracy(model, config, run, eval_set)
 
     def has_untrained(self, config):
@@ -28,8 +34,7 @@ class NBit(qat.QuantizationAware):
 
     def untrained(self, config, run, samples):
         """The teacher wrapped as the trained student's file is (qat.deployable_qat)."""
-        model = compress(export.plain_copy(run.teacher_logits),
-                         qat.deployable_spec(config.quant_spec)).model
+        model = compress(teacher_copy(run), qat.deployable_spec(config.quant_spec)).model
         return untrained_files(model, config, samples,
                                f"QAT-wrapped teacher at {config.quantize}")
 

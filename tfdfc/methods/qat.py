@@ -30,9 +30,10 @@ class QuantizationAware(base.Method):
     view for size comparison."""
 
     recipe = "qat"
+    folds_batch_norms = False  # TF-MOT's 8-bit scheme folds them inside its wrappers
 
     def build(self, config, teacher, delta=None, plan=None):
-        student = base.float_student(config, teacher)
+        student = base.float_student(config, teacher, self.folds_batch_norms)
         return student, compress(student, config.quant_spec)
 
     def deployable(self, config, run):
