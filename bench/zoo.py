@@ -356,10 +356,15 @@ HEADER = ["| scheme | seeds | iterations | params | TFLite bytes | teacher | dat
           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
 
 
-def teacher_section(name, runs, info, images):
+def teacher_section(name, runs, info, images, split="test"):
     """Heading, table and verdicts of one teacher."""
     verdicts = common.Verdicts()
     lines = [f"## {name}", ""]
+    if info and any(abs(e["report"]["teacher"]["accuracy"] - info[f"{split}_accuracy"]) > 1e-4
+                    for e in runs if e["report"]):
+        lines += ["Rows whose teacher column differs from the teacher below were measured on an "
+                  "earlier training of it, lost with its machine (bench/NOTES.md, \"A new "
+                  "machine\"); each row's Δ is against its own teacher.", ""]
     if info:
         lines += [f"Teacher: {info['params']:,} params, {info['epochs']} epoch(s) in "
                   f"{info['train_seconds'] / 60:.1f} min (Adam {TEACHER_RATE:g}, batch "
@@ -402,7 +407,7 @@ def render(results):
     for name in [n for base in TEACHERS for n in (base, base + KERAS3_SUFFIX)]:
         runs = [e for e in results["runs"].values() if e["teacher"] == name]
         if runs or name in results["teachers"]:
-            lines += teacher_section(name, runs, results["teachers"].get(name), images)
+            lines += teacher_section(name, runs, results["teachers"].get(name), images, split)
             if name.endswith(KERAS3_SUFFIX):
                 lines += twin_verdicts(name, results, images)
     return lines
