@@ -10,7 +10,7 @@ under the same budget instead: the control the sensitivity has to beat. The plan
 run directory, so a resumed run trains the same student.
 """
 
-from tfdfc import export, fold, input_space, sensitivity
+from tfdfc import export, input_space, sensitivity
 from tfdfc.compression import CompressedStudent, mixed, quantize
 from tfdfc.errors import ConfigError
 from tfdfc.keras_compat import keras
@@ -19,6 +19,7 @@ from tfdfc.methods import base, baseline_noise, nbit_qat, qat
 
 class MixedPrecision(qat.QuantizationAware):
     name = "mixed"
+    folds_batch_norms = True  # as n-bit: its configs wrap layers one by one (fold.py)
 
     def selects(self, config):
         return config.quantize == "mixed" and config.prune == "none" and not config.ticket
@@ -55,7 +56,7 @@ class MixedPrecision(qat.QuantizationAware):
     def build(self, config, teacher, delta=None, plan=None):
         if plan is None:
             raise ConfigError("--quantize=mixed builds its student from a plan (prepare)")
-        student = base.float_student(config, teacher, fold_batch_norms=True)
+        student = base.float_student(config, teacher, self.folds_batch_norms)
         model = mixed.quantize_mixed(student, plan["bits"])
         return student, CompressedStudent(model, quantize.make_range_sync(model), plan=plan)
 
@@ -77,7 +78,7 @@ class MixedPrecision(qat.QuantizationAware):
         return True  # validate: the teacher's own layers, from its weights
 
     def untrained(self, config, run, samples):
-        model = mixed.quantize_mixed(nbit_qat.teacher_copy(run), run.compressed.plan["bits"])
+        model = mixed.quantize_mixed(nbit_qat.teacher_copy(run.teacher_logits), run.compressed.plan["bits"])
         return nbit_qat.untrained_files(model, config, samples,
                                         "QAT-wrapped teacher at this assignment")
 
@@ -100,7 +101,7 @@ class MixedPrecision(qat.QuantizationAware):
 
 def _untrained(config, run, eval_set, sizes, bits, what):
     """The no-training baseline of assignment `bits` ({layer: 4 or 8}) with its bytes."""
-    model = mixed.quantize_mixed(nbit_qat.teacher_copy(run), bits)
+    model = mixed.quantize_mixed(nbit_qat.teacher_copy(run.teacher_logits), bits)
     result = nbit_qat.noise_calibrated_accuracy(model, config, run, eval_set)
     result.update(method=f"{what}; {result['method']}",
                   weight_bytes=mixed.weight_bytes(sizes, bits),
@@ -111,8 +112,7 @@ def _untrained(config, run, eval_set, sizes, bits, what):
 def packed_layers(teacher, sizes, seed, space):
     """The kernel layers of `teacher` whose 4-bit weights the TFLite converter packs as INT4:
     read from one conversion of an all-4-bit QAT copy calibrated on noise."""
-    probe = mixed.quantize_mixed(fold.fold_batch_norms(export.plain_copy(teacher)),
-                                 dict.fromkeys(sizes, 4))
+    probe = mixed.quantize_mixed(nbit_qat.teacher_copy(teacher), dict.fromkeys(sizes, 4))
     noise = baseline_noise.images(tuple(teacher.inputs[0].shape[1:]), seed, space)
     payload = export.tflite_int8(probe, noise[:32])
     return {name for name, bits in mixed.file_bits(payload, teacher).items() if bits == 4}

@@ -9,10 +9,10 @@ from tfdfc.methods import baseline_noise, qat
 _BATCH = 32
 
 
-def teacher_copy(run):
+def teacher_copy(teacher):
     """The teacher as an n-bit or mixed student of it starts: a plain copy, its batch norms
     folded into their convolutions (fold.py)."""
-    return fold.fold_batch_norms(export.plain_copy(run.teacher_logits))
+    return fold.fold_batch_norms(export.plain_copy(teacher))
 
 
 class NBit(qat.QuantizationAware):
@@ -26,7 +26,7 @@ class NBit(qat.QuantizationAware):
     def no_training(self, config, run, eval_set):
         """The QAT-wrapped teacher with activation ranges set by forward passes on noise."""
         spec = config.quant_spec
-        model = quantize.quantize_nbit(teacher_copy(run), spec.weight_bits, spec.act_bits)
+        model = quantize.quantize_nbit(teacher_copy(run.teacher_logits), spec.weight_bits, spec.act_bits)
         return noise_calibrated_accuracy(model, config, run, eval_set)
 
     def has_untrained(self, config):
@@ -34,7 +34,7 @@ class NBit(qat.QuantizationAware):
 
     def untrained(self, config, run, samples):
         """The teacher wrapped as the trained student's file is (qat.deployable_qat)."""
-        model = compress(teacher_copy(run), qat.deployable_spec(config.quant_spec)).model
+        model = compress(teacher_copy(run.teacher_logits), qat.deployable_spec(config.quant_spec)).model
         return untrained_files(model, config, samples,
                                f"QAT-wrapped teacher at {config.quantize}")
 
