@@ -10,6 +10,7 @@ Every layer is rebuilt from its config rather than reused: a reused layer would 
 graphs, and Keras then answers "which layer feeds this one" from the first graph, not the new one.
 """
 
+from tfdfc import graph_walk
 from tfdfc.errors import UserInputError
 from tfdfc.keras_compat import keras, tf
 
@@ -27,9 +28,7 @@ def flatten(model):
     """
     if not is_nested(model):
         return model
-    source_input = model.inputs[0]
-    inputs = keras.Input(shape=tuple(source_input.shape[1:]), dtype=source_input.dtype,
-                         name=source_input.name.split(":")[0])
+    inputs = graph_walk.new_inputs(model)[0]
     copies = {}
     outputs = _inline(model, [inputs], copies)
     flat = keras.Model(inputs, outputs, name=model.name)
@@ -44,20 +43,8 @@ def _inline(model, inputs, copies):
         raise UserInputError(
             f"nested model {model.name!r} is a subclassed model, which tfdfc cannot take apart: "
             "rebuild it as a Functional or Sequential model")
-    tensors = {}
-    for reference, value in zip(model.inputs, inputs):
-        key = str(id(reference))
-        tensors[key] = [value] * model._tensor_usage_count[key]  # pylint: disable=protected-access
-    for depth in sorted(model._nodes_by_depth, reverse=True):  # pylint: disable=protected-access
-        for node in model._nodes_by_depth[depth]:  # pylint: disable=protected-access
-            if node.is_input or any(key not in tensors for key in node.flat_input_ids):
-                continue
-            args, kwargs = node.map_arguments(tensors)
-            outputs = _call(node.layer, args, kwargs, copies)
-            for key, value in zip(node.flat_output_ids, tf.nest.flatten(outputs)):
-                tensors[key] = [value] * model._tensor_usage_count[key]  # pylint: disable=protected-access
-    results = [tensors[str(id(output))].pop() for output in model.outputs]
-    return results[0] if len(results) == 1 else results
+    return graph_walk.run(model, inputs,
+                          lambda layer, args, kwargs: _call(layer, args, kwargs, copies))
 
 
 def _call(layer, args, kwargs, copies):

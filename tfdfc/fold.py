@@ -15,7 +15,8 @@ which they do for a teacher-initialised student (batchnorm.py: frozen statistics
 
 import numpy as np
 
-from tfdfc.keras_compat import keras, tf
+from tfdfc import graph_walk
+from tfdfc.keras_compat import keras
 
 _FOLDABLE = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)  # Conv2D covers Conv2DTranspose
 _NOT_FOLDABLE = (keras.layers.Conv2DTranspose, keras.layers.SeparableConv2D)
@@ -48,30 +49,20 @@ def fold_batch_norms(model):
     pairs = foldable_pairs(model)
     if not pairs:
         return model
-    convs = set(pairs.values())
-    copies, tensors = {}, {}
-    for reference, value in zip(model.inputs, _new_inputs(model)):
-        tensors[str(id(reference))] = value
-    inputs = [tensors[str(id(reference))] for reference in model.inputs]
-    for depth in sorted(model._nodes_by_depth, reverse=True):  # pylint: disable=protected-access
-        for node in model._nodes_by_depth[depth]:  # pylint: disable=protected-access
-            if node.is_input:
-                continue
-            layer = node.layer
-            if layer.name in pairs:  # the batch norm: its convolution already gives its output
-                tensors[node.flat_output_ids[0]] = tensors[node.flat_input_ids[0]]
-                continue
-            if layer.name not in copies:
-                config = layer.get_config()
-                if layer.name in convs:
-                    config["use_bias"] = True
-                copies[layer.name] = layer.__class__.from_config(config)
-            args, kwargs = node.map_arguments({key: [value] for key, value in tensors.items()})
-            outputs = copies[layer.name](*args, **kwargs)
-            for key, value in zip(node.flat_output_ids, tf.nest.flatten(outputs)):
-                tensors[key] = value
-    outputs = [tensors[str(id(output))] for output in model.outputs]
-    folded = keras.Model(inputs, outputs[0] if len(outputs) == 1 else outputs, name=model.name)
+    convs, copies = set(pairs.values()), {}
+
+    def call(layer, args, kwargs):
+        if layer.name in pairs:  # the batch norm: its convolution already gives its output
+            return args[0]
+        if layer.name not in copies:
+            config = layer.get_config()
+            if layer.name in convs:
+                config["use_bias"] = True
+            copies[layer.name] = layer.__class__.from_config(config)
+        return copies[layer.name](*args, **kwargs)
+
+    inputs = graph_walk.new_inputs(model)
+    folded = keras.Model(inputs, graph_walk.run(model, inputs, call), name=model.name)
     by_conv = {conv: norm for norm, conv in pairs.items()}
     for name, copy in copies.items():
         original = model.get_layer(name)
@@ -80,11 +71,6 @@ def fold_batch_norms(model):
         else:
             copy.set_weights(original.get_weights())
     return folded
-
-
-def _new_inputs(model):
-    return [keras.Input(shape=tuple(reference.shape[1:]), dtype=reference.dtype,
-                        name=reference.name.split(":")[0]) for reference in model.inputs]
 
 
 def _folded_weights(conv, norm):
