@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from conftest import quiet, tiny_players, tiny_train_config, two_replica_strategy
-from tfdfc import distribute
+from tfdfc import distribute, replay
 from tfdfc.errors import ConfigError
 from tfdfc.keras_compat import tf
 from tfdfc.loop import Loop, TrainingDiverged
@@ -97,6 +97,43 @@ def test_the_slow_generator_moves_by_its_decay_and_is_kept_in_checkpoints(
     Loop(strategy, restored, config, str(tmp_path / "ckpt"), log=quiet).restore()
     for a, b in zip(_weights(players.slow_generator), _weights(restored.slow_generator)):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.slow
+def test_the_replay_memory_holds_the_last_batches_and_is_kept_in_checkpoints(
+        tmp_path, digits_teacher_path):
+    strategy = two_replica_strategy()
+    config = tiny_train_config(steps=3, replay_batches=2)  # the ring of 2 wraps at iteration 2
+    players = tiny_players(strategy, digits_teacher_path, config)
+    memory = players.replay_memory
+    metrics = Loop(strategy, players, config, str(tmp_path / "ckpt"), log=quiet).run()
+
+    assert all(np.isfinite(value) for value in metrics.values()), metrics
+    assert int(memory.filled.numpy()) == memory.capacity == 2 * config.batch_size
+    # Slot 0 holds iteration 2's batch: each replica's half, from the final generator.
+    local = config.batch_size // 2
+    expected = []
+    for replica in range(2):
+        z = tf.random.stateless_normal(
+            [local, config.latent_dim], seed=tf.constant([config.seed, 2 * 2 + replica],
+                                                         tf.int64))
+        expected.append(players.generator(z, training=True).numpy())
+    stored = memory.images.numpy()
+    np.testing.assert_allclose(stored[:config.batch_size], np.concatenate(expected), atol=1e-5)
+    assert not np.allclose(stored[config.batch_size:], stored[:config.batch_size])
+    restored = tiny_players(strategy, digits_teacher_path, config)
+    Loop(strategy, restored, config, str(tmp_path / "ckpt"), log=quiet).restore()
+    np.testing.assert_array_equal(stored, restored.replay_memory.images.numpy())
+    assert int(restored.replay_memory.filled.numpy()) == memory.capacity
+
+
+def test_the_replay_ring_replaces_its_oldest_batch_and_samples_only_stored_rows():
+    memory = replay.ReplayMemory(batches=2, batch_size=4, image_shape=(1, 1, 1))
+    for value in (1.0, 2.0, 3.0):  # the third batch replaces the first
+        memory.write(tf.fill([4, 1, 1, 1], value))
+        drawn = memory.sample(tf.constant([0, int(value)], tf.int64), 256).numpy().ravel()
+        assert set(drawn) == ({1.0} if value == 1.0 else {value - 1.0, value})
+    assert int(memory.filled.numpy()) == memory.capacity == 8
 
 
 @pytest.mark.parametrize("generator_ema", [1.0, -0.1])

@@ -67,7 +67,8 @@ class Loop:
             student_optimizer=players.student_optimizer,
             generator_optimizer=players.generator_optimizer, iteration=self.iteration,
             elapsed=self.elapsed,
-            **({"slow_generator": players.slow_generator} if players.slow_generator else {}))
+            **({"slow_generator": players.slow_generator} if players.slow_generator else {}),
+            **({"replay_memory": players.replay_memory} if players.replay_memory else {}))
         self.chief = distribute.is_chief(strategy)
         self.checkpoint_dir = checkpoint_dir  # the chief's: every worker restores from it
         self.manager = tf.train.CheckpointManager(

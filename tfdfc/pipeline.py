@@ -19,7 +19,7 @@ from tfdfc.errors import ConfigError
 from tfdfc.keras_compat import keras
 from tfdfc.loop import Loop
 from tfdfc.config import CompressConfig  # noqa: F401  (callers use pipeline.CompressConfig)
-from tfdfc.train import Players, make_optimizers, slow_copy
+from tfdfc.train import Players, make_optimizers, replay_memory, slow_copy
 
 
 
@@ -81,7 +81,8 @@ def build(strategy, config, teacher_model, delta=None, log=print, plan=None):
                          if compressed.make_regularizer else None),
             summaries=method.summaries(config, student),
             batch_norm_prior=priors.make_batch_norm_prior(teacher_logits),
-            slow_generator=slow_copy(generator) if config.train.generator_ema > 0 else None)
+            slow_generator=slow_copy(generator) if config.train.generator_ema > 0 else None,
+            replay_memory=replay_memory(config.train, generator))
     return Build(players, method, float_student, compressed, teacher_logits, space)
 
 

@@ -19,6 +19,8 @@ Decisions where the paper is silent (docs/method.md), following the MS19 referen
   A slow copy of the generator (an exponential moving average of its weights) recalls them: each
   student step also learns on a batch of the slow copy's images, at the cost of one more
   generator and teacher pass per iteration and a student batch twice as large;
+- `replay_batches` (not the paper's; replay.py): the same cure by memory, the student also
+  learning on images drawn from the last N iterations' batches;
 - Adam, cosine decay to zero over the run (the student's over steps * student_steps updates),
   gradients all-reduced across replicas and then clipped to global norm `clip_norm`.
 """
@@ -26,7 +28,7 @@ Decisions where the paper is silent (docs/method.md), following the MS19 referen
 import dataclasses
 from typing import Callable, Optional
 
-from tfdfc import collapse, losses, priors
+from tfdfc import collapse, losses, priors, replay
 from tfdfc.errors import ConfigError
 from tfdfc.settings import setting
 from tfdfc.keras_compat import keras, tf
@@ -64,6 +66,9 @@ class TrainConfig:
     generator_ema: float = setting(0.0, "Decay of a slow copy of the generator whose images the "
                                    "student also learns on (0: off).", "training", lower=0.0,
                                    upper=0.999999)
+    replay_batches: int = setting(0, "Generated batches the student also relearns from: a "
+                                  "memory of the last N iterations' images (0: off).",
+                                  "training", lower=0, upper=10_000)
     on_collapse: str = setting("reset", "reset: re-initialise a collapsed generator (up to 3 "
                                "times); warn: only log it (the paper's).", "training",
                                choices=collapse.ACTIONS)
@@ -95,6 +100,8 @@ class TrainConfig:
         if self.divergence not in losses.DIVERGENCES:
             raise ConfigError(f"divergence must be one of {sorted(losses.DIVERGENCES)}, "
                              f"got {self.divergence!r}")
+        if self.replay_batches < 0:
+            raise ConfigError(f"replay_batches must be >= 0, got {self.replay_batches}")
         if not 0.0 <= self.generator_ema < 1.0:
             raise ConfigError(f"generator_ema must be in [0, 1), got {self.generator_ema}")
         if self.on_collapse not in collapse.ACTIONS:
@@ -128,6 +135,8 @@ class Players:
     batch_norm_prior: Optional[Callable[[tf.Tensor], tf.Tensor]] = None
     # the moving-average copy of `generator` when TrainConfig.generator_ema > 0 (slow_copy)
     slow_generator: Optional[keras.Model] = None
+    # the memory of generated batches when TrainConfig.replay_batches > 0 (replay_memory)
+    replay_memory: Optional[replay.ReplayMemory] = None
 
 
 def slow_copy(generator):
@@ -138,6 +147,15 @@ def slow_copy(generator):
     copy.set_weights(generator.get_weights())
     copy.trainable = False
     return copy
+
+
+def replay_memory(config, generator):
+    """The replay memory of `config` (a TrainConfig) for `generator`'s images, or None when
+    off; build it under the strategy scope."""
+    if not config.replay_batches:
+        return None
+    return replay.ReplayMemory(config.replay_batches, config.batch_size,
+                               tuple(generator.output_shape[1:]))
 
 
 def update_slow_copy(slow, generator, decay):
@@ -166,10 +184,9 @@ def current_learning_rate(optimizer):
     return float(tf.convert_to_tensor(rate))
 
 
-def sample_latent(iteration, config, local_batch, draw=None):
-    """z for this replica, iteration and `draw` (an int64 tensor; draw 0 or None is the
-    generator step's z, later draws are the student steps' fresh ones); the same on a resumed
-    run."""
+def replica_seed(iteration, config, draw=None):
+    """The stateless seed of this replica, iteration and `draw` (an int64 tensor; draw 0 or None
+    is the generator step's, later draws the student steps'); the same on a resumed run."""
     context = tf.distribute.get_replica_context()
     replica = tf.cast(context.replica_id_in_sync_group if context else 0, tf.int64)
     replicas = tf.cast(context.num_replicas_in_sync if context else 1, tf.int64)
@@ -177,7 +194,13 @@ def sample_latent(iteration, config, local_batch, draw=None):
                      tf.cast(iteration, tf.int64) * replicas + replica])
     if draw is not None:
         seed = tf.where(draw > 0, tf.random.experimental.stateless_fold_in(seed, draw), seed)
-    return tf.random.stateless_normal([local_batch, config.latent_dim], seed=seed)
+    return seed
+
+
+def sample_latent(iteration, config, local_batch, draw=None):
+    """z for this replica, iteration and `draw` (see replica_seed)."""
+    return tf.random.stateless_normal([local_batch, config.latent_dim],
+                                      seed=replica_seed(iteration, config, draw))
 
 
 def call_outputs(model, images, training):
@@ -269,32 +292,44 @@ def _generator_prior(players, config, images, teacher_logits):
 
 
 def make_synthesis_step(strategy, players, config):
-    """A tf.function(iteration, draw) -> per-replica (images, teacher outputs) for the student
-    steps; `draw` (int64) picks the z, 0 being the generator step's. With a slow generator the
-    batch is twice as large: the generator's images, then the slow copy's."""
+    """A tf.function(iteration, draw, remember) -> per-replica (images, teacher outputs) for the
+    student steps; `draw` (int64) picks the z, 0 being the generator step's. The batch grows by
+    one local batch each for the slow generator's images and for images drawn from the replay
+    memory; `remember` (a Python bool) first writes the generator's new batch into the memory."""
     local_batch = _local_batch(strategy, config)
+    memory = players.replay_memory
 
-    def replica_step(iteration, draw):
-        z = sample_latent(iteration, config, local_batch, draw)
-        images = players.generator(z, training=True)
+    def generate(iteration, draw):
+        return players.generator(sample_latent(iteration, config, local_batch, draw),
+                                 training=True)
+
+    def answer(iteration, draw, images):
+        parts = [images]
         if players.slow_generator is not None:  # its z is one no student step draws
             slow_z = sample_latent(iteration, config, local_batch,
                                    draw + config.student_steps)
-            images = tf.concat([images, players.slow_generator(slow_z, training=True)], 0)
+            parts.append(players.slow_generator(slow_z, training=True))
+        if memory is not None:
+            parts.append(memory.sample(replica_seed(iteration, config, draw), local_batch))
+        images = tf.concat(parts, 0) if len(parts) > 1 else images
         return images, call_outputs(players.teacher, images, training=False)
 
     @tf.function
-    def step(iteration, draw):
-        return strategy.run(replica_step, args=(iteration, draw))
+    def step(iteration, draw, remember=False):
+        images = strategy.run(generate, args=(iteration, draw))
+        if remember and memory is not None:
+            memory.write(strategy.gather(images, axis=0))
+        return strategy.run(answer, args=(iteration, draw, images))
 
     return step
 
 
 def make_student_step(strategy, players, config):
-    """A tf.function(images, teacher_outputs) taking one student descent step."""
-    batch_size = config.batch_size * (2 if players.slow_generator is not None else 1)
+    """A tf.function(images, teacher_outputs) taking one student descent step; the loss is the
+    mean over the global batch, whatever its size (the synthesis step's may be 1-3 batches)."""
 
     def replica_step(images, teacher_outputs):
+        batch_size = tf.shape(images)[0] * strategy.num_replicas_in_sync
         with tf.GradientTape() as tape:
             student_outputs = call_outputs(players.student, images, training=True)
             per_example = losses.divergence(config.divergence, teacher_outputs[0],
@@ -347,7 +382,7 @@ def make_iteration_step(strategy, players, config):
         metrics = generator_step(iteration)
         if players.slow_generator is not None:
             update_slow_copy(players.slow_generator, players.generator, config.generator_ema)
-        images, teacher_outputs = synthesis_step(iteration, tf.constant(0, tf.int64))
+        images, teacher_outputs = synthesis_step(iteration, tf.constant(0, tf.int64), True)
         student_metrics = student_step(images, teacher_outputs)
         # Only reduced (cross-replica) tensors are loop variables; the per-replica images stay
         # out of the loop, captured when reused or regenerated inside it when resampled.
