@@ -9,12 +9,15 @@ more by over BIAS_MARGIN plus the noise (two standard errors of the per-image di
 models see the same images); then the run says so in one warning line. report.json records
 both agreements, their difference, the noise, the margin and the choice.
 
-Why a margin: the judge's images come from the trained generator, which spent the run looking
-for the trained student's mistakes, so agreement on them is biased against the trained student.
-On the zoo's runs, trained students that matched or beat the untrained model on real images
-trailed it by up to about a point of agreement on generated images, while damaged students
-(MobileNetV2 int8) trailed by several (bench/NOTES.md, "Fallback guard"). So the guard catches
-damage, not differences of a point, which it cannot see through its judge's bias.
+Why a margin, and what the guard cannot see: the judge's images come from the trained
+generator, which is biased both ways. It spent the run looking for the trained student's
+mistakes (against the trained student), and the trained student spent the run learning its
+images, where the untrained model only took its activation ranges from them (for it). On the zoo's runs the gap
+on generated images went either way by up to a few points while real-image accuracy differed
+by about one, and damaged students (a collapsed MobileNetV2 int8) trailed by several
+(bench/NOTES.md, "Fallback guard" and "The `qat` student rate"). So the guard catches damage,
+not differences of a point: a trained student one point worse than no training on real images
+can pass it.
 
 It applies where the untrained version is the same artefact: int8 (post-training int8 of the
 teacher, calibrated on the generated images), n-bit and mixed QAT (the QAT-wrapped teacher at
