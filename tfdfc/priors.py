@@ -17,6 +17,10 @@ noise-like):
 - smoothness (`smoothness_weight`, DeepInversion's total-variation prior): the mean absolute
   difference between neighbouring pixels, which real photographs keep small and the noise-like
   textures an adversarial generator drifts to do not.
+- confidence (`confidence_weight`, DAFL's one-hot loss): the mean cross-entropy between the
+  teacher's prediction and its own top class, zero when the teacher is certain. The adversarial
+  term pulls images to the class boundaries, where teacher and student disagree most; this one
+  pulls them into the classes, where real images mostly lie.
 """
 
 from tfdfc import batchnorm
@@ -61,6 +65,13 @@ def class_balance(teacher_logits):
     mean = tf.reduce_mean(tf.nn.softmax(teacher_logits), axis=0)
     classes = tf.cast(tf.shape(teacher_logits)[-1], tf.float32)
     return tf.math.log(classes) + tf.reduce_sum(mean * tf.math.log(mean + 1e-12))
+
+
+def confidence(teacher_logits):
+    """Mean cross-entropy of the teacher's prediction against its own top class (0 when it is
+    certain of every image, log(classes) when it is uniform)."""
+    top = tf.stop_gradient(tf.argmax(teacher_logits, axis=-1))
+    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(top, teacher_logits))
 
 
 def total_variation(images):

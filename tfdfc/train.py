@@ -79,6 +79,8 @@ class TrainConfig:
                                     lower=0.0)
     smoothness_weight: float = setting(0.0, "Weight of the total-variation prior.",
                                        "generator priors", lower=0.0)
+    confidence_weight: float = setting(0.0, "Weight of the teacher-confidence (one-hot) prior.",
+                                       "generator priors", lower=0.0)
     # progress
     log_every: int = setting(50, "Iterations between progress lines.", "progress", lower=1)
     eval_every: int = setting(500, "Iterations between evaluations and image grids.",
@@ -94,7 +96,7 @@ class TrainConfig:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
         for name in ("attention_weight", "bn_prior_weight", "balance_weight",
-                     "smoothness_weight"):
+                     "smoothness_weight", "confidence_weight"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.divergence not in losses.DIVERGENCES:
@@ -288,6 +290,8 @@ def _generator_prior(players, config, images, teacher_logits):
         prior += config.balance_weight * priors.class_balance(teacher_logits)
     if config.smoothness_weight > 0:
         prior += config.smoothness_weight * priors.total_variation(images)
+    if config.confidence_weight > 0:
+        prior += config.confidence_weight * priors.confidence(teacher_logits)
     return prior
 
 
