@@ -61,10 +61,13 @@ _SPLIT = flags.DEFINE_enum("split", "test", ["val", "test"], "Evaluation split: 
                            "test to report.")
 _TEACHER_EPOCHS = flags.DEFINE_integer("teacher_epochs", 3, "Epochs of teacher training.",
                                        lower_bound=1)
-_STUDENT_LR = flags.DEFINE_float(
-    "student_lr", 0.0, "Tuning only (with --split=val and its own --results): every run's student "
-    "rate instead of its recipe's; run directories get an _lr<rate> suffix. 0: the recipe's.",
-    lower_bound=0.0)
+# Tuning flags (validation runs with their own --results only): TrainConfig fields every run
+# takes instead of its recipe's, each with the tag its run directories get (_lr5e-05).
+TUNING_TAGS = {"student_lr": "lr", "bn_prior_weight": "bnp"}
+_TUNING = {name: flags.DEFINE_float(
+    name, None, f"Tuning only (with --split=val and its own --results): every run's {name} "
+    f"instead of its recipe's; run directories get a _{tag}<value> suffix. Unset: the recipe's.",
+    lower_bound=0.0) for name, tag in TUNING_TAGS.items()}
 _RENDER_ONLY = flags.DEFINE_bool("render_only", False, "Rewrite the Markdown from the JSON "
                                  "beside it, training nothing.")
 
@@ -210,19 +213,18 @@ def keras3_twin(name, out_dir, epochs, tiny, log=print):
 # ---------------------------------------------------------------------------------------------
 
 def run_config(scheme, seed, teacher_path, eval_path, tiny, steps, generator_channels=0,
-               with_data=True, student_lr=0.0):
+               with_data=True, tuning=None):
     """The CompressConfig of one run: the scheme's recipe for every setting the bench's flags
-    did not set (`steps`, `generator_channels` and `student_lr` when non-zero; tiny runs set
-    their own)."""
+    did not set (`steps` and `generator_channels` when non-zero, the `tuning` dict's
+    TrainConfig fields; tiny runs set their own)."""
     train, explicit, extra = TrainConfig(seed=seed), set(), {}
     if tiny:
         train = dataclasses.replace(train, steps=2, batch_size=16, student_steps=2)
         explicit, extra = {"steps", "generator_channels"}, {"generator_channels": 8}
     elif steps:
         train, explicit = dataclasses.replace(train, steps=steps), {"steps"}
-    if student_lr:
-        train, explicit = dataclasses.replace(train, student_lr=student_lr), explicit | {
-            "student_lr"}
+    if tuning:
+        train, explicit = dataclasses.replace(train, **tuning), explicit | set(tuning)
     if generator_channels and not tiny:
         explicit, extra = explicit | {"generator_channels"}, {
             "generator_channels": generator_channels}
@@ -240,8 +242,8 @@ def run_one(teacher_name, scheme, seed, teacher_path, eval_path, flags_in, log=p
     the scheme refused the teacher."""
     with_data = not flags_in["with_data_seeds"] or seed in flags_in["with_data_seeds"]
     config = run_config(scheme, seed, teacher_path, eval_path, flags_in["tiny"], flags_in["steps"],
-                        flags_in["generator_channels"], with_data, flags_in["student_lr"])
-    rate = f"_lr{flags_in['student_lr']:g}" if flags_in["student_lr"] else ""
+                        flags_in["generator_channels"], with_data, flags_in["tuning"])
+    rate = "".join(f"_{TUNING_TAGS[name]}{value:g}" for name, value in flags_in["tuning"].items())
     out_dir = os.path.join(flags_in["out_dir"], "runs", flags_in["split"], teacher_name,
                            f"{scheme}_{config.train.steps}it{rate}_seed{seed}")
     config = dataclasses.replace(config, out_dir=out_dir)
@@ -439,9 +441,10 @@ def command_line(flags_in):
              f"--split={flags_in['split']}"]
     if flags_in["with_data_seeds"]:
         parts.append("--with_data_seeds=" + ",".join(str(s) for s in flags_in["with_data_seeds"]))
-    for name in ("steps", "generator_channels", "student_lr"):
+    for name in ("steps", "generator_channels"):
         if flags_in[name]:
             parts.append(f"--{name}={flags_in[name]}")
+    parts += [f"--{name}={value:g}" for name, value in flags_in["tuning"].items()]
     if _TEACHER_EPOCHS.value != _TEACHER_EPOCHS.default:
         parts.append(f"--teacher_epochs={_TEACHER_EPOCHS.value}")
     for holder in (_FLAGS.out_dir, _FLAGS.results):
@@ -457,14 +460,16 @@ def _flags_in():
               "generator_channels": (_FLAGS.generator_channels.value
                                      if flags.FLAGS["generator_channels"].present else 0),
               "split": _SPLIT.value, "teacher_epochs": _TEACHER_EPOCHS.value,
-              "student_lr": _STUDENT_LR.value,
+              "tuning": {name: holder.value for name, holder in _TUNING.items()
+                         if holder.value is not None},
               "teachers": common.tiny_choice(tiny, _TEACHERS, TINY),
               "schemes": common.tiny_choice(tiny, _SCHEMES, TINY),
               "seeds": [int(s) for s in common.tiny_choice(tiny, _SEEDS, TINY)],
               "with_data_seeds": [int(s) for s in _WITH_DATA_SEEDS.value]}
-    if values["student_lr"] and (values["split"] != "val" or not _FLAGS.results.present):
-        raise app.UsageError("--student_lr is for tuning: give --split=val and a --results of "
-                             "its own (the report table holds recipe runs only)")
+    if values["tuning"] and (values["split"] != "val" or not _FLAGS.results.present):
+        raise app.UsageError(f"--{', --'.join(values['tuning'])}: for tuning only: give "
+                             "--split=val and a --results of its own (the report table holds "
+                             "recipe runs only)")
     for name in values["teachers"]:
         if _base_name(name) not in BUILDERS:
             raise app.UsageError(f"--teachers: unknown {name!r} (use {', '.join(TEACHERS)}, "
