@@ -12,12 +12,12 @@ both agreements, their difference, the noise, the margin and the choice.
 Why a margin, and what the guard cannot see: the judge's images come from the trained
 generator, which is biased both ways. It spent the run looking for the trained student's
 mistakes (against the trained student), and the trained student spent the run learning its
-images, where the untrained model only took its activation ranges from them (for it). On the zoo's runs the gap
-on generated images went either way by up to a few points while real-image accuracy differed
-by about one, and damaged students (a collapsed MobileNetV2 int8) trailed by several
-(bench/NOTES.md, "Fallback guard" and "The `qat` student rate"). So the guard catches damage,
-not differences of a point: a trained student one point worse than no training on real images
-can pass it.
+images, where the untrained model only took its activation ranges from them (for it). On the
+zoo's runs the gap on generated images went either way by up to a few points while real-image
+accuracy differed by about one, and damaged students (a collapsed MobileNetV2 int8) trailed by
+several (bench/NOTES.md, "Fallback guard" and "The `qat` student rate"). So the guard catches
+damage, not differences of a point: a trained student one point worse than no training on real
+images can pass it.
 
 It applies where the untrained version is the same artefact: int8 (post-training int8 of the
 teacher, calibrated on the generated images), n-bit and mixed QAT (the QAT-wrapped teacher at

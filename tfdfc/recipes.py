@@ -5,8 +5,9 @@ The paper's CIFAR-10 defaults (80,000 iterations, student rate 2e-3, 128-wide ge
 hours on a CPU and, for a student that starts from the teacher's weights, a rate that walks it
 away from the teacher faster than the generator can find where it errs. Where the values come
 from: the `qat` prior from a one-seed ablation on validation images of a Fashion-MNIST ResNet,
-its rate from 3 validation seeds of the zoo's MobileNetV2 and ResNet (bench/NOTES.md); the others from the mnist5k presets in flags/, tuned by earlier
-benches on mnist5k's test split. bench/zoo.py is the multi-seed check. The reasoning:
+its rate from 3 validation seeds of the zoo's MobileNetV2 and ResNet (bench/NOTES.md); the
+others from the mnist5k presets in flags/, tuned by earlier benches on mnist5k's test split.
+bench/zoo.py is the multi-seed check. The reasoning:
 
 - `qat`: int8 or w<b>a<c> from the teacher's weights, and a float copy of the teacher: the
   student starts next to the teacher and only has to absorb rounding, so a small rate (5e-5)

@@ -96,14 +96,12 @@ class TrainConfig:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
         for name in ("attention_weight", "bn_prior_weight", "balance_weight",
-                     "smoothness_weight", "confidence_weight"):
+                     "smoothness_weight", "confidence_weight", "replay_batches"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.divergence not in losses.DIVERGENCES:
             raise ConfigError(f"divergence must be one of {sorted(losses.DIVERGENCES)}, "
                              f"got {self.divergence!r}")
-        if self.replay_batches < 0:
-            raise ConfigError(f"replay_batches must be >= 0, got {self.replay_batches}")
         if not 0.0 <= self.generator_ema < 1.0:
             raise ConfigError(f"generator_ema must be in [0, 1), got {self.generator_ema}")
         if self.on_collapse not in collapse.ACTIONS:
@@ -315,7 +313,7 @@ def make_synthesis_step(strategy, players, config):
             parts.append(players.slow_generator(slow_z, training=True))
         if memory is not None:
             parts.append(memory.sample(replica_seed(iteration, config, draw), local_batch))
-        images = tf.concat(parts, 0) if len(parts) > 1 else images
+        images = tf.concat(parts, 0)
         return images, call_outputs(players.teacher, images, training=False)
 
     @tf.function
