@@ -11,9 +11,9 @@ def test_tuning_values_replace_the_recipes_and_leave_the_rest_to_it():
     with bench_module("bench/zoo.py") as zoo:
         recipe = zoo.run_config("prune90_int8", 0, "teacher.keras", "eval.npz", False, 0)
         tuned = zoo.run_config("prune90_int8", 0, "teacher.keras", "eval.npz", False, 0,
-                               tuning={"bn_prior_weight": 1.0})
+                               tuning={"bn_prior_weight": 0.5})
     assert recipe.recipe == tuned.recipe == "magnitude"
-    assert recipe.train.bn_prior_weight == 0.0 and tuned.train.bn_prior_weight == 1.0
+    assert recipe.train.bn_prior_weight == 1.0 and tuned.train.bn_prior_weight == 0.5
     assert tuned.train.student_lr == recipe.train.student_lr == 2e-3
     assert tuned.train.steps == recipe.train.steps
 
