@@ -303,6 +303,14 @@ def target_for(teacher_name, scheme):
     return TARGETS.get(group, {}).get(scheme)
 
 
+def _dense_baseline(report):
+    """Whether a pruning run's no-training baseline is the dense teacher's (reports written
+    before the pruning schemes' baseline pruned the teacher once): no noise check then."""
+    baseline = report["baselines"]["no_training"] or {}
+    return report["student"].get("prune", "none") != "none" and baseline and (
+        "pruned once" not in baseline.get("method", ""))
+
+
 def summarise(entries):
     """Means over seeds of one (teacher, scheme)'s reports."""
     reports = [e["report"] for e in entries]
@@ -313,6 +321,7 @@ def summarise(entries):
         "tflite": tflite, "tflite_mean": _mean(tflite),
         "no_training": _mean([(r["baselines"]["no_training"] or {}).get("accuracy")
                               for r in reports]),
+        "dense_baseline": any(_dense_baseline(r) for r in reports),
         "with_data": _mean([r["baselines"]["with_data"]["accuracy"] for r in reports
                             if r["baselines"]["with_data"]]),
         "with_data_seeds": sum(bool(r["baselines"]["with_data"]) for r in reports),
@@ -335,8 +344,7 @@ def scheme_row(teacher_name, scheme, s, verdicts, images):
                    else f"{'met' if delta >= limit else 'MISSED'} (>= {limit:+g})")
         verdicts.check(f"{label}: TFLite vs teacher ({seeds}, pt)", delta, limit, True,
                        noise=round(common.noise_points(s["teacher"], images), 2))
-    unpruned_baseline = SCHEMES[scheme].get("prune", "none") != "none"
-    if s["no_training"] is not None and not unpruned_baseline:
+    if s["no_training"] is not None and not s["dense_baseline"]:
         noise = round(common.noise_points(s["no_training"], images), 2)
         verdicts.check(f"{label}: TFLite vs no training ({seeds}, pt; noise {noise:.2f})",
                        common.points(s["tflite_mean"], s["no_training"]), -noise, True)
@@ -345,7 +353,7 @@ def scheme_row(teacher_name, scheme, s, verdicts, images):
     mark = f" ({s['untrained_exported']} guarded)" if s["untrained_exported"] else ""
     cells = [scheme, str(s["seeds"]), str(s["iterations"]), params, f"{s['bytes']:,}",
              _text(s["teacher"]), common.mean_std(s["tflite"]) + mark,
-             _text(s["no_training"]) + ("*" if unpruned_baseline and s["no_training"] else ""),
+             _text(s["no_training"]) + ("*" if s["dense_baseline"] else ""),
              _text(s["with_data"]) + (f" ({s['with_data_seeds']} of {s['seeds']} seeds)"
                                       if 0 < s["with_data_seeds"] < s["seeds"] else ""),
              "n/a" if delta is None else f"{delta:+.1f}", verdict,
@@ -388,12 +396,13 @@ def teacher_section(name, runs, info, images, split="test"):
 
 NOTE = ("Each run: the scheme's recipe (recipes.py) unless --steps says otherwise, one device; "
         "TFLite is the int8 file (float where none). No training: the teacher compressed without "
-        "training (int8: post-training int8 calibrated on noise); with data: the same student "
+        "training (int8: post-training int8 calibrated on noise; pruning: the teacher pruned "
+        "once to the run's rates); with data: the same student "
         "steps on real training images. Targets from the issue \"Real models\" (set "
         f"{TARGETS_SET}): mean of 3 seeds on the test split; noise is {NOISE_SE} binomial standard "
-        "errors. \"guarded\": runs whose fallback guard exported the untrained model. *: the "
-        "no-training baseline of a pruning run is the dense teacher's post-training int8 "
-        "(report.json's baselines do not prune), so it has no noise check.")
+        "errors. \"guarded\": runs whose fallback guard exported the untrained model. *: runs "
+        "made before the pruning baseline pruned: the dense teacher's post-training int8, no "
+        "noise check.")
 
 
 def render(results):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from conftest import quiet, two_replica_strategy
-from tfdfc import distribute, metrics, pipeline, teacher
+from tfdfc import data, distribute, metrics, pipeline, teacher
 from tfdfc.compression import prune, quantize
 from tfdfc.errors import ConfigError
 from tfdfc.keras_compat import keras, tf
@@ -56,6 +56,12 @@ def test_polynomial_schedule_grows_to_the_target_over_the_ramp_fraction_of_updat
 def test_sparsity_survives_saved_model_and_tflite_export(tmp_path, digits_teacher_path):
     report = pipeline.run(_config(tmp_path, digits_teacher_path), log=quiet)
     assert report["student"]["sparsity"] == pytest.approx(0.8, abs=0.01)
+    # the no-training baseline is the teacher pruned once to the same rates
+    eval_set = data.load("digits")
+    pruned = prune.prune_once(teacher.load(digits_teacher_path), prune.PruneSpec("magnitude", 0.8))
+    assert report["baselines"]["no_training"]["accuracy"] == pytest.approx(
+        metrics.keras_accuracy(pruned, eval_set.x_test, eval_set.y_test), abs=1e-6)
+    assert "pruned once" in report["baselines"]["no_training"]["method"]
     assert report["student"]["nonzero_params"] < 0.3 * report["student"]["params"]
     saved = keras.models.load_model(str(tmp_path / "saved_model"), compile=False)
     assert metrics.sparsity(saved) == pytest.approx(0.8, abs=0.01)
@@ -88,10 +94,11 @@ def test_first_and_last_layers_stay_dense_while_the_whole_reaches_the_target():
     spec = prune.PruneSpec("magnitude", 0.8)
     rates = prune.layer_sparsities(model, spec)
     assert set(rates) == {"middle", "hidden"} and all(0 < rate < 1 for rate in rates.values())
-    for name, rate in rates.items():
-        kernel = model.get_layer(name).kernel
-        kernel.assign(kernel * prune.magnitude_mask(kernel, rate))
+    prune.prune_once(model, spec)
     assert metrics.sparsity(model) == pytest.approx(0.8, abs=0.005)
+    for name, rate in rates.items():
+        kernel = model.get_layer(name).kernel.numpy()
+        assert np.mean(kernel == 0) == pytest.approx(rate, abs=1 / kernel.size)
     for name in ("first", "logits"):
         assert np.count_nonzero(model.get_layer(name).kernel.numpy() == 0) == 0
 

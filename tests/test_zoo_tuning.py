@@ -1,5 +1,6 @@
-"""bench/zoo.py's tuning flags: they replace the recipe's value in every run, tag its
-directory, and are refused outside a validation run with its own table."""
+"""bench/zoo.py's logic, in process: its tuning flags replace the recipe's value in every run,
+tag its directory, and are refused outside a validation run with its own table; a pruning row
+checks its no-training baseline only where that baseline was pruned."""
 
 import pytest
 from absl import app, flags
@@ -24,3 +25,13 @@ def test_tuning_flags_need_the_validation_split_and_their_own_table(args):
     with bench_module("bench/zoo.py") as zoo:
         with pytest.raises(app.UsageError, match="for tuning only"):
             zoo.main(flags.FLAGS(["zoo.py", *args]))
+
+
+@pytest.mark.parametrize("prune, method, dense", [
+    ("magnitude", "TFLite post-training int8 calibrated on Gaussian noise", True),
+    ("magnitude", "the teacher pruned once to the run's rates, TFLite post-training int8", False),
+    ("none", "TFLite post-training int8 calibrated on Gaussian noise", False)])
+def test_only_old_pruning_reports_have_a_dense_no_training_baseline(prune, method, dense):
+    report = {"student": {"prune": prune}, "baselines": {"no_training": {"method": method}}}
+    with bench_module("bench/zoo.py") as zoo:
+        assert bool(zoo._dense_baseline(report)) is dense  # pylint: disable=protected-access

@@ -182,6 +182,16 @@ def magnitude_mask(kernel, sparsity):
     return tf.cast(tf.logical_or(tf.abs(kernel) > threshold, count == 0), kernel.dtype)
 
 
+def prune_once(model, spec):
+    """Zeroes, in place, the smallest kernel weights of `model`'s layers at the per-layer rates
+    `layer_sparsities` gives for `spec`: magnitude pruning in one shot, without any training (the
+    pruning schemes' no-training baseline)."""
+    for name, rate in layer_sparsities(model, spec).items():
+        kernel = model.get_layer(name).kernel
+        kernel.assign(kernel * magnitude_mask(kernel, rate))
+    return model
+
+
 def qat_kernels(qat_model, names):
     """{layer name: stored kernel variable} of a QAT model's layers named in `names`."""
     return {name: quantize.stored_kernel(quantize.qat_layer(qat_model, name)) for name in names}

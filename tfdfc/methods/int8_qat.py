@@ -23,10 +23,11 @@ class Int8(qat.QuantizationAware):
         return None, {"int8": payload}, "post-training int8 of the teacher (generated images)"
 
 
-def post_training_int8(config, run, eval_set):
-    """TFLite post-training int8 of the teacher calibrated on Gaussian noise (no data at all)."""
+def post_training_int8(config, run, eval_set, model=None,
+                       method="TFLite post-training int8 calibrated on Gaussian noise"):
+    """TFLite post-training int8 of the teacher (or of `model`, a float model of its inputs)
+    calibrated on Gaussian noise (no data at all)."""
     noise = baseline_noise.images(eval_set.input_shape, config.train.seed, run.input_space)
-    payload = export.tflite_int8(export.plain_copy(run.teacher_logits), noise)
+    payload = export.tflite_int8(model or export.plain_copy(run.teacher_logits), noise)
     return {"accuracy": metrics.accuracy(metrics.tflite_outputs(payload, eval_set.x_test),
-                                         eval_set.y_test),
-            "method": "TFLite post-training int8 calibrated on Gaussian noise"}
+                                         eval_set.y_test), "method": method}

@@ -2,7 +2,7 @@
 schedule while the student trains data-free; alone (a float student, TF-MOT's pruning wrappers)
 or inside an int8 QAT student (`--quantize=int8`). The exports encode the zeros sparsely."""
 
-from tfdfc import export
+from tfdfc import export, metrics
 from tfdfc.compression import CompressedStudent, prune, quantize
 from tfdfc.methods import base, int8_qat, qat
 
@@ -17,6 +17,10 @@ class _Pruned:
     def summaries(self, config, student):
         return lambda: {f"sparsity/{name}": value
                         for name, value in prune.layer_sparsity(student).items()}
+
+    def pruned_teacher(self, config, run):
+        """The no-training twin: a copy of the teacher pruned once to the run's per-layer rates."""
+        return prune.prune_once(export.plain_copy(run.teacher_logits), config.prune_spec)
 
 
 class Magnitude(_Pruned, base.Method):
@@ -33,6 +37,11 @@ class Magnitude(_Pruned, base.Method):
     def after_training(self, run, strategy):
         with strategy.scope():  # the last update left unmasked weights; outside: TypeError
             prune.apply_masks(run.players.student_model)
+
+    def no_training(self, config, run, eval_set):
+        pruned = self.pruned_teacher(config, run)
+        return {"accuracy": metrics.keras_accuracy(pruned, eval_set.x_test, eval_set.y_test),
+                "method": "the teacher pruned once to the run's rates, float Keras"}
 
     def files(self, config, run, samples):
         view = export.plain_copy(prune.strip(run.players.student_model))
@@ -73,5 +82,7 @@ class MagnitudeInt8(_Pruned, qat.QuantizationAware):
         return student, CompressedStudent(model, None, make_after_update=make_after_update)
 
     def no_training(self, config, run, eval_set):
-        """The dense teacher's post-training int8: there is no untrained sparse int8 model."""
-        return int8_qat.post_training_int8(config, run, eval_set)
+        return int8_qat.post_training_int8(
+            config, run, eval_set, self.pruned_teacher(config, run),
+            "the teacher pruned once to the run's rates, TFLite post-training int8 calibrated "
+            "on Gaussian noise")
