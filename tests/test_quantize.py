@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 
 from conftest import quiet, two_replica_strategy
-from tfdfc import compression, data, distribute, export, metrics, models, pipeline
+from tfdfc import compression, data, export, metrics, models, pipeline
 from tfdfc.compression import quantize
 from tfdfc.errors import ConfigError
+from tfdfc.methods import nbit_qat
 from tfdfc.keras_compat import keras, tf
 from tfdfc.loop import Loop
 from tfdfc.train import TrainConfig
@@ -75,6 +76,29 @@ def test_a_four_bit_depthwise_kernel_gets_a_range_per_channel_in_keras_and_in_th
     keras_logits = metrics.keras_logits(qat, images)
     np.testing.assert_allclose(metrics.tflite_outputs(payload, images), keras_logits,
                                atol=0.05 * np.ptp(keras_logits))
+
+
+@pytest.mark.parametrize("hidden", [0, 1])
+def test_four_bit_kernels_the_converter_leaves_int8_are_named_in_one_warning(hidden):
+    """The first and logits layers of a w4a8 file stay INT8 (their op's input or output has no
+    QAT range); a layer between them is packed. With no layer between (an MLP of two dense
+    layers), nothing is packed and the file is no smaller than int8."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((6, 6, 1))
+    x = keras.layers.Flatten()(keras.layers.Conv2D(8, 3, activation="relu", name="first")(inputs))
+    for _ in range(hidden):
+        x = keras.layers.Dense(32, activation="relu", name="between")(x)
+    model = keras.Model(inputs, keras.layers.Dense(3, name="logits")(x))
+    qat = quantize.quantize_nbit(model, 4, 8)
+    images = np.random.default_rng(0).normal(size=(128, 6, 6, 1)).astype(np.float32)
+    _calibrate(qat, images)
+    lines = []
+    left = nbit_qat.unpacked_kernels(export.tflite_int8(qat, images), model, "w4a8",
+                                     log=lines.append)
+    assert left == ["first", "logits"]
+    assert len(lines) == 1 and lines[0].startswith("WARNING: --quantize=w4a8: TFLite keeps 2 of "
+                                                   f"{2 + hidden} kernels as INT8")
+    assert "(first, logits)" in lines[0]
 
 
 def test_tail_quantiles_skip_the_k_most_extreme_values():

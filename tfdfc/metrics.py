@@ -9,7 +9,7 @@ import gzip
 
 import numpy as np
 
-from tfdfc.keras_compat import keras, tf
+from tfdfc.keras_compat import keras
 
 _KERNEL_LAYERS = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense)
 _KERNEL_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")

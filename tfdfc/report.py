@@ -73,6 +73,8 @@ def export_and_measure(config, run, eval_set, log=print):
         result["tflite"]["int8"]["weight_bits"] = result["student"]["weight_bits"]
     if "int8" in files:  # what the conv and dense kernels take in the file (INT4 packed)
         result["tflite"]["int8"]["kernel_bytes"] = metrics.tflite_kernel_bytes(files["int8"])
+    for variant, fields in run.method.file_fields(config, run, files, log).items():
+        result["tflite"][variant].update(fields)
     if eval_set is not None:
         _measure(result, run, run.method.measured(run, view), files, eval_set, log)
     return result, saved

@@ -89,6 +89,11 @@ class Method:
         """Extra entries of report.json's `student` section."""
         return {}
 
+    def file_fields(self, config, run, files, log=print) -> dict:
+        """Extra entries of report.json's `tflite` section read from the exported `files`
+        ({variant: TFLite bytes}), as {variant: {key: value}}; warnings are logged here."""
+        return {}
+
     def no_training(self, config, run, eval_set) -> Optional[dict]:
         """The no-training baseline (the teacher compressed without any training, run on
         `eval_set`'s test split): {"accuracy", "method"}, or None where it is not defined."""

@@ -3,7 +3,7 @@ c-bit activations, from the teacher's weights. TFLite packs 4-bit weights; activ
 bits run at int8 there (qat.py)."""
 
 from tfdfc import export, fold, metrics
-from tfdfc.compression import compress, quantize
+from tfdfc.compression import compress, mixed, quantize
 from tfdfc.methods import baseline_noise, qat
 
 _BATCH = 32
@@ -29,6 +29,12 @@ class NBit(qat.QuantizationAware):
         model = quantize.quantize_nbit(teacher_copy(run.teacher_logits), spec.weight_bits, spec.act_bits)
         return noise_calibrated_accuracy(model, config, run, eval_set)
 
+    def file_fields(self, config, run, files, log=print):
+        if config.quant_spec.weight_bits > 4 or "int8" not in files:
+            return {}
+        return {"int8": {"kernels_left_int8": unpacked_kernels(files["int8"], run.float_template,
+                                                               config.quantize, log)}}
+
     def has_untrained(self, config):
         return config.student == "same"
 
@@ -37,6 +43,24 @@ class NBit(qat.QuantizationAware):
         model = compress(teacher_copy(run.teacher_logits), qat.deployable_spec(config.quant_spec)).model
         return untrained_files(model, config, samples,
                                f"QAT-wrapped teacher at {config.quantize}")
+
+
+def unpacked_kernels(payload, template, scheme, log=print):
+    """The layers of `template` (the student's float architecture) whose low-bit kernels the
+    TFLite file `payload` stores as INT8 (16 or fewer levels in a whole byte each) rather than
+    packed INT4. The converter packs a kernel only where its op's input and output both carry
+    QAT ranges, which the first layer (reading the float image) and the logits layer do not: an
+    MLP of two dense layers gets no smaller than int8. One warning line names them."""
+    bits = mixed.file_bits(payload, template)
+    left = [name for name, value in bits.items() if value == 8]
+    if left:
+        sizes = dict(mixed.kernel_sizes(template))
+        share = sum(sizes[name] for name in left) / max(1, sum(sizes[name] for name in bits))
+        log(f"WARNING: --quantize={scheme}: TFLite keeps {len(left)} of {len(bits)} kernels as "
+            f"INT8, {share:.0%} of the kernel weights, with no size saving there "
+            f"({', '.join(left)}): the converter packs 4-bit kernels only between two quantized "
+            "activations, so the first and logits layers stay INT8")
+    return left
 
 
 def calibrated(model, images):
