@@ -26,7 +26,7 @@ import common
 from tfdfc import artifacts, data, pipeline, recipes
 from tfdfc.errors import UserInputError
 from tfdfc.keras_compat import keras
-from tfdfc.train import TrainConfig
+from tfdfc.train import ATTENTION_POINTS, TrainConfig
 
 # From the issue "Real models" (deliverable 6), set 2026-12-01: points the data-free TFLite
 # accuracy may lose against the teacher, mean of 3 seeds on the Fashion-MNIST test split. Every
@@ -63,11 +63,23 @@ _TEACHER_EPOCHS = flags.DEFINE_integer("teacher_epochs", 3, "Epochs of teacher t
                                        lower_bound=1)
 # Tuning flags (validation runs with their own --results only): TrainConfig fields every run
 # takes instead of its recipe's, each with the tag its run directories get (_lr5e-05).
-TUNING_TAGS = {"student_lr": "lr", "bn_prior_weight": "bnp"}
-_TUNING = {name: flags.DEFINE_float(
-    name, None, f"Tuning only (with --split=val and its own --results): every run's {name} "
-    f"instead of its recipe's; run directories get a _{tag}<value> suffix. Unset: the recipe's.",
-    lower_bound=0.0) for name, tag in TUNING_TAGS.items()}
+TUNING_TAGS = {"student_lr": "lr", "bn_prior_weight": "bnp", "attention_points": "ap"}
+
+
+def _tuning_help(name, tag):
+    return (f"Tuning only (with --split=val and its own --results): every run's {name} instead "
+            f"of its recipe's; run directories get a _{tag}<value> suffix. Unset: the recipe's.")
+
+
+_TUNING = {name: flags.DEFINE_float(name, None, _tuning_help(name, tag), lower_bound=0.0)
+           for name, tag in TUNING_TAGS.items() if name != "attention_points"}
+_TUNING["attention_points"] = flags.DEFINE_enum(
+    "attention_points", None, list(ATTENTION_POINTS),
+    _tuning_help("attention_points", TUNING_TAGS["attention_points"]))
+
+
+def _value_text(value):
+    return f"{value:g}" if isinstance(value, float) else str(value)
 _RENDER_ONLY = flags.DEFINE_bool("render_only", False, "Rewrite the Markdown from the JSON "
                                  "beside it, training nothing.")
 
@@ -243,7 +255,8 @@ def run_one(teacher_name, scheme, seed, teacher_path, eval_path, flags_in, log=p
     with_data = not flags_in["with_data_seeds"] or seed in flags_in["with_data_seeds"]
     config = run_config(scheme, seed, teacher_path, eval_path, flags_in["tiny"], flags_in["steps"],
                         flags_in["generator_channels"], with_data, flags_in["tuning"])
-    rate = "".join(f"_{TUNING_TAGS[name]}{value:g}" for name, value in flags_in["tuning"].items())
+    rate = "".join(f"_{TUNING_TAGS[name]}{_value_text(value)}"
+                   for name, value in flags_in["tuning"].items())
     out_dir = os.path.join(flags_in["out_dir"], "runs", flags_in["split"], teacher_name,
                            f"{scheme}_{config.train.steps}it{rate}_seed{seed}")
     config = dataclasses.replace(config, out_dir=out_dir)
@@ -453,7 +466,7 @@ def command_line(flags_in):
     for name in ("steps", "generator_channels"):
         if flags_in[name]:
             parts.append(f"--{name}={flags_in[name]}")
-    parts += [f"--{name}={value:g}" for name, value in flags_in["tuning"].items()]
+    parts += [f"--{name}={_value_text(value)}" for name, value in flags_in["tuning"].items()]
     if _TEACHER_EPOCHS.value != _TEACHER_EPOCHS.default:
         parts.append(f"--teacher_epochs={_TEACHER_EPOCHS.value}")
     for holder in (_FLAGS.out_dir, _FLAGS.results):

@@ -1,6 +1,7 @@
 """The models users bring, end to end: each zoo teacher (tests/zoo.py) saved, loaded, compressed
 by a scheme for two iterations, exported, and its TFLite file run against the Keras student."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -8,9 +9,10 @@ import pytest
 
 import zoo
 from conftest import quiet
-from tfdfc import batchnorm, compression, flatten, metrics, pipeline, report, teacher
+from tfdfc import (batchnorm, compression, flatten, losses, metrics, models, pipeline, report,
+                   teacher)
 from tfdfc.errors import UserInputError
-from tfdfc.keras_compat import tf
+from tfdfc.keras_compat import keras, tf
 from tfdfc.train import TrainConfig
 
 pytestmark = pytest.mark.slow  # real architectures through QAT and TFLite conversion
@@ -168,3 +170,40 @@ def test_an_unsupported_layer_is_one_line_naming_layer_and_scheme(zoo_files, tmp
     message = str(caught.value)
     assert "\n" not in message and "DepthwiseConv2D" in message and "binary" in message
     assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_inferred_attention_points_close_each_feature_map_size_and_line_up_in_students():
+    """MobileNetV2 has no attention_<i> layers: the inferred points are the last layer at each
+    feature-map size (no padding layer, no 1x1 map), and a QAT student of it finds them all."""
+    model = teacher.as_logits(flatten.flatten(zoo.trained_teacher("mobilenet_v2")))
+    names = models.inferred_points(model)
+    sizes = [tuple(model.get_layer(name).output.shape[1:3]) for name in names]
+    assert sizes == [(16, 16), (8, 8), (4, 4), (2, 2)]
+    order = [layer.name for layer in model.layers]
+    for name in names:  # the next layer with a feature map is a padding or a smaller map
+        later = [layer for layer in model.layers[order.index(name) + 1:]
+                 if len(layer.output.shape) == 4]
+        assert not later or later[0].output.shape[1:3] != model.get_layer(name).output.shape[1:3] \
+            or isinstance(later[0], keras.layers.ZeroPadding2D)
+    student = compression.compress(model, compression.parse_quantize("int8")).model
+    points = models.attention_layers(student, names)
+    assert [layer.name for layer in points] == [f"quant_{name}" for name in names]
+    assert models.attention_layers(models.build("lenet5", (32, 32, 3), 4), names) is None
+
+
+def test_inferred_attention_points_put_attention_transfer_into_a_pruning_run(zoo_files, tmp_path):
+    teacher_path, eval_path = zoo_files["resnet"]
+    config = _config(teacher_path, eval_path, tmp_path, "int8", prune="magnitude", sparsity=0.5,
+                     with_data_baseline=False)
+    config = dataclasses.replace(config, train=dataclasses.replace(
+        config.train, attention_weight=250.0, attention_points="inferred"))
+    lines = []
+    strategy, teacher_model, _, _ = pipeline.load_inputs(config)
+    run, _ = pipeline.train_one(config, strategy, teacher_model, None, str(tmp_path),
+                                log=lines.append)
+    assert any(line.startswith("attention transfer at 3 inferred points") for line in lines)
+    images = np.random.default_rng(0).normal(size=(4,) + zoo.SHAPE).astype(np.float32)
+    student, teacher_outputs = run.players.student(images), run.players.teacher(images)
+    assert len(student) == len(teacher_outputs) == 1 + 3
+    assert float(tf.reduce_mean(losses.attention_transfer(teacher_outputs[1:], student[1:],
+                                                          250.0))) > 0  # pruned: maps differ

@@ -35,15 +35,24 @@ class Build:
     input_space: input_space_lib.InputSpace  # where generated and calibration images live
 
 
-def check_attention_points(teacher, student, attention_weight, log=print):
-    """Whether attention transfer can run; raises if the two networks' points do not line up."""
-    if attention_weight == 0:
-        return False
+def check_attention_points(teacher, student, train, log=print):
+    """(whether attention transfer can run, the inferred point names or None) for TrainConfig
+    `train`; raises if the two networks' points do not line up."""
+    if train.attention_weight == 0:
+        return False, None
     teacher_points = models.attention_layers(teacher)
     student_points = models.attention_layers(student)
+    if not teacher_points and train.attention_points == "inferred":
+        names = models.inferred_points(teacher)
+        if names and models.attention_layers(student, names) is not None:
+            log(f"attention transfer at {len(names)} inferred points: {', '.join(names)}")
+            return True, names
+        log("attention transfer off: --attention_points=inferred needs a teacher with feature "
+            "maps and a student of its architecture")
+        return False, None
     if not teacher_points:
         log("teacher has no attention points (layers named attention_<i>): attention transfer off")
-        return False
+        return False, None
     teacher_shapes = [tuple(layer.output.shape[1:3]) for layer in teacher_points]
     student_shapes = [tuple(layer.output.shape[1:3]) for layer in student_points]
     if teacher_shapes != student_shapes:
@@ -51,7 +60,7 @@ def check_attention_points(teacher, student, attention_weight, log=print):
             f"attention transfer needs matching attention points: teacher {teacher_shapes}, "
             f"student {student_shapes}. Pick a student of the same spatial layout, or set "
             "--attention_weight=0")
-    return True
+    return True, None
 
 
 def build(strategy, config, teacher_model, delta=None, log=print, plan=None):
@@ -64,15 +73,15 @@ def build(strategy, config, teacher_model, delta=None, log=print, plan=None):
         teacher_logits.trainable = False
         student = compressed.model
         batchnorm.apply(student, config.resolved_batch_norm)
-        use_attention = check_attention_points(teacher_logits, student,
-                                               config.train.attention_weight, log)
+        use_attention, names = check_attention_points(teacher_logits, student, config.train,
+                                                      log)
         space = resolve_input_space(config, teacher_logits)
         generator = models.generator(tuple(teacher_logits.inputs[0].shape[1:]),
                                      config.train.latent_dim, config.generator_channels, space)
         student_optimizer, generator_optimizer = make_optimizers(config.train)
         players = Players(
-            teacher=models.with_attention_outputs(teacher_logits, use_attention),
-            student=models.with_attention_outputs(student, use_attention),
+            teacher=models.with_attention_outputs(teacher_logits, use_attention, names),
+            student=models.with_attention_outputs(student, use_attention, names),
             student_model=student, generator=generator,
             student_optimizer=student_optimizer, generator_optimizer=generator_optimizer,
             after_student_update=(compressed.make_after_update(student_optimizer.iterations)
@@ -124,8 +133,7 @@ def _check_student(config, teacher_model):
     is written (for a delta grid, whose students are built later, one per delta)."""
     teacher_logits = teacher_lib.as_logits(teacher_model)
     student = config.method.build(config, teacher_logits)[1].model
-    check_attention_points(teacher_logits, student, config.train.attention_weight,
-                           log=lambda _: None)
+    check_attention_points(teacher_logits, student, config.train, log=lambda _: None)
     models.generator(tuple(teacher_logits.inputs[0].shape[1:]), config.train.latent_dim,
                      config.generator_channels,  # raises for images it cannot make
                      resolve_input_space(config, teacher_logits))  # raises for a bad range

@@ -33,6 +33,8 @@ from tfdfc.errors import ConfigError
 from tfdfc.settings import setting
 from tfdfc.keras_compat import keras, tf
 
+ATTENTION_POINTS = ("named", "inferred")  # where attention transfer looks (models/attention.py)
+
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
@@ -60,6 +62,10 @@ class TrainConfig:
                              "batchmean: KL.", "training", choices=losses.REDUCTIONS)
     attention_weight: float = setting(250.0, "Attention-transfer weight beta (0: off).",
                                       "training", lower=0.0)
+    attention_points: str = setting("named", "named: layers called attention_<i> (tfdfc's "
+                                    "networks); inferred: also, for a teacher without them and "
+                                    "a student of its architecture, the last layer at each "
+                                    "feature-map size.", "training", choices=ATTENTION_POINTS)
     seed: int = setting(0, "Random seed (initialisation and z).", "training")
     resample_latents: bool = setting(False, "A fresh z for every student step, not the paper's "
                                      "one batch per iteration (slower).", "training")

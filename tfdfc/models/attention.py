@@ -4,6 +4,11 @@ Builders name the activation at each attention point `attention_<i>` (the layer 
 spatial down-sampling: a WRN group output, a LeNet conv activation). The name survives cloning and
 TF-MOT wrapping (which prefixes it, e.g. `quant_attention_0`), so a teacher loaded from disk and a
 wrapped student expose the same points without any custom layer.
+
+A user's model has no such names. `inferred_points` finds the same places in any model: the last
+layer at each spatial size of its feature maps, before the size changes (padding layers, whose
+borders are zeros, are skipped). A student of the teacher's architecture (QAT, pruning, the
+teacher cloned) has layers of the same names, wrapped or not, so the points line up by name.
 """
 
 import re
@@ -18,8 +23,34 @@ def attention_name(index):
     return f"attention_{index}"
 
 
-def attention_layers(model):
-    """Layers of `model` that are attention points, in index order."""
+_WRAPPER_PREFIXES = ("", "quant_", "prune_low_magnitude_")
+
+
+def inferred_points(model):
+    """Names of `model`'s layers that close each spatial size of its feature maps (see above),
+    in model order; [] for a model without 4-D feature maps."""
+    closing, size = [], None
+    for layer in model.layers:
+        shape = layer.output.shape if hasattr(layer, "output") else None
+        if (isinstance(layer, (keras.layers.InputLayer, keras.layers.ZeroPadding2D))
+                or shape is None or len(shape) != 4 or tuple(shape[1:3]) == (1, 1)):
+            continue  # a 1x1 map normalises to a constant: nothing to transfer
+        if tuple(shape[1:3]) != size:
+            closing.append(None)
+            size = tuple(shape[1:3])
+        closing[-1] = layer.name
+    return closing
+
+
+def attention_layers(model, names=None):
+    """Layers of `model` that are attention points, in index order; with `names` (inferred
+    points of a teacher of the same architecture), the layers of those names, TF-MOT wrappers
+    included, or None if one is missing."""
+    if names is not None:
+        by_name = {layer.name: layer for layer in model.layers}
+        found = [next((by_name[prefix + name] for prefix in _WRAPPER_PREFIXES
+                       if prefix + name in by_name), None) for name in names]
+        return None if None in found else found
     found = []
     for layer in model.layers:
         match = ATTENTION_PATTERN.fullmatch(layer.name)
@@ -28,11 +59,12 @@ def attention_layers(model):
     return [layer for _, layer in sorted(found, key=lambda pair: pair[0])]
 
 
-def with_attention_outputs(model, use_attention=True):
-    """A model with the same weights returning `[logits, attention_0, attention_1, ...]`.
+def with_attention_outputs(model, use_attention=True, names=None):
+    """A model with the same weights returning `[logits, attention_0, attention_1, ...]` (the
+    points named `names`, if given: see `attention_layers`).
 
     With `use_attention=False`, or when `model` has no attention points, it returns `[logits]`.
     """
-    points = attention_layers(model) if use_attention else []
+    points = (attention_layers(model, names) or []) if use_attention else []
     outputs = [model.outputs[0]] + [layer.output for layer in points]
     return keras.Model(model.inputs, outputs, name=f"{model.name}_with_attention")
