@@ -15,6 +15,7 @@ def test_tuning_values_replace_the_recipes_and_leave_the_rest_to_it():
                                tuning={"bn_prior_weight": 0.5})
     assert recipe.recipe == tuned.recipe == "magnitude"
     assert recipe.train.bn_prior_weight == 1.0 and tuned.train.bn_prior_weight == 0.5
+    assert recipe.train.attention_points == tuned.train.attention_points == "inferred"
     assert tuned.train.student_lr == recipe.train.student_lr == 2e-3
     assert tuned.train.steps == recipe.train.steps
 

@@ -6,7 +6,8 @@ hours on a CPU and, for a student that starts from the teacher's weights, a rate
 away from the teacher faster than the generator can find where it errs. Where the values come
 from: the `qat` prior from a one-seed ablation on validation images of a Fashion-MNIST ResNet,
 its rate from 3 validation seeds of the zoo's MobileNetV2 and ResNet, the `magnitude` prior
-from 3 validation seeds of that MobileNetV2 at 90 % + int8 (bench/NOTES.md); the others from
+and attention points from 3 validation seeds each of that MobileNetV2 at 90 % + int8
+(bench/NOTES.md); the others from
 the mnist5k presets in flags/, tuned by earlier benches on mnist5k's test split. bench/zoo.py
 is the multi-seed check. The reasoning:
 
@@ -20,7 +21,9 @@ is the multi-seed check. The reasoning:
 - `magnitude`: pruning removes weights on a schedule and the student has to recover: rate 2e-3
   (5e-3 let the generator collapse on some seeds) and symmetric KL, the paper's for pruning.
   The batch-norm prior, as for `qat`: without it a 90 %-pruned MobileNetV2's generator covered
-  fewer classes and the student ended far lower.
+  fewer classes and the student ended far lower. Attention transfer at inferred points (a
+  user's model names none): the pruned student relearns from four feature maps per image, not
+  ten logits.
 - `slim`: the paper's slimming settings with symmetric KL.
 - `distill`: a fresh (random) student learns everything from generated images: the longest run.
 """
@@ -29,7 +32,7 @@ import dataclasses
 
 # Fields a recipe sets: CompressConfig's and TrainConfig's.
 CONFIG_FIELDS = ("generator_channels",)
-TRAIN_FIELDS = ("steps", "student_lr", "divergence", "bn_prior_weight")
+TRAIN_FIELDS = ("steps", "student_lr", "divergence", "bn_prior_weight", "attention_points")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +45,7 @@ class Recipe:
     divergence: str
     generator_channels: int
     bn_prior_weight: float = 0.0  # acts only on teachers with batch norms
+    attention_points: str = "named"  # inferred: also where the teacher names none (attention.py)
 
     def values(self):
         return {field: getattr(self, field) for field in CONFIG_FIELDS + TRAIN_FIELDS}
@@ -52,7 +56,7 @@ RECIPES = {recipe.name: recipe for recipe in (
            bn_prior_weight=1.0),
     Recipe("binary", steps=400, student_lr=2e-3, divergence="skl", generator_channels=32),
     Recipe("magnitude", steps=400, student_lr=2e-3, divergence="skl", generator_channels=32,
-           bn_prior_weight=1.0),
+           bn_prior_weight=1.0, attention_points="inferred"),
     Recipe("slim", steps=1000, student_lr=2e-3, divergence="skl", generator_channels=32),
     Recipe("distill", steps=600, student_lr=2e-3, divergence="kl", generator_channels=32),
 )}
@@ -80,4 +84,5 @@ def defaults_help():
     """One line per recipe, for flag help and README."""
     return "; ".join(f"{r.name}: {r.steps} iterations, student rate {r.student_lr:g}, "
                      f"{r.divergence}, generator width {r.generator_channels}, batch-norm prior "
-                     f"{r.bn_prior_weight:g}" for r in RECIPES.values())
+                     f"{r.bn_prior_weight:g}, attention points {r.attention_points}"
+                     for r in RECIPES.values())

@@ -64,6 +64,7 @@ def export_and_measure(config, run, eval_set, log=print):
         "recipe": {"name": config.recipe or None, "settings": {
             "steps": config.train.steps, "student_lr": config.train.student_lr,
             "divergence": config.train.divergence, "bn_prior_weight": config.train.bn_prior_weight,
+            "attention_points": config.train.attention_points,
             "generator_channels": config.generator_channels}},
     }
     if spec.is_qat:
