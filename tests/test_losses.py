@@ -66,6 +66,24 @@ def test_attention_transfer_matches_numpy():
     np.testing.assert_allclose(got, 250.0 * expected, rtol=1e-5)
 
 
+def test_feature_distillation_matches_numpy_and_vanishes_on_equal_maps():
+    teacher_acts = [RNG.normal(size=(3, 4, 4, 6)).astype(np.float32),
+                    RNG.normal(size=(3, 5)).astype(np.float32)]
+    student_acts = [RNG.normal(size=(3, 4, 4, 6)).astype(np.float32),
+                    RNG.normal(size=(3, 5)).astype(np.float32)]
+
+    def scaled_error(t, s):
+        axes = tuple(range(1, t.ndim))
+        return ((s - t) ** 2).mean(axis=axes) / ((t ** 2).mean(axis=axes) + 1e-6)
+
+    expected = sum(scaled_error(t, s) for t, s in zip(teacher_acts, student_acts))
+    got = losses.feature_distillation(teacher_acts, student_acts, weight=2.0)
+    np.testing.assert_allclose(got, 2.0 * expected, rtol=1e-5)
+    np.testing.assert_allclose(losses.feature_distillation(teacher_acts, teacher_acts, 2.0), 0.0)
+    with pytest.raises(ValueError, match="2 feature points, student has 1"):
+        losses.feature_distillation(teacher_acts, student_acts[:1], 1.0)
+
+
 def test_unknown_divergence_and_reduction_are_errors():
     with pytest.raises(ValueError, match="divergence must be one of"):
         losses.divergence("jsd", TEACHER, STUDENT)

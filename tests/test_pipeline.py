@@ -109,6 +109,9 @@ def test_smaller_student_from_the_registry(tmp_path, digits_teacher_path):
 @pytest.mark.parametrize("overrides, error, message", [
     (dict(eval_data="mnist5k"), TeacherError, r"takes images of shape \(8, 8, 1\)"),
     (dict(student="wrn-16-1"), ConfigError, "attention_weight=0"),
+    (dict(student="lenet5-x0.25", train=TrainConfig(steps=1, batch_size=16,
+                                                    feature_weight=1.0)), ConfigError,
+     "feature_weight=0"),
     (dict(student="resnet"), ConfigError, "unknown architecture"),
     (dict(student_init="zeros"), ConfigError, "student_init"),
     (dict(teacher="missing.keras"), TeacherError, "not found"),

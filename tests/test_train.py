@@ -40,6 +40,20 @@ def test_two_iterations_train_student_and_generator_but_not_teacher(
     assert strategy.num_replicas_in_sync == (2 if strategy_name == "two_replicas" else 1)
 
 
+def test_feature_distillation_enters_the_student_loss_without_attention(tmp_path,
+                                                                        digits_teacher_path):
+    """--feature_weight alone still gives the student the attention points' outputs, and its
+    term is reported and trained on."""
+    strategy = distribute.make_strategy("one_device")
+    config = tiny_train_config(attention_weight=0.0, feature_weight=1.0, student_lr=1e-2)
+    players = tiny_players(strategy, digits_teacher_path, config)
+    assert len(players.student.outputs) > 1
+    metrics = Loop(strategy, players, config, str(tmp_path / "ckpt"), log=quiet).run()
+    assert metrics["attention"] == 0 and metrics["features"] > 0
+    assert np.isclose(metrics["student_loss"],
+                      metrics["student_divergence"] + metrics["features"], rtol=1e-4)
+
+
 def test_generator_step_increases_the_divergence(digits_teacher_path):
     strategy = distribute.make_strategy("one_device")
     config = tiny_train_config(generator_lr=1e-2, attention_weight=0.0)

@@ -230,7 +230,8 @@ class Loop:
                  f"div_student {metrics['student_divergence']:.4f}  "
                  f"div_generator {metrics['generator_divergence']:.4f}  "
                  f"attention {metrics['attention']:.4f}  "
-                 f"teacher_entropy {metrics['teacher_entropy']:.3f}  "
+                 + (f"features {metrics['features']:.4f}  " if self.config.feature_weight else "")
+                 + f"teacher_entropy {metrics['teacher_entropy']:.3f}  "
                  f"teacher_classes {metrics['teacher_classes']:.2f}  "
                  f"{rate:.2f} it/s  ETA {_format_seconds(remaining)}")
         if not self.writer:

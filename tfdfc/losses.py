@@ -83,6 +83,23 @@ def attention_transfer(teacher_activations, student_activations, weight):
     return weight * total
 
 
+def feature_distillation(teacher_activations, student_activations, weight):
+    """weight * sum over layers of mean((s - t)^2) / mean(t^2), per example: whole feature maps,
+    channel by channel (FitNets' hints at the attention points, each scaled by the teacher map's
+    energy so that no layer dominates), for a student whose maps have the teacher's shapes."""
+    if len(teacher_activations) != len(student_activations):
+        raise ValueError(f"teacher has {len(teacher_activations)} feature points, student has "
+                         f"{len(student_activations)}")
+    total = 0.0
+    for teacher_act, student_act in zip(teacher_activations, student_activations):
+        teacher_act = tf.cast(teacher_act, tf.float32)
+        student_act = tf.cast(student_act, tf.float32)
+        axes = list(range(1, teacher_act.shape.rank))
+        error = tf.reduce_mean(tf.square(student_act - teacher_act), axis=axes)
+        total += error / (tf.reduce_mean(tf.square(teacher_act), axis=axes) + 1e-6)
+    return weight * total
+
+
 def entropy(logits):
     """Entropy (nats) of softmax(logits), per example."""
     log_p = _log_probs(logits, 1.0)

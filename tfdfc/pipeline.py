@@ -37,14 +37,17 @@ class Build:
 
 def check_attention_points(teacher, student, train, log=print):
     """(whether attention transfer can run, the inferred point names or None) for TrainConfig
-    `train`; raises if the two networks' points do not line up."""
-    if train.attention_weight == 0:
+    `train`; raises if the two networks' points do not line up (or, for feature-map
+    distillation, differ in shape)."""
+    if train.attention_weight == 0 and train.feature_weight == 0:
         return False, None
     teacher_points = models.attention_layers(teacher)
     student_points = models.attention_layers(student)
     if not teacher_points and train.attention_points == "inferred":
         names = models.inferred_points(teacher)
-        if names and models.attention_layers(student, names) is not None:
+        student_points = models.attention_layers(student, names) if names else None
+        if student_points is not None:
+            _check_feature_shapes(models.attention_layers(teacher, names), student_points, train)
             log(f"attention transfer at {len(names)} inferred points: {', '.join(names)}")
             return True, names
         log("attention transfer off: --attention_points=inferred needs a teacher with feature "
@@ -60,7 +63,20 @@ def check_attention_points(teacher, student, train, log=print):
             f"attention transfer needs matching attention points: teacher {teacher_shapes}, "
             f"student {student_shapes}. Pick a student of the same spatial layout, or set "
             "--attention_weight=0")
+    _check_feature_shapes(teacher_points, student_points, train)
     return True, None
+
+
+def _check_feature_shapes(teacher_points, student_points, train):
+    if train.feature_weight == 0:
+        return
+    teacher_shapes = [tuple(layer.output.shape[1:]) for layer in teacher_points]
+    student_shapes = [tuple(layer.output.shape[1:]) for layer in student_points]
+    if teacher_shapes != student_shapes:
+        raise ConfigError(
+            f"--feature_weight needs feature maps of the teacher's shapes at the attention "
+            f"points: teacher {teacher_shapes}, student {student_shapes}. Use a student of the "
+            "teacher's widths, or set --feature_weight=0")
 
 
 def build(strategy, config, teacher_model, delta=None, log=print, plan=None):

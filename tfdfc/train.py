@@ -19,6 +19,11 @@ Decisions where the paper is silent (docs/method.md), following the MS19 referen
   A slow copy of the generator (an exponential moving average of its weights) recalls them: each
   student step also learns on a batch of the slow copy's images, at the cost of one more
   generator and teacher pass per iteration and a student batch twice as large;
+- `feature_weight` (not the paper's; FitNets' hints): for a student of the teacher's
+  architecture, the whole feature maps at the attention points are matched too, channel by
+  channel, where attention transfer matches only their spatial energy. A pruned student has
+  lost most of its weights and relearns each layer's output from these maps rather than from
+  ten logits per image;
 - `replay_batches` (not the paper's; replay.py): the same cure by memory, the student also
   learning on images drawn from the last N iterations' batches;
 - Adam, cosine decay to zero over the run (the student's over steps * student_steps updates),
@@ -62,6 +67,10 @@ class TrainConfig:
                              "batchmean: KL.", "training", choices=losses.REDUCTIONS)
     attention_weight: float = setting(250.0, "Attention-transfer weight beta (0: off).",
                                       "training", lower=0.0)
+    feature_weight: float = setting(0.0, "Weight of feature-map distillation at the attention "
+                                    "points: each whole map's squared error over its energy "
+                                    "(0: off); needs maps of the teacher's shapes.", "training",
+                                    lower=0.0)
     attention_points: str = setting("named", "named: layers called attention_<i> (tfdfc's "
                                     "networks); inferred: also, for a teacher without them and "
                                     "a student of its architecture, the last layer at each "
@@ -101,7 +110,7 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
-        for name in ("attention_weight", "bn_prior_weight", "balance_weight",
+        for name in ("attention_weight", "feature_weight", "bn_prior_weight", "balance_weight",
                      "smoothness_weight", "confidence_weight", "replay_batches"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
@@ -351,14 +360,20 @@ def make_student_step(strategy, players, config):
                     losses.attention_transfer(teacher_outputs[1:], student_outputs[1:],
                                               config.attention_weight),
                     global_batch_size=batch_size)
+            features = tf.constant(0.0)
+            if config.feature_weight > 0 and len(student_outputs) > 1:
+                features = tf.nn.compute_average_loss(
+                    losses.feature_distillation(teacher_outputs[1:], student_outputs[1:],
+                                                config.feature_weight),
+                    global_batch_size=batch_size)
             regularizer = tf.constant(0.0)
             if players.regularizer is not None:
                 regularizer = players.regularizer() / strategy.num_replicas_in_sync
-            loss = divergence + attention + regularizer
+            loss = divergence + attention + features + regularizer
         variables = players.student.trainable_variables
         norm = _apply_clipped(players.student_optimizer, tape.gradient(loss, variables),
                               variables, config.clip_norm)
-        return {"student_divergence": divergence, "attention": attention,
+        return {"student_divergence": divergence, "attention": attention, "features": features,
                 "regularizer": regularizer, "student_loss": loss,
                 "student_grad_norm": norm / strategy.num_replicas_in_sync}
 
