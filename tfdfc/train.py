@@ -341,6 +341,15 @@ def make_synthesis_step(strategy, players, config):
     return step
 
 
+def _point_term(term, weight, teacher_outputs, student_outputs, global_batch_size):
+    """A loss on the attention points' outputs (`term`, from losses), averaged over the global
+    batch; 0 when its weight is 0 or the networks have no points."""
+    if weight == 0 or len(student_outputs) < 2:
+        return tf.constant(0.0)
+    return tf.nn.compute_average_loss(term(teacher_outputs[1:], student_outputs[1:], weight),
+                                      global_batch_size=global_batch_size)
+
+
 def make_student_step(strategy, players, config):
     """A tf.function(images, teacher_outputs) taking one student descent step; the loss is the
     mean over the global batch, whatever its size (the synthesis step's may be 1-3 batches)."""
@@ -354,18 +363,10 @@ def make_student_step(strategy, players, config):
                                             config.reduction)
             divergence = tf.nn.compute_average_loss(per_example,
                                                     global_batch_size=batch_size)
-            attention = tf.constant(0.0)
-            if config.attention_weight > 0 and len(student_outputs) > 1:
-                attention = tf.nn.compute_average_loss(
-                    losses.attention_transfer(teacher_outputs[1:], student_outputs[1:],
-                                              config.attention_weight),
-                    global_batch_size=batch_size)
-            features = tf.constant(0.0)
-            if config.feature_weight > 0 and len(student_outputs) > 1:
-                features = tf.nn.compute_average_loss(
-                    losses.feature_distillation(teacher_outputs[1:], student_outputs[1:],
-                                                config.feature_weight),
-                    global_batch_size=batch_size)
+            attention, features = (
+                _point_term(term, weight, teacher_outputs, student_outputs, batch_size)
+                for term, weight in ((losses.attention_transfer, config.attention_weight),
+                                     (losses.feature_distillation, config.feature_weight)))
             regularizer = tf.constant(0.0)
             if players.regularizer is not None:
                 regularizer = players.regularizer() / strategy.num_replicas_in_sync
