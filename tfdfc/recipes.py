@@ -31,7 +31,8 @@ import dataclasses
 
 # Fields a recipe sets: CompressConfig's and TrainConfig's.
 CONFIG_FIELDS = ("generator_channels",)
-TRAIN_FIELDS = ("steps", "student_lr", "divergence", "bn_prior_weight", "attention_points")
+TRAIN_FIELDS = ("steps", "student_lr", "divergence", "bn_prior_weight", "attention_weight",
+                "attention_points", "feature_weight")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,7 +45,9 @@ class Recipe:
     divergence: str
     generator_channels: int
     bn_prior_weight: float = 0.0  # acts only on teachers with batch norms
+    attention_weight: float = 250.0  # the paper's beta
     attention_points: str = "named"  # inferred: also where the teacher names none (attention.py)
+    feature_weight: float = 0.0  # feature-map distillation at the attention points
 
     def values(self):
         return {field: getattr(self, field) for field in CONFIG_FIELDS + TRAIN_FIELDS}
@@ -83,5 +86,6 @@ def defaults_help():
     """One line per recipe, for flag help and README."""
     return "; ".join(f"{r.name}: {r.steps} iterations, student rate {r.student_lr:g}, "
                      f"{r.divergence}, generator width {r.generator_channels}, batch-norm prior "
-                     f"{r.bn_prior_weight:g}, attention points {r.attention_points}"
+                     f"{r.bn_prior_weight:g}, attention weight {r.attention_weight:g} at "
+                     f"{r.attention_points} points, feature weight {r.feature_weight:g}"
                      for r in RECIPES.values())

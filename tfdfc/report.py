@@ -8,7 +8,7 @@ import os
 
 import numpy as np
 
-from tfdfc import data, export, figures, guard, metrics
+from tfdfc import data, export, figures, guard, metrics, recipes
 from tfdfc.keras_compat import tf
 
 REPRESENTATIVE_SAMPLES = 256
@@ -62,10 +62,8 @@ def export_and_measure(config, run, eval_set, log=print):
         "eval_data": config.eval_data or None,
         "guard": guard_entry,
         "recipe": {"name": config.recipe or None, "settings": {
-            "steps": config.train.steps, "student_lr": config.train.student_lr,
-            "divergence": config.train.divergence, "bn_prior_weight": config.train.bn_prior_weight,
-            "attention_points": config.train.attention_points,
-            "generator_channels": config.generator_channels}},
+            **{name: getattr(config.train, name) for name in recipes.TRAIN_FIELDS},
+            **{name: getattr(config, name) for name in recipes.CONFIG_FIELDS}}},
     }
     if spec.is_qat:
         # TFLite kernels have no activations below 8 bits: those run at int8 with the learned

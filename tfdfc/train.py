@@ -65,16 +65,19 @@ class TrainConfig:
     temperature: float = setting(1.0, "Softmax temperature.", "training", lower=0.0)
     reduction: str = setting("mean", "mean: KL / classes (MS19's scale for beta=250); "
                              "batchmean: KL.", "training", choices=losses.REDUCTIONS)
-    attention_weight: float = setting(250.0, "Attention-transfer weight beta (0: off).",
+    attention_weight: float = setting(250.0, "Attention-transfer weight beta (0: off); unset: "
+                                      "the recipe's.",
                                       "training", lower=0.0)
     feature_weight: float = setting(0.0, "Weight of feature-map distillation at the attention "
                                     "points: each whole map's squared error over its energy "
-                                    "(0: off); needs maps of the teacher's shapes.", "training",
+                                    "(0: off); needs maps of the teacher's shapes; unset: the "
+                                    "recipe's.", "training",
                                     lower=0.0)
     attention_points: str = setting("named", "named: layers called attention_<i> (tfdfc's "
                                     "networks); inferred: also, for a teacher without them and "
                                     "a student of its architecture, the last layer at each "
-                                    "feature-map size.", "training", choices=ATTENTION_POINTS)
+                                    "feature-map size; unset: the recipe's.", "training",
+                                    choices=ATTENTION_POINTS)
     seed: int = setting(0, "Random seed (initialisation and z).", "training")
     resample_latents: bool = setting(False, "A fresh z for every student step, not the paper's "
                                      "one batch per iteration (slower).", "training")
