@@ -6,7 +6,7 @@ hours on a CPU and, for a student that starts from the teacher's weights, a rate
 away from the teacher faster than the generator can find where it errs. Where the values come
 from: the `qat` prior from a one-seed ablation on validation images of a Fashion-MNIST ResNet,
 its rate from 3 validation seeds of the zoo's MobileNetV2 and ResNet, the `magnitude` prior
-and attention points from 3 validation seeds each of that MobileNetV2 at 90 % + int8
+attention points and feature weight from 3 validation seeds each of that MobileNetV2 at 90 % + int8
 (bench/NOTES.md); the others from the mnist5k presets in flags/, tuned by earlier benches on
 mnist5k's test split. bench/zoo.py is the multi-seed check. The reasoning:
 
@@ -21,8 +21,8 @@ mnist5k's test split. bench/zoo.py is the multi-seed check. The reasoning:
   (5e-3 let the generator collapse on some seeds) and symmetric KL, the paper's for pruning.
   The batch-norm prior, as for `qat`: without it a 90 %-pruned MobileNetV2's generator covered
   fewer classes and the student ended far lower. Attention transfer at inferred points (a
-  user's model names none): the pruned student relearns from four feature maps per image, not
-  ten logits.
+  user's model names none), and the whole feature maps there too (feature distillation): the
+  pruned student relearns each stage's output from the teacher's maps, not from ten logits.
 - `slim`: the paper's slimming settings with symmetric KL.
 - `distill`: a fresh (random) student learns everything from generated images: the longest run.
 """
@@ -58,7 +58,7 @@ RECIPES = {recipe.name: recipe for recipe in (
            bn_prior_weight=1.0),
     Recipe("binary", steps=400, student_lr=2e-3, divergence="skl", generator_channels=32),
     Recipe("magnitude", steps=400, student_lr=2e-3, divergence="skl", generator_channels=32,
-           bn_prior_weight=1.0, attention_points="inferred"),
+           bn_prior_weight=1.0, attention_points="inferred", feature_weight=1.0),
     Recipe("slim", steps=1000, student_lr=2e-3, divergence="skl", generator_channels=32),
     Recipe("distill", steps=600, student_lr=2e-3, divergence="kl", generator_channels=32),
 )}
