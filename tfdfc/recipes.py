@@ -23,7 +23,7 @@ mnist5k's test split. bench/zoo.py is the multi-seed check. The reasoning:
   fewer classes and the student ended far lower. Attention transfer at inferred points (a
   user's model names none), and the whole feature maps there too (feature distillation): the
   pruned student relearns each stage's output from the teacher's maps, not from ten logits;
-  attention at β 50, not the paper's 250, whose term outweighed the divergence thirty-fold.
+  attention at β 50, not the paper's 250, whose term dwarfed the divergence.
 - `slim`: the paper's slimming settings with symmetric KL.
 - `distill`: a fresh (random) student learns everything from generated images: the longest run.
 """
