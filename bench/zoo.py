@@ -64,7 +64,7 @@ _TEACHER_EPOCHS = flags.DEFINE_integer("teacher_epochs", 3, "Epochs of teacher t
 # Tuning flags (validation runs with their own --results only): TrainConfig fields every run
 # takes instead of its recipe's, each with the tag its run directories get (_lr5e-05).
 TUNING_TAGS = {"student_lr": "lr", "bn_prior_weight": "bnp", "attention_weight": "aw",
-               "feature_weight": "fw", "attention_points": "ap"}
+               "feature_weight": "fw", "balance_weight": "bal", "attention_points": "ap"}
 
 
 def _tuning_help(name, tag):
