@@ -40,6 +40,17 @@ def test_unset_recipe_fields_take_the_schemes_recipe_and_given_ones_win():
     assert config.train.steps == 7 and config.train.seed == 3
 
 
+@pytest.mark.parametrize("settings, recipe, feature_weight", [
+    (dict(student_init="random"), "fresh_copy", 1.0),
+    (dict(student="lenet5-x0.5", student_init="random"), "distill", 0.0),
+    (dict(ticket="ticket.npz"), "distill", 0.0)])
+def test_only_a_fresh_copy_of_the_teacher_takes_the_feature_map_recipe(
+        settings, recipe, feature_weight):
+    config = api.config_for("t.keras", "out", **settings)
+    assert config.recipe == recipe and config.train.feature_weight == feature_weight
+    assert config.train.steps == recipes.RECIPES[recipe].steps
+
+
 def test_unknown_settings_and_teachers_are_clear_errors(tmp_path):
     with pytest.raises(ConfigError, match="unknown setting.*sparsty"):
         api.config_for("t.keras", "out", sparsty=0.9)

@@ -5,8 +5,9 @@ The paper's CIFAR-10 defaults (80,000 iterations, student rate 2e-3, 128-wide ge
 hours on a CPU and, for a student that starts from the teacher's weights, a rate that walks it
 away from the teacher faster than the generator can find where it errs. Where the values come
 from: the `qat` prior from a one-seed ablation on validation images of a Fashion-MNIST ResNet,
-its rate from 3 validation seeds of the zoo's MobileNetV2 and ResNet, the `magnitude` prior
-attention points and feature weight from 3 validation seeds each of that MobileNetV2 at 90 % + int8
+its rate from 3 validation seeds of the zoo's MobileNetV2 and ResNet; the `magnitude` prior,
+attention points and feature weight from 3 validation seeds each of that MobileNetV2 at
+90 % + int8; `fresh_copy`'s from 3 validation seeds of its distillation into a fresh copy
 (bench/NOTES.md); the others from the mnist5k presets in flags/, tuned by earlier benches on
 mnist5k's test split. bench/zoo.py is the multi-seed check. The reasoning:
 
@@ -25,7 +26,11 @@ mnist5k's test split. bench/zoo.py is the multi-seed check. The reasoning:
   pruned student relearns each stage's output from the teacher's maps, not from ten logits;
   attention at β 50, not the paper's 250, whose term dwarfed the divergence.
 - `slim`: the paper's slimming settings with symmetric KL.
-- `distill`: a fresh (random) student learns everything from generated images: the longest run.
+- `fresh_copy`: a fresh (random) student of the teacher's architecture learns everything from
+  generated images: the longest run, with the `magnitude` recipe's batch-norm prior, attention
+  and feature maps at inferred points, which line up only because the two networks are alike.
+- `distill`: a fresh student of another architecture (feature maps of other widths) or a
+  lottery ticket: the long run on logits alone, as tuned on LeNet-5.
 """
 
 import dataclasses
@@ -62,14 +67,20 @@ RECIPES = {recipe.name: recipe for recipe in (
            bn_prior_weight=1.0, attention_weight=50.0, attention_points="inferred",
            feature_weight=1.0),
     Recipe("slim", steps=1000, student_lr=2e-3, divergence="skl", generator_channels=32),
+    Recipe("fresh_copy", steps=600, student_lr=2e-3, divergence="kl", generator_channels=32,
+           bn_prior_weight=1.0, attention_weight=50.0, attention_points="inferred",
+           feature_weight=1.0),
     Recipe("distill", steps=600, student_lr=2e-3, divergence="kl", generator_channels=32),
 )}
 
 
 def recipe_name(config):
-    """The recipe for a CompressConfig: its method's, or `distill` for a fresh student."""
-    if config.ticket or config.resolved_student_init == "random":
+    """The recipe for a CompressConfig: `fresh_copy` for a random student of the teacher's
+    architecture, `distill` for another fresh student or a ticket, else its method's."""
+    if config.ticket:
         return "distill"
+    if config.resolved_student_init == "random":
+        return "fresh_copy" if config.student == "same" else "distill"
     return config.method.recipe
 
 
