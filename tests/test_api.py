@@ -43,7 +43,8 @@ def test_unset_recipe_fields_take_the_schemes_recipe_and_given_ones_win():
 @pytest.mark.parametrize("settings, recipe, feature_weight", [
     (dict(student_init="random"), "fresh_copy", 1.0),
     (dict(student="lenet5-x0.5", student_init="random"), "distill", 0.0),
-    (dict(ticket="ticket.npz"), "distill", 0.0)])
+    (dict(ticket="ticket.npz"), "distill", 0.0),
+    (dict(student_init="random", prune="slim"), "distill", 0.0)])
 def test_only_a_fresh_copy_of_the_teacher_takes_the_feature_map_recipe(
         settings, recipe, feature_weight):
     config = api.config_for("t.keras", "out", **settings)

@@ -75,12 +75,14 @@ RECIPES = {recipe.name: recipe for recipe in (
 
 
 def recipe_name(config):
-    """The recipe for a CompressConfig: `fresh_copy` for a random student of the teacher's
-    architecture, `distill` for another fresh student or a ticket, else its method's."""
+    """The recipe for a CompressConfig: `fresh_copy` for an unpruned random student of the
+    teacher's architecture (slimming would fight its feature maps), `distill` for another fresh
+    student or a ticket, else its method's."""
     if config.ticket:
         return "distill"
     if config.resolved_student_init == "random":
-        return "fresh_copy" if config.student == "same" else "distill"
+        copy = config.student == "same" and config.prune == "none"
+        return "fresh_copy" if copy else "distill"
     return config.method.recipe
 
 
