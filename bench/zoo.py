@@ -26,6 +26,7 @@ import common
 from tfdfc import artifacts, data, pipeline, recipes
 from tfdfc.errors import UserInputError
 from tfdfc.keras_compat import keras
+from tfdfc.compression.prune import ALLOCATIONS
 from tfdfc.train import ATTENTION_POINTS, TrainConfig
 
 # From the issue "Real models" (deliverable 6), set 2026-12-01: points the data-free TFLite
@@ -61,10 +62,13 @@ _SPLIT = flags.DEFINE_enum("split", "test", ["val", "test"], "Evaluation split: 
                            "test to report.")
 _TEACHER_EPOCHS = flags.DEFINE_integer("teacher_epochs", 3, "Epochs of teacher training.",
                                        lower_bound=1)
-# Tuning flags (validation runs with their own --results only): TrainConfig fields every run
-# takes instead of its recipe's, each with the tag its run directories get (_lr5e-05).
+# Tuning flags (validation runs with their own --results only): TrainConfig fields, then the
+# CompressConfig pruning fields, every run takes instead of its recipe's or the default, each
+# with the tag its run directories get (_lr5e-05).
 TUNING_TAGS = {"student_lr": "lr", "bn_prior_weight": "bnp", "attention_weight": "aw",
-               "feature_weight": "fw", "balance_weight": "bal", "attention_points": "ap"}
+               "feature_weight": "fw", "balance_weight": "bal", "attention_points": "ap",
+               "resample_latents": "rs", "sparsity_allocation": "alloc", "sparsity_ramp": "ramp"}
+CONFIG_TUNING = ("sparsity_allocation", "sparsity_ramp")  # CompressConfig's, not TrainConfig's
 
 
 def _tuning_help(name, tag):
@@ -72,14 +76,18 @@ def _tuning_help(name, tag):
             f"of its recipe's; run directories get a _{tag}<value> suffix. Unset: the recipe's.")
 
 
-_TUNING = {name: flags.DEFINE_float(name, None, _tuning_help(name, tag), lower_bound=0.0)
-           for name, tag in TUNING_TAGS.items() if name != "attention_points"}
-_TUNING["attention_points"] = flags.DEFINE_enum(
-    "attention_points", None, list(ATTENTION_POINTS),
-    _tuning_help("attention_points", TUNING_TAGS["attention_points"]))
+_CHOICES = {"attention_points": list(ATTENTION_POINTS), "sparsity_allocation": list(ALLOCATIONS)}
+_BOOLS = ("resample_latents",)
+_TUNING = {name: (flags.DEFINE_enum(name, None, _CHOICES[name], _tuning_help(name, tag))
+                  if name in _CHOICES else
+                  flags.DEFINE_bool(name, None, _tuning_help(name, tag)) if name in _BOOLS else
+                  flags.DEFINE_float(name, None, _tuning_help(name, tag), lower_bound=0.0))
+           for name, tag in TUNING_TAGS.items()}
 
 
 def _value_text(value):
+    if isinstance(value, bool):
+        return str(int(value))
     return f"{value:g}" if isinstance(value, float) else str(value)
 _RENDER_ONLY = flags.DEFINE_bool("render_only", False, "Rewrite the Markdown from the JSON "
                                  "beside it, training nothing.")
@@ -229,21 +237,26 @@ def run_config(scheme, seed, teacher_path, eval_path, tiny, steps, generator_cha
                with_data=True, tuning=None):
     """The CompressConfig of one run: the scheme's recipe for every setting the bench's flags
     did not set (`steps` and `generator_channels` when non-zero, the `tuning` dict's
-    TrainConfig fields; tiny runs set their own)."""
+    TrainConfig and pruning fields; tiny runs set their own)."""
     train, explicit, extra = TrainConfig(seed=seed), set(), {}
     if tiny:
         train = dataclasses.replace(train, steps=2, batch_size=16, student_steps=2)
         explicit, extra = {"steps", "generator_channels"}, {"generator_channels": 8}
     elif steps:
         train, explicit = dataclasses.replace(train, steps=steps), {"steps"}
-    if tuning:
-        train, explicit = dataclasses.replace(train, **tuning), explicit | set(tuning)
+    tuning = tuning or {}
+    config_tuning = {name: value for name, value in tuning.items() if name in CONFIG_TUNING}
+    train_tuning = {name: value for name, value in tuning.items() if name not in CONFIG_TUNING}
+    if train_tuning:
+        train = dataclasses.replace(train, **train_tuning)
+        explicit = explicit | set(train_tuning)
     if generator_channels and not tiny:
         explicit, extra = explicit | {"generator_channels"}, {
             "generator_channels": generator_channels}
     config = recipes.resolve(pipeline.CompressConfig(
         teacher=teacher_path, out_dir="", eval_data=eval_path, strategy="one_device",
-        with_data_baseline=with_data, train=train, **extra, **SCHEMES[scheme]), explicit)
+        with_data_baseline=with_data, train=train, **extra, **config_tuning, **SCHEMES[scheme]),
+        explicit)
     total = config.train.steps
     return dataclasses.replace(config, train=dataclasses.replace(
         config.train, log_every=1 if tiny else 25, eval_every=total,

@@ -20,6 +20,18 @@ def test_tuning_values_replace_the_recipes_and_leave_the_rest_to_it():
     assert tuned.train.steps == recipe.train.steps
 
 
+def test_pruning_and_boolean_tuning_values_reach_their_configs():
+    with bench_module("bench/zoo.py") as zoo:
+        recipe = zoo.run_config("prune90_int8", 0, "teacher.keras", "eval.npz", False, 0)
+        tuned = zoo.run_config("prune90_int8", 0, "teacher.keras", "eval.npz", False, 0,
+                               tuning={"sparsity_allocation": "uniform", "sparsity_ramp": 0.2,
+                                       "resample_latents": True})
+    assert recipe.sparsity_allocation == "global" and tuned.sparsity_allocation == "uniform"
+    assert recipe.sparsity_ramp == 0.4 and tuned.sparsity_ramp == 0.2
+    assert not recipe.train.resample_latents and tuned.train.resample_latents
+    assert tuned.train.bn_prior_weight == recipe.train.bn_prior_weight == 1.0
+
+
 @pytest.mark.parametrize("args", [["--bn_prior_weight=1"],
                                   ["--student_lr=1e-4", "--split=val"]])
 def test_tuning_flags_need_the_validation_split_and_their_own_table(args):
