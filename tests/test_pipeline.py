@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import quiet
-from tfdfc import data, figures, metrics, pipeline, run_dir
+from tfdfc import data, figures, metrics, models, pipeline, run_dir
 from tfdfc.errors import ConfigError
 from tfdfc.keras_compat import keras
 from tfdfc.teacher import TeacherError
@@ -104,6 +104,23 @@ def test_smaller_student_from_the_registry(tmp_path, digits_teacher_path):
     report = pipeline.run(_run_config(digits_teacher_path, tmp_path, student="lenet5-x0.25"),
                           log=quiet)
     assert report["student"]["params"] < report["teacher"]["params"]
+
+
+def test_a_fresh_student_does_not_start_from_its_teachers_initial_weights(tmp_path):
+    """A teacher built right after set_random_seed(0), as most scripts do, and a fresh copy of
+    it at training seed 0: the copy is a new draw, not the teacher's own initialisation."""
+    keras.utils.set_random_seed(0)
+    teacher = models.build("lenet5-x0.5", (8, 8, 1), 10)
+    path = str(tmp_path / "untrained.keras")
+    teacher.save(path)
+    config = _run_config(path, tmp_path / "out", student_init="random", eval_data=None)
+    strategy, teacher_model, _, _ = pipeline.load_inputs(config)
+    student = pipeline.seeded_build(strategy, config, teacher_model, log=quiet).players.student_model
+    kernels = [(layer.kernel.numpy(), teacher.get_layer(layer.name).kernel.numpy())
+               for layer in student.layers if hasattr(layer, "kernel")]
+    assert len(kernels) >= 4
+    for fresh, original in kernels:
+        assert fresh.shape == original.shape and not np.allclose(fresh, original)
 
 
 @pytest.mark.parametrize("overrides, error, message", [

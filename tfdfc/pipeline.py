@@ -155,11 +155,26 @@ def _check_student(config, teacher_model):
                      resolve_input_space(config, teacher_logits))  # raises for a bad range
 
 
+# Added to the training seed of a fresh (random) student; see `init_seed`.
+FRESH_SEED_OFFSET = 1_000_003
+
+
+def init_seed(config):
+    """The seed every initialiser of the run draws from: the training seed, or for a fresh
+    (random) student the training seed plus `FRESH_SEED_OFFSET`. A teacher of the student's
+    architecture built right after `set_random_seed(seed)` (tfdfc's teacher binary, the benches,
+    most training scripts) would otherwise hand a fresh student with the same seed the
+    teacher's own initial weights: a lottery-ticket start, not a fresh one. (A ticket's control
+    re-draws for the same reason: compression/ticket.py.)"""
+    fresh = config.resolved_student_init == "random" and not config.ticket
+    return config.train.seed + FRESH_SEED_OFFSET if fresh else config.train.seed
+
+
 def seeded_build(strategy, config, teacher_model, delta=None, log=print, plan=None):
-    """`build` after seeding every initialiser with the training seed; without a `plan`, the
+    """`build` after seeding every initialiser with `init_seed`; without a `plan`, the
     method's `prepare` makes one first (outside the strategy)."""
     plan = plan or prepare(config, teacher_model, log)
-    keras.utils.set_random_seed(config.train.seed)
+    keras.utils.set_random_seed(init_seed(config))
     return build(strategy, config, teacher_model, delta, log, plan)
 
 
