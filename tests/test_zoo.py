@@ -189,6 +189,19 @@ def test_inferred_attention_points_close_each_feature_map_size_and_line_up_in_st
     points = models.attention_layers(student, names)
     assert [layer.name for layer in points] == [f"quant_{name}" for name in names]
     assert models.attention_layers(models.build("lenet5", (32, 32, 3), 4), names) is None
+    # inferred_final: the 1x1 map the head pools closes the list, and the student has it too.
+    final = models.inferred_points(model, final=True)
+    pooled = next(layer for layer in model.layers
+                  if isinstance(layer, keras.layers.GlobalAveragePooling2D))
+    assert final[:-1] == names and model.get_layer(final[-1]).output is pooled.input
+    assert tuple(model.get_layer(final[-1]).output.shape[1:3]) == (1, 1)
+    assert len(models.attention_layers(student, final)) == len(names) + 1
+
+
+@pytest.mark.parametrize("name", ["resnet", "squeeze_excite", "nested"])
+def test_inferred_final_adds_nothing_where_the_head_pools_a_larger_map(name):
+    model = teacher.as_logits(flatten.flatten(getattr(zoo, name)()))
+    assert models.inferred_points(model, final=True) == models.inferred_points(model)
 
 
 def test_inferred_attention_points_put_attention_transfer_into_a_pruning_run(zoo_files, tmp_path):

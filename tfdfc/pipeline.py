@@ -43,8 +43,8 @@ def check_attention_points(teacher, student, train, log=print):
         return False, None
     teacher_points = models.attention_layers(teacher)
     student_points = models.attention_layers(student)
-    if not teacher_points and train.attention_points == "inferred":
-        names = models.inferred_points(teacher)
+    if not teacher_points and train.attention_points.startswith("inferred"):
+        names = models.inferred_points(teacher, final=train.attention_points == "inferred_final")
         student_points = models.attention_layers(student, names) if names else None
         if student_points is not None:
             _check_feature_shapes(models.attention_layers(teacher, names), student_points, train)

@@ -38,7 +38,7 @@ from tfdfc.errors import ConfigError
 from tfdfc.settings import setting
 from tfdfc.keras_compat import keras, tf
 
-ATTENTION_POINTS = ("named", "inferred")  # where attention transfer looks (models/attention.py)
+ATTENTION_POINTS = ("named", "inferred", "inferred_final")  # where attention transfer looks (models/attention.py)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,7 +76,8 @@ class TrainConfig:
     attention_points: str = setting("named", "named: layers called attention_<i> (tfdfc's "
                                     "networks); inferred: also, for a teacher without them and "
                                     "a student of its architecture, the last layer at each "
-                                    "feature-map size; unset: the recipe's.", "training",
+                                    "feature-map size; inferred_final: and the last 1x1 map, "
+                                    "for feature maps; unset: the recipe's.", "training",
                                     choices=ATTENTION_POINTS)
     seed: int = setting(0, "Random seed (initialisation and z).", "training")
     resample_latents: bool = setting(False, "A fresh z for every student step, not the paper's "

@@ -24,22 +24,43 @@ def attention_name(index):
 
 
 _WRAPPER_PREFIXES = ("", "quant_", "prune_low_magnitude_")
+_GLOBAL_POOLS = (keras.layers.GlobalAveragePooling2D, keras.layers.GlobalMaxPooling2D)
 
 
-def inferred_points(model):
+def inferred_points(model, final=False):
     """Names of `model`'s layers that close each spatial size of its feature maps (see above),
-    in model order; [] for a model without 4-D feature maps."""
+    in model order; [] for a model without 4-D feature maps. 1x1 maps are skipped (their
+    attention map normalises to a constant), except with `final`: then the map the head pools
+    (the input of the last global pooling layer, else of the last Flatten) ends the list if it is not in it
+    yet, as when a network shrinks its images to 1x1 (a MobileNetV2 at 32x32). Feature-map
+    distillation compares its channels; attention transfer there adds nothing."""
     closing, size = [], None
     for layer in model.layers:
         shape = layer.output.shape if hasattr(layer, "output") else None
         if (isinstance(layer, (keras.layers.InputLayer, keras.layers.ZeroPadding2D))
                 or shape is None or len(shape) != 4 or tuple(shape[1:3]) == (1, 1)):
-            continue  # a 1x1 map normalises to a constant: nothing to transfer
+            continue
         if tuple(shape[1:3]) != size:
             closing.append(None)
             size = tuple(shape[1:3])
         closing[-1] = layer.name
-    return closing
+    pooled = _pooled_map(model, closing[-1]) if final and closing else None
+    return closing + [pooled] if pooled and pooled not in closing else closing
+
+
+def _pooled_map(model, last_point):
+    """Name of the layer whose 4-D output the head pools, or None: the input of the last global
+    pooling after `last_point` (squeeze-excite blocks pool before the head's), else of the
+    first Flatten after it."""
+    names = [layer.name for layer in model.layers]
+    after = model.layers[names.index(last_point) + 1:]
+    heads = ([layer for layer in after if isinstance(layer, _GLOBAL_POOLS)][-1:]
+             or [layer for layer in after if isinstance(layer, keras.layers.Flatten)][:1])
+    if not heads:
+        return None
+    source = next((layer for layer in model.layers
+                   if getattr(layer, "output", None) is heads[0].input), None)
+    return source.name if source is not None and len(source.output.shape) == 4 else None
 
 
 def attention_layers(model, names=None):
