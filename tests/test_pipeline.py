@@ -115,7 +115,8 @@ def test_a_fresh_student_does_not_start_from_its_teachers_initial_weights(tmp_pa
     teacher.save(path)
     config = _run_config(path, tmp_path / "out", student_init="random", eval_data=None)
     strategy, teacher_model, _, _ = pipeline.load_inputs(config)
-    student = pipeline.seeded_build(strategy, config, teacher_model, log=quiet).players.student_model
+    built = pipeline.seeded_build(strategy, config, teacher_model, log=quiet)
+    student = built.players.student_model
     kernels = [(layer.kernel.numpy(), teacher.get_layer(layer.name).kernel.numpy())
                for layer in student.layers if hasattr(layer, "kernel")]
     assert len(kernels) >= 4

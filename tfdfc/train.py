@@ -38,7 +38,8 @@ from tfdfc.errors import ConfigError
 from tfdfc.settings import setting
 from tfdfc.keras_compat import keras, tf
 
-ATTENTION_POINTS = ("named", "inferred", "inferred_final")  # where attention transfer looks (models/attention.py)
+# Where attention transfer looks (models/attention.py).
+ATTENTION_POINTS = ("named", "inferred", "inferred_final")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -31,9 +31,9 @@ def inferred_points(model, final=False):
     """Names of `model`'s layers that close each spatial size of its feature maps (see above),
     in model order; [] for a model without 4-D feature maps. 1x1 maps are skipped (their
     attention map normalises to a constant), except with `final`: then the map the head pools
-    (the input of the last global pooling layer, else of the last Flatten) ends the list if it is not in it
-    yet, as when a network shrinks its images to 1x1 (a MobileNetV2 at 32x32). Feature-map
-    distillation compares its channels; attention transfer there adds nothing."""
+    (`_pooled_map`) ends the list if it is not in it yet, as when a network shrinks its images
+    to 1x1 (a MobileNetV2 at 32x32). Feature-map distillation compares its channels;
+    attention transfer there adds nothing."""
     closing, size = [], None
     for layer in model.layers:
         shape = layer.output.shape if hasattr(layer, "output") else None
