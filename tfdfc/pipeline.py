@@ -161,12 +161,13 @@ FRESH_SEED_OFFSET = 1_000_003
 
 def init_seed(config):
     """The seed every initialiser of the run draws from: the training seed, or for a fresh
-    (random) student the training seed plus `FRESH_SEED_OFFSET`. A teacher of the student's
-    architecture built right after `set_random_seed(seed)` (tfdfc's teacher binary, the benches,
-    most training scripts) would otherwise hand a fresh student with the same seed the
-    teacher's own initial weights: a lottery-ticket start, not a fresh one. (A ticket's control
-    re-draws for the same reason: compression/ticket.py.)"""
-    fresh = config.resolved_student_init == "random" and not config.ticket
+    (random) student, a ticket's re-init control included, the training seed plus
+    `FRESH_SEED_OFFSET`. A model of the student's architecture built right after
+    `set_random_seed(seed)` (tfdfc's teacher binary, find_ticket, the benches, most training
+    scripts) would otherwise hand a fresh student with the same seed that model's own initial
+    weights: a lottery-ticket start, not a fresh one."""
+    fresh = (config.ticket_reinit if config.ticket
+             else config.resolved_student_init == "random")
     return config.train.seed + FRESH_SEED_OFFSET if fresh else config.train.seed
 
 

@@ -168,11 +168,7 @@ def build_student(path, teacher, reinit):
                           f"{meta['num_classes']} classes; the teacher has {input_shape} and "
                           f"{num_classes}")
     student = models.build(meta["architecture"], input_shape, num_classes)
-    if reinit:
-        # A second, fresh draw: with the training seed equal to the ticket's seed, the first
-        # draw would rebuild exactly the ticket's original initialisation (no control at all).
-        student = keras.models.clone_model(student)
-    else:
+    if not reinit:  # the control keeps the fresh draw (pipeline.init_seed seeds it apart)
         student.set_weights(initial)
     apply_masks(student, masks)
     return student, masks
