@@ -25,10 +25,10 @@ def test_pruning_and_boolean_tuning_values_reach_their_configs():
         recipe = zoo.run_config("prune90_int8", 0, "teacher.keras", "eval.npz", False, 0)
         tuned = zoo.run_config("prune90_int8", 0, "teacher.keras", "eval.npz", False, 0,
                                tuning={"sparsity_allocation": "uniform", "sparsity_ramp": 0.2,
-                                       "resample_latents": True})
+                                       "resample_latents": False})
     assert recipe.sparsity_allocation == "global" and tuned.sparsity_allocation == "uniform"
     assert recipe.sparsity_ramp == 0.4 and tuned.sparsity_ramp == 0.2
-    assert not recipe.train.resample_latents and tuned.train.resample_latents
+    assert recipe.train.resample_latents and not tuned.train.resample_latents
     assert tuned.train.bn_prior_weight == recipe.train.bn_prior_weight == 1.0
 
 
