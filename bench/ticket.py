@@ -17,7 +17,6 @@ equals the ticket's seed rebuilds exactly the ticket's original weights (no cont
 """
 
 import os
-import statistics
 
 from absl import app, flags
 
@@ -52,14 +51,6 @@ def find_ticket(tiny, out_dir, seed):
     return ticket.find(config, log=log), config, lines
 
 
-def mean_std(values):
-    """'mean ± sample std' of a list (std n/a for one value)."""
-    if any(v is None for v in values):
-        return "n/a"
-    std = f"{statistics.stdev(values):.4f}" if len(values) > 1 else "n/a"
-    return f"{statistics.mean(values):.4f} ± {std}"
-
-
 def main(argv):
     del argv
     tiny, out_dir, steps = _FLAGS.tiny.value, _FLAGS.out_dir.value, _FLAGS.steps.value
@@ -86,7 +77,8 @@ def main(argv):
              f"{ticket_config.round_steps} SGD steps, {ticket_config.prune_fraction:g} of the "
              f"remaining weights pruned per round, seed {ticket_config.seed}. Each training seed "
              f"then trains the ticket (mask + original init) and the control (same mask, fresh "
-             f"random init drawn from the training seed apart from the ticket's: pipeline.init_seed) data-free for {steps} iterations of 1 "
+             "random init drawn from the training seed apart from the ticket's: "
+             f"pipeline.init_seed) data-free for {steps} iterations of 1 "
              f"generator + {first['train']['student_steps']} student steps, the mask held "
              "fixed. Accuracies on the held-out test split (Keras student).", "",
              "| seed | ticket | re-init | ticket - re-init (pt) | ticket train s | "
@@ -96,9 +88,9 @@ def main(argv):
                  f"{results[f'ticket_seed{seed}']['train']['seconds']:.0f}",
                  f"{results[f'reinit_seed{seed}']['train']['seconds']:.0f}"]
         lines.append("| " + " | ".join(cells) + " |")
-    difference_std = (f"{statistics.stdev(differences):.2f}" if len(differences) > 1 else "n/a")
-    mean_difference = statistics.mean(differences)
-    lines.append(f"| mean ± std | {mean_std(tickets)} | {mean_std(reinits)} | "
+    mean_difference, difference_sd = common.mean_sd(differences)
+    difference_std = "n/a" if difference_sd is None else f"{difference_sd:.2f}"
+    lines.append(f"| mean ± std | {common.mean_std(tickets)} | {common.mean_std(reinits)} | "
                  f"{mean_difference:+.2f} ± {difference_std} | | |")
     student = first["student"]
     lines += ["", f"Teacher accuracy: {first['teacher']['accuracy']:.4f}. "
@@ -109,9 +101,9 @@ def main(argv):
               "seeds.", "", "Ticket search (with data):", ""]
     lines += [f"- {line}" for line in find_log]
     verdicts = common.Verdicts()
-    # Noise: two standard errors of the mean paired difference, from the seeds' spread.
-    noise = (2 * statistics.stdev(differences) / len(differences) ** 0.5
-             if len(differences) > 1 else None)
+    # Noise: NOISE_SE standard errors of the mean paired difference, from the seeds' spread.
+    noise = (None if difference_sd is None
+             else common.NOISE_SE * difference_sd / len(differences) ** 0.5)
     verdicts.check(f"ticket minus re-init, mean of {len(seeds)} seeds (pt)", mean_difference,
                    0.0, True, strict=True, noise=noise)
     lines += ["", "Targets (the paper: +1.1 to +1.6 points):", ""] + verdicts.lines

@@ -7,9 +7,10 @@ away from the teacher faster than the generator can find where it errs. Where th
 from: the `qat` prior from a one-seed ablation on validation images of a Fashion-MNIST ResNet,
 its rate from 3 validation seeds of the zoo's MobileNetV2 and ResNet; the `magnitude` prior,
 attention points, feature weight and fresh latents from 3-6 validation seeds each of that
-MobileNetV2 at 90 % + int8 (fresh latents also checked on the ResNet); `fresh_copy`'s from 3 validation seeds of its distillation into a fresh copy
-(bench/NOTES.md); the others from the mnist5k presets in flags/, tuned by earlier benches on
-mnist5k's test split. bench/zoo.py is the multi-seed check. The reasoning:
+MobileNetV2 at 90 % + int8 (fresh latents also checked on the ResNet); `fresh_copy`'s from 3
+validation seeds of its distillation into a fresh copy (bench/NOTES.md); the others from the
+mnist5k presets in flags/, tuned by earlier benches on mnist5k's test split. bench/zoo.py is
+the multi-seed check. The reasoning:
 
 - `qat`: int8 or w<b>a<c> from the teacher's weights, and a float copy of the teacher: the
   student starts next to the teacher and only has to absorb rounding, so a small rate (5e-5)
