@@ -1,8 +1,8 @@
 """One home for the settings of a compression run: every default, on one screen, each with the
 one line of help its generated flag shows (settings.py). TrainConfig (train.py) holds the loop's.
 
-Settings a recipe fills when left unset (steps, student_lr, divergence, bn_prior_weight,
-generator_channels) are the recipes.py defaults of the run's method, not these.
+Settings a recipe fills when left unset (recipes.CONFIG_FIELDS and TRAIN_FIELDS) take the
+recipes.py values of the run's method, not these.
 """
 
 import dataclasses

@@ -82,7 +82,8 @@ class TrainConfig:
                                     choices=ATTENTION_POINTS)
     seed: int = setting(0, "Random seed (initialisation and z).", "training")
     resample_latents: bool = setting(False, "A fresh z for every student step, not the paper's "
-                                     "one batch per iteration (slower).", "training")
+                                     "one batch per iteration (slower); unset: the recipe's.",
+                                     "training")
     generator_ema: float = setting(0.0, "Decay of a slow copy of the generator whose images the "
                                    "student also learns on (0: off).", "training", lower=0.0,
                                    upper=0.999999)
