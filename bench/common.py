@@ -90,6 +90,22 @@ class Verdicts:
             + (" (within noise of the target)" if close else ""))
         return met
 
+    def beats(self, name, difference, noise):
+        """Adds the verdict of a claim that one thing beats another by `difference` points: met
+        only when it exceeds the noise; within noise it is not shown either way (the targets'
+        rule: such a difference is neither a gain nor a loss). Returns whether it is met."""
+        if difference is None:
+            self.lines.append(f"- {name}: not measured")
+            return None
+        if noise is None:
+            word = "not shown (no noise estimate: one seed)"
+        else:
+            word = ("met" if difference > noise else "MISSED" if difference <= -noise
+                    else "not shown (within noise)")
+        self.lines.append(f"- {name}: {difference:+.2f} (target > 0 by more than the noise"
+                          + ("" if noise is None else f" {noise:.2f}") + f") — {word}")
+        return word == "met"
+
     def compare(self, name, value, reference, noise):
         """Adds `- name: +d pt (noise n) — higher / lower / within noise`, d = value - reference
         in points; returns the word."""

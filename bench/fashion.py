@@ -151,15 +151,18 @@ def verdicts_of(experiment, s, images, verdicts):
     """Adds the experiment's target verdicts (points, with the split's noise) to `verdicts`."""
     seeds = f"mean of {s['seeds']} seed{'s' if s['seeds'] > 1 else ''}"
     for against, limit in TARGETS.get(experiment, {}).items():
+        if against in ("accuracy", "accuracy_in_10_min"):  # a floor on the accuracy itself
+            floor_noise = round(common.noise_points(limit, images), 2)
         if against == "accuracy":
             value, reference = common.points(s["shipped_mean"], 0.0), 100 * limit
-            verdicts.check(f"{experiment}: accuracy ({seeds}, %)", value, reference, True)
+            verdicts.check(f"{experiment}: accuracy ({seeds}, %)", value, reference, True,
+                           noise=floor_noise)
             continue
         if against == "accuracy_in_10_min":
             fast = s["minutes"] <= 10
             verdicts.check(f"{experiment}: accuracy after {s['minutes']:.1f} min of training "
                            f"({seeds}, %)", common.points(s["shipped_mean"], 0.0) if fast else None,
-                           100 * limit, True)
+                           100 * limit, True, noise=floor_noise)
             continue
         reference = s[against]
         noise = None if reference is None else round(common.noise_points(reference, images), 2)

@@ -63,6 +63,62 @@ def test_a_difference_under_the_noise_is_neither_a_gain_nor_a_loss():
     assert verdicts.lines[0] == "- ticket vs re-init: +0.40 pt (noise 0.60) — within noise"
 
 
+def test_a_claim_to_beat_something_needs_more_than_the_noise():
+    verdicts = common.Verdicts()
+    assert verdicts.beats("ticket minus re-init", 4.1, 9.87) is False
+    assert verdicts.beats("ticket minus re-init", 1.0, 0.6) is True
+    assert verdicts.beats("ticket minus re-init", -1.0, 0.6) is False
+    assert verdicts.beats("ticket minus re-init", 1.0, None) is False
+    assert verdicts.lines == [
+        "- ticket minus re-init: +4.10 (target > 0 by more than the noise 9.87) — not shown "
+        "(within noise)",
+        "- ticket minus re-init: +1.00 (target > 0 by more than the noise 0.60) — met",
+        "- ticket minus re-init: -1.00 (target > 0 by more than the noise 0.60) — MISSED",
+        "- ticket minus re-init: +1.00 (target > 0 by more than the noise) — not shown (no "
+        "noise estimate: one seed)"]
+
+
+def test_zoo_judges_each_run_against_its_own_no_training_baseline():
+    """A run below its own baseline by more than noise misses the target even when the mean
+    over seeds does not (two guarded seeds at their baselines carry the mean)."""
+    with bench_module("bench/zoo.py") as zoo:
+        verdicts = common.Verdicts()
+        runs = [(0, 0.8409, 0.8409), (1, 0.8400, 0.8400), (2, 0.8317, 0.8409)]
+        zoo.worst_run_vs_no_training("mobilenet int8", runs, verdicts, 10_000)
+        zoo.worst_run_vs_no_training("mobilenet int8", runs[:2], verdicts, 10_000)
+    assert verdicts.lines == [
+        "- mobilenet int8: TFLite vs its no-training baseline, worst of 3 runs (seed 2, pt): "
+        "-0.92 (target >= -0.73) — MISSED",
+        "- mobilenet int8: TFLite vs its no-training baseline, worst of 2 runs (seed 0, pt): "
+        "+0.00 (target >= -0.73) — met"]
+
+
+def _mixed_summary(bits_by_seed, size, budget=1000):
+    return {"seeds": len(bits_by_seed), "tflite_mean": 0.9, "bytes": size,
+            "budget_bytes": budget, "keras_gap": 0.0, "bits": bits_by_seed}
+
+
+def test_mixed_budget_is_two_sided_and_a_control_with_the_same_bits_is_no_test():
+    with bench_module("bench/mixed.py") as mixed:
+        verdicts = common.Verdicts()
+        same = {0: {"a": 4, "b": 8}, 1: {"a": 8, "b": 4}}
+        summaries = {"mixed@0.65": _mixed_summary(same, 1030),
+                     "random@0.65": _mixed_summary(dict(same), 1000)}
+        mixed._verdicts("t", "mixed@0.65", summaries["mixed@0.65"], summaries, None, verdicts,
+                        10_000)
+        assert verdicts.lines[0] == ("- t mixed@0.65: |kernel bytes in the file / budget - 1|: "
+                                     "+0.03 (target <= +0.02) — MISSED")
+        assert verdicts.lines[-1] == ("- t mixed@0.65: above random at the same budget — not "
+                                      "tested: every random draw gave the sensitivity "
+                                      "assignment's bits")
+        summaries["random@0.65"]["bits"][1] = {"a": 4, "b": 4}
+        verdicts.lines.clear()
+        mixed._verdicts("t", "mixed@0.65", summaries["mixed@0.65"], summaries, None, verdicts,
+                        10_000)
+        assert verdicts.lines[-1].startswith("- t mixed@0.65: above random at the same budget "
+                                             "(mean of 2 seeds, pt): +0.00")
+
+
 @pytest.fixture(scope="module")
 def fashion():
     """bench/fashion.py imported in this process (its flags beside no others while it is)."""
@@ -92,12 +148,12 @@ def test_fashion_table_judges_the_mean_of_seeds_against_each_target(fashion):
     text = "\n".join(fashion.render({"split": "test", "eval_images": 10_000, "runs": runs}))
     assert "| distill_lenet5_half | — | 3 | 600 | 1,000 | 0.9000 | 0.8900 ± 0.0100 | n/a | " \
            "0.8900 (1 of 3 seeds) | -1.0 | 5.0 |" in text
-    assert "- distill_lenet5_half: accuracy (mean of 3 seeds, %): +89.00 (target >= +88.5) — met" \
-        in text
+    assert "- distill_lenet5_half: accuracy (mean of 3 seeds, %): +89.00 (target >= +88.5; noise " \
+           "0.64) — met (within noise of the target)" in text
     assert "- distill_lenet5_half: vs with data (mean of 3 seeds, pt): +0.00 (target >= -1.5; " \
            "noise 0.63) — met" in text
-    assert "accuracy after 5.0 min of training (mean of 3 seeds, %): +89.00 (target >= +85) — " \
-           "met" in text
+    assert "accuracy after 5.0 min of training (mean of 3 seeds, %): +89.00 (target >= +85; " \
+           "noise 0.71) — met" in text
 
 
 def test_fashion_runs_longer_than_ten_minutes_do_not_count_for_the_fast_target(fashion):
