@@ -69,9 +69,40 @@ def test_a_damaged_nbit_student_is_replaced_by_the_untrained_qat_teacher(tmp_pat
     result, _ = report.export_and_measure(config, run, eval_set, log=lines.append)
     assert result["guard"]["exported"] == "untrained", result["guard"]
     assert sum("WARNING: the trained student" in line for line in lines) == 1
-    assert result["student"]["accuracy"] < 0.2  # the damaged Keras student
-    assert result["tflite"]["int8"]["accuracy"] > result["teacher"]["accuracy"] - 0.15
+    # Every export and the measured Keras model are the untrained twin's, not the damaged
+    # student's: the float file is the teacher's weights, the Keras model agrees with the files.
+    teacher_accuracy = result["teacher"]["accuracy"]
+    assert result["student"]["accuracy"] > teacher_accuracy - 0.15
+    assert result["tflite"]["int8"]["accuracy"] > teacher_accuracy - 0.15
+    assert abs(result["tflite"]["float"]["accuracy"] - teacher_accuracy) <= 0.01
+    assert abs(result["student"]["accuracy"] - result["tflite"]["int8"]["accuracy"]) <= 0.05
     int8_kernel_bytes = mixed.int8_bytes(mixed.kernel_sizes(run.teacher_logits))
     assert result["tflite"]["int8"]["kernel_bytes"] < int8_kernel_bytes  # INT4 kernels packed
     kernels = list(mixed.kernel_sizes(run.teacher_logits))
     assert result["tflite"]["int8"]["kernels_left_int8"] == [kernels[0], kernels[-1]]
+
+
+@pytest.mark.slow  # two iterations, then every export twice
+def test_an_int8_fallback_ships_the_teachers_post_training_int8_and_float_files(
+        tmp_path, digits_teacher_path):
+    """int8's untrained twin is post-training int8 of the teacher: on a fallback the float file
+    and the Keras model the report measures are the teacher, never the damaged QAT student."""
+    config = pipeline.CompressConfig(
+        teacher=digits_teacher_path, out_dir=str(tmp_path), quantize="int8", eval_data="digits",
+        generator_channels=8, strategy="one_device", with_data_baseline=False,
+        train=TrainConfig(steps=2, batch_size=16, student_steps=2, log_every=1, eval_every=2,
+                          checkpoint_every=2))
+    strategy, teacher_model, eval_set, _ = pipeline.load_inputs(config)
+    run, _ = pipeline.train_one(config, strategy, teacher_model, eval_set, config.out_dir,
+                                log=quiet)
+    for variable in run.players.student_model.trainable_variables:
+        if "kernel" in variable.name:
+            variable.assign(tf.zeros_like(variable))
+    result, saved = report.export_and_measure(config, run, eval_set, log=quiet)
+    assert result["guard"]["exported"] == "untrained", result["guard"]
+    assert sorted(result["tflite"]) == ["float", "int8"]
+    assert result["student"]["accuracy"] == result["teacher"]["accuracy"]
+    assert result["tflite"]["float"]["max_abs_diff_vs_keras"] < 1e-4
+    assert result["tflite"]["int8"]["accuracy"] > result["teacher"]["accuracy"] - 0.1
+    np.testing.assert_allclose(saved(eval_set.x_test[:8]), teacher_model(eval_set.x_test[:8]),
+                               atol=1e-5)

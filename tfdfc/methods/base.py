@@ -110,9 +110,10 @@ class Method:
         return False
 
     def untrained(self, config, run, samples):
-        """For the fallback guard, where `has_untrained`: (model to save instead or None,
-        {variant: TFLite bytes}, description) of the teacher compressed without training;
-        `samples` (generated images) calibrate it."""
+        """For the fallback guard, where `has_untrained`: (Keras model, {variant: TFLite
+        bytes}, description) of the teacher compressed without training, the same variants as
+        `files` gives, so that a fallback replaces every export and the model the report
+        measures; `samples` (generated images) calibrate it."""
         raise NotImplementedError
 
 

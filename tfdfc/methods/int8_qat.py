@@ -18,9 +18,10 @@ class Int8(qat.QuantizationAware):
         return config.student == "same"
 
     def untrained(self, config, run, samples):
-        payload = export.tflite_int8(export.plain_copy(run.teacher_logits), samples,
-                                     config.int8_io)
-        return None, {"int8": payload}, "post-training int8 of the teacher (generated images)"
+        teacher = export.plain_copy(run.teacher_logits)
+        return teacher, {"int8": export.tflite_int8(teacher, samples, config.int8_io),
+                         "float": export.tflite_float(teacher)}, (
+            "post-training int8 of the teacher (generated images)")
 
 
 def post_training_int8(config, run, eval_set, model=None,

@@ -79,7 +79,7 @@ class MixedPrecision(qat.QuantizationAware):
 
     def untrained(self, config, run, samples):
         model = mixed.quantize_mixed(nbit_qat.teacher_copy(run.teacher_logits), run.compressed.plan["bits"])
-        return nbit_qat.untrained_files(model, config, samples,
+        return nbit_qat.untrained_files(model, run, config, samples,
                                         "QAT-wrapped teacher at this assignment")
 
     def more_baselines(self, config, run, eval_set):

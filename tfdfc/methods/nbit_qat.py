@@ -41,7 +41,7 @@ class NBit(qat.QuantizationAware):
     def untrained(self, config, run, samples):
         """The teacher wrapped as the trained student's file is (qat.deployable_qat)."""
         model = compress(teacher_copy(run.teacher_logits), qat.deployable_spec(config.quant_spec)).model
-        return untrained_files(model, config, samples,
+        return untrained_files(model, run, config, samples,
                                f"QAT-wrapped teacher at {config.quantize}")
 
 
@@ -85,11 +85,16 @@ def noise_calibrated_accuracy(model, config, run, eval_set):
                       f"initial +-6 after {len(noise) // _BATCH} Gaussian-noise batches"}
 
 
-def untrained_files(model, config, samples, what):
+def untrained_files(model, run, config, samples, what):
     """For the fallback guard: (the untrained QAT `model` calibrated on the generated `samples`,
-    {"int8": its full-integer TFLite file}, description)."""
+    {"int8": its full-integer TFLite file, "float": its float view's, as the trained run
+    exports}, description)."""
     model = calibrated(model, samples)
-    return model, {"int8": export.tflite_int8(model, samples, config.int8_io)}, (
+    files = {"int8": export.tflite_int8(model, samples, config.int8_io)}
+    view = export.float_view(run.float_template, model)
+    if view is not None:
+        files["float"] = export.tflite_float(view)
+    return model, files, (
         f"{what}, no weight update; activation ranges from forward passes on generated images")
 
 
