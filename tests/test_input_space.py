@@ -49,10 +49,39 @@ def test_sequential_models_are_read_too():
     assert input_space.infer(model).mean == (127.5,)
 
 
+def test_augmentation_before_the_preprocessing_is_looked_through():
+    """The tutorial shape: RandomFlip and RandomRotation (identity at inference), then
+    Rescaling(1/255); also in a Sequential model and behind Dropout."""
+    space = input_space.infer(_model(layers.RandomFlip("horizontal"), layers.RandomRotation(0.1),
+                                     layers.Rescaling(1 / 255.0)))
+    assert space.mean == (127.5,) * 3 and "Rescaling" in space.source
+    model = keras.Sequential([keras.Input((8, 8, 1)), layers.RandomFlip(), layers.Dropout(0.1),
+                              layers.Rescaling(1 / 255.0), layers.Flatten(), layers.Dense(2)])
+    assert input_space.infer(model).mean == (127.5,)
+
+
+def test_per_channel_rescaling_maps_each_channel_back():
+    scale = np.array([1 / 255.0, 2 / 255.0, 4 / 255.0])
+    normalize = layers.Normalization(mean=[0.2, 0.5, 0.7], variance=[0.01, 0.04, 0.09])
+    space = input_space.infer(_model(layers.Rescaling(scale), normalize))
+    np.testing.assert_allclose(space.mean, np.array([0.2, 0.5, 0.7]) / scale)
+    np.testing.assert_allclose(space.std, np.array([0.1, 0.2, 0.3]) / scale)
+
+
+def test_preprocessing_without_per_channel_statistics_asks_for_the_flag():
+    per_pixel = layers.Normalization(axis=(1, 2, 3), mean=np.zeros((8, 8, 3)),
+                                     variance=np.ones((8, 8, 3)))
+    with pytest.raises(ConfigError, match="has a mean of 192 values.*--input_range"):
+        input_space.infer(_model(per_pixel))
+    inverted = layers.Normalization(mean=[0.5] * 3, variance=[0.04] * 3, invert=True)
+    with pytest.raises(ConfigError, match="inverted.*--input_range"):
+        input_space.infer(_model(inverted))
+
+
 def test_input_range_flag_overrides_and_bad_values_are_one_line_errors():
     space = input_space.parse_range("0,255", 3)
     assert space.mean == (127.5,) * 3 and "--input_range" in space.source
-    for bad in ("255", "a,b", "5,1"):
+    for bad in ("255", "a,b", "5,1", "0,inf", "nan,1"):
         with pytest.raises(ConfigError, match="--input_range"):
             input_space.parse_range(bad, 3)
 

@@ -13,9 +13,15 @@ no-training baselines) ends with an affine map `image = mean + std * x` per chan
 - `Rescaling(scale, offset)` alone: pixels are taken to span 0..255 when |scale| < 0.1 (the
   usual 1/255 or 1/127.5), else 0..1; mean the middle of that range, std a quarter of it;
 - `--input_range=low,high` overrides all of these (mean the middle, std a quarter).
+
+Layers that leave values as they are at inference (augmentation such as RandomFlip, Dropout,
+GaussianNoise, Resizing) may stand before the preprocessing, as in the usual tutorial model, and
+are looked through. Preprocessing this cannot read as per-channel statistics (a per-pixel
+Normalization, an inverted one) is refused in one line that asks for `--input_range`.
 """
 
 import dataclasses
+import math
 from typing import Tuple
 
 import numpy as np
@@ -24,6 +30,12 @@ from tfdfc.errors import ConfigError
 from tfdfc.keras_compat import keras
 
 _EIGHT_BIT_SCALE = 0.1  # a Rescaling scale below this is taken to expect 0..255 pixels
+# Layers whose inference-time output keeps the input's values (augmentation is off there).
+_PASS_THROUGH = tuple(getattr(keras.layers, name) for name in (
+    "RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "RandomContrast",
+    "RandomBrightness", "RandomCrop", "RandomHeight", "RandomWidth", "Resizing", "Dropout",
+    "SpatialDropout2D", "GaussianNoise", "GaussianDropout", "AlphaDropout",
+    "ActivityRegularization") if hasattr(keras.layers, name))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +70,9 @@ def parse_range(text, channels):
     except ValueError as error:
         raise ConfigError(f"--input_range takes two comma-separated numbers low,high (e.g. "
                           f"0,255), got {text!r}") from error
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise ConfigError(f"--input_range takes finite numbers low,high (e.g. 0,255), got "
+                          f"{text!r}")
     if not high > low:
         raise ConfigError(f"--input_range: high must exceed low, got {text!r}")
     return _range_space(low, high, channels, f"--input_range={text}")
@@ -74,30 +89,53 @@ def for_teacher(input_range, teacher):
 def infer(model):
     """The input space `model`'s leading preprocessing layers imply (see the module docstring)."""
     channels = int(model.inputs[0].shape[-1])
-    scale, offset, layer = 1.0, 0.0, _first_layer(model)
-    rescaling = None
+    scale, offset = np.ones(channels), np.zeros(channels)
+    layer, rescaling = _first_layer(model), None
     if isinstance(layer, keras.layers.Rescaling):
         rescaling = layer
-        scale, offset = float(np.mean(layer.scale)), float(np.mean(layer.offset))
-        layer = _only_consumer(layer)
+        scale = _per_channel(layer.scale, channels, layer, "scale")
+        offset = _per_channel(layer.offset, channels, layer, "offset")
+        layer = _skip_pass_through(_only_consumer(layer))
     if isinstance(layer, keras.layers.Normalization):
-        mean = np.broadcast_to(np.asarray(layer.mean, np.float64).reshape(-1), (channels,))
-        std = np.sqrt(np.broadcast_to(np.asarray(layer.variance, np.float64).reshape(-1),
-                                      (channels,)))
+        if getattr(layer, "invert", False):
+            raise ConfigError(f"Normalization layer {layer.name!r} is inverted (invert=True): "
+                              "tfdfc cannot read the input space from it; give --input_range="
+                              "low,high")
+        mean = _per_channel(layer.mean, channels, layer, "mean")
+        std = np.sqrt(_per_channel(layer.variance, channels, layer, "variance"))
         return InputSpace(tuple(float(v) for v in (mean - offset) / scale),
-                          tuple(float(v) for v in std / abs(scale)),
+                          tuple(float(v) for v in std / np.abs(scale)),
                           f"Normalization layer {layer.name!r}")
     if rescaling is not None:
-        high = 255.0 if abs(scale) < _EIGHT_BIT_SCALE else 1.0
+        high = 255.0 if np.max(np.abs(scale)) < _EIGHT_BIT_SCALE else 1.0
         return _range_space(0.0, high, channels,
                             f"Rescaling layer {rescaling.name!r}: pixels 0..{high:g}")
     return InputSpace((0.0,) * channels, (1.0,) * channels, "standardised (no preprocessing)")
 
 
+def _per_channel(values, channels, layer, what):
+    """`values` (a scalar or one per channel) as `channels` floats; ConfigError for any other
+    shape, e.g. the per-pixel statistics of Normalization(axis=(1, 2, 3))."""
+    flat = np.asarray(values, np.float64).reshape(-1)
+    if flat.size not in (1, channels):
+        raise ConfigError(f"{type(layer).__name__} layer {layer.name!r} has a {what} of "
+                          f"{flat.size} values, not one per channel ({channels}): tfdfc cannot "
+                          "read the input space from it; give --input_range=low,high")
+    return np.broadcast_to(flat, (channels,)).astype(np.float64)
+
+
+def _skip_pass_through(layer):
+    """The first layer from `layer` on that is not one of _PASS_THROUGH (None if none)."""
+    while isinstance(layer, _PASS_THROUGH):
+        layer = _only_consumer(layer)
+    return layer
+
+
 def _first_layer(model):
-    """The one layer the input feeds (Sequential models list no InputLayer, so ask the input)."""
+    """The one layer the input feeds, past any _PASS_THROUGH layers (Sequential models list no
+    InputLayer, so ask the input)."""
     input_layer = model.inputs[0]._keras_history.layer  # pylint: disable=protected-access
-    return _only_consumer(input_layer)
+    return _skip_pass_through(_only_consumer(input_layer))
 
 
 def _only_consumer(layer):
