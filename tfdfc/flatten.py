@@ -8,6 +8,9 @@ so a teacher is flattened once when it is loaded.
 
 Every layer is rebuilt from its config rather than reused: a reused layer would belong to two
 graphs, and Keras then answers "which layer feeds this one" from the first graph, not the new one.
+Models saved apart and combined often repeat layer names ("dense" in the base and the head): a
+copy whose name is taken gets its nested model's name in front, since one graph needs unique
+names.
 """
 
 from tfdfc import graph_walk
@@ -44,12 +47,25 @@ def _inline(model, inputs, copies):
             f"nested model {model.name!r} is a subclassed model, which tfdfc cannot take apart: "
             "rebuild it as a Functional or Sequential model")
     return graph_walk.run(model, inputs,
-                          lambda layer, args, kwargs: _call(layer, args, kwargs, copies))
+                          lambda layer, args, kwargs: _call(layer, args, kwargs, copies, model))
 
 
-def _call(layer, args, kwargs, copies):
+def _call(layer, args, kwargs, copies, owner):
     if isinstance(layer, keras.Model):
         return _inline(layer, tf.nest.flatten(args[0]), copies)
     if id(layer) not in copies:  # a layer called twice stays one (shared) layer
-        copies[id(layer)] = (layer, layer.__class__.from_config(layer.get_config()))
+        config = layer.get_config()
+        config["name"] = _free_name(config["name"], owner.name,
+                                    {copy.name for _, copy in copies.values()})
+        copies[id(layer)] = (layer, layer.__class__.from_config(config))
     return copies[id(layer)][1](*args, **kwargs)
+
+
+def _free_name(name, owner_name, taken):
+    """`name`, or `<owner_name>_<name>` (then `_2`, `_3`, ...) when another copy has it."""
+    if name not in taken:
+        return name
+    candidate, count = f"{owner_name}_{name}", 2
+    while candidate in taken:
+        candidate, count = f"{owner_name}_{name}_{count}", count + 1
+    return candidate
