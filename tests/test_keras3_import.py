@@ -92,7 +92,8 @@ features = base()
 teachers = {
     "convnet": convnet(),
     "mlp": keras.Sequential([
-        keras.Input((16, 16, 1)), layers.Rescaling(1 / 255), layers.Reshape((256,)),
+        keras.Input((16, 16, 1)), layers.RandomFlip("horizontal"), layers.RandomRotation(0.1),
+        layers.Rescaling(1 / 255), layers.Reshape((256,)),
         layers.Dense(32, activation="hard_silu"), layers.Dense(16, activation="sigmoid"),
         layers.Dropout(0.1), layers.Dense(10), layers.Softmax()], name="mlp"),
     "sequential_nested": keras.Sequential(
@@ -105,7 +106,8 @@ for name, model in teachers.items():
     shape = (8,) + tuple(model.inputs[0].shape[1:])
     x = (rng.uniform(0, 255, shape) if name == "mlp" else rng.normal(0, 1, shape))
     expected[name + "_x"] = x.astype("float32")
-    expected[name + "_y"] = keras.ops.convert_to_numpy(model(expected[name + "_x"]))
+    expected[name + "_y"] = keras.ops.convert_to_numpy(model(expected[name + "_x"],
+                                                             training=False))
     model.save(os.path.join(out, name + ".keras"))
 teachers["convnet"].save(os.path.join(out, "convnet.h5"))
 single_layer_model(Doubler(name="doubler")).save(os.path.join(out, "custom.keras"))

@@ -16,11 +16,16 @@ import zipfile
 import h5py
 import numpy as np
 
-from tfdfc.errors import Keras3ImportError
+from tfdfc import flatten, input_space
+from tfdfc.errors import Keras3ImportError, UserInputError
 from tfdfc.keras_compat import keras, tf
 
 OUTPUT_TOLERANCE = 1e-4  # largest max-abs output difference accepted against Keras 3
-CHECK_IMAGES = 8  # standard-normal images (seed 0) on which both models' outputs are compared
+CHECK_IMAGES = 8  # images (seed 0, in the model's input space) on which both models' outputs
+# are compared
+# Keras 3 writes these into configs of layers whose tf-keras twins take no such argument and
+# always behave so (e.g. the image augmentation layers' data_format).
+_ONLY_BEHAVIOUR = {"data_format": "channels_last"}
 _FREE_DIM = 32  # stands in for an unknown input dimension in that check
 
 _MODELS = ("Functional", "Sequential")
@@ -240,7 +245,8 @@ def _accepted(cls, config, owner):
         if "__init__" in vars(klass):
             accepted.update(inspect.signature(klass.__init__).parameters)
     for key in [key for key in config if key not in accepted]:
-        if config.pop(key) not in (None, False, 0, "", [], {}):
+        value = config.pop(key)
+        if value not in (None, False, 0, "", [], {}) and value != _ONLY_BEHAVIOUR.get(key):
             raise Keras3ImportError(f"{owner} sets {key!r}, which tf-keras lacks: rebuild the "
                                     "model without it")
     return config
@@ -395,14 +401,27 @@ def _copy_weights(source, target):
 
 
 def _max_output_difference(source, target):
-    """Max |Keras 3 - tf-keras| over all outputs, on standard-normal inputs (seed 0)."""
+    """Max |Keras 3 - tf-keras| over all outputs, on standard-normal inputs (seed 0) mapped into
+    the model's input space (0..255 pixels for a leading Rescaling(1/255)), so that the check
+    drives the layers through the value ranges real inputs do."""
     rng = np.random.default_rng(0)
     inputs = [rng.standard_normal((CHECK_IMAGES,) + tuple(
         dim or _FREE_DIM for dim in tensor.shape[1:])).astype(np.float32)
         for tensor in target.inputs]
+    if len(inputs) == 1:
+        inputs = [_input_space(target).images(inputs[0])]
     feed = inputs[0] if len(inputs) == 1 else inputs
     expected = [_keras3().ops.convert_to_numpy(output)
                 for output in tf.nest.flatten(source(feed, training=False))]
     actual = [np.asarray(output) for output in tf.nest.flatten(target(feed, training=False))]
     return max(float(np.max(np.abs(np.asarray(e, np.float64) - np.asarray(a, np.float64))))
                for e, a in zip(expected, actual))
+
+
+def _input_space(model):
+    """The input space of a single-input `model` (standardised when it cannot be read)."""
+    try:
+        return input_space.infer(flatten.flatten(model))
+    except UserInputError:
+        return input_space.InputSpace((0.0,) * int(model.inputs[0].shape[-1]),
+                                      (1.0,) * int(model.inputs[0].shape[-1]), "standardised")
