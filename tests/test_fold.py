@@ -53,14 +53,16 @@ def test_a_model_without_foldable_batch_norms_is_returned_as_it_is():
     assert fold.fold_batch_norms(model) is model
 
 
-def test_only_a_teacher_initialised_student_is_folded():
-    """A fresh student's batch norms train on generated batches (batchnorm.py): they stay."""
+def test_only_a_teacher_initialised_student_with_frozen_statistics_is_folded():
+    """A fresh student's batch norms train on generated batches (batchnorm.py), and so do a
+    teacher-initialised one's under --batch_norm=trained: they stay layers."""
     teacher = _network()
-    for init, kept in (("teacher", 2), ("random", 4)):
+    for init, policy, kept in (("teacher", "auto", 2), ("random", "auto", 4),
+                               ("teacher", "trained", 4)):
         config = pipeline.CompressConfig(teacher="t.keras", out_dir="o", quantize="w4a8",
-                                         student_init=init)
+                                         student_init=init, batch_norm=policy)
         student = base.float_student(config, teacher, fold_batch_norms=True)
-        assert len(batchnorm.batch_norms(student)) == kept, init
+        assert len(batchnorm.batch_norms(student)) == kept, (init, policy)
 
 
 def _multiplies(payload):

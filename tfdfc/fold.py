@@ -10,7 +10,8 @@ It changes no weight the quantizer sees: a convolution's kernel is quantized wit
 range per output channel (a depthwise one per channel and multiplier), and a batch norm in
 inference mode scales each output channel by a constant, so the grid of the folded kernel is
 the folded grid of the original. It needs the batch norm's moving statistics to stay fixed,
-which they do for a teacher-initialised student (batchnorm.py: frozen statistics).
+which they do for a teacher-initialised student (batchnorm.py: frozen statistics); under
+`--batch_norm=trained` nothing is folded (methods/base.py).
 """
 
 import numpy as np

@@ -15,8 +15,9 @@ from tfdfc.keras_compat import keras
 def float_student(config, teacher, fold_batch_norms=False):
     """The float student of `config.student`: the teacher's architecture (`same`, fresh or with
     the teacher's weights, by `config.resolved_student_init`) or a registry network. With
-    `fold_batch_norms`, a student that starts from the teacher has the batch norms after its
-    convolutions folded into them (fold.py; its statistics are frozen anyway)."""
+    `fold_batch_norms`, a student that starts from the teacher and keeps its batch-norm
+    statistics frozen has the batch norms after its convolutions folded into them (fold.py);
+    with `--batch_norm=trained` they stay layers, whose statistics then train as asked."""
     if config.student == "same":
         student = keras.models.clone_model(teacher)  # same layers, fresh initialisation
     else:
@@ -25,7 +26,8 @@ def float_student(config, teacher, fold_batch_norms=False):
     if config.resolved_student_init == "teacher":
         student.set_weights(teacher.get_weights())
     student.trainable = True  # a clone copies the teacher's per-layer `trainable` flags
-    if fold_batch_norms and config.resolved_student_init == "teacher":
+    if (fold_batch_norms and config.resolved_student_init == "teacher"
+            and config.resolved_batch_norm == "frozen_statistics"):
         student = fold.fold_batch_norms(student)
     return student
 
