@@ -47,15 +47,11 @@ def test_a_tie_or_a_better_trained_model_keeps_the_trained_one():
     assert guard.compare(better, same, teacher)["difference"] < 0
 
 
-@pytest.mark.slow  # two iterations, then every export twice
-def test_a_damaged_nbit_student_is_replaced_by_the_untrained_qat_teacher(tmp_path,
-                                                                        digits_teacher_path):
-    """n-bit runs have an untrained twin of the same artefact, the QAT-wrapped teacher (mixed
-    runs too: test_mixed.py): a student whose kernels training zeroed (it answers one class) is
-    swapped for it, with one warning line, and the exported file is that twin (4-bit kernels
-    packed, teacher-like)."""
+def _damaged_run_exported(out_dir, teacher_path, quantize, log):
+    """Two training iterations on digits, every student kernel then zeroed (the student answers
+    one class), exported and measured: (run, report, saved model, (teacher, eval set))."""
     config = pipeline.CompressConfig(
-        teacher=digits_teacher_path, out_dir=str(tmp_path), quantize="w4a8", eval_data="digits",
+        teacher=teacher_path, out_dir=str(out_dir), quantize=quantize, eval_data="digits",
         generator_channels=8, strategy="one_device", with_data_baseline=False,
         train=TrainConfig(steps=2, batch_size=16, student_steps=2, log_every=1, eval_every=2,
                           checkpoint_every=2))
@@ -65,8 +61,20 @@ def test_a_damaged_nbit_student_is_replaced_by_the_untrained_qat_teacher(tmp_pat
     for variable in run.players.student_model.trainable_variables:
         if "kernel" in variable.name:
             variable.assign(tf.zeros_like(variable))
+    result, saved = report.export_and_measure(config, run, eval_set, log=log)
+    return run, result, saved, (teacher_model, eval_set)
+
+
+@pytest.mark.slow  # two iterations, then every export twice
+def test_a_damaged_nbit_student_is_replaced_by_the_untrained_qat_teacher(tmp_path,
+                                                                        digits_teacher_path):
+    """n-bit runs have an untrained twin of the same artefact, the QAT-wrapped teacher (mixed
+    runs too: test_mixed.py): a student whose kernels training zeroed (it answers one class) is
+    swapped for it, with one warning line, and the exported file is that twin (4-bit kernels
+    packed, teacher-like)."""
     lines = []
-    result, _ = report.export_and_measure(config, run, eval_set, log=lines.append)
+    run, result, _, _ = _damaged_run_exported(tmp_path, digits_teacher_path, "w4a8",
+                                              lines.append)
     assert result["guard"]["exported"] == "untrained", result["guard"]
     assert sum("WARNING: the trained student" in line for line in lines) == 1
     # Every export and the measured Keras model are the untrained twin's, not the damaged
@@ -87,18 +95,8 @@ def test_an_int8_fallback_ships_the_teachers_post_training_int8_and_float_files(
         tmp_path, digits_teacher_path):
     """int8's untrained twin is post-training int8 of the teacher: on a fallback the float file
     and the Keras model the report measures are the teacher, never the damaged QAT student."""
-    config = pipeline.CompressConfig(
-        teacher=digits_teacher_path, out_dir=str(tmp_path), quantize="int8", eval_data="digits",
-        generator_channels=8, strategy="one_device", with_data_baseline=False,
-        train=TrainConfig(steps=2, batch_size=16, student_steps=2, log_every=1, eval_every=2,
-                          checkpoint_every=2))
-    strategy, teacher_model, eval_set, _ = pipeline.load_inputs(config)
-    run, _ = pipeline.train_one(config, strategy, teacher_model, eval_set, config.out_dir,
-                                log=quiet)
-    for variable in run.players.student_model.trainable_variables:
-        if "kernel" in variable.name:
-            variable.assign(tf.zeros_like(variable))
-    result, saved = report.export_and_measure(config, run, eval_set, log=quiet)
+    _, result, saved, (teacher_model, eval_set) = _damaged_run_exported(
+        tmp_path, digits_teacher_path, "int8", quiet)
     assert result["guard"]["exported"] == "untrained", result["guard"]
     assert sorted(result["tflite"]) == ["float", "int8"]
     assert result["student"]["accuracy"] == result["teacher"]["accuracy"]
