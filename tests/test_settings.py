@@ -62,6 +62,8 @@ def test_an_old_name_works_with_a_deprecation_line_and_is_written_under_the_new_
     assert lines == ["--sparsity is deprecated and will be removed: use --prune_sparsity"]
     text = settings.flag_lines([Toy], flag_values=values)
     assert "--prune_sparsity=0.25\n" in text and "--sparsity=" not in text
+    # Only what was given: a default written out would be "given" on replay.
+    assert "--grid" not in text and "--ends" not in text and "--path=p\n" in text
     both = _parsed("--path=p", "--sparsity=0.25", "--prune_sparsity=0.5")
     with pytest.raises(ConfigError, match="deprecated name of --prune_sparsity: give only one"):
         settings.values_from_flags(Toy, print, flag_values=both)

@@ -123,9 +123,14 @@ def given(cls, flag_values=flags.FLAGS):
             or (field.metadata["old"] and flag_values[field.metadata["old"]].present)}
 
 
+FLAG_LINES_HEADER = ("# The flags given (replay with --flagfile=this file). Unset ones take their "
+                     "method's recipe or default:\n# config.json holds every resolved setting.\n")
+
+
 def flag_lines(classes, flag_values=flags.FLAGS):
-    """`--name=value` lines of the settings' flags, for a run's flags.txt; a value given by its
-    deprecated name is written under the current one."""
+    """`--name=value` lines of the settings' flags that were given, for a run's flags.txt; a
+    value given by its deprecated name is written under the current one. Unset flags are left
+    out: written with their defaults, a replay would mark them given and override the recipe."""
     lines = []
     for cls in classes:
         for field in fields_with_flags(cls):
@@ -134,10 +139,12 @@ def flag_lines(classes, flag_values=flags.FLAGS):
                 line = flag_values[old].serialize()
                 line = (f"--no{name}{line[len(old) + 4:]}" if line.startswith(f"--no{old}")
                         else f"--{name}{line[len(old) + 2:]}")
-            else:
+            elif flag_values[name].present:
                 line = flag_values[name].serialize()
+            else:
+                continue
             lines.append(line)
-    return "\n".join(line for line in lines if line) + "\n"
+    return FLAG_LINES_HEADER + "\n".join(line for line in lines if line) + "\n"
 
 
 def _floats(name, values):
