@@ -94,7 +94,7 @@ def test_a_run_resumes_with_another_collapse_action_but_not_other_settings(
     pipeline.run(_run_config(digits_teacher_path, out_dir,
                              train=TrainConfig(on_collapse="warn", **train)), log=lines.append)
     assert any("resumed" in line and "iteration 3" in line for line in lines)
-    with pytest.raises(ConfigError, match="settings differ: train.student_lr"):
+    with pytest.raises(ConfigError, match="settings differ: --student_lr"):
         pipeline.run(_run_config(digits_teacher_path, out_dir,
                                  train=TrainConfig(student_lr=1e-3, **train)), log=quiet)
 
@@ -194,6 +194,27 @@ def test_binary_run_exports_tflite_kernels_of_exactly_two_values(tmp_path, digit
                   for k in kernels.values()]
     assert two_values == [False, True, True, True, False]  # first and last stay float
     assert report["baselines"]["no_training"]["accuracy"] is not None
+
+
+def test_a_binary_delta_grid_run_is_a_run_to_resume_or_refuse(tmp_path):
+    """Its checkpoints live under delta_grid/, not checkpoints/: another run's settings are
+    refused there too, by flag name."""
+    run_dir.claim(_run_config("t.keras", tmp_path, quantize="binary"))
+    (tmp_path / "delta_grid" / "delta_0.1" / "checkpoints").mkdir(parents=True)
+    with pytest.raises(ConfigError, match=r"settings differ: --steps\)"):
+        run_dir.claim(_run_config("t.keras", tmp_path, quantize="binary",
+                                  train=TrainConfig(steps=7, batch_size=16, student_steps=2)))
+    run_dir.claim(_run_config("t.keras", tmp_path, quantize="binary"))  # the same: resumes
+    assert (tmp_path / "delta_grid" / "delta_0.1" / "checkpoints").is_dir()
+
+
+def test_a_new_run_leaves_no_file_of_an_earlier_one(tmp_path):
+    for name in ("student_dynamic.tflite", "report.json", "report_generated.png", "flags.txt"):
+        (tmp_path / name).write_text("old")
+    (tmp_path / "saved_model").mkdir()
+    (tmp_path / "mine.txt").write_text("the user's")
+    run_dir.claim(_run_config("t.keras", tmp_path, quantize="int8"))
+    assert sorted(os.listdir(tmp_path)) == ["config.json", "mine.txt"]
 
 
 def test_an_out_dir_with_checkpoints_but_no_config_is_refused_saying_so(tmp_path):

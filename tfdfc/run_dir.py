@@ -3,12 +3,21 @@ settings (those that change what is trained); others are refused unless --overwr
 """
 
 import dataclasses
+import glob
 import json
 import os
 import shutil
 
-from tfdfc import artifacts
+from tfdfc import artifacts, settings
 from tfdfc.errors import ConfigError
+
+# What a run trains into: checkpoints (a --binary_delta_grid run has one folder per delta).
+_TRAINED_STATE = ("checkpoints", "delta_grid")
+# What a run exports and reports: removed when a new run claims the directory, so that no file
+# of an earlier run (say student_dynamic.tflite of a float run, before an int8 one) is left
+# beside the new run's.
+_OUTPUTS = ("saved_model", "student_*.tflite", "report.json", "report.md", "report_*.png",
+            "flags.txt")
 
 # Fields that may change between a run and its resumption without changing what is trained.
 _RESUMABLE_FIELDS = ("out_dir", "overwrite", "unsafe_load", "with_data_baseline", "eval_data",
@@ -32,9 +41,13 @@ def _config_dict(config):
     return json.loads(json.dumps(dataclasses.asdict(config)))  # tuples become lists
 
 
+def _holds_a_run(out_dir):
+    return any(os.path.isdir(os.path.join(out_dir, name)) for name in _TRAINED_STATE)
+
+
 def _resumes(config):
     """Whether `claim` would resume a run with the same settings in `config.out_dir`."""
-    if config.overwrite or not os.path.isdir(os.path.join(config.out_dir, "checkpoints")):
+    if config.overwrite or not _holds_a_run(config.out_dir):
         return False
     previous = artifacts.read_json(os.path.join(config.out_dir, "config.json"))
     return previous is not None and _comparable(previous) == _comparable(_config_dict(config))
@@ -58,20 +71,21 @@ def claim(config):
         `config.overwrite` is off.
     """
     config_path = os.path.join(config.out_dir, "config.json")
-    checkpoints = os.path.join(config.out_dir, "checkpoints")
     current = _config_dict(config)
-    if os.path.isdir(checkpoints) and not config.overwrite and not _resumes(config):
+    resumes = _resumes(config)
+    if _holds_a_run(config.out_dir) and not config.overwrite and not resumes:
         previous = artifacts.read_json(config_path)
-        changed = sorted(_differences(previous, current)) if previous else []
+        changed = sorted(_flag_names(config, _differences(previous, current))) if previous else []
         raise ConfigError(
             f"{config.out_dir} holds checkpoints of another run (settings differ: "
             f"{', '.join(changed) or 'no config.json'}); pass --overwrite to discard them or "
             "choose another --out_dir")
-    if config.overwrite:
-        for name in ("checkpoints", "tensorboard", "delta_grid"):
+    if not resumes:  # a new run: nothing of an earlier one stays beside it
+        for name in _TRAINED_STATE + ("tensorboard",):
             shutil.rmtree(os.path.join(config.out_dir, name), ignore_errors=True)
-        if os.path.exists(os.path.join(config.out_dir, PLAN)):
-            os.remove(os.path.join(config.out_dir, PLAN))
+        for pattern in _OUTPUTS + (PLAN,):
+            for path in glob.glob(os.path.join(config.out_dir, pattern)):
+                (shutil.rmtree if os.path.isdir(path) else os.remove)(path)
     artifacts.write_json(config_path, current)
 
 
@@ -82,3 +96,12 @@ def _differences(previous, current):
     names |= {f"train.{k}" for k in set(old_train) | set(new_train)
               if old_train.get(k) != new_train.get(k)}
     return names
+
+
+def _flag_names(config, names):
+    """The flags (--prune_sparsity, --steps) of changed config fields (sparsity, train.steps)."""
+    flag_of = {field.name: f"--{settings.flag_name(field)}"
+               for field in settings.fields_with_flags(type(config))}
+    flag_of.update({f"train.{field.name}": f"--{settings.flag_name(field)}"
+                    for field in settings.fields_with_flags(type(config.train))})
+    return {flag_of.get(name, name) for name in names}
