@@ -20,7 +20,7 @@ def test_an_in_memory_teacher_compresses_to_a_student_its_files_and_report(
     model = teacher.load(digits_teacher_path)
     outcome = api.compress(model, str(tmp_path / "run"), log=quiet, quantize="int8",
                            eval_data="digits", **TINY)
-    assert outcome.report["teacher"]["path"] == f"<in-memory model {model.name}>"
+    assert outcome.report["teacher"]["path"] == api.teacher_label(model)
     assert outcome.report["recipe"]["name"] == "qat"
     for path in outcome.files.values():
         assert os.path.exists(path), path
@@ -30,6 +30,16 @@ def test_an_in_memory_teacher_compresses_to_a_student_its_files_and_report(
     tflite = metrics.tflite_outputs(open(outcome.files["tflite_int8"], "rb").read(),
                                     digits.x_test[:8])
     assert tflite.shape == (8, 10) and np.all(np.isfinite(tflite))
+
+
+def test_an_in_memory_teacher_is_labelled_by_its_weights(digits_teacher_path):
+    """The same model resumes its run; another one of the same name is another teacher."""
+    model = teacher.load(digits_teacher_path)
+    label = api.teacher_label(model)
+    assert label.startswith(f"<in-memory model {model.name}, weights ")
+    assert api.teacher_label(teacher.load(digits_teacher_path)) == label
+    model.layers[-1].kernel.assign(model.layers[-1].kernel + 1e-3)
+    assert api.teacher_label(model) != label
 
 
 def test_unset_recipe_fields_take_the_schemes_recipe_and_given_ones_win():

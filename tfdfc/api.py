@@ -7,15 +7,19 @@
     outcome.student, outcome.files["tflite_int8"], outcome.report["tflite"]["int8"]["accuracy"]
 
 Settings are the CompressConfig and TrainConfig field names (the CLI's flag names); those a
-recipe fills (steps, student_lr, divergence, generator_channels, bn_prior_weight) take the
-scheme's recipe when not given, exactly as unset flags do.
+recipe fills (recipes.CONFIG_FIELDS and TRAIN_FIELDS: steps, student_lr, divergence, ...) take
+the scheme's recipe when not given, exactly as unset flags do.
 """
 
 import dataclasses
+import hashlib
 import os
 import tempfile
 
+import numpy as np
+
 from tfdfc import pipeline, recipes
+from tfdfc import teacher as teacher_lib
 from tfdfc.errors import ConfigError
 from tfdfc.keras_compat import keras
 from tfdfc.train import TrainConfig
@@ -60,14 +64,26 @@ def compress(teacher, out_dir, log=print, flags_text=None, **settings):
         return pipeline.compress(config_for(os.fspath(teacher), out_dir, **settings), log=log,
                                  flags_text=flags_text)
     if isinstance(teacher, keras.Model):
-        label = f"<in-memory model {teacher.name}>"
-        return pipeline.compress(config_for(label, out_dir, **settings), log=log,
-                                 flags_text=flags_text, teacher_model=teacher)
+        return pipeline.compress(config_for(teacher_label(teacher), out_dir, **settings),
+                                 log=log, flags_text=flags_text, teacher_model=teacher)
     if hasattr(teacher, "save") and type(teacher).__module__.startswith("keras"):
         with tempfile.TemporaryDirectory() as folder:  # Keras 3: converted from its file
             path = os.path.join(folder, f"{teacher.name}.keras")
             teacher.save(path)
-            return pipeline.compress(config_for(path, out_dir, **settings), log=log,
-                                     flags_text=flags_text)
+            converted, conversion = teacher_lib.load_with_info(
+                path, safe_mode=not settings.get("unsafe_load", False))
+        label = teacher_label(converted, "Keras 3 ")
+        return pipeline.compress(config_for(label, out_dir, **settings), log=log,
+                                 flags_text=flags_text, teacher_model=converted,
+                                 teacher_conversion=conversion)
     raise ConfigError(f"teacher must be a model file path or a Keras model, got "
                       f"{type(teacher).__name__}")
+
+
+def teacher_label(model, kind=""):
+    """config.teacher of a model given in memory: its name and a fingerprint of its weights, so
+    that the same model resumes its run and another one of the same name does not."""
+    digest = hashlib.sha256()
+    for weight in model.get_weights():
+        digest.update(np.ascontiguousarray(weight).tobytes())
+    return f"<in-memory {kind}model {model.name}, weights {digest.hexdigest()[:12]}>"

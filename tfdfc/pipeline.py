@@ -116,9 +116,10 @@ def resolve_input_space(config, teacher):
     return input_space_lib.for_teacher(config.input_range, teacher)
 
 
-def load_inputs(config, teacher_model=None):
+def load_inputs(config, teacher_model=None, teacher_conversion=None):
     """Loads and cross-checks the teacher (from `config.teacher`, or the tf-keras
-    `teacher_model` given in memory) and the evaluation data; writes nothing.
+    `teacher_model` given in memory, converted from Keras 3 as `teacher_conversion` says) and
+    the evaluation data; writes nothing.
 
     Returns:
       (strategy, teacher model, evaluation set or None, teacher conversion info or None).
@@ -132,7 +133,7 @@ def load_inputs(config, teacher_model=None):
                                                             safe_mode=not config.unsafe_load)
         else:  # its own copy, its variables made under the strategy
             teacher_lib.validate(teacher_model, source=config.teacher)
-            loaded, conversion = keras.models.clone_model(teacher_model), None
+            loaded, conversion = keras.models.clone_model(teacher_model), teacher_conversion
             loaded.set_weights(teacher_model.get_weights())
         teacher_model = flatten.flatten(loaded)
     if eval_set is not None:
@@ -247,10 +248,12 @@ def run(config, log=print, flags_text=None):
     return None if outcome is None else outcome.report
 
 
-def compress(config, log=print, flags_text=None, teacher_model=None):
-    """`run`, returning an Outcome; `teacher_model` (tf-keras, in memory) replaces the file
-    `config.teacher` names, which is then only its label in the report."""
-    strategy, teacher_model, eval_set, conversion = load_inputs(config, teacher_model)
+def compress(config, log=print, flags_text=None, teacher_model=None, teacher_conversion=None):
+    """`run`, returning an Outcome; `teacher_model` (tf-keras, in memory; converted from Keras 3
+    as `teacher_conversion` says) replaces the file `config.teacher` names, which is then only
+    its label in the report."""
+    strategy, teacher_model, eval_set, conversion = load_inputs(config, teacher_model,
+                                                                teacher_conversion)
     # The student is built before anything is written, so that an unknown architecture, an
     # unsupported layer or mismatched attention points leave no output behind.
     if config.delta_grid:  # one build per delta, later: check that one would succeed
