@@ -26,6 +26,52 @@ def test_counts_and_macs_match_the_hand_count():
     assert metrics.multiply_accumulates(model) == 8 * 8 * 3 * 3 * 4 + 8 * 8 * 4 * 3
 
 
+def test_separable_and_transposed_convolutions_are_counted():
+    inputs = keras.Input((8, 8, 2))
+    x = keras.layers.SeparableConv2D(4, 3, padding="same", depth_multiplier=2, name="sep")(inputs)
+    x = keras.layers.Conv2DTranspose(1, 3, strides=2, padding="same", use_bias=False,
+                                     name="up")(x)
+    model = keras.Model(inputs, x)
+    depthwise, pointwise, up = 3 * 3 * 2 * 2, 2 * 2 * 4, 3 * 3 * 1 * 4
+    assert metrics.kernel_parameter_count(model) == depthwise + pointwise + 4 + up
+    # The separable layer at its 8x8 output; the transposed one once per 8x8 input pixel.
+    assert metrics.multiply_accumulates(model) == 8 * 8 * (depthwise + pointwise) + 8 * 8 * up
+    kernel = model.get_layer("sep").pointwise_kernel
+    kernel.assign(np.zeros(kernel.shape, np.float32))
+    assert np.isclose(metrics.sparsity(model), pointwise / (depthwise + pointwise + up))
+
+
+def test_a_sparse_kernel_counts_its_values_and_index_metadata():
+    """TFLite stores a sparse kernel as the input of a DENSIFY op: its stored bytes are there,
+    not in the (empty) kernel tensor the convolution reads."""
+    model = _conv_dense()
+    kernel = model.get_layer("dense").kernel
+    values = kernel.numpy()
+    values[np.random.default_rng(0).random(values.shape) < 0.9] = 0.0
+    kernel.assign(values)
+    images = np.random.default_rng(1).normal(size=(16, 8, 8, 1)).astype(np.float32)
+    dense = metrics.tflite_kernels(export.tflite_int8(model, images, False, False))
+    sparse = metrics.tflite_kernels(export.tflite_int8(model, images, False, True))
+    assert [kernel.bytes for kernel in dense] == [3 * 3 * 4, 8 * 8 * 4 * 3]
+    nonzero = np.count_nonzero(values)
+    assert nonzero < sparse[-1].bytes < 8 * 8 * 4 * 3  # values plus their indices, < dense
+    assert sparse[-1].type == "INT8" and sparse[-1].shape == (3, 256)
+
+
+def test_zeros_of_a_wrapped_model_are_read_from_its_kernel_variables():
+    """A QAT wrapper replaces its layer's kernel by the quantized tensor: the variables it
+    trains hold the zeros."""
+    from tfdfc import compression  # pylint: disable=g-import-not-at-top
+    model = _conv_dense()
+    kernel = model.get_layer("conv").kernel
+    values = kernel.numpy()
+    values[0] = 0.0  # 1 x 3 x 1 x 4 of the 3 x 3 x 1 x 4 kernel
+    kernel.assign(values)
+    wrapped = compression.compress(model, compression.parse_quantize("int8")).model
+    wrapped(np.zeros((1, 8, 8, 1), np.float32), training=True)
+    assert metrics.trained_kernel_zeros(wrapped) == (12, 3 * 3 * 4 + 8 * 8 * 4 * 3)
+
+
 def test_sparsity_counts_zeros_of_kernels_only():
     model = _conv_dense()
     kernel = model.get_layer("dense").kernel

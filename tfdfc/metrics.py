@@ -104,6 +104,18 @@ def kernel_layers(model):
     return found
 
 
+def _counted_kernels(model):
+    """`kernel_layers` and the two kernels (depthwise, pointwise) of every SeparableConv2D: the
+    weights the size counters (kernel parameters, sparsity, MACs) count. kernel_layers, which
+    lines up with the TFLite file's conv ops, leaves SeparableConv2D out."""
+    found = list(kernel_layers(model))
+    for layer in model.layers:
+        inner = _unwrapped(layer)
+        if isinstance(inner, keras.layers.SeparableConv2D):
+            found += [(layer, inner.depthwise_kernel), (layer, inner.pointwise_kernel)]
+    return found
+
+
 def parameter_count(model):
     """Every weight Keras counts, trainable or not."""
     return int(sum(np.prod(weight.shape) for weight in model.weights))
@@ -111,8 +123,9 @@ def parameter_count(model):
 
 def kernel_parameter_count(model):
     """Weights of convolution and dense layers (kernels and biases): the paper's #Params."""
-    return int(sum(np.prod(weight.shape) for layer, _ in kernel_layers(model)
-                   for weight in _unwrapped(layer).weights))
+    layers = {id(layer): _unwrapped(layer) for layer, _ in _counted_kernels(model)}
+    return int(sum(np.prod(weight.shape) for layer in layers.values()
+                   for weight in layer.weights))
 
 
 def nonzero_parameter_count(model):
@@ -122,20 +135,33 @@ def nonzero_parameter_count(model):
 
 def sparsity(model):
     """Fraction of exact zeros among convolution and dense kernels."""
-    kernels = [kernel.numpy() for _, kernel in kernel_layers(model)]
+    kernels = [kernel.numpy() for _, kernel in _counted_kernels(model)]
     total = sum(kernel.size for kernel in kernels)
     return float(sum(kernel.size - np.count_nonzero(kernel) for kernel in kernels) / max(total, 1))
+
+
+_KERNEL_VARIABLES = ("kernel", "depthwise_kernel", "pointwise_kernel")
+
+
+def trained_kernel_zeros(model):
+    """(exact zeros, entries) of the kernel variables a wrapped (QAT or pruning) model trains:
+    a wrapper replaces its layer's `kernel` by a computed tensor, so read the variables."""
+    kernels = [weight.numpy() for weight in model.trainable_weights
+               if weight.name.split("/")[-1].split(":")[0] in _KERNEL_VARIABLES]
+    return (int(sum(kernel.size - np.count_nonzero(kernel) for kernel in kernels)),
+            int(sum(kernel.size for kernel in kernels)))
 
 
 def multiply_accumulates(model):
     """MACs of one forward pass (one image) through convolution and dense layers."""
     total = 0
-    for layer, kernel in kernel_layers(model):
-        kernel_size = int(np.prod(kernel.shape))
-        if isinstance(_unwrapped(layer), keras.layers.Dense):
+    for layer, kernel in _counted_kernels(model):
+        kernel_size, inner = int(np.prod(kernel.shape)), _unwrapped(layer)
+        if isinstance(inner, keras.layers.Dense):
             total += kernel_size
-        else:
-            height, width = layer.output_shape[1:3]
+        else:  # each kernel position once per output pixel (per input pixel when transposed)
+            transposed = isinstance(inner, keras.layers.Conv2DTranspose)
+            height, width = (layer.input_shape if transposed else layer.output_shape)[1:3]
             total += height * width * kernel_size
     return int(total)
 
@@ -159,18 +185,48 @@ def tflite_kernels(payload):
                 if not key.startswith("_")}
     type_names = {value: key for key, value in vars(schema.TensorType).items()
                   if not key.startswith("_")}
+    ops = [graph.Operators(index) for index in range(graph.OperatorsLength())]
+    names = [op_names.get(max(model.OperatorCodes(op.OpcodeIndex()).BuiltinCode(),
+                              model.OperatorCodes(op.OpcodeIndex()).DeprecatedBuiltinCode()))
+             for op in ops]
+    # A sparse kernel is a DENSIFY op's output, with no data of its own: the stored tensor is
+    # the DENSIFY's input (its nonzero values and the sparsity metadata that indexes them).
+    densified = {op.Outputs(0): op.Inputs(0) for op, name in zip(ops, names)
+                 if name == "DENSIFY"}
     found = []
-    for index in range(graph.OperatorsLength()):
-        op = graph.Operators(index)
-        code = model.OperatorCodes(op.OpcodeIndex())
-        if op_names.get(max(code.BuiltinCode(), code.DeprecatedBuiltinCode())) in _KERNEL_OPS:
+    for op, name in zip(ops, names):
+        if name in _KERNEL_OPS:
             tensor = graph.Tensors(op.Inputs(1))
-            found.append(TFLiteKernel(tensor.Name().decode(), type_names[tensor.Type()],
-                                      model.Buffers(tensor.Buffer()).DataLength(),
+            stored = graph.Tensors(densified.get(op.Inputs(1), op.Inputs(1)))
+            found.append(TFLiteKernel(tensor.Name().decode(), type_names[stored.Type()],
+                                      model.Buffers(stored.Buffer()).DataLength()
+                                      + _sparsity_bytes(stored, schema),
                                       tuple(int(d) for d in tensor.ShapeAsNumpy())))
     return found
 
 
+def _sparsity_bytes(tensor, schema):
+    """Bytes of a sparse tensor's index metadata (segments and indices per dimension)."""
+    sparsity = tensor.Sparsity()
+    if sparsity is None:
+        return 0
+    vectors = {schema.SparseIndexVector.Int32Vector: (schema.Int32Vector, 4),
+               schema.SparseIndexVector.Uint16Vector: (schema.Uint16Vector, 2),
+               schema.SparseIndexVector.Uint8Vector: (schema.Uint8Vector, 1)}
+    total = 0
+    for index in range(sparsity.DimMetadataLength()):
+        dimension = sparsity.DimMetadata(index)
+        for kind, table in ((dimension.ArraySegmentsType(), dimension.ArraySegments()),
+                            (dimension.ArrayIndicesType(), dimension.ArrayIndices())):
+            if table is not None and kind in vectors:
+                vector_class, item_bytes = vectors[kind]
+                vector = vector_class()
+                vector.Init(table.Bytes, table.Pos)
+                total += vector.ValuesLength() * item_bytes
+    return total
+
+
 def tflite_kernel_bytes(payload):
-    """Total bytes of the convolution and dense kernels a TFLite flatbuffer stores."""
+    """Total bytes of the convolution and dense kernels a TFLite flatbuffer stores (for a
+    sparse kernel: its nonzero values and their index metadata)."""
     return sum(kernel.bytes for kernel in tflite_kernels(payload))

@@ -83,7 +83,12 @@ def export_and_measure(config, run, eval_set, log=print):
 
 def _student_summary(config, run, view):
     spec = config.quant_spec
-    counted = view if view is not None else run.float_template
+    if view is not None:
+        nonzero, sparsity = metrics.nonzero_parameter_count(view), metrics.sparsity(view)
+    else:  # no float view (TF-MOT renamed a layer): the kernels the wrappers train
+        zeros, entries = metrics.trained_kernel_zeros(run.players.student_model)
+        sparsity = zeros / max(entries, 1)
+        nonzero = parameter_count(run.float_template) - zeros
     architecture = run.method.architecture(run, view)
     summary = {"architecture": config.student if config.student != "same"
                else f"same ({run.teacher_logits.name})",
@@ -92,10 +97,10 @@ def _student_summary(config, run, view):
                "init": config.resolved_student_init, "batch_norm": config.resolved_batch_norm,
                "accuracy": None, "params": parameter_count(architecture),
                "kernel_params": metrics.kernel_parameter_count(architecture),
-               "nonzero_params": metrics.nonzero_parameter_count(counted),
+               "nonzero_params": nonzero,
                "macs": metrics.multiply_accumulates(architecture),
                "weight_bits": spec.weight_bits, "act_bits": spec.act_bits,
-               "sparsity": metrics.sparsity(counted)}
+               "sparsity": sparsity}
     summary.update(run.method.report_fields(config, run))
     return summary
 
