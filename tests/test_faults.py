@@ -232,7 +232,7 @@ def test_out_dir_of_another_run_is_refused_unless_overwrite(tmp_path, digits_tea
     assert _compress_in_process(*base).returncode == 0
     before = (tmp_path / "report.json").read_bytes()
     refused = _compress_in_process(*base, "--seed=7")
-    assert refused.returncode == 2 and "train.seed" in refused.stderr
+    assert refused.returncode == 2 and "settings differ: --seed)" in refused.stderr
     assert "--overwrite" in refused.stderr
     assert (tmp_path / "report.json").read_bytes() == before
     assert _compress_in_process(*base, "--seed=7", "--overwrite").returncode == 0
