@@ -248,8 +248,9 @@ def teacher_section(teacher, entries):
             f"{s['minutes']:.1f}"]) + " |")
         _verdicts(teacher, name, s, summaries, line, verdicts, images)
     for name, s in summaries.items():
-        same = _same_bits_seeds(summaries.get(name.replace("random", "mixed")), s)
-        if name.startswith("random") and same:
+        same = (_same_bits_seeds(summaries.get(name.replace("random", "mixed")), s)
+                if name.startswith("random") else [])
+        if same:
             lines += ["", f"{name}: at seed(s) {', '.join(map(str, same))} the random draw gave "
                       "the sensitivity assignment's bits, so it is the same student as the "
                       "sensitivity point's."]

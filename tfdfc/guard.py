@@ -63,10 +63,10 @@ def compare(trained_labels, untrained_labels, teacher_labels):
 
 def check(config, run, samples, judge_images, saved, files, log=print):
     """Judges the trained exports against the untrained ones; returns (saved model, files,
-    report entry, the untrained Keras model or None): on a fallback every export is the
-    untrained one's, and the report measures that model, so files and model still agree."""
+    report entry): on a fallback (entry "exported": "untrained") every export is the untrained
+    one's and the saved model is the untrained Keras model, which the report then measures."""
     if not applies(config, run):
-        return saved, files, {"checked": False}, None
+        return saved, files, {"checked": False}
     teacher_labels = np.argmax(metrics.keras_logits(run.teacher_logits, judge_images), axis=-1)
     model, untrained_files, method = run.method.untrained(config, run, samples)
     variant = next(iter(untrained_files))
@@ -78,8 +78,8 @@ def check(config, run, samples, judge_images, saved, files, log=print):
             f"{entry['trained_agreement']:.3f} of fresh generated images, the untrained {method} "
             f"on {entry['untrained_agreement']:.3f}: exporting the untrained one (see "
             "report.json 'guard'); try a lower --student_lr or more --steps")
-        return model, dict(untrained_files), entry, model
-    return saved, files, entry, None
+        return model, dict(untrained_files), entry
+    return saved, files, entry
 
 
 def judge_images(run, config, generated):

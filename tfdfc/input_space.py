@@ -59,6 +59,11 @@ class InputSpace:
         return {"mean": list(self.mean), "std": list(self.std), "source": self.source}
 
 
+def standard(channels, source="standardised (no preprocessing)"):
+    """Standardised inputs: mean 0, std 1 per channel."""
+    return InputSpace((0.0,) * channels, (1.0,) * channels, source)
+
+
 def _range_space(low, high, channels, source):
     return InputSpace((0.5 * (low + high),) * channels, (0.25 * (high - low),) * channels, source)
 
@@ -110,7 +115,7 @@ def infer(model):
         high = 255.0 if np.max(np.abs(scale)) < _EIGHT_BIT_SCALE else 1.0
         return _range_space(0.0, high, channels,
                             f"Rescaling layer {rescaling.name!r}: pixels 0..{high:g}")
-    return InputSpace((0.0,) * channels, (1.0,) * channels, "standardised (no preprocessing)")
+    return standard(channels)
 
 
 def _per_channel(values, channels, layer, what):

@@ -423,5 +423,4 @@ def _input_space(model):
     try:
         return input_space.infer(flatten.flatten(model))
     except UserInputError:
-        return input_space.InputSpace((0.0,) * int(model.inputs[0].shape[-1]),
-                                      (1.0,) * int(model.inputs[0].shape[-1]), "standardised")
+        return input_space.standard(int(model.inputs[0].shape[-1]), "standardised")

@@ -135,9 +135,8 @@ def nonzero_parameter_count(model):
 
 def sparsity(model):
     """Fraction of exact zeros among convolution and dense kernels."""
-    kernels = [kernel.numpy() for _, kernel in _counted_kernels(model)]
-    total = sum(kernel.size for kernel in kernels)
-    return float(sum(kernel.size - np.count_nonzero(kernel) for kernel in kernels) / max(total, 1))
+    zeros, entries = _zeros_and_entries(kernel for _, kernel in _counted_kernels(model))
+    return float(zeros / max(entries, 1))
 
 
 _KERNEL_VARIABLES = ("kernel", "depthwise_kernel", "pointwise_kernel")
@@ -146,10 +145,15 @@ _KERNEL_VARIABLES = ("kernel", "depthwise_kernel", "pointwise_kernel")
 def trained_kernel_zeros(model):
     """(exact zeros, entries) of the kernel variables a wrapped (QAT or pruning) model trains:
     a wrapper replaces its layer's `kernel` by a computed tensor, so read the variables."""
-    kernels = [weight.numpy() for weight in model.trainable_weights
-               if weight.name.split("/")[-1].split(":")[0] in _KERNEL_VARIABLES]
-    return (int(sum(kernel.size - np.count_nonzero(kernel) for kernel in kernels)),
-            int(sum(kernel.size for kernel in kernels)))
+    return _zeros_and_entries(weight for weight in model.trainable_weights
+                              if weight.name.split("/")[-1].split(":")[0] in _KERNEL_VARIABLES)
+
+
+def _zeros_and_entries(kernels):
+    """(exact zeros, entries) over kernel variables."""
+    arrays = [kernel.numpy() for kernel in kernels]
+    return (int(sum(array.size - np.count_nonzero(array) for array in arrays)),
+            int(sum(array.size for array in arrays)))
 
 
 def multiply_accumulates(model):
@@ -186,9 +190,9 @@ def tflite_kernels(payload):
     type_names = {value: key for key, value in vars(schema.TensorType).items()
                   if not key.startswith("_")}
     ops = [graph.Operators(index) for index in range(graph.OperatorsLength())]
-    names = [op_names.get(max(model.OperatorCodes(op.OpcodeIndex()).BuiltinCode(),
-                              model.OperatorCodes(op.OpcodeIndex()).DeprecatedBuiltinCode()))
-             for op in ops]
+    codes = [model.OperatorCodes(op.OpcodeIndex()) for op in ops]
+    names = [op_names.get(max(code.BuiltinCode(), code.DeprecatedBuiltinCode()))
+             for code in codes]
     # A sparse kernel is a DENSIFY op's output, with no data of its own: the stored tensor is
     # the DENSIFY's input (its nonzero values and the sparsity metadata that indexes them).
     densified = {op.Outputs(0): op.Inputs(0) for op, name in zip(ops, names)

@@ -46,8 +46,7 @@ def export_and_measure(config, run, eval_set, log=print):
     saved, view, files = run.method.files(config, run, samples)
     judge = (guard.judge_images(run, config, generated_images) if guard.applies(config, run)
              else None)
-    saved, files, guard_entry, fallback = guard.check(config, run, samples, judge, saved, files,
-                                                      log)
+    saved, files, guard_entry = guard.check(config, run, samples, judge, saved, files, log)
     export.save_saved_model(saved, os.path.join(config.out_dir, "saved_model"))
     for variant, payload in files.items():
         export.write_tflite(payload, os.path.join(config.out_dir, f"student_{variant}.tflite"))
@@ -76,7 +75,8 @@ def export_and_measure(config, run, eval_set, log=print):
     for variant, fields in run.method.file_fields(config, run, files, log).items():
         result["tflite"][variant].update(fields)
     if eval_set is not None:
-        measured = fallback if fallback is not None else run.method.measured(run, view)
+        fell_back = guard_entry.get("exported") == "untrained"
+        measured = saved if fell_back else run.method.measured(run, view)
         _measure(result, run, measured, files, eval_set, log)
     return result, saved
 
