@@ -52,6 +52,18 @@ def points(value, reference):
     return None if value is None or reference is None else round(100 * (value - reference), 6)
 
 
+TARGET_SEEDS = 3  # a target is judged on the mean of this many seeds (bench/TARGETS.md)
+
+
+def seeds_label(count):
+    """`mean of 3 seeds`; with fewer than TARGET_SEEDS the label says the verdict is provisional,
+    so that a one-seed tuning table never reads as a judged target."""
+    if count >= TARGET_SEEDS:
+        return f"mean of {count} seeds"
+    return (f"{'mean of ' + str(count) + ' seeds' if count > 1 else '1 seed'}; provisional, "
+            f"targets need {TARGET_SEEDS}")
+
+
 NOISE_SE = 2  # binomial standard errors of an evaluation split under which a difference is noise
 
 
@@ -122,8 +134,8 @@ class Verdicts:
 def define_flags(name, steps, generator_channels=16):
     """The flags every benchmark has; returns their holders as attributes.
 
-    The generator is 16 wide by default: on mnist5k it trained binary students as well as the
-    presets' 32 (seed 1: 0.976 against 0.974) in 0.7x the time. Pruning keeps 32 (see
+    The generator is 16 wide by default: on mnist5k it trained binary, QAT and slimming students
+    as well as the presets' 32 in less time (bench/NOTES.md). Pruning keeps 32 (see
     bench/pruning.py)."""
     return types.SimpleNamespace(
         tiny=flags.DEFINE_bool("tiny", False, "Seconds-long run on digits, for tests."),

@@ -149,7 +149,7 @@ def summarise(entries):
 
 def verdicts_of(experiment, s, images, verdicts):
     """Adds the experiment's target verdicts (points, with the split's noise) to `verdicts`."""
-    seeds = f"mean of {s['seeds']} seed{'s' if s['seeds'] > 1 else ''}"
+    seeds = common.seeds_label(s["seeds"])
     for against, limit in TARGETS.get(experiment, {}).items():
         if against in ("accuracy", "accuracy_in_10_min"):  # a floor on the accuracy itself
             value, floor_noise = common.points(s["shipped_mean"], 0.0), round(

@@ -261,7 +261,7 @@ def teacher_section(teacher, entries):
 def _verdicts(teacher, name, s, summaries, line, verdicts, images):
     noise = round(common.noise_points(s["tflite_mean"], images), 2)
     label = f"{teacher} {name}"
-    seeds = f"mean of {s['seeds']} seed{'s' if s['seeds'] > 1 else ''}"
+    seeds = common.seeds_label(s["seeds"])
     if s["budget_bytes"]:
         verdicts.check(f"{label}: |kernel bytes in the file / budget - 1|",
                        round(abs(s["bytes"] / s["budget_bytes"] - 1), 4), BUDGET_TOLERANCE,

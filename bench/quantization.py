@@ -128,7 +128,7 @@ def verdicts(results):
     binaries = groups.get("binary")
     if binaries:
         accuracy = statistics.mean(r["student"]["accuracy"] for r in binaries)
-        label = f"mean of {len(binaries)} seeds, " if len(binaries) > 1 else ""
+        label = common.seeds_label(len(binaries)) + ", "
         out.check(f"binary vs teacher ({label}pt)",
                   points(accuracy, binaries[0]["teacher"]["accuracy"]), -2.0, True)
         sign_only = (binaries[0]["baselines"]["no_training"] or {}).get("accuracy")
@@ -142,7 +142,7 @@ def verdicts(results):
     for scheme, runs in groups.items():
         gaps = [points(r["student"]["accuracy"], (r["baselines"]["with_data"] or {}).get(
             "accuracy")) for r in runs]
-        label = f"mean of {len(runs)} seeds, " if len(runs) > 1 else ""
+        label = common.seeds_label(len(runs)) + ", "
         out.check(f"{scheme}: data-free vs with-data at equal student steps ({label}pt)",
                   None if None in gaps else round(statistics.mean(gaps), 6), -0.5, True)
         if len(runs) > 1 and None not in gaps:

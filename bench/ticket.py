@@ -127,7 +127,7 @@ def render(results):
     # Noise: NOISE_SE standard errors of the mean paired difference, from the seeds' spread.
     noise = (None if difference_sd is None
              else common.NOISE_SE * difference_sd / len(differences) ** 0.5)
-    verdicts.beats(f"ticket minus re-init, mean of {len(seeds)} seeds (pt)", mean_difference,
+    verdicts.beats(f"ticket minus re-init, {common.seeds_label(len(seeds))} (pt)", mean_difference,
                    noise)
     return lines + ["", "Targets (the paper: +1.1 to +1.6 points; the ticket must beat its "
                     "control by more than the noise):", ""] + verdicts.lines

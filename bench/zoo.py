@@ -367,7 +367,7 @@ def scheme_row(teacher_name, scheme, s, verdicts, images):
     """One Markdown row, and its verdict lines added to `verdicts`."""
     delta = common.points(s["tflite_mean"], s["teacher"])
     limit, label = target_for(teacher_name, scheme), f"{teacher_name} {scheme}"
-    seeds = f"mean of {s['seeds']} seed{'s' if s['seeds'] > 1 else ''}"
+    seeds = common.seeds_label(s["seeds"])
     verdict = "no target"
     if limit is not None:
         verdict = ("not measured" if delta is None

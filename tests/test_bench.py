@@ -51,8 +51,9 @@ def test_quantization_benchmark_tiny(tmp_path):
     assert table.startswith("# Data-free quantization: int8, binary\n")
     assert "| int8 |" in table and "| binary |" in table and "| binary_seed1 |" in table
     assert ("binary: share of the sign-only-to-teacher gap that training closes "
-            "(mean of 2 seeds") in table
-    assert "binary: data-free vs with-data at equal student steps (mean of 2 seeds, pt)" in table
+            "(mean of 2 seeds; provisional, targets need 3") in table
+    assert ("binary: data-free vs with-data at equal student steps (mean of 2 seeds; provisional, "
+            "targets need 3, pt)") in table
     rendered = _run_tiny("bench/quantization.py", tmp_path, "--render_only")
     assert sorted(rendered.splitlines()) == sorted(table.splitlines())  # rows may reorder
 
@@ -69,7 +70,7 @@ def test_pruning_benchmark_tiny(tmp_path):
 def test_ticket_benchmark_tiny(tmp_path):
     table = _run_tiny("bench/ticket.py", tmp_path, "--seeds=0,1")
     assert "| 0 |" in table and "| 1 |" in table and "| mean ± std |" in table
-    assert "ticket minus re-init, mean of 2 seeds (pt)" in table
+    assert "ticket minus re-init, mean of 2 seeds; provisional, targets need 3 (pt)" in table
     assert _run_tiny("bench/ticket.py", tmp_path, "--render_only") == table
 
 
@@ -112,7 +113,7 @@ def test_zoo_benchmark_tiny(tmp_path):
     assert "Evaluation split: **test** (256 images" in table
     assert "`python bench/zoo.py --tiny`" in table and "## mlp" in table
     assert "| int8 | 1 | 2 |" in table and "| distill | 1 | 2 |" in table
-    assert "- mlp int8: TFLite vs teacher (mean of 1 seed, pt):" in table
+    assert "- mlp int8: TFLite vs teacher (1 seed; provisional, targets need 3, pt):" in table
     assert "- mlp int8: TFLite vs its no-training baseline, worst of 1 run (seed 0, pt):" in table
     results = json.loads((tmp_path / "results.json").read_text())
     assert sorted(results["runs"]) == ["mlp/distill/seed0", "mlp/int8/seed0"]
@@ -182,7 +183,7 @@ def test_fashion_benchmark_tiny(tmp_path):
     assert "Evaluation split: **test** (359 images)" in table
     assert re.search(r"\| int8_wrn16_1 \| — \| 1 \| 2 \| [\d,]+ \| 0\.\d{4} \| 0\.\d{4} ± n/a \| "
                      r"0\.\d{4} \| 0\.\d{4} \|", table)
-    assert "- int8_wrn16_1: vs teacher (mean of 1 seed, pt):" in table
+    assert "- int8_wrn16_1: vs teacher (1 seed; provisional, targets need 3, pt):" in table
     results = json.loads((tmp_path / "results.json").read_text())
     assert sorted(results["runs"]) == ["int8_wrn16_1_seed0"]
     run_flags = (tmp_path / "work" / "runs" / "test" / "int8_wrn16_1_seed0" / "flags.txt")

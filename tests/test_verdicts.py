@@ -63,6 +63,12 @@ def test_a_difference_under_the_noise_is_neither_a_gain_nor_a_loss():
     assert verdicts.lines[0] == "- ticket vs re-init: +0.40 pt (noise 0.60) — within noise"
 
 
+def test_a_verdict_on_fewer_seeds_than_the_targets_need_says_it_is_provisional():
+    assert common.seeds_label(3) == "mean of 3 seeds"
+    assert common.seeds_label(2) == "mean of 2 seeds; provisional, targets need 3"
+    assert common.seeds_label(1) == "1 seed; provisional, targets need 3"
+
+
 def test_a_claim_to_beat_something_needs_more_than_the_noise():
     verdicts = common.Verdicts()
     assert verdicts.beats("ticket minus re-init", 4.1, 9.87) is False
@@ -116,7 +122,7 @@ def test_mixed_budget_is_two_sided_and_a_control_with_the_same_bits_is_no_test()
         mixed._verdicts("t", "mixed@0.65", summaries["mixed@0.65"], summaries, None, verdicts,
                         10_000)
         assert verdicts.lines[-1].startswith("- t mixed@0.65: above random at the same budget "
-                                             "(mean of 2 seeds, pt): +0.00")
+                                             "(mean of 2 seeds; provisional, targets need 3, pt): +0.00")
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +165,8 @@ def test_fashion_table_judges_the_mean_of_seeds_against_each_target(fashion):
 def test_fashion_runs_longer_than_ten_minutes_do_not_count_for_the_fast_target(fashion):
     runs = {"s0": _entry("distill_lenet5_half", 0, 0.9, minutes=12)}
     text = "\n".join(fashion.render({"split": "val", "eval_images": 5_000, "runs": runs}))
-    assert "accuracy after 12.0 min of training (mean of 1 seed, %): not measured" in text
+    assert "accuracy after 12.0 min of training (1 seed; provisional, targets need 3, %): not " \
+           "measured" in text
     assert "for tuning; targets are judged on the test split" in text
 
 
@@ -168,6 +175,6 @@ def test_fashion_quantized_rows_ship_the_int8_file_and_tuning_rows_get_no_verdic
             "b": _entry("int8_wrn16_1", 0, 0.5, extra=["--student_lr=1"])}
     text = "\n".join(fashion.render({"split": "test", "eval_images": 10_000, "runs": runs}))
     assert "| int8_wrn16_1 | — | 1 | 600 | 1,000 | 0.9000 | 0.8970 ± n/a | 0.8950 |" in text
-    assert "- int8_wrn16_1: vs teacher (mean of 1 seed, pt): -0.30 (target >= -0.5; noise 0.60)" \
+    assert "- int8_wrn16_1: vs teacher (1 seed; provisional, targets need 3, pt): -0.30 (target >= -0.5; noise 0.60)" \
            " — met (within noise of the target)" in text
     assert text.count("- int8_wrn16_1:") == 1  # the --student_lr=1 row is tuning: no verdict
