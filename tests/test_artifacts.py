@@ -43,6 +43,19 @@ def test_a_directory_is_replaced_whole(tmp_path):
     assert os.listdir(tmp_path) == ["saved_model"]
 
 
+def test_a_directory_that_cannot_take_the_old_ones_place_gives_it_back(tmp_path):
+    """The new directory is missing when it is renamed into place: the move fails, and the
+    previous directory, already moved aside, is back under its name."""
+    path = str(tmp_path / "saved_model")
+    os.makedirs(path)
+    (tmp_path / "saved_model" / "old").write_text("old")
+    with pytest.raises(FileNotFoundError):
+        with artifacts.atomic_path(path, is_directory=True):
+            pass  # nothing written
+    assert os.listdir(path) == ["old"]
+    assert os.listdir(tmp_path) == ["saved_model"]
+
+
 @pytest.mark.parametrize("content", [None, "{not json"])
 def test_read_json_of_a_missing_or_broken_file_is_none(tmp_path, content):
     path = tmp_path / "config.json"

@@ -21,10 +21,19 @@ def atomic_path(destination, is_directory=False):
     temporary = os.path.join(staging, os.path.basename(destination))
     try:
         yield temporary
-        if is_directory and os.path.isdir(destination):
-            old = os.path.join(staging, "previous")
-            os.replace(destination, old)
-        os.replace(temporary, destination)
+        if not (is_directory and os.path.isdir(destination)):
+            os.replace(temporary, destination)
+            return
+        # A directory cannot replace a non-empty one in one rename: the old one moves aside
+        # first and comes back if the new one cannot take its place. Between the two renames
+        # (a kill there) the previous copy stays in the staging folder beside it.
+        old = os.path.join(staging, "previous")
+        os.replace(destination, old)
+        try:
+            os.replace(temporary, destination)
+        except OSError:
+            os.replace(old, destination)
+            raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

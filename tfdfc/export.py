@@ -86,6 +86,12 @@ def tflite_float(model):
     return converter(model).convert()
 
 
+def float_file(view):
+    """{"float": the float TFLite file of a QAT student's float `view`}, or {} when it has none
+    (TF-MOT renamed a layer)."""
+    return {} if view is None else {"float": tflite_float(view)}
+
+
 def _optimizations(sparse):
     """DEFAULT quantization, plus sparse weight encoding for pruned models (which makes the
     zeros shrink the file itself, not only its gzip)."""

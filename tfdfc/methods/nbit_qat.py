@@ -90,10 +90,8 @@ def untrained_files(model, run, config, samples, what):
     {"int8": its full-integer TFLite file, "float": its float view's, as the trained run
     exports}, description)."""
     model = calibrated(model, samples)
-    files = {"int8": export.tflite_int8(model, samples, config.int8_io)}
-    view = export.float_view(run.float_template, model)
-    if view is not None:
-        files["float"] = export.tflite_float(view)
+    files = {"int8": export.tflite_int8(model, samples, config.int8_io),
+             **export.float_file(export.float_view(run.float_template, model))}
     return model, files, (
         f"{what}, no weight update; activation ranges from forward passes on generated images")
 

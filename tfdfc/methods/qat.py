@@ -43,7 +43,6 @@ class QuantizationAware(base.Method):
     def files(self, config, run, samples):
         view = export.float_view(run.float_template, run.players.student_model)
         files = {"int8": export.tflite_int8(self.deployable(config, run), samples,
-                                            config.int8_io, self.sparse)}
-        if view is not None:
-            files["float"] = export.tflite_float(view)
+                                            config.int8_io, self.sparse),
+                 **export.float_file(view)}
         return export.plain_copy(run.players.student_model), view, files
