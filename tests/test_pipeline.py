@@ -217,16 +217,6 @@ def test_a_new_run_leaves_no_file_of_an_earlier_one(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["config.json", "mine.txt"]
 
 
-def test_a_resumed_run_drops_its_old_report_but_keeps_its_exports(tmp_path):
-    """It exports again; until its new report is written, no report vouches for the exports."""
-    run_dir.claim(_run_config("t.keras", tmp_path, quantize="int8"))
-    (tmp_path / "checkpoints").mkdir()
-    for name in ("student_int8.tflite", "report.json", "report.md", "report_generated.png"):
-        (tmp_path / name).write_text("old")
-    run_dir.claim(_run_config("t.keras", tmp_path, quantize="int8"))  # the same: resumes
-    assert sorted(os.listdir(tmp_path)) == ["checkpoints", "config.json", "student_int8.tflite"]
-
-
 def test_an_out_dir_with_checkpoints_but_no_config_is_refused_saying_so(tmp_path):
     (tmp_path / "checkpoints").mkdir()
     with pytest.raises(ConfigError, match=r"settings differ: no config\.json\); pass "

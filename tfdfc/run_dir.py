@@ -16,8 +16,8 @@ _TRAINED_STATE = ("checkpoints", "delta_grid")
 # What a run exports and reports: removed when a new run claims the directory, so that no file
 # of an earlier run (say student_dynamic.tflite of a float run, before an int8 one) is left
 # beside the new run's.
-_REPORTS = ("report.json", "report.md", "report_*.png")
-_OUTPUTS = ("saved_model", "student_*.tflite", "flags.txt") + _REPORTS
+_OUTPUTS = ("saved_model", "student_*.tflite", "report.json", "report.md", "report_*.png",
+            "flags.txt")
 
 # Fields that may change between a run and its resumption without changing what is trained.
 _RESUMABLE_FIELDS = ("out_dir", "overwrite", "unsafe_load", "with_data_baseline", "eval_data",
@@ -83,11 +83,9 @@ def claim(config):
     if not resumes:  # a new run: nothing of an earlier one stays beside it
         for name in _TRAINED_STATE + ("tensorboard",):
             shutil.rmtree(os.path.join(config.out_dir, name), ignore_errors=True)
-    # A resumed run exports again: its old report goes now, so that a report.json never vouches
-    # for exports a later, failed export replaced (the report is written last).
-    for pattern in (_OUTPUTS + (PLAN,)) if not resumes else _REPORTS:
-        for path in glob.glob(os.path.join(config.out_dir, pattern)):
-            (shutil.rmtree if os.path.isdir(path) else os.remove)(path)
+        for pattern in _OUTPUTS + (PLAN,):
+            for path in glob.glob(os.path.join(config.out_dir, pattern)):
+                (shutil.rmtree if os.path.isdir(path) else os.remove)(path)
     artifacts.write_json(config_path, current)
 
 
