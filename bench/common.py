@@ -58,10 +58,10 @@ TARGET_SEEDS = 3  # a target is judged on the mean of this many seeds (bench/TAR
 def seeds_label(count):
     """`mean of 3 seeds`; with fewer than TARGET_SEEDS the label says the verdict is provisional,
     so that a one-seed tuning table never reads as a judged target."""
+    label = f"mean of {count} seeds" if count > 1 else "1 seed"
     if count >= TARGET_SEEDS:
-        return f"mean of {count} seeds"
-    return (f"{'mean of ' + str(count) + ' seeds' if count > 1 else '1 seed'}; provisional, "
-            f"targets need {TARGET_SEEDS}")
+        return label
+    return f"{label}; provisional, targets need {TARGET_SEEDS}"
 
 
 NOISE_SE = 2  # binomial standard errors of an evaluation split under which a difference is noise

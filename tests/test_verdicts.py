@@ -122,7 +122,8 @@ def test_mixed_budget_is_two_sided_and_a_control_with_the_same_bits_is_no_test()
         mixed._verdicts("t", "mixed@0.65", summaries["mixed@0.65"], summaries, None, verdicts,
                         10_000)
         assert verdicts.lines[-1].startswith("- t mixed@0.65: above random at the same budget "
-                                             "(mean of 2 seeds; provisional, targets need 3, pt): +0.00")
+                                             "(mean of 2 seeds; provisional, targets need 3, "
+                                             "pt): +0.00")
 
 
 @pytest.fixture(scope="module")
@@ -175,6 +176,6 @@ def test_fashion_quantized_rows_ship_the_int8_file_and_tuning_rows_get_no_verdic
             "b": _entry("int8_wrn16_1", 0, 0.5, extra=["--student_lr=1"])}
     text = "\n".join(fashion.render({"split": "test", "eval_images": 10_000, "runs": runs}))
     assert "| int8_wrn16_1 | — | 1 | 600 | 1,000 | 0.9000 | 0.8970 ± n/a | 0.8950 |" in text
-    assert "- int8_wrn16_1: vs teacher (1 seed; provisional, targets need 3, pt): -0.30 (target >= -0.5; noise 0.60)" \
-           " — met (within noise of the target)" in text
+    assert "- int8_wrn16_1: vs teacher (1 seed; provisional, targets need 3, pt): -0.30 " \
+           "(target >= -0.5; noise 0.60) — met (within noise of the target)" in text
     assert text.count("- int8_wrn16_1:") == 1  # the --student_lr=1 row is tuning: no verdict

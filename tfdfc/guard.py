@@ -61,6 +61,11 @@ def compare(trained_labels, untrained_labels, teacher_labels):
             "exported": "untrained" if difference > noise + BIAS_MARGIN else "trained"}
 
 
+def fell_back(entry):
+    """Whether the guard's report `entry` says the untrained student was exported."""
+    return entry.get("exported") == "untrained"
+
+
 def check(config, run, samples, judge_images, saved, files, log=print):
     """Judges the trained exports against the untrained ones; returns (saved model, files,
     report entry): on a fallback (entry "exported": "untrained") every export is the untrained
@@ -73,7 +78,7 @@ def check(config, run, samples, judge_images, saved, files, log=print):
     entry = dict(compare(_predictions(files[variant], judge_images),
                          _predictions(untrained_files[variant], judge_images), teacher_labels),
                  untrained=method)
-    if entry["exported"] == "untrained":
+    if fell_back(entry):
         log(f"WARNING: the trained student agrees with the teacher on "
             f"{entry['trained_agreement']:.3f} of fresh generated images, the untrained {method} "
             f"on {entry['untrained_agreement']:.3f}: exporting the untrained one (see "
