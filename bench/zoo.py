@@ -67,7 +67,8 @@ _TEACHER_EPOCHS = flags.DEFINE_integer("teacher_epochs", 3, "Epochs of teacher t
 # with the tag its run directories get (_lr5e-05).
 TUNING_TAGS = {"student_lr": "lr", "bn_prior_weight": "bnp", "attention_weight": "aw",
                "feature_weight": "fw", "balance_weight": "bal", "attention_points": "ap",
-               "resample_latents": "rs", "sparsity_allocation": "alloc", "sparsity_ramp": "ramp"}
+               "resample_latents": "rs", "sparsity_allocation": "alloc", "sparsity_ramp": "ramp",
+               "replay_batches": "replay", "generator_ema": "gema"}
 CONFIG_TUNING = ("sparsity_allocation", "sparsity_ramp")  # CompressConfig's, not TrainConfig's
 
 
@@ -78,9 +79,12 @@ def _tuning_help(name, tag):
 
 _CHOICES = {"attention_points": list(ATTENTION_POINTS), "sparsity_allocation": list(ALLOCATIONS)}
 _BOOLS = ("resample_latents",)
+_INTS = ("replay_batches",)
 _TUNING = {name: (flags.DEFINE_enum(name, None, _CHOICES[name], _tuning_help(name, tag))
                   if name in _CHOICES else
                   flags.DEFINE_bool(name, None, _tuning_help(name, tag)) if name in _BOOLS else
+                  flags.DEFINE_integer(name, None, _tuning_help(name, tag), lower_bound=0)
+                  if name in _INTS else
                   flags.DEFINE_float(name, None, _tuning_help(name, tag), lower_bound=0.0))
            for name, tag in TUNING_TAGS.items()}
 
@@ -263,16 +267,25 @@ def run_config(scheme, seed, teacher_path, eval_path, tiny, steps, generator_cha
         checkpoint_every=min(total, 50)))
 
 
+def run_name(scheme, steps, seed, flags_in):
+    """A run's directory name: every setting that differs from the recipe's is in it (a tag per
+    tuning value, `_gc<N>` for an explicit generator width), so runs of different settings
+    never read each other's report.json."""
+    tags = [f"_{TUNING_TAGS[name]}{_value_text(value)}"
+            for name, value in flags_in["tuning"].items()]
+    if flags_in["generator_channels"] and not flags_in["tiny"]:
+        tags.append(f"_gc{flags_in['generator_channels']}")
+    return f"{scheme}_{steps}it{''.join(tags)}_seed{seed}"
+
+
 def run_one(teacher_name, scheme, seed, teacher_path, eval_path, flags_in, log=print):
     """One run's entry for the JSON: its report (read back when report.json exists), or why
     the scheme refused the teacher."""
     with_data = not flags_in["with_data_seeds"] or seed in flags_in["with_data_seeds"]
     config = run_config(scheme, seed, teacher_path, eval_path, flags_in["tiny"], flags_in["steps"],
                         flags_in["generator_channels"], with_data, flags_in["tuning"])
-    rate = "".join(f"_{TUNING_TAGS[name]}{_value_text(value)}"
-                   for name, value in flags_in["tuning"].items())
     out_dir = os.path.join(flags_in["out_dir"], "runs", flags_in["split"], teacher_name,
-                           f"{scheme}_{config.train.steps}it{rate}_seed{seed}")
+                           run_name(scheme, config.train.steps, seed, flags_in))
     config = dataclasses.replace(config, out_dir=out_dir)
     entry = {"teacher": teacher_name, "scheme": scheme, "seed": seed, "out_dir": out_dir,
              "command": flags_in["command"], "report": None, "skipped": None}

@@ -32,6 +32,27 @@ def test_pruning_and_boolean_tuning_values_reach_their_configs():
     assert tuned.train.bn_prior_weight == recipe.train.bn_prior_weight == 1.0
 
 
+def test_generator_tuning_values_reach_the_config_as_their_types():
+    with bench_module("bench/zoo.py") as zoo:
+        tuned = zoo.run_config("prune90_int8", 0, "teacher.keras", "eval.npz", False, 0,
+                               generator_channels=64,
+                               tuning={"replay_batches": 50, "generator_ema": 0.99})
+    assert tuned.generator_channels == 64
+    assert tuned.train.replay_batches == 50 and isinstance(tuned.train.replay_batches, int)
+    assert tuned.train.generator_ema == 0.99
+
+
+def test_run_names_differ_wherever_the_settings_do():
+    plain = {"tuning": {}, "generator_channels": 0, "tiny": False}
+    with bench_module("bench/zoo.py") as zoo:
+        names = [zoo.run_name("prune90_int8", 400, 0, dict(plain, **change)) for change in (
+            {}, {"generator_channels": 64}, {"tuning": {"replay_batches": 50}},
+            {"tuning": {"attention_weight": 50.0}})]
+    assert names[0] == "prune90_int8_400it_seed0"
+    assert names[3] == "prune90_int8_400it_aw50_seed0"
+    assert len(set(names)) == len(names)
+
+
 @pytest.mark.parametrize("args", [["--bn_prior_weight=1"],
                                   ["--student_lr=1e-4", "--split=val"]])
 def test_tuning_flags_need_the_validation_split_and_their_own_table(args):
