@@ -1,5 +1,6 @@
 """A whole compression run on digits: the output contract, exports that match Keras, resume."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -206,6 +207,20 @@ def test_a_binary_delta_grid_run_is_a_run_to_resume_or_refuse(tmp_path):
                                   train=TrainConfig(steps=7, batch_size=16, student_steps=2)))
     run_dir.claim(_run_config("t.keras", tmp_path, quantize="binary"))  # the same: resumes
     assert (tmp_path / "delta_grid" / "delta_0.1" / "checkpoints").is_dir()
+
+
+def test_a_run_of_an_earlier_version_resumes_unless_a_newer_setting_is_set(tmp_path):
+    """Its config.json lacks the settings added since: they count as their defaults."""
+    run_dir.claim(_run_config("t.keras", tmp_path))
+    (tmp_path / "checkpoints").mkdir()
+    saved = json.loads((tmp_path / "config.json").read_text())
+    del saved["train"]["generator_reset_every"], saved["input_range"]
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    reset = dataclasses.replace(_run_config("t.keras", tmp_path).train, generator_reset_every=5)
+    with pytest.raises(ConfigError, match=r"settings differ: --generator_reset_every\)"):
+        run_dir.claim(_run_config("t.keras", tmp_path, train=reset))
+    run_dir.claim(_run_config("t.keras", tmp_path))  # at the defaults: resumes
+    assert (tmp_path / "checkpoints").is_dir()
 
 
 def test_a_new_run_leaves_no_file_of_an_earlier_one(tmp_path):

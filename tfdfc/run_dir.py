@@ -45,11 +45,30 @@ def _holds_a_run(out_dir):
     return any(os.path.isdir(os.path.join(out_dir, name)) for name in _TRAINED_STATE)
 
 
+def _previous_config(config):
+    """The config.json in `config.out_dir`, or None; a setting added since it was written
+    counts as set to its default, so a run of an earlier version resumes unless that setting
+    is now set otherwise."""
+    previous = artifacts.read_json(os.path.join(config.out_dir, "config.json"))
+    if previous is None:
+        return None
+    filled = dict(_missing_defaults(type(config), previous), **previous)
+    filled["train"] = dict(_missing_defaults(type(config.train), previous.get("train", {})),
+                           **previous.get("train", {}))
+    return filled
+
+
+def _missing_defaults(config_class, saved):
+    return json.loads(json.dumps({
+        field.name: field.default for field in dataclasses.fields(config_class)
+        if field.name not in saved and field.default is not dataclasses.MISSING}))
+
+
 def _resumes(config):
     """Whether `claim` would resume a run with the same settings in `config.out_dir`."""
     if config.overwrite or not _holds_a_run(config.out_dir):
         return False
-    previous = artifacts.read_json(os.path.join(config.out_dir, "config.json"))
+    previous = _previous_config(config)
     return previous is not None and _comparable(previous) == _comparable(_config_dict(config))
 
 
@@ -74,7 +93,7 @@ def claim(config):
     current = _config_dict(config)
     resumes = _resumes(config)
     if _holds_a_run(config.out_dir) and not config.overwrite and not resumes:
-        previous = artifacts.read_json(config_path)
+        previous = _previous_config(config)
         changed = sorted(_flag_names(config, _differences(previous, current))) if previous else []
         raise ConfigError(
             f"{config.out_dir} holds checkpoints of another run (settings differ: "
