@@ -68,7 +68,8 @@ _TEACHER_EPOCHS = flags.DEFINE_integer("teacher_epochs", 3, "Epochs of teacher t
 TUNING_TAGS = {"student_lr": "lr", "bn_prior_weight": "bnp", "attention_weight": "aw",
                "feature_weight": "fw", "balance_weight": "bal", "attention_points": "ap",
                "resample_latents": "rs", "sparsity_allocation": "alloc", "sparsity_ramp": "ramp",
-               "replay_batches": "replay", "generator_ema": "gema"}
+               "replay_batches": "replay", "generator_ema": "gema",
+               "generator_reset_every": "greset"}
 CONFIG_TUNING = ("sparsity_allocation", "sparsity_ramp")  # CompressConfig's, not TrainConfig's
 
 
@@ -79,7 +80,7 @@ def _tuning_help(name, tag):
 
 _CHOICES = {"attention_points": list(ATTENTION_POINTS), "sparsity_allocation": list(ALLOCATIONS)}
 _BOOLS = ("resample_latents",)
-_INTS = ("replay_batches",)
+_INTS = ("replay_batches", "generator_reset_every")
 _TUNING = {name: (flags.DEFINE_enum(name, None, _CHOICES[name], _tuning_help(name, tag))
                   if name in _CHOICES else
                   flags.DEFINE_bool(name, None, _tuning_help(name, tag)) if name in _BOOLS else

@@ -36,10 +36,11 @@ def test_generator_tuning_values_reach_the_config_as_their_types():
     with bench_module("bench/zoo.py") as zoo:
         tuned = zoo.run_config("prune90_int8", 0, "teacher.keras", "eval.npz", False, 0,
                                generator_channels=64,
-                               tuning={"replay_batches": 50, "generator_ema": 0.99})
+                               tuning={"replay_batches": 50, "generator_ema": 0.99,
+                                       "generator_reset_every": 100})
     assert tuned.generator_channels == 64
     assert tuned.train.replay_batches == 50 and isinstance(tuned.train.replay_batches, int)
-    assert tuned.train.generator_ema == 0.99
+    assert tuned.train.generator_ema == 0.99 and tuned.train.generator_reset_every == 100
 
 
 def test_run_names_differ_wherever_the_settings_do():

@@ -19,6 +19,8 @@ from tfdfc.train import current_learning_rate, make_iteration_step
 
 
 CHECKPOINTS_KEPT = 2
+# Salt of a scheduled reset's seed, apart from the collapse resets' (seed + 7919 * reset).
+_SCHEDULED_RESET_SALT = 104_729
 
 
 class TrainingDiverged(RuntimeError):
@@ -158,6 +160,7 @@ class Loop:
             metrics = self.run_iteration(iteration)
             self._check_finite(iteration, metrics)
             self._watch_collapse(iteration + 1, metrics["teacher_classes"])
+            self._scheduled_reset(iteration + 1)
             self.iteration.assign(iteration + 1)
             self.elapsed.assign_add(time.time() - iteration_started)
             done = iteration + 1
@@ -202,6 +205,20 @@ class Loop:
             self.log(f"on_collapse=reset: generator and its Adam moments re-initialised "
                      f"(reset {self.collapse.resets} of at most {collapse.MAX_RESETS}) after "
                      f"the collapse reported at iteration {self.collapse.collapsed_at[-1]}")
+
+    def _scheduled_reset(self, done):
+        """With generator_reset_every=N, a fresh generator (and Adam moments) after every N-th
+        iteration but the last, seeded by the reset's number; before the checkpoint of `done`
+        is saved, so a resumed run continues exactly as an uninterrupted one."""
+        every = self.config.generator_reset_every
+        if not every or done % every or done >= self.config.steps:
+            return
+        collapse.reinitialise(self.players.generator,
+                              seed=self.config.seed + _SCHEDULED_RESET_SALT * (done // every))
+        collapse.reset_moments(self.players.generator_optimizer)
+        if self.chief:
+            self.log(f"generator_reset_every={every}: generator and its Adam moments "
+                     f"re-initialised after iteration {done}")
 
     @property
     def seconds(self):

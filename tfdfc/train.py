@@ -90,6 +90,10 @@ class TrainConfig:
     replay_batches: int = setting(0, "Generated batches the student also relearns from: a "
                                   "memory of the last N iterations' images (0: off).",
                                   "training", lower=0, upper=10_000)
+    generator_reset_every: int = setting(0, "Re-initialise the generator and its Adam moments "
+                                         "every N iterations, so a fresh one searches the "
+                                         "student's errors from a new start (0: off).",
+                                         "training", lower=0)
     on_collapse: str = setting("reset", "reset: re-initialise a collapsed generator (up to 3 "
                                "times); warn: only log it (the paper's).", "training",
                                choices=collapse.ACTIONS)
@@ -117,7 +121,8 @@ class TrainConfig:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
         for name in ("attention_weight", "feature_weight", "bn_prior_weight", "balance_weight",
-                     "smoothness_weight", "confidence_weight", "replay_batches"):
+                     "smoothness_weight", "confidence_weight", "replay_batches",
+                     "generator_reset_every"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.divergence not in losses.DIVERGENCES:
