@@ -201,11 +201,13 @@ def test_scheduled_generator_resets_discard_its_training_and_resume_exactly(
     snapshots, lines = {}, []
 
     def run(name, generator_lr, stop_at=None, log=quiet):
-        config = tiny_train_config(steps=3, generator_reset_every=2, generator_lr=generator_lr)
+        config = tiny_train_config(steps=3, generator_reset_every=2, generator_lr=generator_lr,
+                                   generator_ema=0.9)
         players = tiny_players(strategy, digits_teacher_path, config)
 
         def snapshot(done):
             snapshots[name, done] = _weights(players.generator)
+            snapshots[name, done, "slow"] = _weights(players.slow_generator)
             if done == stop_at:
                 raise KeyboardInterrupt()
 
@@ -228,6 +230,9 @@ def test_scheduled_generator_resets_discard_its_training_and_resume_exactly(
     assert any(not np.allclose(a, b) for a, b in zip(snapshots["straight", 1],
                                                       snapshots["faster", 1]))
     for a, b in zip(snapshots["straight", 2], snapshots["faster", 2]):
+        np.testing.assert_array_equal(a, b)
+    # The slow copy restarts from the fresh generator, not an average of the old and the new.
+    for a, b in zip(snapshots["straight", 2], snapshots["straight", 2, "slow"]):
         np.testing.assert_array_equal(a, b)
     for name in ("student_model", "generator"):
         for a, b in zip(_weights(getattr(straight, name)), _weights(getattr(resumed, name))):

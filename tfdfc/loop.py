@@ -198,9 +198,7 @@ class Loop:
 
     def _reset_generator(self):
         self.collapse.answer()
-        collapse.reinitialise(self.players.generator,
-                              seed=self.config.seed + 7919 * self.collapse.resets)
-        collapse.reset_moments(self.players.generator_optimizer)
+        self._fresh_generator(seed=self.config.seed + 7919 * self.collapse.resets)
         if self.chief:
             self.log(f"on_collapse=reset: generator and its Adam moments re-initialised "
                      f"(reset {self.collapse.resets} of at most {collapse.MAX_RESETS}) after "
@@ -213,12 +211,22 @@ class Loop:
         every = self.config.generator_reset_every
         if not every or done % every or done >= self.config.steps:
             return
-        collapse.reinitialise(self.players.generator,
-                              seed=self.config.seed + _SCHEDULED_RESET_SALT * (done // every))
-        collapse.reset_moments(self.players.generator_optimizer)
+        self._fresh_generator(seed=self.config.seed + _SCHEDULED_RESET_SALT * (done // every))
         if self.chief:
             self.log(f"generator_reset_every={every}: generator and its Adam moments "
                      f"re-initialised after iteration {done}")
+
+    def _fresh_generator(self, seed):
+        """Re-initialises the generator and zeroes its Adam moments; a slow copy
+        (--generator_ema) restarts from the fresh weights, since an average of two unrelated
+        generators' weights makes the images of neither."""
+        players = self.players
+        collapse.reinitialise(players.generator, seed=seed)
+        collapse.reset_moments(players.generator_optimizer)
+        if players.slow_generator is not None:
+            for slow_weight, weight in zip(players.slow_generator.weights,
+                                           players.generator.weights):
+                slow_weight.assign(weight)
 
     @property
     def seconds(self):
