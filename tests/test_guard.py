@@ -102,5 +102,11 @@ def test_an_int8_fallback_ships_the_teachers_post_training_int8_and_float_files(
     assert result["student"]["accuracy"] == result["teacher"]["accuracy"]
     assert result["tflite"]["float"]["max_abs_diff_vs_keras"] < 1e-4
     assert result["tflite"]["int8"]["accuracy"] > result["teacher"]["accuracy"] - 0.1
+    # What the fallback saved, on the run's evaluation data: the exported (untrained) file's
+    # accuracy, and the damaged student's, which answers one class.
+    measured = result["guard"]["eval_accuracy"]
+    assert measured["file"] == "int8"
+    assert measured["untrained"] == result["tflite"]["int8"]["accuracy"]
+    assert measured["trained"] < measured["untrained"] - 0.3
     np.testing.assert_allclose(saved(eval_set.x_test[:8]), teacher_model(eval_set.x_test[:8]),
                                atol=1e-5)

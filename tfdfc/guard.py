@@ -7,7 +7,8 @@ without data, by how often they agree with the teacher on fresh generated images
 run never drew). The untrained one is exported in the trained one's place only when it agrees
 more by over BIAS_MARGIN plus the noise (two standard errors of the per-image difference: both
 models see the same images); then the run says so in one warning line. report.json records
-both agreements, their difference, the noise, the margin and the choice.
+both agreements, their difference, the noise, the margin and the choice, and, when the run has
+evaluation data, both files' accuracy on it (never used for the choice).
 
 Why a margin, and what the guard cannot see: the judge's images come from the trained
 generator, which is biased both ways. It spent the run looking for the trained student's
@@ -66,10 +67,14 @@ def fell_back(entry):
     return entry.get("exported") == "untrained"
 
 
-def check(config, run, samples, judge_images, saved, files, log=print):
+def check(config, run, samples, judge_images, saved, files, log=print, eval_set=None):
     """Judges the trained exports against the untrained ones; returns (saved model, files,
     report entry): on a fallback (entry "exported": "untrained") every export is the untrained
-    one's and the saved model is the untrained Keras model, which the report then measures."""
+    one's and the saved model is the untrained Keras model, which the report then measures.
+
+    With `eval_set`, the entry also holds both files' accuracy on it ("eval_accuracy"), for the
+    report only: the choice never sees real data, but a user (and the benchmarks) can then
+    tell what a fallback saved or cost, which the exported file alone hides."""
     if not applies(config, run):
         return saved, files, {"checked": False}
     teacher_labels = np.argmax(metrics.keras_logits(run.teacher_logits, judge_images), axis=-1)
@@ -78,6 +83,11 @@ def check(config, run, samples, judge_images, saved, files, log=print):
     entry = dict(compare(_predictions(files[variant], judge_images),
                          _predictions(untrained_files[variant], judge_images), teacher_labels),
                  untrained=method)
+    if eval_set is not None:
+        entry["eval_accuracy"] = {"file": variant, **{
+            which: metrics.accuracy(metrics.tflite_outputs(payload[variant], eval_set.x_test),
+                                    eval_set.y_test)
+            for which, payload in (("trained", files), ("untrained", untrained_files))}}
     if fell_back(entry):
         log(f"WARNING: the trained student agrees with the teacher on "
             f"{entry['trained_agreement']:.3f} of fresh generated images, the untrained {method} "

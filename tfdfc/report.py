@@ -46,7 +46,8 @@ def export_and_measure(config, run, eval_set, log=print):
     saved, view, files = run.method.files(config, run, samples)
     judge = (guard.judge_images(run, config, generated_images) if guard.applies(config, run)
              else None)
-    saved, files, guard_entry = guard.check(config, run, samples, judge, saved, files, log)
+    saved, files, guard_entry = guard.check(config, run, samples, judge, saved, files, log,
+                                             eval_set)
     export.save_saved_model(saved, os.path.join(config.out_dir, "saved_model"))
     for variant, payload in files.items():
         export.write_tflite(payload, os.path.join(config.out_dir, f"student_{variant}.tflite"))
