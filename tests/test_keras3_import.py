@@ -77,6 +77,20 @@ def functional_nested(features):
     return keras.Model(inputs, layers.Dense(10)(x))
 
 
+def arithmetic():  # keras.ops on symbolic tensors, as keras.applications' MobileNetV3 has them
+    inputs = keras.Input((16, 16, 3))
+    x = layers.Conv2D(4, 3)(inputs)
+    gate = layers.ReLU(6.0)(x + 3.0) * (1.0 / 6.0)
+    y = (1.0 - x) / 2.0 + 0.5 * x * gate - gate
+    return keras.Model(inputs, layers.Dense(10)(layers.Flatten()(y - 2.0 + y)))
+
+
+def mobilenet_v3():
+    return keras.applications.MobileNetV3Small(
+        input_shape=(32, 32, 3), alpha=0.75, weights=None, classes=10,
+        classifier_activation=None)
+
+
 @keras.saving.register_keras_serializable(package="tests")
 class Doubler(layers.Layer):
     def call(self, x):
@@ -99,6 +113,8 @@ teachers = {
     "sequential_nested": keras.Sequential(
         [keras.Input((16, 16, 3)), features, layers.Dense(10, activation="softmax")]),
     "functional_nested": functional_nested(features),
+    "arithmetic": arithmetic(),
+    "mobilenet_v3": mobilenet_v3(),
 }
 expected = {}
 for name, model in teachers.items():
@@ -112,6 +128,7 @@ for name, model in teachers.items():
 teachers["convnet"].save(os.path.join(out, "convnet.h5"))
 single_layer_model(Doubler(name="doubler")).save(os.path.join(out, "custom.keras"))
 single_layer_model(layers.Activation("celu", name="odd")).save(os.path.join(out, "celu.keras"))
+single_layer_model(lambda x: 2.0 / x).save(os.path.join(out, "reciprocal.keras"))
 np.savez(os.path.join(out, "expected.npz"), **expected)
 '''
 
@@ -129,7 +146,8 @@ def keras3_teachers(tmp_path_factory):
 
 
 @pytest.mark.parametrize("file_name", ["convnet.keras", "convnet.h5", "mlp.keras",
-                                       "sequential_nested.keras", "functional_nested.keras"])
+                                       "sequential_nested.keras", "functional_nested.keras",
+                                       "arithmetic.keras", "mobilenet_v3.keras"])
 def test_conversion_gives_keras3_outputs(keras3_teachers, file_name):
     directory, expected = keras3_teachers
     model, info = keras3_import.convert(str(directory / file_name))
@@ -153,6 +171,11 @@ def test_conversion_keeps_the_structure(keras3_teachers):
     convnet, _ = keras3_import.convert(str(directory / "convnet.keras"))
     assert isinstance(convnet.get_layer("hswish_multiply"), keras.layers.Multiply)
     assert convnet.get_layer("gate").activation is keras.activations.linear
+    # keras.ops arithmetic: a number makes a Rescaling, two tensors a merge layer.
+    arithmetic, _ = keras3_import.convert(str(directory / "arithmetic.keras"))
+    kinds = [type(layer).__name__ for layer in arithmetic.layers]
+    assert kinds.count("Rescaling") == 6
+    assert {"Add", "Subtract", "Multiply"} <= set(kinds)
 
 
 def test_teacher_load_converts_keras3_files_and_reports_it(keras3_teachers, tmp_path):
@@ -167,7 +190,8 @@ def test_teacher_load_converts_keras3_files_and_reports_it(keras3_teachers, tmp_
 
 
 @pytest.mark.parametrize("file_name, words", [("custom.keras", ["'doubler'", "(Doubler)"]),
-                                              ("celu.keras", ["'odd'", "'celu'"])])
+                                              ("celu.keras", ["'odd'", "'celu'"]),
+                                              ("reciprocal.keras", ["reciprocal.keras: ", "'true_divide", "divides"])])
 def test_layers_without_a_tf_keras_counterpart_are_refused_in_one_line(
         keras3_teachers, file_name, words):
     directory, _ = keras3_teachers

@@ -48,6 +48,13 @@ _RENAMED_KEYS = {("InputLayer", "batch_shape"): "batch_input_shape",
 _BASE_KEYS = {"batch_input_shape", "batch_size", "input_shape", "input_dim",
               "activity_regularizer", "autocast"}
 _OBJECT_MODULES = (keras.initializers, keras.regularizers, keras.constraints)
+# Keras 3 records `x + 3.0` or `x * y` on symbolic tensors as operations of this module
+# (keras.applications' MobileNetV3 builds its hard-sigmoid so). The elementwise arithmetic ones
+# become standard layers: with a number, a Rescaling of the tensor; between two tensors, the
+# merge layer named here (None: refused).
+_OPERATIONS_MODULE = "keras.src.ops.numpy"
+_ARITHMETIC = {"Add": "Add", "Subtract": "Subtract", "Multiply": "Multiply", "Divide": None,
+               "TrueDivide": None}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -79,7 +86,10 @@ def convert(path, safe_mode=True):
     for layer in _walk_layers(_saved_config(path)):
         _check_convertible(layer, path)
     source = _load_keras3(path, safe_mode)
-    class_name, config = _model_config(type(source).__name__, source.get_config())
+    try:
+        class_name, config = _model_config(type(source).__name__, source.get_config())
+    except Keras3ImportError as error:  # names a layer: add the file
+        raise Keras3ImportError(f"{path}: {error}") from error
     try:
         target = (keras.Sequential if class_name == "Sequential" else keras.Model).from_config(
             config)
@@ -146,6 +156,8 @@ def _check_convertible(entry, path):
     module = entry.get("module") or "keras.layers"  # legacy .h5 configs name no module
     if class_name in _MODELS and module.startswith("keras"):
         return
+    if module == _OPERATIONS_MODULE and class_name in _ARITHMETIC:
+        return  # its arguments are checked when it is rewritten (_arithmetic_as_layer)
     counterpart = getattr(keras.layers, class_name, None) if module == "keras.layers" else None
     if (isinstance(counterpart, type) and issubclass(counterpart, keras.layers.Layer)
             and class_name not in _REFUSED):
@@ -282,10 +294,12 @@ def _keras_tensor(layer_name, node_index):
 def _functional_config(config):
     """A Keras 3 Functional config in tf-keras's form: nested-list inbound nodes, split
     activations."""
-    nested = {layer["name"]: layer["class_name"] for layer in config["layers"]
+    keras3_layers = [_arithmetic_as_layer(layer) if _is_arithmetic(layer) else layer
+                     for layer in config["layers"]]
+    nested = {layer["name"]: layer["class_name"] for layer in keras3_layers
               if layer["class_name"] in _MODELS}
     layers, renamed = [], {}  # renamed: a split layer's name -> the last layer of its activation
-    for layer in config["layers"]:
+    for layer in keras3_layers:
         entry = _layer_entry(layer)
         entry["name"] = layer["name"]
         entry["inbound_nodes"] = [_tf_keras_node(node, nested, renamed, layer["name"])
@@ -307,6 +321,48 @@ def _functional_config(config):
                  "output_layers": _map_endpoints(endpoint, config["output_layers"])}
     _check_references(converted)
     return converted
+
+
+def _is_arithmetic(layer):
+    return layer.get("module") == _OPERATIONS_MODULE and layer["class_name"] in _ARITHMETIC
+
+
+def _arithmetic_as_layer(operation):
+    """A Keras 3 arithmetic operation as the Keras 3 entry of the standard layer computing it:
+    tensor and number -> Rescaling(scale, offset); two tensors -> Add, Subtract or Multiply."""
+    class_name, name = operation["class_name"], operation["name"]
+    nodes = operation.get("inbound_nodes", [])
+    args = nodes[0].get("args", []) if len(nodes) == 1 and not nodes[0].get("kwargs") else []
+    tensors = [_is_tensor(arg) for arg in args]
+    owner = f"operation {name!r} (keras.ops {class_name})"
+    if len(args) == 2 and all(tensors) and _ARITHMETIC[class_name]:
+        return _keras3_layer(name, _ARITHMETIC[class_name], {}, [list(args)])
+    number = args[tensors.index(False)] if len(args) == 2 and any(tensors) else None
+    if not isinstance(number, (int, float)) or isinstance(number, bool):
+        raise Keras3ImportError(
+            f"{owner} has arguments tfdfc cannot map to a tf-keras layer (it maps a tensor and "
+            "a number, or two tensors of an add, subtract or multiply): rewrite it with "
+            "keras.layers (e.g. Rescaling, Add, Multiply)")
+    number, tensor_first = float(number), tensors[0]
+    if class_name == "Add":
+        scale, offset = 1.0, number
+    elif class_name == "Subtract":
+        scale, offset = (1.0, -number) if tensor_first else (-1.0, number)
+    elif class_name == "Multiply":
+        scale, offset = number, 0.0
+    elif tensor_first and number:
+        scale, offset = 1.0 / number, 0.0
+    else:
+        raise Keras3ImportError(f"{owner} divides by a tensor or by zero, which no tf-keras "
+                                "layer computes: rewrite the model without it")
+    return _keras3_layer(name, "Rescaling", {"scale": scale, "offset": offset},
+                         [args[tensors.index(True)]])
+
+
+def _keras3_layer(name, class_name, config, args):
+    return {"module": "keras.layers", "class_name": class_name, "name": name,
+            "config": dict(config, name=name, trainable=True, dtype="float32"),
+            "inbound_nodes": [{"args": args, "kwargs": {}}]}
 
 
 def _check_references(config):
