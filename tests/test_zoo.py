@@ -19,10 +19,11 @@ pytestmark = pytest.mark.slow  # real architectures through QAT and TFLite conve
 
 # (zoo model, --quantize, extra settings): every model under int8 QAT (the nested one under
 # w4a8, which wraps it alike; the Sequential one pruned too), each other scheme on the models
-# that exercise what is new for it.
+# that exercise what is new for it (w4a8 on squeeze_excite: its SeparableConv2D is split).
 RUNS = [
     ("resnet", "int8", {}),
     ("squeeze_excite", "int8", {}),
+    ("squeeze_excite", "w4a8", {}),
     ("rescaling_first", "int8", {}),
     ("nested", "w4a8", {}),
     ("resnet", "mixed", {"mixed_budget": 0.8, "mixed_search_steps": 2}),
@@ -96,6 +97,10 @@ def test_zoo_model_compresses_exports_and_tflite_matches_keras(zoo_files, tmp_pa
         # The two smallest teachers' random logits are nearly tied on these images: 0.5 there.
         loose = name in ("squeeze_excite", "rescaling_first")
         assert agreement >= (0.5 if loose else 0.7), (agreement, result)
+    if (name, quantize) == ("squeeze_excite", "w4a8"):  # both kernels of the split separable
+        left = result["tflite"]["int8"]["kernels_left_int8"]  # packed as INT4
+        split = [layer.name for layer in run.float_template.layers if "separable" in layer.name]
+        assert len(split) == 2 and not set(split) & set(left), (split, left)
     expected_policy = ("trained" if overrides.get("student_init") == "random"
                        else "frozen_statistics")
     assert result["student"]["batch_norm"] == expected_policy

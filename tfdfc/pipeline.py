@@ -12,7 +12,7 @@ from typing import Any, Dict
 from tfdfc import artifacts, baselines, batchnorm, compression, data, distribute, figures
 from tfdfc import flatten, methods
 from tfdfc import input_space as input_space_lib
-from tfdfc import models, priors, report, run_dir
+from tfdfc import models, priors, report, run_dir, separable
 from tfdfc import teacher as teacher_lib
 from tfdfc.compression import delta_search
 from tfdfc.errors import ConfigError
@@ -136,6 +136,8 @@ def load_inputs(config, teacher_model=None, teacher_conversion=None):
             loaded, conversion = keras.models.clone_model(teacher_model), teacher_conversion
             loaded.set_weights(teacher_model.get_weights())
         teacher_model = flatten.flatten(loaded)
+        if config.method.splits_separable:
+            teacher_model = separable.split(teacher_model)
     if eval_set is not None:
         teacher_lib.check_input_shape(teacher_model, eval_set.input_shape, config.eval_data)
     if config.train.batch_size % strategy.num_replicas_in_sync:

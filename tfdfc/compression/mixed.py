@@ -36,8 +36,8 @@ def kernel_sizes(model):
     for layer in model.layers:
         if isinstance(layer, keras.layers.SeparableConv2D):
             raise ConfigError(f"layer {layer.name!r} (SeparableConv2D) is not supported by "
-                              "--quantize=mixed: use --quantize=int8, or rebuild it as a "
-                              "DepthwiseConv2D followed by a 1x1 Conv2D")
+                              "--quantize=mixed: split it first (tfdfc.separable.split, as a "
+                              "run does when it loads the teacher)")
     sizes = {layer.name: int(np.prod(kernel.shape))
              for layer, kernel in metrics.kernel_layers(model)}
     if not sizes:

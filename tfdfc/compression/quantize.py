@@ -314,8 +314,8 @@ def quantize_nbit(model, weight_bits, act_bits, weight_bits_of=None):
         if isinstance(layer, keras.layers.SeparableConv2D):
             raise ConfigError(
                 f"layer {layer.name!r} (SeparableConv2D) is not supported by --quantize="
-                f"w{weight_bits}a{act_bits}: use --quantize=int8, or rebuild it as a "
-                "DepthwiseConv2D followed by a 1x1 Conv2D")
+                f"w{weight_bits}a{act_bits}: split it first (tfdfc.separable.split, as a run "
+                "does when it loads the teacher)")
     return apply_configs(model, nbit_config_for(model, weight_bits, act_bits, weight_bits_of))
 
 

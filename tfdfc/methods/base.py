@@ -41,12 +41,16 @@ class Method:
       sparse: its exports encode zero weights sparsely.
       quantize_value: a `--quantize` value this method adds to the built-in ones (none, binary,
         int8, w<b>a<c>), or None.
+      splits_separable: the run's teacher has each SeparableConv2D split into a depthwise and a
+        1x1 convolution when loaded (separable.py), for a method that quantizes kernel layers
+        one by one.
     """
 
     name = "method"
     recipe = "distill"
     sparse = False
     quantize_value: Optional[str] = None
+    splits_separable = False
 
     def selects(self, config) -> bool:
         """Whether `config` (a CompressConfig) asks for this method."""
