@@ -47,3 +47,16 @@ def test_generator_emits_the_requested_shape(shape):
 def test_registry_rejects_unknown_or_invalid_architectures(name):
     with pytest.raises(ConfigError):
         models.build(name, (32, 32, 3), 10)
+
+
+def test_inferred_points_skip_the_preprocessed_image_before_the_first_kernel():
+    """A leading Rescaling at the input's size is the image itself in every student: no point
+    there; the points close each size after the first convolution."""
+    layers = keras.layers
+    inputs = keras.Input((8, 8, 1))
+    x = layers.Rescaling(1 / 255, name="scale")(inputs)
+    x = layers.ReLU(name="stem")(layers.Conv2D(2, 3, strides=2, padding="same")(x))
+    x = layers.ReLU(name="body")(layers.Conv2D(2, 3, padding="same")(x))
+    x = layers.MaxPooling2D(name="pool")(x)
+    model = keras.Model(inputs, layers.Dense(3)(layers.Flatten()(x)))
+    assert models.inferred_points(model) == ["body", "pool"]

@@ -7,7 +7,8 @@ wrapped student expose the same points without any custom layer.
 
 A user's model has no such names. `inferred_points` finds the same places in any model: the last
 layer at each spatial size of its feature maps, before the size changes (padding layers, whose
-borders are zeros, are skipped). A student of the teacher's architecture (QAT, pruning, the
+borders are zeros, are skipped, and so is every layer before the first one with weights: a
+leading Rescaling or Normalization gives the input image itself, the same in every student). A student of the teacher's architecture (QAT, pruning, the
 teacher cloned) has layers of the same names, wrapped or not, so the points line up by name.
 """
 
@@ -34,10 +35,11 @@ def inferred_points(model, final=False):
     (`_pooled_map`) ends the list if it is not in it yet, as when a network shrinks its images
     to 1x1 (a MobileNetV2 at 32x32). Feature-map distillation compares its channels;
     attention transfer there adds nothing."""
-    closing, size = [], None
+    closing, size, learned = [], None, False
     for layer in model.layers:
         shape = layer.output.shape if hasattr(layer, "output") else None
-        if (isinstance(layer, (keras.layers.InputLayer, keras.layers.ZeroPadding2D))
+        learned = learned or _has_kernel(getattr(layer, "layer", layer))  # unwrapped
+        if (not learned or isinstance(layer, (keras.layers.InputLayer, keras.layers.ZeroPadding2D))
                 or shape is None or len(shape) != 4 or tuple(shape[1:3]) == (1, 1)):
             continue
         if tuple(shape[1:3]) != size:
@@ -46,6 +48,11 @@ def inferred_points(model, final=False):
         closing[-1] = layer.name
     pooled = _pooled_map(model, closing[-1]) if final and closing else None
     return closing + [pooled] if pooled and pooled not in closing else closing
+
+
+def _has_kernel(layer):
+    return any(getattr(layer, name, None) is not None
+               for name in ("kernel", "depthwise_kernel", "pointwise_kernel"))
 
 
 def _pooled_map(model, last_point):
