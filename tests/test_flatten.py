@@ -34,3 +34,18 @@ def test_layer_names_repeated_across_nested_models_are_made_unique():
 def test_a_model_without_nesting_is_returned_as_it_is():
     base, _ = _base_and_head()
     assert flatten.flatten(base) is base
+
+
+def test_augmentation_and_identity_layers_are_dropped_also_inside_a_nested_block():
+    """The tutorial shape: an augmentation block (a nested Sequential) before the network."""
+    augment = keras.Sequential([layers.RandomFlip("horizontal"), layers.RandomRotation(0.2),
+                                layers.RandomContrast(0.3)], name="augment")
+    inputs = keras.Input((8, 8, 1))
+    x = layers.Identity()(layers.Rescaling(1 / 255)(augment(inputs)))
+    x = layers.RandomZoom(0.2)(layers.Conv2D(2, 3)(x))
+    model = keras.Model(inputs, layers.Dense(3)(layers.Flatten()(x)))
+    flat = flatten.flatten(model)
+    kinds = [type(layer).__name__ for layer in flat.layers]
+    assert kinds == ["InputLayer", "Rescaling", "Conv2D", "Flatten", "Dense"]
+    x = np.random.default_rng(0).uniform(0, 255, size=(4, 8, 8, 1)).astype(np.float32)
+    np.testing.assert_allclose(flat(x).numpy(), model(x, training=False).numpy(), atol=1e-6)

@@ -107,6 +107,7 @@ teachers = {
     "convnet": convnet(),
     "mlp": keras.Sequential([
         keras.Input((16, 16, 1)), layers.RandomFlip("horizontal"), layers.RandomRotation(0.1),
+        layers.RandomContrast(0.2, value_range=(0, 255)), layers.RandomErasing(),
         layers.Rescaling(1 / 255), layers.Reshape((256,)),
         layers.Dense(32, activation="hard_silu"), layers.Dense(16, activation="sigmoid"),
         layers.Dropout(0.1), layers.Dense(10), layers.Softmax()], name="mlp"),
@@ -171,6 +172,9 @@ def test_conversion_keeps_the_structure(keras3_teachers):
     convnet, _ = keras3_import.convert(str(directory / "convnet.keras"))
     assert isinstance(convnet.get_layer("hswish_multiply"), keras.layers.Multiply)
     assert convnet.get_layer("gate").activation is keras.activations.linear
+    # Augmentation (off at inference; RandomErasing is Keras 3's alone) becomes Identity layers.
+    mlp, _ = keras3_import.convert(str(directory / "mlp.keras"))
+    assert [type(layer).__name__ for layer in mlp.layers[1:5]] == ["Identity"] * 4
     # keras.ops arithmetic: a number makes a Rescaling, two tensors a merge layer.
     arithmetic, _ = keras3_import.convert(str(directory / "arithmetic.keras"))
     kinds = [type(layer).__name__ for layer in arithmetic.layers]

@@ -1,4 +1,5 @@
-"""Nested models made flat: one Functional graph of plain layers with the same weights.
+"""Nested models made flat: one Functional graph of plain layers with the same weights, without
+the layers that do nothing at inference.
 
 The usual transfer-learning teacher is a Functional or Sequential model whose first "layer" is a
 whole base network (e.g. `keras.applications.MobileNetV2(include_top=False)`) followed by a new
@@ -11,6 +12,11 @@ graphs, and Keras then answers "which layer feeds this one" from the first graph
 Models saved apart and combined often repeat layer names ("dense" in the base and the head): a
 copy whose name is taken gets its nested model's name in front, since one graph needs unique
 names.
+
+Image augmentation layers (RandomFlip, RandomRotation, ...) and Identity return their input
+unchanged at inference, where the teacher runs, but a student runs in training mode while it
+learns, where augmentation would transform the generated images the teacher saw unchanged (and
+the exported student would carry layers that do nothing). So the teacher loses them here.
 """
 
 from tfdfc import graph_walk
@@ -18,18 +24,33 @@ from tfdfc.errors import UserInputError
 from tfdfc.keras_compat import keras, tf
 
 
+# Layers that return their input unchanged at inference (RandomCrop, which crops there, and
+# the resizing ones, which are not augmentation, are not among them).
+_INFERENCE_NO_OPS = tuple(getattr(keras.layers, name) for name in (
+    "Identity", "RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation",
+    "RandomContrast", "RandomBrightness", "RandomHeight", "RandomWidth")
+    if hasattr(keras.layers, name))
+
+
 def is_nested(model):
     """Whether any layer of `model` is itself a model."""
     return any(isinstance(layer, keras.Model) for layer in model.layers)
 
 
+def has_inference_no_ops(model):
+    """Whether `model` (nested models included) has a layer that does nothing at inference."""
+    return any(has_inference_no_ops(layer) if isinstance(layer, keras.Model)
+               else isinstance(layer, _INFERENCE_NO_OPS) for layer in model.layers)
+
+
 def flatten(model):
-    """`model` itself when it has no nested model, else a flat Functional copy of it.
+    """`model` itself when it has no nested model and no layer that does nothing at inference,
+    else a flat Functional copy of it without those layers.
 
     Raises:
       UserInputError: a nested model that is not a graph of layers (a subclassed model).
     """
-    if not is_nested(model):
+    if not is_nested(model) and not has_inference_no_ops(model):
         return model
     inputs = graph_walk.new_inputs(model)[0]
     copies = {}
@@ -53,6 +74,8 @@ def _inline(model, inputs, copies):
 def _call(layer, args, kwargs, copies, owner):
     if isinstance(layer, keras.Model):
         return _inline(layer, tf.nest.flatten(args[0]), copies)
+    if isinstance(layer, _INFERENCE_NO_OPS):
+        return args[0]  # dropped: its consumers take its input
     if id(layer) not in copies:  # a layer called twice stays one (shared) layer
         config = layer.get_config()
         config["name"] = _free_name(config["name"], owner.name,

@@ -53,6 +53,16 @@ _OBJECT_MODULES = (keras.initializers, keras.regularizers, keras.constraints)
 # become standard layers: with a number, a Rescaling of the tensor; between two tensors, the
 # merge layer named here (None: refused).
 _OPERATIONS_MODULE = "keras.src.ops.numpy"
+# Keras 3 image augmentation layers, which return their input unchanged at inference (checked
+# for each in Keras 3.15; RandomCrop, which crops there, is not one): they become tf-keras
+# Identity layers, whatever their settings (tf-keras lacks several, and newer arguments such as
+# RandomContrast's value_range), and the teacher loses them when flattened (flatten.py).
+_AUGMENTATION = frozenset((
+    "RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "RandomContrast",
+    "RandomBrightness", "RandomHue", "RandomSaturation", "RandomSharpness", "RandomShear",
+    "RandomGrayscale", "RandomColorJitter", "RandomColorDegeneration", "RandomPosterization",
+    "RandomInvert", "RandomErasing", "RandomGaussianBlur", "RandomPerspective",
+    "RandomElasticTransform", "Solarization", "AugMix", "RandAugment", "MixUp", "CutMix"))
 _ARITHMETIC = {"Add": "Add", "Subtract": "Subtract", "Multiply": "Multiply", "Divide": None,
                "TrueDivide": None}
 
@@ -158,6 +168,8 @@ def _check_convertible(entry, path):
         return
     if module == _OPERATIONS_MODULE and class_name in _ARITHMETIC:
         return  # its arguments are checked when it is rewritten (_arithmetic_as_layer)
+    if module == "keras.layers" and class_name in _AUGMENTATION:
+        return
     counterpart = getattr(keras.layers, class_name, None) if module == "keras.layers" else None
     if (isinstance(counterpart, type) and issubclass(counterpart, keras.layers.Layer)
             and class_name not in _REFUSED):
@@ -220,6 +232,9 @@ def _layer_entry(layer):
     if class_name in _MODELS:
         class_name, config = _model_config(class_name, layer["config"])
         return {"class_name": class_name, "config": config}
+    if class_name in _AUGMENTATION:
+        return {"class_name": "Identity", "config": {
+            key: layer["config"][key] for key in ("name", "trainable") if key in layer["config"]}}
     owner = f"layer {layer['config'].get('name')!r} ({class_name})"
     config = {}
     for key, value in layer["config"].items():
