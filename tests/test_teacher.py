@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from tfdfc import teacher
+from conftest import quiet
+from tfdfc import api, metrics, teacher
 from tfdfc.keras_compat import keras
 
 
@@ -83,6 +84,37 @@ def test_input_must_be_a_fixed_image_shape():
         teacher.validate(keras.Model(inputs, keras.layers.Dense(10)(pooled)))
     with pytest.raises(teacher.TeacherError, match=r"takes images of shape \(8, 8, 1\)"):
         teacher.check_input_shape(_classifier(), (28, 28, 1))
+
+
+def _height_width_classifier():
+    """The Keras tutorials' MNIST shape: Input((height, width)), Flatten, Dense."""
+    return keras.Sequential([keras.Input((8, 8)), keras.layers.Flatten(),
+                             keras.layers.Dense(6, activation="relu"), keras.layers.Dense(3)])
+
+
+def test_a_teacher_of_height_width_inputs_takes_one_channel_images(tmp_path):
+    model = _height_width_classifier()
+    path = str(tmp_path / "hw.keras")
+    model.save(path)
+    loaded = teacher.load(path)
+    assert tuple(loaded.inputs[0].shape[1:]) == (8, 8, 1)
+    x = np.random.default_rng(0).normal(size=(5, 8, 8)).astype(np.float32)
+    np.testing.assert_allclose(loaded(x[..., np.newaxis]), model(x), atol=1e-6)
+    assert teacher.with_channel_axis(loaded) is loaded
+
+
+@pytest.mark.slow  # a whole run with its exports
+def test_a_height_width_teacher_compresses_and_its_file_takes_one_channel_images(tmp_path):
+    model = _height_width_classifier()
+    x = np.random.default_rng(1).uniform(-2, 2, size=(32, 8, 8)).astype(np.float32)
+    np.savez(tmp_path / "data.npz", x_test=x, y_test=np.argmax(model(x), -1))
+    outcome = api.compress(model, str(tmp_path / "run"), log=quiet, quantize="int8",
+                           eval_data=str(tmp_path / "data.npz"), steps=2, batch_size=16,
+                           student_steps=2, generator_channels=8, with_data_baseline=False,
+                           strategy="one_device")
+    assert outcome.report["teacher"]["accuracy"] == 1.0  # the labels are its own answers
+    payload = open(outcome.files["tflite_int8"], "rb").read()
+    assert metrics.tflite_outputs(payload, x[:4, :, :, np.newaxis]).shape == (4, 3)
 
 
 @pytest.mark.parametrize("softmax_as_layer", [False, True])

@@ -35,7 +35,7 @@ _PASS_THROUGH = tuple(getattr(keras.layers, name) for name in (
     "RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "RandomContrast",
     "RandomBrightness", "RandomCrop", "RandomHeight", "RandomWidth", "Resizing", "Dropout",
     "SpatialDropout2D", "GaussianNoise", "GaussianDropout", "AlphaDropout",
-    "ActivityRegularization") if hasattr(keras.layers, name))
+    "ActivityRegularization", "Identity", "Reshape", "Flatten") if hasattr(keras.layers, name))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -66,6 +66,7 @@ def load_with_info(path, safe_mode=True):
             raise TeacherError(str(error)) from error
     else:
         model = _load_any(path, safe_mode)
+    model = with_channel_axis(model)
     validate(model, source=path)
     return model, info
 
@@ -92,6 +93,24 @@ def _load_any(path, safe_mode):
     return model
 
 
+def with_channel_axis(model):
+    """A classifier of one-channel images given as (height, width), as the Keras tutorials'
+    MNIST and Fashion-MNIST models take them, as a classifier of (height, width, 1) images: a
+    Reshape in front of it, the same outputs (the generator and the data give channels last).
+    Any other model is returned as it is."""
+    if len(model.inputs) != 1 or not getattr(model, "_is_graph_network", False):
+        return model
+    shape = tuple(model.inputs[0].shape[1:])
+    if len(shape) != 2 or None in shape:
+        return model
+    inputs = keras.Input(shape + (1,), name="image")
+    names = {layer.name for layer in model.layers}
+    name = next(f"channel_axis{suffix}" for suffix in ("", *range(2, len(names) + 2))
+                if f"channel_axis{suffix}" not in names)
+    outputs = model(keras.layers.Reshape(shape, name=name)(inputs))
+    return keras.Model(inputs, outputs, name=model.name)
+
+
 def validate(model, source="teacher"):
     """Checks that `model` is a tf-keras classifier on fixed-shape images.
 
@@ -108,7 +127,8 @@ def validate(model, source="teacher"):
     if len(input_shape) != 3 or any(dim is None for dim in input_shape):
         raise TeacherError(
             f"{source} takes inputs of shape {input_shape}; tfdfc can only feed images of a fixed "
-            "(height, width, channels) shape: rebuild the model with a fixed input shape")
+            "(height, width, channels) or (height, width) shape: rebuild the model with such an "
+            "input shape")
     output_shape = tuple(model.outputs[0].shape[1:])
     if len(output_shape) != 1 or output_shape[0] is None or output_shape[0] < 2:
         raise TeacherError(
