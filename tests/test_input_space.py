@@ -92,3 +92,14 @@ def test_generator_emits_images_in_the_input_space():
     images = generator(np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32),
                        training=True).numpy()
     assert abs(images.mean() - 127.5) < 1.0 and abs(images.std() - 63.75) < 2.0
+
+
+def test_evaluation_images_outside_the_generators_space_are_named_in_one_line():
+    rng = np.random.default_rng(0)
+    standard = input_space.standard(1)
+    assert input_space.mismatch(standard, rng.normal(size=(200, 8, 8, 1))) is None
+    pixels = rng.uniform(0, 1, size=(200, 8, 8, 1))  # a 0..1 teacher's data, no layer saying so
+    message = input_space.mismatch(standard, pixels, "the images of d.npz")
+    assert message.startswith("the images of d.npz (mean 0.5") and "--input_range" in message
+    assert "\n" not in message
+    assert input_space.mismatch(input_space.parse_range("0,1", 1), pixels) is None

@@ -59,6 +59,29 @@ class InputSpace:
         return {"mean": list(self.mean), "std": list(self.std), "source": self.source}
 
 
+def mismatch(space, images, what="the evaluation images"):
+    """One line saying how `images` (NHWC) lie outside `space`, or None when they fit: a
+    channel's mean more than half the space's std away from the space's, or its std outside
+    half to twice the space's. Only a warning: a run never takes anything from its evaluation
+    data, but a teacher that takes 0..1 pixels with no layer saying so gets standardised
+    generated images unless --input_range says otherwise, and loses accuracy to it."""
+    sample = np.asarray(images[:1000], np.float64)
+    axes = tuple(range(sample.ndim - 1))
+    mean, std = sample.mean(axis=axes), sample.std(axis=axes)
+    expected_mean, expected_std = np.asarray(space.mean), np.asarray(space.std)
+    if (np.all(np.abs(mean - expected_mean) <= 0.5 * expected_std)
+            and np.all((std >= 0.5 * expected_std) & (std <= 2.0 * expected_std))):
+        return None
+    return (f"{what} (mean {_values(mean)}, std {_values(std)} per channel) do not look like "
+            f"the images the generator makes (mean {_values(expected_mean)}, std "
+            f"{_values(expected_std)}: {space.source}); if the teacher takes e.g. 0..1 or 0..255 "
+            "pixels with no Rescaling layer saying so, give --input_range=low,high")
+
+
+def _values(array):
+    return "/".join(f"{value:.3g}" for value in np.asarray(array).reshape(-1))
+
+
 def standard(channels, source="standardised (no preprocessing)"):
     """Standardised inputs: mean 0, std 1 per channel."""
     return InputSpace((0.0,) * channels, (1.0,) * channels, source)

@@ -200,6 +200,11 @@ def train_one(config, strategy, teacher_model, eval_set, out_dir, delta=None, lo
         f"parameters; student ({config.quantize}): "
         f"{report.parameter_count(run.float_template):,} parameters; "
         f"{strategy.num_replicas_in_sync} replica(s)")
+    if eval_set is not None:
+        warning = input_space_lib.mismatch(run.input_space, eval_set.x_test,
+                                           f"the evaluation images of {config.eval_data}")
+        if warning:
+            log(f"WARNING: {warning}")
     student = run.players.student_model
 
     def evaluate():
