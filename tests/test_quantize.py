@@ -181,6 +181,19 @@ def test_wrn_with_preactivation_batch_norm_quantizes_and_trains_on_two_replicas(
             np.testing.assert_array_equal(first, second, err_msg=variable.name)
 
 
+def test_int8_takes_a_batch_norm_after_a_convolution_with_its_own_activation():
+    """Conv2D(activation="relu") then BatchNormalization, as many tutorials build it: TF-MOT
+    folds only a batch norm after a linear convolution, so this one gets an output quantizer."""
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.BatchNormalization(name="norm")(
+        keras.layers.Conv2D(4, 3, activation="relu")(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(x)))
+    student = quantize.quantize_int8(model)
+    images = np.random.default_rng(0).normal(size=(2, 8, 8, 1)).astype(np.float32)
+    assert student.get_layer("quant_norm") is not None
+    assert np.all(np.isfinite(student(images, training=False)))
+
+
 @pytest.mark.parametrize("text, message", [("w9a8", "between 2 and 8"), ("int4", "unknown"),
                                            ("w4", "unknown"), ("", "unknown")])
 def test_bad_quantize_values_are_clear_errors(text, message):

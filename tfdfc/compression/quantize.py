@@ -368,10 +368,12 @@ def _default_scheme_handles(registry, layer):
 
 
 def _follows_kernel(layer):
-    """Whether the default scheme folds this batch norm: its input is a convolution that feeds
-    nothing else."""
+    """Whether the default scheme folds this batch norm: its input is a convolution with no
+    activation of its own (`Conv2D(activation="relu")` then a batch norm is not folded) that
+    feeds nothing else."""
     inbound = layer._inbound_nodes[0].inbound_layers  # pylint: disable=protected-access
-    return isinstance(inbound, keras.layers.Conv2D) and len(_consumers(inbound)) == 1
+    return (isinstance(inbound, keras.layers.Conv2D) and len(_consumers(inbound)) == 1
+            and inbound.activation in (None, keras.activations.linear))
 
 
 def check_kernels_supported(model, scheme):
