@@ -91,6 +91,16 @@ def mobilenet_v3():
         classifier_activation=None)
 
 
+def half_precision():  # trained with mixed_float16 on a GPU, as many are
+    keras.mixed_precision.set_dtype_policy("mixed_float16")
+    inputs = keras.Input((16, 16, 3))
+    x = layers.BatchNormalization()(layers.Conv2D(4, 3, activation="relu")(inputs))
+    x = layers.Dense(10)(layers.GlobalAveragePooling2D()(x))
+    model = keras.Model(inputs, layers.Activation("linear", dtype="float32")(x))
+    keras.mixed_precision.set_dtype_policy("float32")
+    return model
+
+
 @keras.saving.register_keras_serializable(package="tests")
 class Doubler(layers.Layer):
     def call(self, x):
@@ -130,6 +140,7 @@ teachers["convnet"].save(os.path.join(out, "convnet.h5"))
 single_layer_model(Doubler(name="doubler")).save(os.path.join(out, "custom.keras"))
 single_layer_model(layers.Activation("celu", name="odd")).save(os.path.join(out, "celu.keras"))
 single_layer_model(lambda x: 2.0 / x).save(os.path.join(out, "reciprocal.keras"))
+half_precision().save(os.path.join(out, "half.keras"))
 np.savez(os.path.join(out, "expected.npz"), **expected)
 '''
 
@@ -180,6 +191,13 @@ def test_conversion_keeps_the_structure(keras3_teachers):
     kinds = [type(layer).__name__ for layer in arithmetic.layers]
     assert kinds.count("Rescaling") == 6
     assert {"Add", "Subtract", "Multiply"} <= set(kinds)
+
+
+def test_a_half_precision_model_converts_to_float32_within_float16_precision(keras3_teachers):
+    directory, _ = keras3_teachers
+    model, info = keras3_import.convert(str(directory / "half.keras"))
+    assert {layer.compute_dtype for layer in model.layers} == {"float32"}
+    assert info["max_abs_output_difference"] > 0  # Keras 3 computed in float16
 
 
 def test_teacher_load_converts_keras3_files_and_reports_it(keras3_teachers, tmp_path):

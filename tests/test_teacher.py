@@ -103,6 +103,24 @@ def test_a_teacher_of_height_width_inputs_takes_one_channel_images(tmp_path):
     assert teacher.with_channel_axis(loaded) is loaded
 
 
+def test_a_mixed_precision_teacher_computes_in_float32_with_its_weights(tmp_path):
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        inputs = keras.Input((8, 8, 1))
+        x = keras.layers.BatchNormalization()(keras.layers.Conv2D(4, 3)(inputs))
+        x = keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(x))
+        model = keras.Model(inputs, keras.layers.Activation("linear", dtype="float32")(x))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    path = str(tmp_path / "half.keras")
+    model.save(path)
+    loaded = teacher.load(path)
+    assert {layer.compute_dtype for layer in loaded.layers} == {"float32"}
+    x = np.random.default_rng(0).normal(size=(4, 8, 8, 1)).astype(np.float32)
+    np.testing.assert_allclose(loaded(x), model(x), atol=1e-2)
+    assert teacher.with_float32_compute(loaded) is loaded
+
+
 @pytest.mark.slow  # a whole run with its exports
 def test_a_height_width_teacher_compresses_and_its_file_takes_one_channel_images(tmp_path):
     model = _height_width_classifier()

@@ -21,6 +21,13 @@ from tfdfc.errors import Keras3ImportError, UserInputError
 from tfdfc.keras_compat import keras, tf
 
 OUTPUT_TOLERANCE = 1e-4  # largest max-abs output difference accepted against Keras 3
+# Dtype policies that compute in half precision (mixed_float16 training on a GPU saves them): the
+# converted teacher computes in float32 (teacher.py does the same for tf-keras files).
+HALF_PRECISION = ("float16", "bfloat16", "mixed_float16", "mixed_bfloat16")
+# The largest difference accepted when the Keras 3 model computes in half precision, as a share
+# of its largest output: float16 carries about three significant digits, the tf-keras model
+# computes in float32.
+HALF_PRECISION_TOLERANCE = 1e-2
 CHECK_IMAGES = 8  # images (seed 0, in the model's input space) on which both models' outputs
 # are compared
 # Keras 3 writes these into configs of layers whose tf-keras twins take no such argument and
@@ -107,11 +114,13 @@ def convert(path, safe_mode=True):
         raise Keras3ImportError(f"{path}: tf-keras cannot rebuild this Keras 3 model: "
                                 f"{_first_line(error)}") from error
     _copy_weights(source, target)
-    difference = _max_output_difference(source, target)
-    if not difference <= OUTPUT_TOLERANCE:  # also refuses NaN
+    difference, largest = _max_output_difference(source, target)
+    tolerance = (HALF_PRECISION_TOLERANCE * max(1.0, largest) if _computes_in_half(source)
+                 else OUTPUT_TOLERANCE)
+    if not difference <= tolerance:  # also refuses NaN
         raise Keras3ImportError(
             f"{path}: the tf-keras conversion's outputs differ from Keras 3's by up to "
-            f"{difference:.3g} (tolerance {OUTPUT_TOLERANCE:g}); save the model with tf-keras "
+            f"{difference:.3g} (tolerance {tolerance:.3g}); save the model with tf-keras "
             "(`import tf_keras as keras`) instead")
     suffix = ".h5" if path.endswith(".h5") else ".keras"
     return target, {"converted_from": f"keras {version} {suffix}",
@@ -252,10 +261,11 @@ def _plain_value(key, value, owner):
             raise Keras3ImportError(f"{owner} uses activation {value!r}, which tfdfc cannot map "
                                     "to tf-keras: use a standard activation")
         return _ACTIVATIONS[value]
+    if key == "dtype":  # a half-precision policy computes in float32 here (teacher.py)
+        name = value["config"]["name"] if isinstance(value, dict) else value
+        return "float32" if name in HALF_PRECISION else name
     if not (isinstance(value, dict) and "class_name" in value and "config" in value):
         return value
-    if value["class_name"].endswith("DTypePolicy"):
-        return value["config"]["name"]
     found = [getattr(module, value["class_name"]) for module in _OBJECT_MODULES
              if isinstance(getattr(module, value["class_name"], None), type)]
     if not found:
@@ -471,10 +481,17 @@ def _copy_weights(source, target):
         counterpart.finalize_state()
 
 
+def _computes_in_half(source):
+    """Whether any layer of the Keras 3 model computes in float16 or bfloat16."""
+    return any(_computes_in_half(layer) if isinstance(layer, _keras3().Model)
+               else str(layer.compute_dtype) in HALF_PRECISION for layer in source.layers)
+
+
 def _max_output_difference(source, target):
-    """Max |Keras 3 - tf-keras| over all outputs, on standard-normal inputs (seed 0) mapped into
-    the model's input space (0..255 pixels for a leading Rescaling(1/255)), so that the check
-    drives the layers through the value ranges real inputs do."""
+    """(max |Keras 3 - tf-keras| over all outputs, max |Keras 3 output|), on standard-normal
+    inputs (seed 0) mapped into the model's input space (0..255 pixels for a leading
+    Rescaling(1/255)), so that the check drives the layers through the value ranges real inputs
+    do."""
     rng = np.random.default_rng(0)
     inputs = [rng.standard_normal((CHECK_IMAGES,) + tuple(
         dim or _FREE_DIM for dim in tensor.shape[1:])).astype(np.float32)
@@ -485,8 +502,9 @@ def _max_output_difference(source, target):
     expected = [_keras3().ops.convert_to_numpy(output)
                 for output in tf.nest.flatten(source(feed, training=False))]
     actual = [np.asarray(output) for output in tf.nest.flatten(target(feed, training=False))]
-    return max(float(np.max(np.abs(np.asarray(e, np.float64) - np.asarray(a, np.float64))))
-               for e, a in zip(expected, actual))
+    difference = max(float(np.max(np.abs(np.asarray(e, np.float64) - np.asarray(a, np.float64))))
+                     for e, a in zip(expected, actual))
+    return difference, max(float(np.max(np.abs(np.asarray(e, np.float64)))) for e in expected)
 
 
 def _input_space(model):

@@ -132,11 +132,12 @@ def load_inputs(config, teacher_model=None, teacher_conversion=None):
             loaded, conversion = teacher_lib.load_with_info(config.teacher,
                                                             safe_mode=not config.unsafe_load)
         else:  # its own copy, its variables made under the strategy
-            teacher_lib.validate(teacher_lib.with_channel_axis(teacher_model),
-                                 source=config.teacher)
-            loaded, conversion = keras.models.clone_model(teacher_model), teacher_conversion
-            loaded.set_weights(teacher_model.get_weights())
-            loaded = teacher_lib.with_channel_axis(loaded)
+            loaded = teacher_lib.standard_form(teacher_model)
+            teacher_lib.validate(loaded, source=config.teacher)
+            if loaded is teacher_model:
+                loaded = keras.models.clone_model(teacher_model)
+                loaded.set_weights(teacher_model.get_weights())
+            conversion = teacher_conversion
         teacher_model = flatten.flatten(loaded)
         if config.method.splits_separable:
             teacher_model = separable.split(teacher_model)

@@ -66,7 +66,7 @@ def load_with_info(path, safe_mode=True):
             raise TeacherError(str(error)) from error
     else:
         model = _load_any(path, safe_mode)
-    model = with_channel_axis(model)
+    model = standard_form(model)
     validate(model, source=path)
     return model, info
 
@@ -91,6 +91,44 @@ def _load_any(path, safe_mode):
     if not isinstance(model, keras.Model):
         raise TeacherError(f"{path} is a SavedModel without Keras metadata. {_KERAS3_FIX}")
     return model
+
+
+def standard_form(model):
+    """`model` as the rest of tfdfc takes a teacher: computing in float32, on images with a
+    channel axis (`with_float32_compute`, `with_channel_axis`)."""
+    return with_channel_axis(with_float32_compute(model))
+
+
+def with_float32_compute(model):
+    """A model saved with a half-precision dtype policy (trained with mixed_float16 on a GPU)
+    rebuilt to compute in float32, with the same weights (mixed precision keeps them in float32
+    anyway): TF-MOT's quantization wrappers refuse float16 layers, and the students, the
+    generator and the exports all run in float32. Any other model is returned as it is."""
+    if not any(layer.compute_dtype in keras3_import.HALF_PRECISION
+               for layer in _leaf_layers(model)):
+        return model
+    rebuilt = model.__class__.from_config(_float32_config(model.get_config()))
+    rebuilt.set_weights(model.get_weights())
+    return rebuilt
+
+
+def _leaf_layers(model):
+    for layer in model.layers:
+        yield from _leaf_layers(layer) if isinstance(layer, keras.Model) else [layer]
+
+
+def _float32_config(value):
+    """A model config with every half-precision `dtype` (a name or a policy) made float32."""
+    if isinstance(value, list):
+        return [_float32_config(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    result = {key: _float32_config(item) for key, item in value.items()}
+    dtype = value.get("dtype")
+    name = dtype.get("config", {}).get("name") if isinstance(dtype, dict) else dtype
+    if name in keras3_import.HALF_PRECISION:
+        result["dtype"] = "float32"
+    return result
 
 
 def with_channel_axis(model):
