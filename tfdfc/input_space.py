@@ -61,16 +61,18 @@ class InputSpace:
 
 def mismatch(space, images, what="the evaluation images"):
     """One line saying how `images` (NHWC) lie outside `space`, or None when they fit: a
-    channel's mean more than half the space's std away from the space's, or its std outside
-    half to twice the space's. Only a warning: a run never takes anything from its evaluation
-    data, but a teacher that takes 0..1 pixels with no layer saying so gets standardised
-    generated images unless --input_range says otherwise, and loses accuracy to it."""
+    channel's std outside 0.4 to 2.5 times the space's, or its mean more than two of the
+    space's stds from the space's. Loose on purpose: real images are skewed (Fashion-MNIST's
+    0..255 pixels have mean 74 and std 90 where a 0..255 range gives 127.5 and 63.75), and the
+    mistake this catches is one of scale, e.g. 0..1 pixels (std about 0.3) where the generator
+    makes standardised images. Only a warning: a run never takes anything from its evaluation
+    data, but such a teacher loses accuracy unless --input_range says where its pixels lie."""
     sample = np.asarray(images[:1000], np.float64)
     axes = tuple(range(sample.ndim - 1))
     mean, std = sample.mean(axis=axes), sample.std(axis=axes)
     expected_mean, expected_std = np.asarray(space.mean), np.asarray(space.std)
-    if (np.all(np.abs(mean - expected_mean) <= 0.5 * expected_std)
-            and np.all((std >= 0.5 * expected_std) & (std <= 2.0 * expected_std))):
+    if (np.all(np.abs(mean - expected_mean) <= 2.0 * expected_std)
+            and np.all((std >= 0.4 * expected_std) & (std <= 2.5 * expected_std))):
         return None
     return (f"{what} (mean {_values(mean)}, std {_values(std)} per channel) do not look like "
             f"the images the generator makes (mean {_values(expected_mean)}, std "
