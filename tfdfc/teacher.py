@@ -103,9 +103,10 @@ def with_float32_compute(model):
     """A model saved with a half-precision dtype policy (trained with mixed_float16 on a GPU)
     rebuilt to compute in float32, with the same weights (mixed precision keeps them in float32
     anyway): TF-MOT's quantization wrappers refuse float16 layers, and the students, the
-    generator and the exports all run in float32. Any other model is returned as it is."""
-    if not any(layer.compute_dtype in keras3_import.HALF_PRECISION
-               for layer in _leaf_layers(model)):
+    generator and the exports all run in float32. Any other model (and a subclassed one, which
+    has no config to rebuild from) is returned as it is."""
+    if not getattr(model, "_is_graph_network", False) or not any(
+            layer.compute_dtype in keras3_import.HALF_PRECISION for layer in _leaf_layers(model)):
         return model
     rebuilt = model.__class__.from_config(_float32_config(model.get_config()))
     rebuilt.set_weights(model.get_weights())
