@@ -78,6 +78,8 @@ def test_output_must_be_logits_or_a_distribution():
 
 
 def test_input_must_be_a_fixed_image_shape():
+    with pytest.raises(teacher.TeacherError, match="no input shape yet"):
+        teacher.validate(teacher.standard_form(keras.Sequential([keras.layers.Dense(3)])))
     inputs = keras.Input((None, None, 1))
     pooled = keras.layers.GlobalAveragePooling2D()(inputs)
     with pytest.raises(teacher.TeacherError, match="fixed"):

@@ -137,7 +137,7 @@ def with_channel_axis(model):
     MNIST and Fashion-MNIST models take them, as a classifier of (height, width, 1) images: a
     Reshape in front of it, the same outputs (the generator and the data give channels last).
     Any other model is returned as it is."""
-    if len(model.inputs) != 1 or not getattr(model, "_is_graph_network", False):
+    if not getattr(model, "_is_graph_network", False) or len(model.inputs or ()) != 1:
         return model
     shape = tuple(model.inputs[0].shape[1:])
     if len(shape) != 2 or None in shape:
@@ -159,6 +159,9 @@ def validate(model, source="teacher"):
     if not isinstance(model, keras.Model):
         raise TeacherError(f"{source} is a {type(model).__module__}.{type(model).__name__}, "
                            f"not a tf-keras model. {_KERAS3_FIX}")
+    if not model.inputs:  # a Sequential model never built on an input shape
+        raise TeacherError(f"{source} has no input shape yet: give it one (keras.Input(shape) "
+                           "as its first layer, or build it) before compressing it")
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise TeacherError(f"{source} must have one input and one output, has "
                            f"{len(model.inputs)} inputs and {len(model.outputs)} outputs")
