@@ -103,5 +103,6 @@ def test_evaluation_images_outside_the_generators_space_are_named_in_one_line():
     assert message.startswith("the images of d.npz (mean 0.5") and "--input_range" in message
     assert "\n" not in message
     assert input_space.mismatch(input_space.parse_range("0,1", 1), pixels) is None
-    dark = np.where(rng.uniform(size=(200, 8, 8, 1)) < 0.5, 0.0, rng.uniform(0, 255, (200, 8, 8, 1)))
+    shape = (200, 8, 8, 1)
+    dark = np.where(rng.uniform(size=shape) < 0.5, 0.0, rng.uniform(0, 255, shape))
     assert input_space.mismatch(input_space.parse_range("0,255", 1), dark) is None  # skewed

@@ -213,7 +213,8 @@ def test_teacher_load_converts_keras3_files_and_reports_it(keras3_teachers, tmp_
 
 @pytest.mark.parametrize("file_name, words", [("custom.keras", ["'doubler'", "(Doubler)"]),
                                               ("celu.keras", ["'odd'", "'celu'"]),
-                                              ("reciprocal.keras", ["reciprocal.keras: ", "'true_divide", "divides"])])
+                                              ("reciprocal.keras",
+                                               ["reciprocal.keras: ", "'true_divide", "divides"])])
 def test_layers_without_a_tf_keras_counterpart_are_refused_in_one_line(
         keras3_teachers, file_name, words):
     directory, _ = keras3_teachers

@@ -3,7 +3,8 @@
 flatten.py (nested models inlined), fold.py (batch norms folded into their convolutions) and
 separable.py (separable convolutions split in two) rebuild a model as a new graph of copied
 layers: they walk the original's nodes in depth order, feed each node the new tensors its
-inputs became, and choose what the node's layer call becomes. This module is that walk; the choice is theirs.
+inputs became, and choose what the node's layer call becomes. This module is that walk; the
+choice is theirs.
 """
 
 from tfdfc.keras_compat import keras, tf

@@ -8,8 +8,9 @@ wrapped student expose the same points without any custom layer.
 A user's model has no such names. `inferred_points` finds the same places in any model: the last
 layer at each spatial size of its feature maps, before the size changes (padding layers, whose
 borders are zeros, are skipped, and so is every layer before the first one with weights: a
-leading Rescaling or Normalization gives the input image itself, the same in every student). A student of the teacher's architecture (QAT, pruning, the
-teacher cloned) has layers of the same names, wrapped or not, so the points line up by name.
+leading Rescaling or Normalization gives the input image itself, the same in every student).
+A student of the teacher's architecture (QAT, pruning, the teacher cloned) has layers of the
+same names, wrapped or not, so the points line up by name.
 """
 
 import re
