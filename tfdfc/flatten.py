@@ -26,7 +26,7 @@ from tfdfc.keras_compat import keras, tf
 
 # Layers that return their input unchanged at inference (RandomCrop, which crops there, and
 # the resizing ones, which are not augmentation, are not among them).
-_INFERENCE_NO_OPS = tuple(getattr(keras.layers, name) for name in (
+INFERENCE_NO_OPS = tuple(getattr(keras.layers, name) for name in (
     "Identity", "RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation",
     "RandomContrast", "RandomBrightness", "RandomHeight", "RandomWidth")
     if hasattr(keras.layers, name))
@@ -40,7 +40,7 @@ def is_nested(model):
 def has_inference_no_ops(model):
     """Whether `model` (nested models included) has a layer that does nothing at inference."""
     return any(has_inference_no_ops(layer) if isinstance(layer, keras.Model)
-               else isinstance(layer, _INFERENCE_NO_OPS) for layer in model.layers)
+               else isinstance(layer, INFERENCE_NO_OPS) for layer in model.layers)
 
 
 def flatten(model):
@@ -74,7 +74,7 @@ def _inline(model, inputs, copies):
 def _call(layer, args, kwargs, copies, owner):
     if isinstance(layer, keras.Model):
         return _inline(layer, tf.nest.flatten(args[0]), copies)
-    if isinstance(layer, _INFERENCE_NO_OPS):
+    if isinstance(layer, INFERENCE_NO_OPS):
         return args[0]  # dropped: its consumers take its input
     if id(layer) not in copies:  # a layer called twice stays one (shared) layer
         config = layer.get_config()

@@ -26,16 +26,18 @@ from typing import Tuple
 
 import numpy as np
 
+from tfdfc import flatten
 from tfdfc.errors import ConfigError
 from tfdfc.keras_compat import keras
 
 _EIGHT_BIT_SCALE = 0.1  # a Rescaling scale below this is taken to expect 0..255 pixels
-# Layers whose inference-time output keeps the input's values (augmentation is off there).
-_PASS_THROUGH = tuple(getattr(keras.layers, name) for name in (
-    "RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "RandomContrast",
-    "RandomBrightness", "RandomCrop", "RandomHeight", "RandomWidth", "Resizing", "Dropout",
-    "SpatialDropout2D", "GaussianNoise", "GaussianDropout", "AlphaDropout",
-    "ActivityRegularization", "Identity", "Reshape", "Flatten") if hasattr(keras.layers, name))
+# Layers whose inference-time output keeps the input's values: those that do nothing at
+# inference (augmentation, Identity: a loaded teacher has lost them already, flatten.py), and
+# these.
+_PASS_THROUGH = flatten.INFERENCE_NO_OPS + tuple(getattr(keras.layers, name) for name in (
+    "RandomCrop", "Resizing", "Dropout", "SpatialDropout2D", "GaussianNoise", "GaussianDropout",
+    "AlphaDropout", "ActivityRegularization", "Reshape", "Flatten")
+    if hasattr(keras.layers, name))
 
 
 @dataclasses.dataclass(frozen=True)

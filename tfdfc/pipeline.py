@@ -201,11 +201,6 @@ def train_one(config, strategy, teacher_model, eval_set, out_dir, delta=None, lo
         f"parameters; student ({config.quantize}): "
         f"{report.parameter_count(run.float_template):,} parameters; "
         f"{strategy.num_replicas_in_sync} replica(s)")
-    if eval_set is not None:
-        warning = input_space_lib.mismatch(run.input_space, eval_set.x_test,
-                                           f"the evaluation images of {config.eval_data}")
-        if warning:
-            log(f"WARNING: {warning}")
     student = run.players.student_model
 
     def evaluate():
@@ -271,6 +266,12 @@ def compress(config, log=print, flags_text=None, teacher_model=None, teacher_con
         built = None
     else:
         built = seeded_build(strategy, config, teacher_model, log=log)
+    if eval_set is not None:  # once per run, not once per delta of a grid
+        warning = input_space_lib.mismatch(resolve_input_space(config, teacher_model),
+                                           eval_set.x_test,
+                                           f"the evaluation images of {config.eval_data}")
+        if warning:
+            log(f"WARNING: {warning}")
     chief = distribute.is_chief(strategy)
     if chief:
         run_dir.claim(config)

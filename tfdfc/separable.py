@@ -44,9 +44,10 @@ def split(model):
     def call(layer, args, kwargs):
         if layer.name not in copies:
             copies[layer.name] = (layer, _copies(layer, taken))
-        outputs = args
-        for position, copy in enumerate(copies[layer.name][1]):
-            outputs = copy(*outputs, **kwargs) if position == 0 else copy(outputs)
+        first, *rest = copies[layer.name][1]
+        outputs = first(*args, **kwargs)
+        for copy in rest:  # the pointwise convolution after the depthwise one
+            outputs = copy(outputs)
         return outputs
 
     inputs = graph_walk.new_inputs(model)

@@ -106,16 +106,12 @@ def with_float32_compute(model):
     generator and the exports all run in float32. Any other model (and a subclassed one, which
     has no config to rebuild from) is returned as it is."""
     if not getattr(model, "_is_graph_network", False) or not any(
-            layer.compute_dtype in keras3_import.HALF_PRECISION for layer in _leaf_layers(model)):
+            getattr(layer, "compute_dtype", None) in keras3_import.HALF_PRECISION
+            for layer in model.submodules):  # nested models' layers too
         return model
     rebuilt = model.__class__.from_config(_float32_config(model.get_config()))
     rebuilt.set_weights(model.get_weights())
     return rebuilt
-
-
-def _leaf_layers(model):
-    for layer in model.layers:
-        yield from _leaf_layers(layer) if isinstance(layer, keras.Model) else [layer]
 
 
 def _float32_config(value):
