@@ -64,8 +64,8 @@ class InputSpace:
 def mismatch(space, images, what="the evaluation images"):
     """One line saying how `images` (NHWC) lie outside `space`, or None when they fit: a
     channel's std outside 0.4 to 2.5 times the space's, or its mean more than two of the
-    space's stds from the space's. Loose on purpose: real images are skewed (Fashion-MNIST's
-    0..255 pixels have mean 74 and std 90 where a 0..255 range gives 127.5 and 63.75), and the
+    space's stds from the space's. Loose on purpose: real images are skewed (mostly dark
+    backgrounds put Fashion-MNIST's mean far below the middle of its 0..255 range), and the
     mistake this catches is one of scale, e.g. 0..1 pixels (std about 0.3) where the generator
     makes standardised images. Only a warning: a run never takes anything from its evaluation
     data, but such a teacher loses accuracy unless --input_range says where its pixels lie."""
