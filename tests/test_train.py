@@ -8,7 +8,7 @@ import pytest
 from conftest import quiet, tiny_players, tiny_train_config, two_replica_strategy
 from tfdfc import distribute, replay
 from tfdfc.errors import ConfigError
-from tfdfc.keras_compat import tf
+from tfdfc.keras_compat import keras, tf
 from tfdfc.loop import Loop, TrainingDiverged
 from tfdfc.train import make_generator_step, sample_latent
 
@@ -54,6 +54,21 @@ def test_feature_distillation_enters_the_student_loss_without_attention(tmp_path
     assert metrics["attention"] == 0 and metrics["features"] > 0
     assert np.isclose(metrics["student_loss"],
                       metrics["student_divergence"] + metrics["features"], rtol=1e-4)
+
+
+def test_an_sgd_student_takes_momentum_steps_and_the_generator_keeps_adam(tmp_path,
+                                                                          digits_teacher_path):
+    strategy = distribute.make_strategy("one_device")
+    config = tiny_train_config(student_optimizer="sgd", student_lr=0.1)
+    players = tiny_players(strategy, digits_teacher_path, config)
+    assert isinstance(players.student_optimizer, keras.optimizers.SGD)
+    assert players.student_optimizer.momentum == 0.9
+    assert isinstance(players.generator_optimizer, keras.optimizers.Adam)
+    before = _weights(players.student_model)
+    metrics = Loop(strategy, players, config, str(tmp_path / "ckpt"), log=quiet).run()
+    assert all(np.isfinite(value) for value in metrics.values()), metrics
+    moved = [np.max(np.abs(a - b)) for a, b in zip(_weights(players.student_model), before)]
+    assert max(moved) > 0
 
 
 def test_generator_step_increases_the_divergence(digits_teacher_path):

@@ -38,6 +38,7 @@ from tfdfc.errors import ConfigError
 from tfdfc.settings import setting
 from tfdfc.keras_compat import keras, tf
 
+STUDENT_OPTIMIZERS = ("adam", "sgd")
 # Where attention transfer looks (models/attention.py).
 ATTENTION_POINTS = ("named", "inferred", "inferred_final")
 
@@ -54,8 +55,11 @@ class TrainConfig:
                               "replicas).", "training", lower=1)
     student_steps: int = setting(10, "Student updates per generator update.", "training",
                                  lower=1)
-    student_lr: float = setting(2e-3, "Student Adam rate (cosine to 0); unset: the recipe's.",
+    student_lr: float = setting(2e-3, "Student rate (cosine to 0); unset: the recipe's.",
                                 "training", lower=0.0)
+    student_optimizer: str = setting("adam", "adam: Adam (MS19's); sgd: SGD with momentum 0.9 "
+                                     "(DFAD's, at rates near 0.1).", "training",
+                                     choices=STUDENT_OPTIMIZERS)
     generator_lr: float = setting(1e-3, "Generator Adam rate (cosine to 0).", "training",
                                   lower=0.0)
     clip_norm: float = setting(5.0, "Global gradient-norm clip.", "training", lower=0.0)
@@ -194,9 +198,12 @@ def update_slow_copy(slow, generator, decay):
 
 
 def make_optimizers(config):
-    """Adam optimizers with cosine decay for (student, generator)."""
-    student = keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(
-        config.student_lr, config.steps * config.student_steps))
+    """(student, generator) optimizers with cosine decay: the generator's Adam, the student's
+    --student_optimizer."""
+    student_rate = keras.optimizers.schedules.CosineDecay(
+        config.student_lr, config.steps * config.student_steps)
+    student = (keras.optimizers.SGD(student_rate, momentum=0.9)
+               if config.student_optimizer == "sgd" else keras.optimizers.Adam(student_rate))
     generator = keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(
         config.generator_lr, config.steps))
     return student, generator
