@@ -33,12 +33,13 @@ Decisions where the paper is silent (docs/method.md), following the MS19 referen
 import dataclasses
 from typing import Callable, Optional
 
-from tfdfc import collapse, losses, priors, replay
+from tfdfc import augment, collapse, losses, priors, replay
 from tfdfc.errors import ConfigError
 from tfdfc.settings import setting
 from tfdfc.keras_compat import keras, tf
 
 STUDENT_OPTIMIZERS = ("adam", "sgd")
+_AUGMENT_STREAM = 1  # folded into a draw's seed: the shifts and flips are not its z's stream
 # Where attention transfer looks (models/attention.py).
 ATTENTION_POINTS = ("named", "inferred", "inferred_final")
 
@@ -91,6 +92,12 @@ class TrainConfig:
     generator_ema: float = setting(0.0, "Decay of a slow copy of the generator whose images the "
                                    "student also learns on (0: off).", "training", lower=0.0,
                                    upper=0.999999)
+    augment_shift: int = setting(0, "Random shifts of up to N pixels of the generated images "
+                                 "the student learns on; the teacher answers on the shifted "
+                                 "copies (0: off).", "training", lower=0, upper=16)
+    augment_flip: bool = setting(False, "Random left-right flips of the generated images the "
+                                 "student learns on (for a teacher trained with flips).",
+                                 "training")
     replay_batches: int = setting(0, "Generated batches the student also relearns from: a "
                                   "memory of the last N iterations' images (0: off).",
                                   "training", lower=0, upper=10_000)
@@ -346,7 +353,10 @@ def make_synthesis_step(strategy, players, config):
             parts.append(players.slow_generator(slow_z, training=True))
         if memory is not None:
             parts.append(memory.sample(replica_seed(iteration, config, draw), local_batch))
-        images = tf.concat(parts, 0)
+        images = augment.shift_and_flip(
+            tf.concat(parts, 0), tf.random.experimental.stateless_fold_in(
+                replica_seed(iteration, config, draw), _AUGMENT_STREAM),
+            config.augment_shift, config.augment_flip)
         return images, call_outputs(players.teacher, images, training=False)
 
     @tf.function
