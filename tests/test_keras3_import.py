@@ -91,6 +91,26 @@ def mobilenet_v3():
         classifier_activation=None)
 
 
+def convnext_block():  # keras.applications' ConvNeXt block, with its own LayerScale layer
+    from keras.src.applications.convnext import LayerScale, StochasticDepth
+    inputs = keras.Input((16, 16, 3))
+    x = layers.Conv2D(8, 4, strides=4)(inputs)
+    y = layers.LayerNormalization(epsilon=1e-6)(layers.DepthwiseConv2D(7, padding="same")(x))
+    y = layers.Dense(8)(layers.Activation("gelu")(layers.Dense(32)(y)))
+    y = StochasticDepth(0.1, name="drop_path")(LayerScale(1e-6, 8, name="scale")(y))
+    x = layers.LayerNormalization()(layers.GlobalAveragePooling2D()(layers.Add()([x, y])))
+    model = keras.Model(inputs, layers.Dense(10)(x))
+    model.get_layer("scale").set_weights([rng.normal(0, 0.5, 8)])  # not the initial 1e-6
+    return model
+
+
+def scale_on_vector():
+    from keras.src.applications.convnext import LayerScale
+    inputs = keras.Input((16, 16, 1))
+    x = LayerScale(0.5, 16, name="vector_scale")(layers.Dense(16)(layers.Flatten()(inputs)))
+    return keras.Model(inputs, layers.Dense(10)(x))
+
+
 def half_precision():  # trained with mixed_float16 on a GPU, as many are
     keras.mixed_precision.set_dtype_policy("mixed_float16")
     inputs = keras.Input((16, 16, 3))
@@ -126,6 +146,7 @@ teachers = {
     "functional_nested": functional_nested(features),
     "arithmetic": arithmetic(),
     "mobilenet_v3": mobilenet_v3(),
+    "convnext_block": convnext_block(),
 }
 expected = {}
 for name, model in teachers.items():
@@ -141,6 +162,7 @@ single_layer_model(Doubler(name="doubler")).save(os.path.join(out, "custom.keras
 single_layer_model(layers.Activation("celu", name="odd")).save(os.path.join(out, "celu.keras"))
 single_layer_model(lambda x: 2.0 / x).save(os.path.join(out, "reciprocal.keras"))
 half_precision().save(os.path.join(out, "half.keras"))
+scale_on_vector().save(os.path.join(out, "vector_scale.keras"))
 np.savez(os.path.join(out, "expected.npz"), **expected)
 '''
 
@@ -159,7 +181,8 @@ def keras3_teachers(tmp_path_factory):
 
 @pytest.mark.parametrize("file_name", ["convnet.keras", "convnet.h5", "mlp.keras",
                                        "sequential_nested.keras", "functional_nested.keras",
-                                       "arithmetic.keras", "mobilenet_v3.keras"])
+                                       "arithmetic.keras", "mobilenet_v3.keras",
+                                       "convnext_block.keras"])
 def test_conversion_gives_keras3_outputs(keras3_teachers, file_name):
     directory, expected = keras3_teachers
     model, info = keras3_import.convert(str(directory / file_name))
@@ -191,6 +214,12 @@ def test_conversion_keeps_the_structure(keras3_teachers):
     kinds = [type(layer).__name__ for layer in arithmetic.layers]
     assert kinds.count("Rescaling") == 6
     assert {"Add", "Subtract", "Multiply"} <= set(kinds)
+    # ConvNeXt's LayerScale becomes a 1x1 depthwise convolution, its StochasticDepth an Identity.
+    convnext, _ = keras3_import.convert(str(directory / "convnext_block.keras"))
+    scale = convnext.get_layer("scale")
+    assert isinstance(scale, keras.layers.DepthwiseConv2D)
+    assert scale.depthwise_kernel.shape == (1, 1, 8, 1)
+    assert isinstance(convnext.get_layer("drop_path"), keras.layers.Identity)
 
 
 def test_a_half_precision_model_converts_to_float32_within_float16_precision(keras3_teachers):
@@ -214,7 +243,10 @@ def test_teacher_load_converts_keras3_files_and_reports_it(keras3_teachers, tmp_
 @pytest.mark.parametrize("file_name, words", [("custom.keras", ["'doubler'", "(Doubler)"]),
                                               ("celu.keras", ["'odd'", "'celu'"]),
                                               ("reciprocal.keras",
-                                               ["reciprocal.keras: ", "'true_divide", "divides"])])
+                                               ["reciprocal.keras: ", "'true_divide", "divides"]),
+                                              ("vector_scale.keras",
+                                               ["vector_scale.keras: ", "'vector_scale'",
+                                                "rank-2", "feature maps"])])
 def test_layers_without_a_tf_keras_counterpart_are_refused_in_one_line(
         keras3_teachers, file_name, words):
     directory, _ = keras3_teachers

@@ -70,6 +70,12 @@ _AUGMENTATION = frozenset((
     "RandomGrayscale", "RandomColorJitter", "RandomColorDegeneration", "RandomPosterization",
     "RandomInvert", "RandomErasing", "RandomGaussianBlur", "RandomPerspective",
     "RandomElasticTransform", "Solarization", "AugMix", "RandAugment", "MixUp", "CutMix"))
+# keras.applications' ConvNeXt layers, which Keras 3 saves under their own module. LayerScale
+# (x * gamma, one gamma per channel of a feature map) is a 1x1 depthwise convolution without
+# bias: a standard layer that every scheme and TFLite know. StochasticDepth drops the residual
+# branch of a whole batch in training only, so at inference it is an Identity.
+_CONVNEXT_MODULE = "keras.src.applications.convnext"
+_CONVNEXT = ("LayerScale", "StochasticDepth")
 _ARITHMETIC = {"Add": "Add", "Subtract": "Subtract", "Multiply": "Multiply", "Divide": None,
                "TrueDivide": None}
 
@@ -103,6 +109,7 @@ def convert(path, safe_mode=True):
     for layer in _walk_layers(_saved_config(path)):
         _check_convertible(layer, path)
     source = _load_keras3(path, safe_mode)
+    _check_layer_scales(source, path)
     try:
         class_name, config = _model_config(type(source).__name__, source.get_config())
     except Keras3ImportError as error:  # names a layer: add the file
@@ -179,6 +186,8 @@ def _check_convertible(entry, path):
         return  # its arguments are checked when it is rewritten (_arithmetic_as_layer)
     if module == "keras.layers" and class_name in _AUGMENTATION:
         return
+    if module == _CONVNEXT_MODULE and class_name in _CONVNEXT:
+        return
     counterpart = getattr(keras.layers, class_name, None) if module == "keras.layers" else None
     if (isinstance(counterpart, type) and issubclass(counterpart, keras.layers.Layer)
             and class_name not in _REFUSED):
@@ -189,6 +198,19 @@ def _check_convertible(entry, path):
         f"{path}: layer {name!r} ({class_name}) has no tf-keras conversion, so tfdfc cannot "
         "use this Keras 3 model: replace the layer with standard Keras layers, or build and save "
         "the model with tf-keras (`import tf_keras as keras`)")
+
+
+def _check_layer_scales(source, path):
+    """Refuses a LayerScale that does not scale a feature map (rank 4), the only place its
+    depthwise-convolution form holds (ConvNeXt has it nowhere else)."""
+    for layer in source.layers:
+        if isinstance(layer, _keras3().Model):
+            _check_layer_scales(layer, path)
+        elif type(layer).__name__ == "LayerScale" and len(layer.input.shape) != 4:
+            raise Keras3ImportError(
+                f"{path}: layer {layer.name!r} (LayerScale) scales a rank-{len(layer.input.shape)} "
+                "tensor; tfdfc converts LayerScale only on (batch, height, width, channels) "
+                "feature maps, as ConvNeXt has it")
 
 
 def _keras3():
@@ -241,9 +263,13 @@ def _layer_entry(layer):
     if class_name in _MODELS:
         class_name, config = _model_config(class_name, layer["config"])
         return {"class_name": class_name, "config": config}
-    if class_name in _AUGMENTATION:
+    if class_name in _AUGMENTATION or class_name == "StochasticDepth":
         return {"class_name": "Identity", "config": {
             key: layer["config"][key] for key in ("name", "trainable") if key in layer["config"]}}
+    if class_name == "LayerScale":
+        return {"class_name": "DepthwiseConv2D", "config": {
+            "name": layer["config"]["name"], "kernel_size": 1, "use_bias": False,
+            "trainable": layer["config"].get("trainable", True)}}
     owner = f"layer {layer['config'].get('name')!r} ({class_name})"
     config = {}
     for key, value in layer["config"].items():
@@ -470,8 +496,11 @@ def _copy_weights(source, target):
         if isinstance(layer, _keras3().Model):
             _copy_weights(layer, counterpart)
             continue
+        weights = layer.get_weights()
+        if type(layer).__name__ == "LayerScale":  # gamma (C,) as a depthwise kernel
+            weights = [np.reshape(weights[0], (1, 1, -1, 1))]
         try:
-            counterpart.set_weights(layer.get_weights())
+            counterpart.set_weights(weights)
         except ValueError as error:
             raise Keras3ImportError(
                 f"layer {layer.name!r} ({type(layer).__name__}): its Keras 3 weights do not fit "
