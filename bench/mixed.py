@@ -142,18 +142,19 @@ def run_all(settings, save):
 
 def same_bits_report(mixed_entry, seed, teacher_path):
     """The sensitivity run's report when the random control of the same seed and budget draws
-    the very same bits: the two runs would train the same student from the same seed (the search
-    leaves the training's random state as it found it), so it is not trained twice. None when
-    the bits differ or the sensitivity run is not there."""
+    the very same bits (it draws again to differ, so only where the budget leaves no other
+    choice): the two runs would train the same student from the same seed (the search leaves
+    the training's random state as it found it), so it is not trained twice. None when the bits
+    differ or the sensitivity run is not there."""
     if mixed_entry is None:
         return None
     plan = mixed_entry["report"]["student"]["mixed"]
     bits = mixed.random_bits(mixed.kernel_sizes(tfdfc_teacher.load(teacher_path)),
-                             set(plan["packed"]), plan["budget_bytes"], seed)
+                             set(plan["packed"]), plan["budget_bytes"], seed, avoid=plan["bits"])
     if bits != plan["bits"]:
         return None
     report = copy.deepcopy(mixed_entry["report"])
-    report["student"]["mixed"]["assignment"] = "random"
+    report["student"]["mixed"].update(assignment="random", same_as_sensitivity=True)
     report["same_bits_as"] = "mixed"
     return report
 

@@ -12,6 +12,7 @@ from tfdfc import api, config as config_lib, export, input_space, metrics, sensi
 from tfdfc.compression import mixed
 from tfdfc.errors import ConfigError
 from tfdfc.keras_compat import keras
+from tfdfc.methods.mixed_precision import MixedPrecision
 
 SIZES = {"a": 1000, "b": 4000, "c": 2000, "d": 300}
 
@@ -39,6 +40,20 @@ def test_the_random_control_keeps_the_same_budget():
     for seed in range(5):
         bits = mixed.random_bits(SIZES, set(SIZES), limit, seed)
         assert mixed.weight_bytes(SIZES, bits) <= limit
+
+
+def test_the_random_control_draws_again_to_differ_from_the_assignment_it_controls():
+    limit = mixed.budget_bytes(0.7, SIZES)
+    sensitive = mixed.solve(SIZES, set(SIZES), {"a": 0.5, "b": 0.01, "c": 0.02, "d": 9.0}, limit)
+    draws = [mixed.random_bits(SIZES, set(SIZES), limit, seed, avoid=sensitive)
+             for seed in range(5)]
+    assert all(bits != sensitive and mixed.weight_bytes(SIZES, bits) <= limit for bits in draws)
+    # Without `avoid`, the first draw: some seeds land on the sensitivity's bits.
+    assert any(mixed.random_bits(SIZES, set(SIZES), limit, seed) == sensitive
+               for seed in range(5))
+    # Where only one set of 4-bit layers fits, the control equals it and says nothing new.
+    only = mixed.solve(SIZES, {"b"}, {"b": 1.0}, 5300)  # b at 4 bits: 5,300 bytes
+    assert only["b"] == 4 and mixed.random_bits(SIZES, {"b"}, 5300, 0, avoid=only) == only
 
 
 def test_four_bit_grid_has_at_most_16_levels_per_output_channel():
@@ -71,6 +86,19 @@ def test_a_deliberately_fragile_layer_is_ranked_most_sensitive():
     scores, _ = sensitivity.measure(model, sizes, set(sizes), config,
                                     input_space.infer(model), log=quiet)
     assert max(scores, key=scores.get) == "fragile", scores
+
+
+def test_the_random_control_runs_the_search_and_takes_other_bits(digits_teacher_path):
+    """At 0.85 of the int8 bytes either dense layer alone may go to 4 bits: two choices."""
+    model = teacher.as_logits(teacher.load(digits_teacher_path))
+    config = config_lib.CompressConfig(teacher="t", out_dir="o", quantize="mixed",
+                                       mixed_budget=0.85, mixed_assignment="random",
+                                       mixed_search_steps=3, generator_channels=8)
+    plan = MixedPrecision().prepare(config, model, log=quiet)
+    sizes = mixed.kernel_sizes(model)
+    searched = mixed.solve(sizes, set(plan["packed"]), plan["sensitivity"], plan["budget_bytes"])
+    assert plan["bits"] != searched and plan["same_as_sensitivity"] is False
+    assert mixed.weight_bytes(sizes, plan["bits"]) <= plan["budget_bytes"]
 
 
 TINY = dict(steps=2, batch_size=16, student_steps=2, generator_channels=8, log_every=1,

@@ -68,7 +68,8 @@ class CompressConfig:
                                   "dense kernels, a fraction of their int8 bytes (<= 1) or bytes "
                                   "(> 1).", "mixed precision", lower=0.0)
     mixed_assignment: str = setting("sensitivity", "--quantize=mixed: sensitivity (measured on "
-                                    "generated images) or random (the control).",
+                                    "generated images) or random (the control: other bits "
+                                    "than the sensitivity's, where the budget allows).",
                                     "mixed precision", choices=mixed.ASSIGNMENTS)
     mixed_search_steps: int = setting(100, "--quantize=mixed: steps of the generator trained "
                                       "against the teacher to measure sensitivities on.",

@@ -26,6 +26,7 @@ from tfdfc.keras_compat import keras
 CHOICES = (4, 8)
 ASSIGNMENTS = ("sensitivity", "random")
 ACT_BITS = 8
+RANDOM_TRIES = 1000  # draws the random control may take to differ from the assignment it controls
 _SOLVER_UNITS = 4000  # resolution of the knapsack over saved bytes
 _PACKED_BITS = {"INT4": 4, "INT8": 8}
 
@@ -137,11 +138,22 @@ def _refill(sizes, bits, limit, order):
     return bits
 
 
-def random_bits(sizes, packed, limit, seed):
+def random_bits(sizes, packed, limit, seed, avoid=None, tries=RANDOM_TRIES):
     """The control: packed layers moved to 4 bits in a random order until `limit` holds, then
-    put back to 8 in another random order while it still holds."""
+    put back to 8 in another random order while it still holds. With `avoid` (an assignment,
+    the sensitivity search's), draws again, up to `tries` times, until the bits differ: a
+    control equal to the assignment it controls tests nothing. Where no draw differs (one set
+    of 4-bit layers is all the budget allows) the last draw is returned, equal to `avoid`."""
     check_budget(limit, sizes, packed)
     rng = np.random.default_rng(seed)
+    for _ in range(tries if avoid is not None else 1):
+        bits = _random_draw(sizes, packed, limit, rng)
+        if bits != avoid:
+            break
+    return bits
+
+
+def _random_draw(sizes, packed, limit, rng):
     candidates = [name for name in sizes if name in packed]
     bits = dict.fromkeys(sizes, 8)
     for index in rng.permutation(len(candidates)):

@@ -6,7 +6,8 @@ Before the student is built (`prepare`), the run converts an all-4-bit copy once
 kernels TFLite packs as INT4 (the only layers where 4 bits save bytes), measures each such
 layer's sensitivity on images of a generator trained against the teacher (sensitivity.py), and
 solves the budget (compression/mixed.py). `--mixed_assignment=random` draws the bits at random
-under the same budget instead: the control the sensitivity has to beat. The plan is saved in the
+under the same budget instead, other than the search's where another assignment fits: the
+control the sensitivity has to beat. The plan is saved in the
 run directory, so a resumed run trains the same student.
 """
 
@@ -42,12 +43,16 @@ class MixedPrecision(qat.QuantizationAware):
                 "int8_bytes": mixed.int8_bytes(sizes),
                 "assignment": config.mixed_assignment, "packed": sorted(packed),
                 "sensitivity": None}
-        if config.mixed_assignment == "random":
-            bits = mixed.random_bits(sizes, packed, limit, config.train.seed)
-        else:
-            scores, base_kl = sensitivity.measure(teacher, sizes, packed, config, space, log)
-            bits = mixed.solve(sizes, packed, scores, limit)
-            plan.update(sensitivity=scores, all_8bit_kl=base_kl)
+        scores, base_kl = sensitivity.measure(teacher, sizes, packed, config, space, log)
+        bits = mixed.solve(sizes, packed, scores, limit)
+        plan.update(sensitivity=scores, all_8bit_kl=base_kl)
+        if config.mixed_assignment == "random":  # the search ran only to be avoided
+            chosen, bits = bits, mixed.random_bits(sizes, packed, limit, config.train.seed,
+                                                   avoid=bits)
+            plan.update(same_as_sensitivity=bits == chosen)
+            if bits == chosen:
+                log("WARNING: --mixed_assignment=random: no assignment under the budget other "
+                    "than the sensitivity search's was drawn, so this control is the same student")
         plan.update(bits=bits, weight_bytes=mixed.weight_bytes(sizes, bits))
         log(f"mixed precision: {sum(b == 4 for b in bits.values())} of {len(bits)} kernel layers "
             f"at 4 bits, {plan['weight_bytes']:,} weight bytes (budget {limit:,}, int8 "
@@ -69,7 +74,8 @@ class MixedPrecision(qat.QuantizationAware):
         plan = run.compressed.plan
         return {"weight_bits": "4 or 8 per layer", "mixed": {
             key: plan[key] for key in ("budget", "budget_bytes", "int8_bytes", "weight_bytes",
-                                       "assignment", "bits", "packed", "sensitivity")}}
+                                       "assignment", "bits", "packed", "sensitivity",
+                                       "same_as_sensitivity") if key in plan}}
 
     def no_training(self, config, run, eval_set):
         return _untrained(config, run, eval_set, mixed.kernel_sizes(run.teacher_logits),
@@ -94,7 +100,7 @@ class MixedPrecision(qat.QuantizationAware):
             "no_training_uniform_w4a8": (mixed.all_bits(sizes, packed, 4),
                                          "every packed kernel at 4 bits"),
             "no_training_random": (mixed.random_bits(sizes, packed, plan["budget_bytes"],
-                                                     config.train.seed + 1),
+                                                     config.train.seed + 1, avoid=plan["bits"]),
                                    "a random assignment under the same budget")}
         return {name: _untrained(config, run, eval_set, sizes, bits, what)
                 for name, (bits, what) in assignments.items()}
