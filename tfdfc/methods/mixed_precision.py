@@ -41,8 +41,7 @@ class MixedPrecision(qat.QuantizationAware):
         mixed.check_budget(limit, sizes, packed)  # before the search, which takes minutes
         plan = {"budget": config.mixed_budget, "budget_bytes": limit,
                 "int8_bytes": mixed.int8_bytes(sizes),
-                "assignment": config.mixed_assignment, "packed": sorted(packed),
-                "sensitivity": None}
+                "assignment": config.mixed_assignment, "packed": sorted(packed)}
         scores, base_kl = sensitivity.measure(teacher, sizes, packed, config, space, log)
         bits = mixed.solve(sizes, packed, scores, limit)
         plan.update(sensitivity=scores, all_8bit_kl=base_kl)
