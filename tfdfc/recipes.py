@@ -30,7 +30,7 @@ the multi-seed check. The reasoning:
   few batches it saw and stayed far below it on real images. 800 iterations: paired with 400
   on the same teachers and seeds, more iterations lifted every pair of both BatchNorm teachers.
   A generator 64 channels wide, not 32: paired on the same seeds it lifted the MobileNetV2 by
-  more than noise and left the ResNet within noise, for about 20 % more training time.
+  more than noise and left the ResNet within noise, at a higher cost per iteration.
 - `slim`: the paper's slimming settings with symmetric KL.
 - `fresh_copy`: a fresh (random) student of the teacher's architecture learns everything from
   generated images: the longest run, with the `magnitude` recipe's batch-norm prior, attention
