@@ -190,6 +190,7 @@ def summarise(entries):
             "bytes": statistics.mean(entry["kernel_bytes"] for entry in int8),
             "budget_bytes": plan["budget_bytes"] if plan else None,
             "int8_bytes": plan["int8_bytes"] if plan else None,
+            "fullest_bytes": plan.get("fullest_bytes") if plan else None,
             "fours": (sum(bits == 4 for bits in plan["bits"].values()), len(plan["bits"]))
             if plan else None,
             "bits": {entry["seed"]: (entry["report"]["student"].get("mixed") or {}).get("bits")
@@ -264,9 +265,16 @@ def _verdicts(teacher, name, s, summaries, line, verdicts, images):
     label = f"{teacher} {name}"
     seeds = common.seeds_label(s["seeds"])
     if s["budget_bytes"]:
-        verdicts.check(f"{label}: |kernel bytes in the file / budget - 1|",
-                       round(abs(s["bytes"] / s["budget_bytes"] - 1), 4), BUDGET_TOLERANCE,
-                       False)
+        met = verdicts.check(f"{label}: |kernel bytes in the file / budget - 1|",
+                             round(abs(s["bytes"] / s["budget_bytes"] - 1), 4),
+                             BUDGET_TOLERANCE, False)
+        fullest = s.get("fullest_bytes")
+        unreachable = (fullest is not None
+                       and abs(fullest / s["budget_bytes"] - 1) > BUDGET_TOLERANCE)
+        if not met and unreachable:
+            verdicts.lines[-1] += (f" (no assignment can meet it: the fullest of 4 or 8 bits per "
+                                   f"layer within the budget holds {fullest:,} bytes, "
+                                   f"{fullest / s['budget_bytes'] - 1:+.1%})")
         verdicts.check(f"{label}: |Keras - TFLite| (worst seed, pt)",
                        round(100 * s["keras_gap"], 4), KERAS_TFLITE_POINTS, False)
     if not name.startswith("mixed"):

@@ -1,6 +1,7 @@
 """Data-free mixed precision: the budget solver, the sensitivity measure, and a run end to end
 whose file holds the chosen bits within the budget."""
 
+import itertools
 import json
 import os
 
@@ -33,6 +34,19 @@ def test_the_solver_refills_the_slack_and_refuses_an_impossible_budget():
     assert set(bits.values()) == {8}  # the int8 size fits: nothing needs 4 bits
     with pytest.raises(ConfigError, match="below the smallest mixed model"):
         mixed.solve(SIZES, {"b", "c"}, {"b": 1.0, "c": 0.0}, 4000)  # 4,300 at best
+
+
+def test_the_fullest_assignment_within_a_budget_is_found_exactly():
+    packed = {"a", "b", "c"}  # d stays at 8 bits
+    for limit in (7300, 6000, 5400, 5000, 4500, 3800):
+        every = [mixed.weight_bytes(SIZES, dict(zip("abcd", (*choice, 8))))
+                 for choice in itertools.product((4, 8), repeat=3)]
+        assert mixed.fullest_bytes(SIZES, packed, limit) == max(b for b in every if b <= limit)
+    # A budget between what one large kernel and two kernels save is not reachable: 5,300
+    # (b at 4 bits) is the fullest under 5,800, 8.6 % below it.
+    assert mixed.fullest_bytes(SIZES, {"b", "c"}, 5800) == 5300
+    with pytest.raises(ConfigError, match="below the smallest mixed model"):
+        mixed.fullest_bytes(SIZES, {"b"}, 5000)
 
 
 def test_the_random_control_keeps_the_same_budget():
@@ -119,6 +133,7 @@ def test_the_file_holds_the_chosen_bits_within_the_budget(mixed_run):
     plan = outcome.report["student"]["mixed"]
     payload = open(outcome.files["tflite_int8"], "rb").read()
     assert metrics.tflite_kernel_bytes(payload) == plan["weight_bytes"] <= plan["budget_bytes"]
+    assert plan["weight_bytes"] <= plan["fullest_bytes"] <= plan["budget_bytes"]
     assert outcome.report["tflite"]["int8"]["kernel_bytes"] == plan["weight_bytes"]
     assert mixed.file_bits(payload, outcome.student) == plan["bits"]
     assert 4 in plan["bits"].values() and 8 in plan["bits"].values()

@@ -99,9 +99,10 @@ def test_zoo_judges_each_run_against_its_own_no_training_baseline():
         "+0.00 (target >= -0.73) — met"]
 
 
-def _mixed_summary(bits_by_seed, size, budget=1000):
+def _mixed_summary(bits_by_seed, size, budget=1000, fullest=None):
     return {"seeds": len(bits_by_seed), "tflite_mean": 0.9, "bytes": size,
-            "budget_bytes": budget, "keras_gap": 0.0, "bits": bits_by_seed}
+            "budget_bytes": budget, "fullest_bytes": fullest, "keras_gap": 0.0,
+            "bits": bits_by_seed}
 
 
 def test_mixed_budget_is_two_sided_and_a_control_with_the_same_bits_is_no_test():
@@ -124,6 +125,22 @@ def test_mixed_budget_is_two_sided_and_a_control_with_the_same_bits_is_no_test()
         assert verdicts.lines[-1].startswith("- t mixed@0.65: above random at the same budget "
                                              "(mean of 2 seeds; provisional, targets need 3, "
                                              "pt): +0.00")
+
+
+def test_a_budget_miss_no_assignment_could_meet_says_so():
+    with bench_module("bench/mixed.py") as mixed:
+        bits = {0: {"a": 4, "b": 8}}
+        for fullest, note in ((940, True), (990, False)):
+            verdicts = common.Verdicts()
+            summary = _mixed_summary(bits, 940, fullest=fullest)
+            mixed._verdicts("t", "random@0.65", summary, {"random@0.65": summary}, None,
+                            verdicts, 10_000)
+            assert verdicts.lines[0].startswith(
+                "- t random@0.65: |kernel bytes in the file / budget - 1|: +0.06 (target <= "
+                "+0.02) — MISSED")
+            assert verdicts.lines[0].endswith(
+                "(no assignment can meet it: the fullest of 4 or 8 bits per layer within the "
+                "budget holds 940 bytes, -6.0%)") == note
 
 
 @pytest.fixture(scope="module")

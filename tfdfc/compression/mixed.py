@@ -110,6 +110,25 @@ def solve(sizes, packed, sensitivity, limit):
     return _refill(sizes, bits, limit, sorted(chosen, key=lambda n: -sensitivity[n]))
 
 
+def fullest_bytes(sizes, packed, limit):
+    """The most weight bytes any assignment holds within `limit`: how near to the budget
+    per-layer choices can come at all. Where a few large kernels dominate (a LeNet-5's dense
+    layers), no assignment may come near it, whatever the search. Exact: the sums of savings
+    reachable by subsets of the packed layers, as a boolean array over bytes."""
+    check_budget(limit, sizes, packed)
+    need = int8_bytes(sizes) - limit
+    if need <= 0:
+        return int8_bytes(sizes)
+    savings = [_saving(sizes[name]) for name in sizes if name in packed]
+    reachable = np.zeros(sum(savings) + 1, dtype=bool)
+    reachable[0] = True
+    for saving in savings:
+        if saving:
+            reachable[saving:] |= reachable[:-saving].copy()
+    least = int(np.flatnonzero(reachable[need:])[0]) + need  # exists: check_budget passed
+    return int8_bytes(sizes) - least
+
+
 def _cover(names, gains, costs, need):
     """The subset of `names` whose gains reach `need` at the least total cost (0/1 knapsack in
     its covering form, by dynamic programming over gain clipped at `need`)."""

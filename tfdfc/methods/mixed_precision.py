@@ -41,6 +41,7 @@ class MixedPrecision(qat.QuantizationAware):
         mixed.check_budget(limit, sizes, packed)  # before the search, which takes minutes
         plan = {"budget": config.mixed_budget, "budget_bytes": limit,
                 "int8_bytes": mixed.int8_bytes(sizes),
+                "fullest_bytes": mixed.fullest_bytes(sizes, packed, limit),
                 "assignment": config.mixed_assignment, "packed": sorted(packed)}
         scores, base_kl = sensitivity.measure(teacher, sizes, packed, config, space, log)
         bits = mixed.solve(sizes, packed, scores, limit)
@@ -72,9 +73,9 @@ class MixedPrecision(qat.QuantizationAware):
     def report_fields(self, config, run):
         plan = run.compressed.plan
         return {"weight_bits": "4 or 8 per layer", "mixed": {
-            key: plan[key] for key in ("budget", "budget_bytes", "int8_bytes", "weight_bytes",
-                                       "assignment", "bits", "packed", "sensitivity",
-                                       "same_as_sensitivity") if key in plan}}
+            key: plan[key] for key in ("budget", "budget_bytes", "fullest_bytes", "int8_bytes",
+                                       "weight_bytes", "assignment", "bits", "packed",
+                                       "sensitivity", "same_as_sensitivity") if key in plan}}
 
     def no_training(self, config, run, eval_set):
         return _untrained(config, run, eval_set, mixed.kernel_sizes(run.teacher_logits),
