@@ -84,9 +84,11 @@ class Verdicts:
     def __init__(self):
         self.lines = []
 
-    def check(self, name, value, limit, higher_is_better, strict=False, noise=None):
-        """Adds a verdict line; `strict` asks for > (or <) instead of >= (or <=). Returns
-        whether the target is met (None when not measured)."""
+    def check(self, name, value, limit, higher_is_better, strict=False, noise=None,
+              why_missed=None):
+        """Adds a verdict line; `strict` asks for > (or <) instead of >= (or <=); `why_missed`,
+        words the line ends with (in brackets) when the target is missed. Returns whether the
+        target is met (None when not measured)."""
         if value is None:
             self.lines.append(f"- {name}: not measured")
             return None
@@ -99,7 +101,8 @@ class Verdicts:
             f"- {name}: {value:+.2f} (target {sign} {limit:+g}"
             + ("" if noise is None else f"; noise {noise:.2f}")
             + f") — {'met' if met else 'MISSED'}"
-            + (" (within noise of the target)" if close else ""))
+            + (" (within noise of the target)" if close else "")
+            + (f" ({why_missed})" if why_missed and not met else ""))
         return met
 
     def beats(self, name, difference, noise):

@@ -265,16 +265,14 @@ def _verdicts(teacher, name, s, summaries, line, verdicts, images):
     label = f"{teacher} {name}"
     seeds = common.seeds_label(s["seeds"])
     if s["budget_bytes"]:
-        met = verdicts.check(f"{label}: |kernel bytes in the file / budget - 1|",
-                             round(abs(s["bytes"] / s["budget_bytes"] - 1), 4),
-                             BUDGET_TOLERANCE, False)
-        fullest = s.get("fullest_bytes")
-        unreachable = (fullest is not None
-                       and abs(fullest / s["budget_bytes"] - 1) > BUDGET_TOLERANCE)
-        if not met and unreachable:
-            verdicts.lines[-1] += (f" (no assignment can meet it: the fullest of 4 or 8 bits per "
-                                   f"layer within the budget holds {fullest:,} bytes, "
-                                   f"{fullest / s['budget_bytes'] - 1:+.1%})")
+        fullest, unreachable = s["fullest_bytes"], None
+        if fullest is not None and abs(fullest / s["budget_bytes"] - 1) > BUDGET_TOLERANCE:
+            unreachable = (f"no assignment can meet it: the fullest of 4 or 8 bits per layer "
+                           f"within the budget holds {fullest:,} bytes, "
+                           f"{fullest / s['budget_bytes'] - 1:+.1%}")
+        verdicts.check(f"{label}: |kernel bytes in the file / budget - 1|",
+                       round(abs(s["bytes"] / s["budget_bytes"] - 1), 4), BUDGET_TOLERANCE,
+                       False, why_missed=unreachable)
         verdicts.check(f"{label}: |Keras - TFLite| (worst seed, pt)",
                        round(100 * s["keras_gap"], 4), KERAS_TFLITE_POINTS, False)
     if not name.startswith("mixed"):

@@ -116,9 +116,10 @@ def fullest_bytes(sizes, packed, limit):
     layers), no assignment may come near it, whatever the search. Exact: the sums of savings
     reachable by subsets of the packed layers, as a boolean array over bytes."""
     check_budget(limit, sizes, packed)
-    need = int8_bytes(sizes) - limit
+    full = int8_bytes(sizes)
+    need = full - limit
     if need <= 0:
-        return int8_bytes(sizes)
+        return full
     savings = [_saving(sizes[name]) for name in sizes if name in packed]
     reachable = np.zeros(sum(savings) + 1, dtype=bool)
     reachable[0] = True
@@ -126,7 +127,7 @@ def fullest_bytes(sizes, packed, limit):
         if saving:
             reachable[saving:] |= reachable[:-saving].copy()
     least = int(np.flatnonzero(reachable[need:])[0]) + need  # exists: check_budget passed
-    return int8_bytes(sizes) - least
+    return full - least
 
 
 def _cover(names, gains, costs, need):
