@@ -37,6 +37,10 @@ TARGETS = {
     "magnitude95_wrn16_1": {"teacher": -4.0},
     "magnitude90_int8_wrn16_1": {"teacher": -3.0},
 }
+# The teachers' own targets (the same date and file): a floor on the test accuracy, and a ceiling
+# on the minutes `make teacher-fashion` takes to train each on 2 cores.
+TEACHER_TARGETS = {"lenet5_fashion": {"accuracy": 0.905, "minutes": 15},
+                   "wrn16_1_fashion": {"accuracy": 0.925, "minutes": 15}}
 EXPERIMENTS = ("distill_lenet5_half", "distill_wrn16_1_to_wrn10_1", "int8_wrn16_1",
                "w4a8_wrn16_1", "w4a4_wrn16_1", "binary_wrn16_1", "magnitude90_wrn16_1",
                "magnitude95_wrn16_1", "magnitude90_int8_wrn16_1")
@@ -112,7 +116,15 @@ def run_one(experiment, seed, settings, log=print):
             raise SystemExit(f"{experiment} seed {seed}: tfdfc.compress exited "
                              f"{result.returncode}: see {out_dir}")
         report = artifacts.read_json(os.path.join(out_dir, "report.json"))
+        entry["teacher_training"] = teacher_training(report)
     return dict(entry, report=report)
+
+
+def teacher_training(report):
+    """What `tfdfc.train_teacher` wrote beside the run's teacher (`<teacher>.json`: its
+    architecture, accuracies and training time), read when the run trains, so that the table
+    shows the teacher the run used; None for a teacher made elsewhere."""
+    return artifacts.read_json(os.path.join(ROOT, report["teacher"]["path"] + ".json"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -211,7 +223,38 @@ def render(results):
             with_data, "n/a" if delta is None else f"{delta:+.1f}", f"{s['minutes']:.1f}"]) + " |")
         if not extra:
             verdicts_of(experiment, s, images, verdicts)
-    return lines + ["", "Targets:", ""] + (verdicts.lines or ["- none measured"]) + [""]
+    lines += ["", "Targets:", ""] + (verdicts.lines or ["- none measured"]) + [""]
+    if split == "test" and results.get("teachers"):
+        lines += teacher_lines(results["teachers"], images)
+    return lines
+
+
+def teacher_lines(teachers, images):
+    """The section on the teachers the runs trained from, with their own targets' verdicts."""
+    lines = ["## Fashion-MNIST teachers", "",
+             "Trained with data by `make teacher-fashion` (flags/teacher_fashion_*.cfg), as the "
+             "latest runs found them: test accuracy on the test split, validation on the "
+             "images held out of training, minutes of training as `tfdfc.train_teacher` timed "
+             "them. A row above made on an earlier training of a teacher shows another teacher "
+             "accuracy.", "",
+             "| teacher | architecture | params | epochs | validation | test | train min |",
+             "|---|---|---|---|---|---|---|"]
+    verdicts = common.Verdicts()
+    for path, training in sorted(teachers.items()):
+        name = os.path.splitext(os.path.basename(path))[0]
+        minutes = training["train_seconds"] / 60
+        lines.append(f"| {name} | {training['architecture']} | {training['params']:,} | "
+                     f"{training['config']['epochs']} | {training['val_accuracy']:.4f} | "
+                     f"{training['test_accuracy']:.4f} | {minutes:.1f} |")
+        for against, limit in TEACHER_TARGETS.get(name, {}).items():
+            if against == "accuracy":
+                verdicts.check(f"teacher {name}: test accuracy (%)",
+                               common.points(training["test_accuracy"], 0.0), 100 * limit, True,
+                               noise=round(common.noise_points(limit, images), 2))
+            else:
+                verdicts.check(f"teacher {name}: minutes of training", round(minutes, 2), limit,
+                               False)
+    return lines + ["", "Targets:", ""] + (verdicts.lines or ["- none set"]) + [""]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -263,6 +306,10 @@ def main(argv):
             results = artifacts.read_json(json_path) or {"split": settings["split"], "runs": {}}
             results["eval_images"] = eval_images
             results["runs"].update(runs)
+            for made in runs.values():  # teachers as runs made in this invocation found them
+                training = made.pop("teacher_training", None)
+                if training:
+                    results.setdefault("teachers", {})[made["report"]["teacher"]["path"]] = training
             common.write_results(results_path, render(results), results)
 
 

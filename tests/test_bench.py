@@ -20,7 +20,8 @@ def shared_teacher(tmp_path, digits_teacher_path):
     """The session's digits teacher where a bench's tiny mode looks for its own (the same
     architecture on the same data), so that each bench does not train one again."""
     (tmp_path / "work").mkdir()
-    shutil.copy(digits_teacher_path, tmp_path / "work" / "digits_teacher.keras")
+    for suffix in ("", ".json"):  # the model and what its training recorded beside it
+        shutil.copy(digits_teacher_path + suffix, tmp_path / "work" / f"digits_teacher.keras{suffix}")
 
 
 def _run_tiny(script, tmp_path, *args, own_process=False):
@@ -186,6 +187,11 @@ def test_fashion_benchmark_tiny(tmp_path):
     assert "- int8_wrn16_1: vs teacher (1 seed; provisional, targets need 3, pt):" in table
     results = json.loads((tmp_path / "results.json").read_text())
     assert sorted(results["runs"]) == ["int8_wrn16_1_seed0"]
+    # The teacher the run trained from, as its training recorded it beside the file.
+    (teacher,) = results["teachers"].values()
+    assert (f"| digits_teacher | lenet5-x0.5 | {teacher['params']:,} | "
+            f"{teacher['config']['epochs']} | ") in table
+    assert f" | {teacher['test_accuracy']:.4f} | " in table
     run_flags = (tmp_path / "work" / "runs" / "test" / "int8_wrn16_1_seed0" / "flags.txt")
     assert "--quantize=int8" in run_flags.read_text()  # the preset's delta reached the run
     assert _run_tiny("bench/fashion.py", tmp_path, "--render_only") == table

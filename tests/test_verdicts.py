@@ -196,3 +196,17 @@ def test_fashion_quantized_rows_ship_the_int8_file_and_tuning_rows_get_no_verdic
     assert "- int8_wrn16_1: vs teacher (1 seed; provisional, targets need 3, pt): -0.30 " \
            "(target >= -0.5; noise 0.60) — met (within noise of the target)" in text
     assert text.count("- int8_wrn16_1:") == 1  # the --student_lr=1 row is tuning: no verdict
+
+
+def test_fashion_teachers_are_judged_on_their_test_accuracy_and_training_minutes(fashion):
+    training = {"architecture": "wrn-16-1", "params": 175_706, "config": {"epochs": 8},
+                "val_accuracy": 0.935, "test_accuracy": 0.9265, "train_seconds": 960}
+    results = {"split": "test", "eval_images": 10_000, "runs": {},
+               "teachers": {"exported/teachers/wrn16_1_fashion.keras": training}}
+    text = "\n".join(fashion.render(results))
+    assert "| wrn16_1_fashion | wrn-16-1 | 175,706 | 8 | 0.9350 | 0.9265 | 16.0 |" in text
+    assert "- teacher wrn16_1_fashion: test accuracy (%): +92.65 (target >= +92.5; noise 0.53) " \
+           "— met (within noise of the target)" in text
+    assert "- teacher wrn16_1_fashion: minutes of training: +16.00 (target <= +15) — MISSED" in text
+    # A tuning table leaves the teachers to the reported one.
+    assert "Fashion-MNIST teachers" not in "\n".join(fashion.render(dict(results, split="val")))
