@@ -116,15 +116,7 @@ def run_one(experiment, seed, settings, log=print):
             raise SystemExit(f"{experiment} seed {seed}: tfdfc.compress exited "
                              f"{result.returncode}: see {out_dir}")
         report = artifacts.read_json(os.path.join(out_dir, "report.json"))
-        entry["teacher_training"] = teacher_training(report)
     return dict(entry, report=report)
-
-
-def teacher_training(report):
-    """What `tfdfc.train_teacher` wrote beside the run's teacher (`<teacher>.json`: its
-    architecture, accuracies and training time), read when the run trains, so that the table
-    shows the teacher the run used; None for a teacher made elsewhere."""
-    return artifacts.read_json(os.path.join(ROOT, report["teacher"]["path"] + ".json"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -306,8 +298,8 @@ def main(argv):
             results = artifacts.read_json(json_path) or {"split": settings["split"], "runs": {}}
             results["eval_images"] = eval_images
             results["runs"].update(runs)
-            for made in runs.values():  # teachers as runs made in this invocation found them
-                training = made.pop("teacher_training", None)
+            for made in runs.values():  # each teacher's training, as its runs recorded it
+                training = made["report"]["teacher"].get("training")
                 if training:
                     results.setdefault("teachers", {})[made["report"]["teacher"]["path"]] = training
             common.write_results(results_path, render(results), results)

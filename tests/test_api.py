@@ -21,6 +21,7 @@ def test_an_in_memory_teacher_compresses_to_a_student_its_files_and_report(
     outcome = api.compress(model, str(tmp_path / "run"), log=quiet, quantize="int8",
                            eval_data="digits", **TINY)
     assert outcome.report["teacher"]["path"] == api.teacher_label(model)
+    assert "training" not in outcome.report["teacher"]  # an in-memory model has no record
     assert outcome.report["recipe"]["name"] == "qat"
     for path in outcome.files.values():
         assert os.path.exists(path), path

@@ -42,6 +42,10 @@ def test_run_writes_the_output_contract(finished_run):
     student = report["student"]
     assert 0.0 <= student["accuracy"] <= 1.0 and report["teacher"]["accuracy"] > 0.5
     assert student["params"] == report["teacher"]["params"]
+    # Which training of the teacher this came from: what teacher.train wrote beside it.
+    training = report["teacher"]["training"]
+    assert training["architecture"] == "lenet5-x0.5" and training["data"] == "digits"
+    assert training["params"] == report["teacher"]["params"]
     # A few biases may still be exactly 0 (their init) after 3 iterations; no kernel is.
     assert 0.99 * student["params"] < student["nonzero_params"] <= student["params"]
     assert student["macs"] > 0 and student["weight_bits"] == 32 and student["sparsity"] == 0.0

@@ -291,6 +291,9 @@ def compress(config, log=print, flags_text=None, teacher_model=None, teacher_con
         return None  # the chief exports and reports
     result, student = report.export_and_measure(config, trained, eval_set, log)
     result["train"] = report.train_summary(config, loop, strategy)
+    training = teacher_lib.training_record(config.teacher)
+    if training is not None:
+        result["teacher"]["training"] = training
     if conversion is not None:
         result["teacher"]["converted_from"] = conversion["converted_from"]
         result["teacher"]["max_abs_logit_difference"] = conversion["max_abs_output_difference"]

@@ -280,6 +280,14 @@ def train(config, dataset=None, log=print):
     return model, float(accuracy)
 
 
+def training_record(path):
+    """What `train` wrote beside a teacher it made (`<path>.json`: its data, architecture,
+    accuracies, training minutes and settings), or None for a teacher trained elsewhere.
+    report.json carries it, so that a compressed model names the training of its teacher (two
+    trainings by one flagfile can give students far apart)."""
+    return artifacts.read_json(f"{path}.json") if isinstance(path, str) else None
+
+
 def _training_pipeline(dataset, config):
     images = tf.data.Dataset.from_tensor_slices((dataset.x_train, dataset.y_train))
     images = images.shuffle(len(dataset.x_train), seed=config.seed).batch(config.batch_size)
