@@ -26,6 +26,13 @@ def test_counts_and_macs_match_the_hand_count():
     assert metrics.multiply_accumulates(model) == 8 * 8 * 3 * 3 * 4 + 8 * 8 * 4 * 3
 
 
+def test_a_qat_wrapped_model_counts_the_parameters_of_its_float_original():
+    import tensorflow_model_optimization as tfmot  # pylint: disable=import-outside-toplevel
+    model = _conv_dense()
+    wrapped = tfmot.quantization.keras.quantize_model(model)  # conv + batch norm folded
+    assert metrics.kernel_parameter_count(wrapped) == metrics.kernel_parameter_count(model)
+
+
 def test_separable_and_transposed_convolutions_are_counted():
     inputs = keras.Input((8, 8, 2))
     x = keras.layers.SeparableConv2D(4, 3, padding="same", depth_multiplier=2, name="sep")(inputs)

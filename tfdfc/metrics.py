@@ -122,10 +122,15 @@ def parameter_count(model):
 
 
 def kernel_parameter_count(model):
-    """Weights of convolution and dense layers (kernels and biases): the paper's #Params."""
-    layers = {id(layer): _unwrapped(layer) for layer, _ in _counted_kernels(model)}
-    return int(sum(np.prod(weight.shape) for layer in layers.values()
-                   for weight in layer.weights))
+    """Weights of convolution and dense layers (kernels and biases): the paper's #Params.
+    Kernels are counted as `_counted_kernels` finds them and biases on the layers, not through
+    each layer's `weights`: a QAT wrapper takes its layer's kernel out of those."""
+    counted = _counted_kernels(model)
+    layers = {id(layer): _unwrapped(layer) for layer, _ in counted}
+    biases = [layer.bias for layer in layers.values()
+              if getattr(layer, "use_bias", False) and getattr(layer, "bias", None) is not None]
+    return int(sum(np.prod(kernel.shape) for _, kernel in counted)
+               + sum(np.prod(bias.shape) for bias in biases))
 
 
 def nonzero_parameter_count(model):
