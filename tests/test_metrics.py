@@ -6,7 +6,7 @@ import gzip
 import numpy as np
 
 from tfdfc import export, metrics
-from tfdfc.keras_compat import keras
+from tfdfc.keras_compat import keras, tfmot
 
 
 def _conv_dense():
@@ -27,7 +27,6 @@ def test_counts_and_macs_match_the_hand_count():
 
 
 def test_a_qat_wrapped_model_counts_the_parameters_of_its_float_original():
-    import tensorflow_model_optimization as tfmot  # pylint: disable=import-outside-toplevel
     model = _conv_dense()
     wrapped = tfmot.quantization.keras.quantize_model(model)  # conv + batch norm folded
     assert metrics.kernel_parameter_count(wrapped) == metrics.kernel_parameter_count(model)
