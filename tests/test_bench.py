@@ -21,7 +21,8 @@ def shared_teacher(tmp_path, digits_teacher_path):
     architecture on the same data), so that each bench does not train one again."""
     (tmp_path / "work").mkdir()
     for suffix in ("", ".json"):  # the model and what its training recorded beside it
-        shutil.copy(digits_teacher_path + suffix, tmp_path / "work" / f"digits_teacher.keras{suffix}")
+        shutil.copy(digits_teacher_path + suffix,
+                    tmp_path / "work" / f"digits_teacher.keras{suffix}")
 
 
 def _run_tiny(script, tmp_path, *args, own_process=False):
