@@ -140,7 +140,7 @@ bench-fashion-lane-a: $(STAMP) $(FASHION_TEACHERS)
 	$(ONE_THREAD) $(BIN)/python bench/fashion.py --experiments=distill_lenet5_half,int8_wrn16_1,w4a8_wrn16_1,w4a4_wrn16_1
 
 bench-fashion-lane-b: $(STAMP) $(FASHION_TEACHERS)
-	$(ONE_THREAD) $(BIN)/python bench/fashion.py --experiments=distill_wrn16_1_to_wrn10_1,binary_wrn16_1,magnitude90_wrn16_1,magnitude95_wrn16_1,magnitude90_int8_wrn16_1
+	$(ONE_THREAD) $(BIN)/python bench/fashion.py --experiments=distill_wrn16_1_to_wrn10_1,binary_wrn16_1,magnitude90_wrn16_1,magnitude95_wrn16_1,magnitude90_int8_wrn16_1,slim_wrn16_1
 
 clean:
 	rm -rf exported/demo

@@ -13,6 +13,7 @@ rewrites the Markdown from it.
 """
 
 import os
+import statistics
 import subprocess
 import sys
 
@@ -36,6 +37,8 @@ TARGETS = {
     "magnitude90_wrn16_1": {"teacher": -2.0},
     "magnitude95_wrn16_1": {"teacher": -4.0},
     "magnitude90_int8_wrn16_1": {"teacher": -3.0},
+    # Judged on the sweep (sweep_lines): the best point at <= 50 % of the teacher's parameters.
+    "slim_wrn16_1": {"teacher_at_half_size": -1.0},
 }
 # The teachers' own targets (the same date and file): a floor on the test accuracy, and a ceiling
 # on the minutes `make teacher-fashion` takes to train each on 2 cores.
@@ -43,7 +46,13 @@ TEACHER_TARGETS = {"lenet5_fashion": {"accuracy": 0.905, "minutes": 15},
                    "wrn16_1_fashion": {"accuracy": 0.925, "minutes": 15}}
 EXPERIMENTS = ("distill_lenet5_half", "distill_wrn16_1_to_wrn10_1", "int8_wrn16_1",
                "w4a8_wrn16_1", "w4a4_wrn16_1", "binary_wrn16_1", "magnitude90_wrn16_1",
-               "magnitude95_wrn16_1", "magnitude90_int8_wrn16_1")
+               "magnitude95_wrn16_1", "magnitude90_int8_wrn16_1", "slim_wrn16_1")
+# An experiment with a sweep runs its preset once per value of one flag, each value a row (for
+# slimming the paper's Table 1: lambda against size and accuracy). The slimming values are
+# provisional: a validation pilot on the WRN-16-1 chooses them before any test run
+# (bench/NOTES.md, session 47).
+SWEEPS = {"slim_wrn16_1": ("--slim_weight_decay", ("1e-5", "1e-4", "3e-4", "1e-3", "3e-3"))}
+TINY_SWEEP = 2  # a tiny run takes the first values of a sweep only
 TINY = dict(experiments=["int8_wrn16_1"], seeds=["0"])
 TINY_DIR = "exported/bench/fashion_tiny"
 # Tiny runs: every experiment on a digits LeNet-5 teacher, a few iterations of a few images.
@@ -97,6 +106,16 @@ def tiny_teacher(out_dir):
         teacher.train(teacher.TeacherConfig(data="digits", architecture="lenet5-x0.5", epochs=2,
                                             shift_augment=0, output=path))
     return path
+
+
+def sweep_extras(experiment, extra, tiny):
+    """The extra flags of each of the experiment's runs: `extra`, plus one value of the
+    experiment's sweep per run where it has one."""
+    if experiment not in SWEEPS:
+        return [list(extra)]
+    flag, values = SWEEPS[experiment]
+    return [list(extra) + [f"{flag}={value}"]
+            for value in (values[:TINY_SWEEP] if tiny else values)]
 
 
 def run_one(experiment, seed, settings, log=print):
@@ -213,12 +232,57 @@ def render(results):
             experiment, " ".join(extra) or "—", str(s["seeds"]), str(s["iterations"]), params,
             _text(s["teacher"]), common.mean_std(s["shipped"]), _text(s["no_training"]),
             with_data, "n/a" if delta is None else f"{delta:+.1f}", f"{s['minutes']:.1f}"]) + " |")
-        if not extra:
+        if not extra and experiment not in SWEEPS:
             verdicts_of(experiment, s, images, verdicts)
     lines += ["", "Targets:", ""] + (verdicts.lines or ["- none measured"]) + [""]
+    for experiment in SWEEPS:
+        lines += sweep_lines(experiment, groups, images)
     if split == "test" and results.get("teachers"):
         lines += teacher_lines(results["teachers"], images)
     return lines
+
+
+def sweep_lines(experiment, groups, images):
+    """The section of an experiment's sweep (`groups`: the table's runs by (experiment, extra
+    flags)): a row per value with the student's size against the teacher's, and the target,
+    judged on the most accurate point at most half the teacher's parameters. Empty when none of
+    its runs is in the table."""
+    flag, values = SWEEPS[experiment]
+    rows = {value: groups[(experiment, (f"{flag}={value}",))] for value in values
+            if (experiment, (f"{flag}={value}",)) in groups}
+    if not rows:
+        return []
+    lines = [f"## {experiment}: the {flag.lstrip('-')} sweep", "",
+             "Each value's runs as in the table above; parameters and MACs of the student "
+             "as exported, mean over the seeds.", "",
+             f"| {flag.lstrip('-')} | seeds | student params | of the teacher's | MACs | "
+             "data-free (mean ± sd) | Δ vs teacher (pt) | with data |",
+             "|---|---|---|---|---|---|---|---|"]
+    small = []  # (mean accuracy, seeds, teacher accuracy) of points at <= half the parameters
+    for value, entries in rows.items():
+        s = summarise(entries)
+        params = statistics.mean(e["report"]["student"]["params"] for e in entries)
+        share = params / entries[0]["report"]["teacher"]["params"]
+        macs = statistics.mean(e["report"]["student"]["macs"] for e in entries)
+        delta = common.points(s["shipped_mean"], s["teacher"])
+        lines.append(f"| {value} | {s['seeds']} | {params:,.0f} | {share:.1%} | {macs:,.0f} | "
+                     f"{common.mean_std(s['shipped'])} | "
+                     f"{'n/a' if delta is None else f'{delta:+.1f}'} | {_text(s['with_data'])} |")
+        if share <= 0.5 and s["shipped_mean"] is not None:
+            small.append((s["shipped_mean"], s["seeds"], s["teacher"]))
+    verdicts = common.Verdicts()
+    for against, limit in TARGETS.get(experiment, {}).items():
+        if against != "teacher_at_half_size":
+            continue
+        if not small:
+            verdicts.lines.append(f"- {experiment}: vs teacher at <= 50 % of its parameters: "
+                                  "not measured (no point of the sweep is that small)")
+            continue
+        best, seeds, teacher = max(small)
+        verdicts.check(f"{experiment}: best point at <= 50 % of the teacher's parameters vs "
+                       f"teacher ({common.seeds_label(seeds)}, pt)", common.points(best, teacher),
+                       limit, True, noise=round(common.noise_points(teacher, images), 2))
+    return lines + ["", "Targets:", ""] + (verdicts.lines or ["- none set"]) + [""]
 
 
 def teacher_lines(teachers, images):
@@ -291,18 +355,21 @@ def main(argv):
     settings = _settings()
     eval_images, runs = _eval_images(settings), {}
     for experiment in settings["experiments"]:
-        for seed in settings["seeds"]:
-            entry = run_one(experiment, seed, settings)
-            runs[os.path.basename(entry["out_dir"])] = entry
-            # Read afresh before adding this invocation's runs: two lanes build one table.
-            results = artifacts.read_json(json_path) or {"split": settings["split"], "runs": {}}
-            results["eval_images"] = eval_images
-            results["runs"].update(runs)
-            for made in runs.values():  # each teacher's training, as its runs recorded it
-                training = made["report"]["teacher"].get("training")
-                if training:
-                    results.setdefault("teachers", {})[made["report"]["teacher"]["path"]] = training
-            common.write_results(results_path, render(results), results)
+        for extra in sweep_extras(experiment, settings["extra"], settings["tiny"]):
+            for seed in settings["seeds"]:
+                entry = run_one(experiment, seed, dict(settings, extra=extra))
+                runs[os.path.basename(entry["out_dir"])] = entry
+                # Read afresh before adding this invocation's runs: two lanes build one table.
+                results = (artifacts.read_json(json_path)
+                           or {"split": settings["split"], "runs": {}})
+                results["eval_images"] = eval_images
+                results["runs"].update(runs)
+                for made in runs.values():  # each teacher's training, as its runs recorded it
+                    training = made["report"]["teacher"].get("training")
+                    if training:
+                        results.setdefault("teachers", {})[
+                            made["report"]["teacher"]["path"]] = training
+                common.write_results(results_path, render(results), results)
 
 
 if __name__ == "__main__":

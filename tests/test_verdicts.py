@@ -151,15 +151,15 @@ def fashion():
 
 
 def _entry(experiment, seed, shipped, teacher=0.9, with_data=None, no_training=None, minutes=5,
-           extra=()):
+           extra=(), params=1000):
     """A run entry as bench/fashion.py stores it, with just the report fields the table reads."""
     tflite = {"float": {"accuracy": shipped}}
     if any(part in experiment for part in ("int8", "w4a", "binary")):
         tflite = {"float": {"accuracy": 0.0}, "int8": {"accuracy": shipped}}
-    report = {"tflite": tflite, "teacher": {"accuracy": teacher},
+    report = {"tflite": tflite, "teacher": {"accuracy": teacher, "params": 1000},
               "baselines": {"with_data": with_data and {"accuracy": with_data},
                             "no_training": no_training and {"accuracy": no_training}},
-              "student": {"params": 1000, "nonzero_params": 1000},
+              "student": {"params": params, "nonzero_params": params, "macs": 10 * params},
               "train": {"steps": 600, "seconds": 60 * minutes}}
     return {"experiment": experiment, "seed": seed, "extra": list(extra), "report": report,
             "out_dir": f"runs/{experiment}_seed{seed}", "command": "python bench/fashion.py"}
@@ -196,6 +196,29 @@ def test_fashion_quantized_rows_ship_the_int8_file_and_tuning_rows_get_no_verdic
     assert "- int8_wrn16_1: vs teacher (1 seed; provisional, targets need 3, pt): -0.30 " \
            "(target >= -0.5; noise 0.60) — met (within noise of the target)" in text
     assert text.count("- int8_wrn16_1:") == 1  # the --student_lr=1 row is tuning: no verdict
+
+
+def test_fashion_slimming_sweep_is_judged_on_its_best_point_at_half_the_teachers_size(fashion):
+    def runs(points):  # {lambda: (params, accuracies over seeds)}
+        return {f"{value}s{seed}": _entry("slim_wrn16_1", seed, accuracy, params=params,
+                                          extra=[f"--slim_weight_decay={value}"])
+                for value, (params, accuracies) in points.items()
+                for seed, accuracy in enumerate(accuracies)}
+
+    text = "\n".join(fashion.render({"split": "test", "eval_images": 10_000, "runs": runs({
+        "1e-5": (900, (0.90, 0.90, 0.90)), "1e-4": (500, (0.89, 0.895, 0.885)),
+        "1e-3": (300, (0.85, 0.85, 0.85))})}))
+    assert "## slim_wrn16_1: the slim_weight_decay sweep" in text
+    assert "| 1e-4 | 3 | 500 | 50.0% | 5,000 | 0.8900 ± 0.0050 | -1.0 | n/a |" in text
+    # 1e-5 is more accurate but too large; 1e-4 is the best point at <= 50 %.
+    assert "- slim_wrn16_1: best point at <= 50 % of the teacher's parameters vs teacher (mean " \
+           "of 3 seeds, pt): -1.00 (target >= -1; noise 0.60) — met (within noise of the " \
+           "target)" in text
+    assert "- slim_wrn16_1: vs" not in text  # a sweep's rows get no per-row verdict
+    # No point small enough: the target says so rather than judging a large one.
+    text = "\n".join(fashion.render({"split": "test", "eval_images": 10_000,
+                                     "runs": runs({"1e-5": (900, (0.9,))})}))
+    assert "not measured (no point of the sweep is that small)" in text
 
 
 def test_fashion_teachers_are_judged_on_their_test_accuracy_and_training_minutes(fashion):
