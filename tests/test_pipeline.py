@@ -50,6 +50,8 @@ def test_run_writes_the_output_contract(finished_run):
     assert 0.99 * student["params"] < student["nonzero_params"] <= student["params"]
     assert student["macs"] > 0 and student["weight_bits"] == 32 and student["sparsity"] == 0.0
     assert report["train"]["steps"] == 3
+    iteration, accuracy = report["train"]["evaluations"][-1]  # the curve ends at the last
+    assert iteration == 3 and 0.0 <= accuracy <= 1.0
     tflite = report["tflite"]["float"]
     assert tflite["bytes"] == os.path.getsize(out_dir / "student_float.tflite")
     assert 0 < tflite["gzip_bytes"] < tflite["bytes"]

@@ -254,6 +254,30 @@ def test_scheduled_generator_resets_discard_its_training_and_resume_exactly(
             np.testing.assert_allclose(a, b, atol=1e-5)
 
 
+def test_the_accuracy_curve_survives_a_resume(tmp_path, digits_teacher_path):
+    """Evaluated at every iteration, checkpointed at every second: stopped after iteration 3,
+    the run resumes from 2, so the curve keeps 1 and 2 from the first session and takes 3 (made
+    again) and 4 from the second."""
+    strategy = distribute.make_strategy("one_device")
+    config = tiny_train_config(steps=4, checkpoint_every=2)
+
+    class Interrupted(Exception):
+        pass
+
+    def stop_after_three(done):
+        if done == 3:
+            raise Interrupted()
+
+    with pytest.raises(Interrupted):
+        Loop(strategy, tiny_players(strategy, digits_teacher_path, config), config,
+             str(tmp_path / "ckpt"), evaluate=lambda: 0.25, log=quiet,
+             on_iteration=stop_after_three).run()
+    loop = Loop(strategy, tiny_players(strategy, digits_teacher_path, config), config,
+                str(tmp_path / "ckpt"), evaluate=lambda: 0.75, log=quiet)
+    loop.run()
+    assert loop.evaluation_curve == [[1, 0.25], [2, 0.25], [3, 0.75], [4, 0.75]]
+
+
 def test_progress_lines_and_tensorboard_summaries(tmp_path, digits_teacher_path):
     strategy = distribute.make_strategy("one_device")
     players = tiny_players(strategy, digits_teacher_path, tiny_train_config())

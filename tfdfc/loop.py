@@ -5,6 +5,7 @@ In a multi-worker run every worker takes part in checkpoint saves but only the c
 evaluates and writes summaries.
 """
 
+import os
 import shutil
 import signal
 import threading
@@ -12,13 +13,16 @@ import time
 
 import numpy as np
 
-from tfdfc import collapse, distribute, figures
+from tfdfc import artifacts, collapse, distribute, figures
 from tfdfc.errors import CheckpointError
 from tfdfc.keras_compat import tf
 from tfdfc.train import current_learning_rate, make_iteration_step
 
 
 CHECKPOINTS_KEPT = 2
+# The student's accuracy at each evaluation, {iteration: accuracy}, kept beside the checkpoints
+# so that a resumed run reports the whole curve.
+EVALUATIONS_FILE = "evaluations.json"
 # Salt of a scheduled reset's seed, apart from the collapse resets' (seed + 7919 * reset).
 _SCHEDULED_RESET_SALT = 104_729
 
@@ -56,6 +60,7 @@ class Loop:
         self.evaluate, self.show_images, self.log = evaluate, show_images, log
         self.on_iteration = on_iteration
         self.session_seconds, self.last_metrics = 0.0, {}
+        self.evaluations = {}  # {iteration: student accuracy} of every evaluation of the run
         # Saved beside each checkpoint (collapse.save_state), not in it.
         self.collapse = collapse.CollapseWatch()
         self.iteration = tf.Variable(0, dtype=tf.int64, trainable=False, name="iteration")
@@ -100,7 +105,20 @@ class Loop:
                     f"{self.checkpoint_dir} or pass --overwrite to start again") from error
             self.log(f"resumed from {latest} at iteration {int(self.iteration.numpy())}")
             self._restore_collapse_watch(int(self.iteration.numpy()))
+            self._restore_evaluations(int(self.iteration.numpy()))
         return int(self.iteration.numpy())
+
+    def _restore_evaluations(self, done):
+        """The evaluations up to iteration `done` (those after it are made again)."""
+        saved = artifacts.read_json(os.path.join(self.checkpoint_dir, EVALUATIONS_FILE))
+        if isinstance(saved, dict):
+            self.evaluations = {int(key): value for key, value in saved.items()
+                                if key.isdigit() and int(key) <= done}
+
+    @property
+    def evaluation_curve(self):
+        """[[iteration, student accuracy], ...] of every evaluation of the run, in order."""
+        return [[iteration, self.evaluations[iteration]] for iteration in sorted(self.evaluations)]
 
     def _restore_collapse_watch(self, done):
         restored = collapse.restore_state(self.checkpoint_dir, done, self.collapse)
@@ -277,6 +295,9 @@ class Loop:
         accuracy = self.evaluate() if self.evaluate else None
         if accuracy is not None:
             self.log(f"iteration {done}: student accuracy {accuracy:.4f}")
+            self.evaluations[done] = round(float(accuracy), 6)
+            artifacts.write_json(os.path.join(self.checkpoint_dir, EVALUATIONS_FILE),
+                                 {str(key): value for key, value in self.evaluations.items()})
         if not self.writer:
             return
         with self.writer.as_default(step=done):

@@ -131,6 +131,7 @@ def train_summary(config, loop, strategy):
             "student_steps": config.train.student_steps, "batch_size": config.train.batch_size,
             "resample_latents": config.train.resample_latents,
             "replicas": strategy.num_replicas_in_sync, "final_metrics": loop.last_metrics,
+            "evaluations": loop.evaluation_curve,
             "generator_collapse": loop.collapse.summary()}
 
 
