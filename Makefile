@@ -52,6 +52,11 @@ exported/teachers/lenet5_fashion.keras: flags/teacher_fashion_lenet5.cfg | $(STA
 exported/teachers/wrn16_1_fashion.keras: flags/teacher_fashion_wrn16_1.cfg | $(STAMP)
 	$(BIN)/python -m tfdfc.train_teacher --flagfile=$<
 
+# The Fashion-MNIST LeNet-5's lottery ticket, found with data (bench/fashion.py's ticket pair).
+FASHION_TICKET := exported/tickets/lenet5_fashion.npz
+$(FASHION_TICKET): flags/ticket_fashion_lenet5.cfg | $(STAMP)
+	$(BIN)/python -m tfdfc.find_ticket --flagfile=$<
+
 teacher-fashion: $(FASHION_TEACHERS)
 
 demo: $(STAMP) $(TEACHER)
@@ -132,12 +137,12 @@ bench-quick-lane-b: $(STAMP) $(TEACHER)
 	$(ONE_THREAD) $(BIN)/python bench/first_path.py --steps=100 --out_dir=$(QUICK)/first_path --results=$(QUICK)/RESULTS_first_path.md
 
 # Every Fashion-MNIST experiment (bench/fashion.py), 3 seeds on the test split, in two lanes.
-bench-fashion: $(STAMP) $(FASHION_TEACHERS)
+bench-fashion: $(STAMP) $(FASHION_TEACHERS) $(FASHION_TICKET)
 	$(MAKE) -j2 bench-fashion-lane-a bench-fashion-lane-b
 	$(BIN)/python bench/results.py
 
-bench-fashion-lane-a: $(STAMP) $(FASHION_TEACHERS)
-	$(ONE_THREAD) $(BIN)/python bench/fashion.py --experiments=distill_lenet5_half,int8_wrn16_1,w4a8_wrn16_1,w4a4_wrn16_1
+bench-fashion-lane-a: $(STAMP) $(FASHION_TEACHERS) $(FASHION_TICKET)
+	$(ONE_THREAD) $(BIN)/python bench/fashion.py --experiments=distill_lenet5_half,int8_wrn16_1,w4a8_wrn16_1,w4a4_wrn16_1,ticket_lenet5,ticket_reinit_lenet5
 
 bench-fashion-lane-b: $(STAMP) $(FASHION_TEACHERS)
 	$(ONE_THREAD) $(BIN)/python bench/fashion.py --experiments=distill_wrn16_1_to_wrn10_1,binary_wrn16_1,magnitude90_wrn16_1,magnitude95_wrn16_1,magnitude90_int8_wrn16_1,slim_wrn16_1

@@ -46,7 +46,12 @@ TEACHER_TARGETS = {"lenet5_fashion": {"accuracy": 0.905, "minutes": 15},
                    "wrn16_1_fashion": {"accuracy": 0.925, "minutes": 15}}
 EXPERIMENTS = ("distill_lenet5_half", "distill_wrn16_1_to_wrn10_1", "int8_wrn16_1",
                "w4a8_wrn16_1", "w4a4_wrn16_1", "binary_wrn16_1", "magnitude90_wrn16_1",
-               "magnitude95_wrn16_1", "magnitude90_int8_wrn16_1", "slim_wrn16_1")
+               "magnitude95_wrn16_1", "magnitude90_int8_wrn16_1", "slim_wrn16_1",
+               "ticket_lenet5", "ticket_reinit_lenet5")
+# A lottery ticket and its control (the same mask, a fresh initialisation): judged as a pair,
+# seed by seed, on the shipped accuracy, with the control's accuracy curve to show whether it
+# has plateaued (ticket_lines).
+TICKET_PAIRS = {"ticket_lenet5": "ticket_reinit_lenet5"}
 # An experiment with a sweep runs its preset once per value of one flag, each value a row (for
 # slimming the paper's Table 1: lambda against size and accuracy). The slimming values are
 # provisional: a validation pilot on the WRN-16-1 chooses them before any test run
@@ -57,7 +62,8 @@ TINY = dict(experiments=["int8_wrn16_1"], seeds=["0"])
 TINY_DIR = "exported/bench/fashion_tiny"
 # Tiny runs: every experiment on a digits LeNet-5 teacher, a few iterations of a few images.
 TINY_FLAGS = ("--eval_data=digits", "--steps=2", "--batch_size=16", "--student_steps=2",
-              "--generator_channels=8", "--log_every=1", "--checkpoint_every=2")
+              "--generator_channels=8", "--log_every=1", "--eval_every=1",
+              "--checkpoint_every=2")
 
 _FLAGS = common.define_flags("fashion", steps=0)
 _EXPERIMENTS = flags.DEFINE_list("experiments", list(EXPERIMENTS), "Experiments (presets "
@@ -84,13 +90,17 @@ def run_name(experiment, seed, extra):
     return f"{experiment}{tail}_seed{seed}"
 
 
-def compress_command(experiment, seed, out_dir, split, with_data, tiny, teacher, extra):
-    """The `tfdfc.compress` command line of one run."""
+def compress_command(experiment, seed, out_dir, split, with_data, tiny, teacher, extra,
+                     tiny_ticket=None):
+    """The `tfdfc.compress` command line of one run; a tiny run trains from `teacher` (and a
+    ticket experiment from `tiny_ticket`) in place of the preset's."""
     command = [sys.executable, "-m", "tfdfc.compress", f"--flagfile={flagfile(experiment)}",
                f"--seed={seed}", f"--out_dir={out_dir}",
                f"--with_data_baseline={'true' if with_data else 'false'}"]
     if tiny:
         command += [*TINY_FLAGS, f"--teacher={teacher}"]
+        if experiment.startswith("ticket"):
+            command.append(f"--ticket={tiny_ticket}")
         if split == "val":
             command.append("--eval_data=digits@val")
     elif split == "val":
@@ -118,6 +128,16 @@ def sweep_extras(experiment, extra, tiny):
             for value in (values[:TINY_SWEEP] if tiny else values)]
 
 
+def tiny_ticket(out_dir):
+    """A one-round ticket of the tiny teacher's architecture on digits (found once)."""
+    path = os.path.join(out_dir, "digits_ticket.npz")
+    if not os.path.exists(path):
+        from tfdfc.compression import ticket  # pylint: disable=import-outside-toplevel
+        ticket.find(ticket.TicketConfig(data="digits", architecture="lenet5-x0.5", rounds=1,
+                                        round_steps=5, batch_size=32, output=path))
+    return path
+
+
 def run_one(experiment, seed, settings, log=print):
     """One run's entry: its report (read back when report.json exists)."""
     out_dir = os.path.join(settings["out_dir"], "runs", settings["split"],
@@ -128,7 +148,8 @@ def run_one(experiment, seed, settings, log=print):
     if report is None:
         command = compress_command(experiment, seed, out_dir, settings["split"],
                                    seed in settings["with_data_seeds"], settings["tiny"],
-                                   settings["teacher"], settings["extra"])
+                                   settings["teacher"], settings["extra"],
+                                   settings.get("tiny_ticket"))
         log(" ".join(command[1:]))
         result = subprocess.run(command, cwd=ROOT, check=False)
         if result.returncode:
@@ -232,11 +253,14 @@ def render(results):
             experiment, " ".join(extra) or "—", str(s["seeds"]), str(s["iterations"]), params,
             _text(s["teacher"]), common.mean_std(s["shipped"]), _text(s["no_training"]),
             with_data, "n/a" if delta is None else f"{delta:+.1f}", f"{s['minutes']:.1f}"]) + " |")
-        if not extra and experiment not in SWEEPS:
+        if not extra and experiment not in SWEEPS and experiment not in TICKET_PAIRS:
             verdicts_of(experiment, s, images, verdicts)
     lines += ["", "Targets:", ""] + (verdicts.lines or ["- none measured"]) + [""]
     for experiment in SWEEPS:
         lines += sweep_lines(experiment, groups, images)
+    for ticket, control in TICKET_PAIRS.items():
+        lines += ticket_lines(groups.get((ticket, ()), []), groups.get((control, ()), []),
+                              images)
     if split == "test" and results.get("teachers"):
         lines += teacher_lines(results["teachers"], images)
     return lines
@@ -283,6 +307,66 @@ def sweep_lines(experiment, groups, images):
                        f"teacher ({common.seeds_label(seeds)}, pt)", common.points(best, teacher),
                        limit, True, noise=round(common.noise_points(teacher, images), 2))
     return lines + ["", "Targets:", ""] + (verdicts.lines or ["- none set"]) + [""]
+
+
+def ticket_lines(tickets, controls, images):
+    """The section of a lottery ticket against its control (their runs, any seeds): the
+    paired differences of the seeds both have, the mean accuracy curves, and two verdicts:
+    the ticket beats the control by more than noise, and the control has plateaued (its mean
+    gain over the last third of its iterations is within noise). Empty without a pair."""
+    by_seed = {e["seed"]: e for e in controls}
+    pairs = [(e, by_seed[e["seed"]]) for e in sorted(tickets, key=lambda e: e["seed"])
+             if e["seed"] in by_seed]
+    if not pairs:
+        return []
+    name = pairs[0][0]["experiment"]
+    lines = [f"## {name}: the lottery ticket against its re-initialised control", "",
+             "The same mask and settings; the control draws fresh weights. Shipped accuracy "
+             "(float TFLite) by seed:", "",
+             "| seed | ticket | re-init | ticket − re-init (pt) |", "|---|---|---|---|"]
+    shipped = [(shipped_accuracy(t["experiment"], t["report"]),
+                shipped_accuracy(c["experiment"], c["report"])) for t, c in pairs]
+    differences = [common.points(t, c) for t, c in shipped]
+    for (ticket, _), (t, c), difference in zip(pairs, shipped, differences):
+        lines.append(f"| {ticket['seed']} | {t:.4f} | {c:.4f} | {difference:+.2f} |")
+    lines.append(f"| mean ± sd | {common.mean_std([t for t, _ in shipped])} | "
+                 f"{common.mean_std([c for _, c in shipped])} | "
+                 f"{common.mean_std(differences, 2)} |")
+    curves = [_mean_curve([entry[side]["report"] for entry in pairs]) for side in (0, 1)]
+    lines += ["", "Accuracy curve, mean over the seeds (the Keras student on the evaluation "
+              "split, at each evaluation):", "", "| iteration | ticket | re-init |",
+              "|---|---|---|"]
+    lines += [f"| {iteration} | {curves[0].get(iteration, float('nan')):.4f} | "
+              f"{accuracy:.4f} |" for iteration, accuracy in sorted(curves[1].items())]
+    control_mean = statistics.mean(c for _, c in shipped)
+    noise = round(common.noise_points(control_mean, images), 2)
+    verdicts = common.Verdicts()
+    label = common.seeds_label(len(pairs))
+    verdicts.beats(f"{name}: ticket minus re-init ({label}, pt)",
+                   common.points(statistics.mean(t for t, _ in shipped), control_mean),
+                   noise)
+    verdicts.check(f"{name}: the control's gain over the last third of its iterations "
+                   f"({label}, pt; it has plateaued when within noise)",
+                   _late_gain(curves[1]), noise, False)
+    return lines + ["", "Targets:", ""] + verdicts.lines + [""]
+
+
+def _mean_curve(reports):
+    """{iteration: mean accuracy} over the reports' train.evaluations, at the iterations
+    every report evaluated."""
+    curves = [dict(map(tuple, r["train"].get("evaluations", []))) for r in reports]
+    shared = set.intersection(*(set(curve) for curve in curves)) if curves else set()
+    return {i: statistics.mean(curve[i] for curve in curves) for i in sorted(shared)}
+
+
+def _late_gain(curve):
+    """The curve's last accuracy minus its accuracy at the evaluation nearest two thirds of
+    the way, in points; None with fewer than two evaluations."""
+    if len(curve) < 2:
+        return None
+    iterations = sorted(curve)
+    earlier = min(iterations[:-1], key=lambda i: abs(i - 2 * iterations[-1] / 3))
+    return common.points(curve[iterations[-1]], curve[earlier])
 
 
 def teacher_lines(teachers, images):
@@ -332,7 +416,9 @@ def _settings():
     return {"tiny": tiny, "out_dir": out_dir, "split": _SPLIT.value, "experiments": experiments,
             "seeds": seeds, "with_data_seeds": [int(s) for s in _WITH_DATA_SEEDS.value],
             "extra": list(_EXTRA.value), "command": " ".join(command),
-            "teacher": tiny_teacher(out_dir) if tiny else None}
+            "teacher": tiny_teacher(out_dir) if tiny else None,
+            "tiny_ticket": (tiny_ticket(out_dir) if tiny and any(
+                name.startswith("ticket") for name in experiments) else None)}
 
 
 def _eval_images(settings):

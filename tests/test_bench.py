@@ -215,6 +215,23 @@ def test_fashion_sweep_runs_its_preset_once_per_value(tmp_path):
 
 
 @pytest.mark.usefixtures("shared_teacher")
+def test_fashion_ticket_and_its_control_run_from_one_ticket_and_are_paired(tmp_path):
+    table = _run_tiny("bench/fashion.py", tmp_path,
+                      "--experiments=ticket_lenet5,ticket_reinit_lenet5")
+    runs = tmp_path / "work" / "runs" / "test"
+    given = {name: (runs / f"{name}_seed0" / "flags.txt").read_text()
+             for name in ("ticket_lenet5", "ticket_reinit_lenet5")}
+    ticket = str(tmp_path / "work" / "digits_ticket.npz")
+    assert all(f"--ticket={ticket}" in text for text in given.values())
+    assert "--ticket_reinit" in given["ticket_reinit_lenet5"]
+    assert "--ticket_reinit" not in given["ticket_lenet5"]
+    assert "## ticket_lenet5: the lottery ticket against its re-initialised control" in table
+    assert re.search(r"\| 0 \| 0\.\d{4} \| 0\.\d{4} \| [+-]\d+\.\d{2} \|", table)
+    assert re.search(r"\| 2 \| 0\.\d{4} \| 0\.\d{4} \|", table)  # the curve's last point
+    assert "the control's gain over the last third of its iterations (1 seed;" in table
+
+
+@pytest.mark.usefixtures("shared_teacher")
 def test_mixed_benchmark_tiny(tmp_path):
     table = _run_tiny("bench/mixed.py", tmp_path, "--kinds=mixed,random")
     assert "`python bench/mixed.py --tiny`" in table and "### mnist5k" in table

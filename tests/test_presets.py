@@ -13,6 +13,7 @@ from absl import flags
 
 from conftest import ROOT, binary_module, run_binary_in_process, tiny_fashion_dir
 from tfdfc import artifacts, models
+from tfdfc.compression import ticket
 
 pytestmark = pytest.mark.slow  # the CIFAR presets train WRNs
 
@@ -107,11 +108,23 @@ def test_fashion_teacher_preset_trains_on_a_small_slice(preset, tmp_path):
         assert f"--architecture={report['architecture']}\n" in handle.read()
 
 
+def test_fashion_ticket_preset_searches_a_small_slice(tmp_path):
+    """The Fashion-MNIST ticket's flagfile, as written but for one short round, on 120
+    Fashion-format images: a ticket of the LeNet-5 teacher's architecture."""
+    slice_dir = tiny_fashion_dir(tmp_path)
+    _run("tfdfc.find_ticket", "--flagfile=flags/ticket_fashion_lenet5.cfg",
+         f"--data=fashion_mnist:{slice_dir}", "--rounds=1", "--round_steps=2",
+         "--batch_size=16", f"--output={tmp_path / 'ticket.npz'}")
+    meta, _, _ = ticket.load(str(tmp_path / "ticket.npz"))
+    assert meta["architecture"] == "lenet5" and meta["input_shape"] == [28, 28, 1]
+    assert abs(meta["kept_fraction"] - 0.8) < 0.01  # one round of the preset's 20 %
+
+
 def _module_for(flagfile):
     name = os.path.basename(flagfile)
     if name.startswith("teacher_"):
         return "tfdfc.train_teacher"
-    return "tfdfc.find_ticket" if name == "ticket_mnist5k.cfg" else "tfdfc.compress"
+    return "tfdfc.find_ticket" if name.startswith("ticket_") else "tfdfc.compress"
 
 
 # Every flagfile a user runs on data this machine has; a `*_base.cfg` is parsed through the

@@ -151,7 +151,7 @@ def fashion():
 
 
 def _entry(experiment, seed, shipped, teacher=0.9, with_data=None, no_training=None, minutes=5,
-           extra=(), params=1000):
+           extra=(), params=1000, curve=()):
     """A run entry as bench/fashion.py stores it, with just the report fields the table reads."""
     tflite = {"float": {"accuracy": shipped}}
     if any(part in experiment for part in ("int8", "w4a", "binary")):
@@ -160,7 +160,8 @@ def _entry(experiment, seed, shipped, teacher=0.9, with_data=None, no_training=N
               "baselines": {"with_data": with_data and {"accuracy": with_data},
                             "no_training": no_training and {"accuracy": no_training}},
               "student": {"params": params, "nonzero_params": params, "macs": 10 * params},
-              "train": {"steps": 600, "seconds": 60 * minutes}}
+              "train": {"steps": 600, "seconds": 60 * minutes,
+                        "evaluations": [list(point) for point in curve]}}
     return {"experiment": experiment, "seed": seed, "extra": list(extra), "report": report,
             "out_dir": f"runs/{experiment}_seed{seed}", "command": "python bench/fashion.py"}
 
@@ -219,6 +220,34 @@ def test_fashion_slimming_sweep_is_judged_on_its_best_point_at_half_the_teachers
     text = "\n".join(fashion.render({"split": "test", "eval_images": 10_000,
                                      "runs": runs({"1e-5": (900, (0.9,))})}))
     assert "not measured (no point of the sweep is that small)" in text
+
+
+def test_fashion_ticket_is_judged_against_its_control_seed_by_seed_with_the_curve(fashion):
+    def pair(seed, ticket, control, late_gain):
+        curve = lambda end, gain: [(300, end - 0.1), (400, end - gain), (600, end)]
+        return {f"t{seed}": _entry("ticket_lenet5", seed, ticket, curve=curve(ticket, 0.0)),
+                f"c{seed}": _entry("ticket_reinit_lenet5", seed, control,
+                                   curve=curve(control, late_gain))}
+
+    runs = {**pair(0, 0.85, 0.82, 0.002), **pair(1, 0.86, 0.83, 0.004),
+            **pair(2, 0.84, 0.81, 0.003)}
+    runs["lonely"] = _entry("ticket_lenet5", 3, 0.99)  # no control at seed 3: not paired
+    text = "\n".join(fashion.render({"split": "test", "eval_images": 10_000, "runs": runs}))
+    assert "## ticket_lenet5: the lottery ticket against its re-initialised control" in text
+    assert "| 1 | 0.8600 | 0.8300 | +3.00 |" in text and "| 3 | 0.9900 |" not in text
+    assert "| mean ± sd | 0.8500 ± 0.0100 | 0.8200 ± 0.0100 | 3.00 ± 0.00 |" in text
+    assert "| 400 | 0.8500 | 0.8170 |" in text  # the means of the curves
+    assert "- ticket_lenet5: ticket minus re-init (mean of 3 seeds, pt): +3.00 (target > 0 by " \
+           "more than the noise 0.77) — met" in text
+    assert "- ticket_lenet5: the control's gain over the last third of its iterations (mean of " \
+           "3 seeds, pt; it has plateaued when within noise): +0.30 (target <= +0.77) — met" \
+           in text
+    assert "- ticket_reinit_lenet5:" not in text and "- ticket_lenet5: vs" not in text
+    # A control still climbing: the table says it has not plateaued.
+    climbing = {**pair(0, 0.85, 0.82, 0.05)}
+    text = "\n".join(fashion.render({"split": "test", "eval_images": 10_000, "runs": climbing}))
+    assert "(1 seed; provisional, targets need 3, pt; it has plateaued when within noise): " \
+           "+5.00 (target <= +0.77) — MISSED" in text
 
 
 def test_fashion_teachers_are_judged_on_their_test_accuracy_and_training_minutes(fashion):
