@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from conftest import quiet, two_replica_strategy
-from tfdfc import compression, data, export, metrics, models, pipeline
+from tfdfc import compression, data, export, metrics, models, pipeline, teacher
 from tfdfc.compression import quantize
 from tfdfc.errors import ConfigError
 from tfdfc.methods import nbit_qat
@@ -99,6 +99,22 @@ def test_four_bit_kernels_the_converter_leaves_int8_are_named_in_one_warning(hid
     assert len(lines) == 1 and lines[0].startswith("WARNING: --quantize=w4a8: TFLite keeps 2 of "
                                                    f"{2 + hidden} kernels as INT8")
     assert "(first, logits)" in lines[0]
+
+
+@pytest.mark.parametrize("scheme, warned", [("w4a4", True), ("w2a6", True), ("w4a8", False),
+                                            ("int8", False)])
+def test_activations_below_8_bits_warn_once_before_training_that_tflite_runs_them_at_8(
+        scheme, warned, digits_teacher_path):
+    config = pipeline.CompressConfig(teacher=digits_teacher_path, out_dir="unused",
+                                     quantize=scheme)
+    lines = []
+    assert pipeline.prepare(config, teacher.load(digits_teacher_path), lines.append) is None
+    assert len(lines) == int(warned)
+    if warned:
+        bits = config.quant_spec
+        assert lines[0].startswith(f"WARNING: --quantize={scheme}: TFLite has no "
+                                   f"{bits.act_bits}-bit activation kernels")
+        assert f"--quantize=w{bits.weight_bits}a8 trains a file of the same size" in lines[0]
 
 
 def test_tail_quantiles_skip_the_k_most_extreme_values():
