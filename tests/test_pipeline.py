@@ -152,7 +152,9 @@ def test_bad_input_fails_before_anything_is_written(tmp_path, digits_teacher_pat
 
 @pytest.mark.slow  # a whole run with every export and both baselines
 def test_int8_run_reports_bits_int8_tflite_and_both_baselines(tmp_path, digits_teacher_path):
-    report = pipeline.run(_run_config(digits_teacher_path, tmp_path, quantize="int8"), log=quiet)
+    lines = []
+    report = pipeline.run(_run_config(digits_teacher_path, tmp_path, quantize="int8"),
+                          log=lines.append)
     assert report["student"]["weight_bits"] == 8 and report["student"]["act_bits"] == 8
     assert report["student"]["init"] == "teacher"
     int8 = report["tflite"]["int8"]
@@ -165,6 +167,10 @@ def test_int8_run_reports_bits_int8_tflite_and_both_baselines(tmp_path, digits_t
     assert "Gaussian noise" in report["baselines"]["no_training"]["method"]
     assert 0.0 <= report["baselines"]["with_data"]["accuracy"] <= 1.0
     assert report["baselines"]["with_data"]["seconds"] > 0
+    # Progress of the with-data baseline, as long as the run: every --log_every=1 but the last.
+    progress = [line for line in lines if line.startswith("with-data baseline: iteration")]
+    assert [line.split()[3] for line in progress] == ["1/3", "2/3"]
+    assert all("it/s  ETA " in line for line in progress)
     assert (tmp_path / "student_int8.tflite").exists()
 
 

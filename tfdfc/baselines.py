@@ -13,6 +13,7 @@ import time
 
 from tfdfc import metrics
 from tfdfc.keras_compat import tf
+from tfdfc.loop import format_seconds
 from tfdfc.train import call_outputs, make_student_step
 
 
@@ -28,7 +29,7 @@ def measure(config, strategy, run, eval_set, rebuild, log=print):
         log(f"with-data baseline: {config.train.steps * config.train.student_steps} student "
             "steps on real training images")
         started = time.time()
-        result["with_data"] = with_data(config, strategy, rebuild(), eval_set)
+        result["with_data"] = with_data(config, strategy, rebuild(), eval_set, log)
         result["with_data"]["seconds"] = round(time.time() - started, 1)
         log(f"with-data baseline: accuracy {result['with_data']['accuracy']:.4f} in "
             f"{result['with_data']['seconds']:.0f} s")
@@ -43,8 +44,9 @@ def no_training(config, run, eval_set):
     return run.method.no_training(config, run, eval_set)
 
 
-def with_data(config, strategy, fresh_run, eval_set):
-    """Accuracy after the same number of student steps on real training images."""
+def with_data(config, strategy, fresh_run, eval_set, log=print):
+    """Accuracy after the same number of student steps on real training images; a progress
+    line with the ETA every --log_every iterations (it can take as long as the run)."""
     players = fresh_run.players
     student_step = make_student_step(strategy, players, config.train)
 
@@ -59,8 +61,13 @@ def with_data(config, strategy, fresh_run, eval_set):
                .shuffle(len(eval_set.x_train), seed=config.train.seed).repeat()
                .batch(config.train.batch_size, drop_remainder=True))
     iterator = iter(strategy.experimental_distribute_dataset(batches))
-    for _ in range(config.train.steps):
+    started, steps = time.time(), config.train.steps
+    for done in range(1, steps + 1):
         student_steps(iterator)
+        if done % config.train.log_every == 0 and done < steps:
+            rate = done / max(time.time() - started, 1e-9)
+            log(f"with-data baseline: iteration {done}/{steps}  {rate:.2f} it/s  "
+                f"ETA {format_seconds((steps - done) / rate)}")
     measured = players.student_model
     if fresh_run.compressed.final_model is not None:  # slimming: the cut network
         measured = fresh_run.compressed.final_model(measured)

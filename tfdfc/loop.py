@@ -276,7 +276,7 @@ class Loop:
                  + (f"features {metrics['features']:.4f}  " if self.config.feature_weight else "")
                  + f"teacher_entropy {metrics['teacher_entropy']:.3f}  "
                  f"teacher_classes {metrics['teacher_classes']:.2f}  "
-                 f"{rate:.2f} it/s  ETA {_format_seconds(remaining)}")
+                 f"{rate:.2f} it/s  ETA {format_seconds(remaining)}")
         if not self.writer:
             return
         with self.writer.as_default(step=done):
@@ -310,7 +310,8 @@ class Loop:
         self.writer.flush()
 
 
-def _format_seconds(seconds):
+def format_seconds(seconds):
+    """`1h02m03s` or `2m03s`: the ETA of progress lines."""
     minutes, seconds = divmod(int(round(seconds)), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m{seconds:02d}s" if hours else f"{minutes}m{seconds:02d}s"
