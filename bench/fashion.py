@@ -52,10 +52,11 @@ EXPERIMENTS = ("distill_lenet5_half", "distill_wrn16_1_to_wrn10_1", "int8_wrn16_
 # seed by seed, on the shipped accuracy, with the control's accuracy curve to show whether it
 # has plateaued (ticket_lines).
 TICKET_PAIRS = {"ticket_lenet5": "ticket_reinit_lenet5"}
+TICKET_EXPERIMENTS = {*TICKET_PAIRS, *TICKET_PAIRS.values()}  # they train from a ticket file
 # An experiment with a sweep runs its preset once per value of one flag, each value a row (for
 # slimming the paper's Table 1: lambda against size and accuracy). The slimming values are
 # provisional: a validation pilot on the WRN-16-1 chooses them before any test run
-# (bench/NOTES.md, session 47).
+# (bench/NOTES.md).
 SWEEPS = {"slim_wrn16_1": ("--slim_weight_decay", ("1e-5", "1e-4", "3e-4", "1e-3", "3e-3"))}
 TINY_SWEEP = 2  # a tiny run takes the first values of a sweep only
 TINY = dict(experiments=["int8_wrn16_1"], seeds=["0"])
@@ -99,7 +100,7 @@ def compress_command(experiment, seed, out_dir, split, with_data, tiny, teacher,
                f"--with_data_baseline={'true' if with_data else 'false'}"]
     if tiny:
         command += [*TINY_FLAGS, f"--teacher={teacher}"]
-        if experiment.startswith("ticket"):
+        if experiment in TICKET_EXPERIMENTS:
             command.append(f"--ticket={tiny_ticket}")
         if split == "val":
             command.append("--eval_data=digits@val")
@@ -295,13 +296,11 @@ def sweep_lines(experiment, groups, images):
         if share <= 0.5 and s["shipped_mean"] is not None:
             small.append((s["shipped_mean"], s["seeds"], s["teacher"]))
     verdicts = common.Verdicts()
-    for against, limit in TARGETS.get(experiment, {}).items():
-        if against != "teacher_at_half_size":
-            continue
-        if not small:
-            verdicts.lines.append(f"- {experiment}: vs teacher at <= 50 % of its parameters: "
-                                  "not measured (no point of the sweep is that small)")
-            continue
+    limit = TARGETS.get(experiment, {}).get("teacher_at_half_size")
+    if limit is not None and not small:
+        verdicts.lines.append(f"- {experiment}: vs teacher at <= 50 % of its parameters: not "
+                              "measured (no point of the sweep is that small)")
+    elif limit is not None:
         best, seeds, teacher = max(small)
         verdicts.check(f"{experiment}: best point at <= 50 % of the teacher's parameters vs "
                        f"teacher ({common.seeds_label(seeds)}, pt)", common.points(best, teacher),
@@ -417,13 +416,26 @@ def _settings():
             "seeds": seeds, "with_data_seeds": [int(s) for s in _WITH_DATA_SEEDS.value],
             "extra": list(_EXTRA.value), "command": " ".join(command),
             "teacher": tiny_teacher(out_dir) if tiny else None,
-            "tiny_ticket": (tiny_ticket(out_dir) if tiny and any(
-                name.startswith("ticket") for name in experiments) else None)}
+            "tiny_ticket": (tiny_ticket(out_dir) if tiny and TICKET_EXPERIMENTS & set(experiments)
+                            else None)}
 
 
 def _eval_images(settings):
     spec = "digits" if settings["tiny"] else "fashion_mnist"
     return len(data.load(spec + ("@val" if settings["split"] == "val" else "")).y_test)
+
+
+def record(runs, split, eval_images, json_path, results_path):
+    """Adds this invocation's `runs` (and their teachers' training) to the results JSON, read
+    afresh because two lanes build one table, and rewrites the table."""
+    results = artifacts.read_json(json_path) or {"split": split, "runs": {}}
+    results["eval_images"] = eval_images
+    results["runs"].update(runs)
+    for made in runs.values():  # each teacher's training, as its runs recorded it
+        training = made["report"]["teacher"].get("training")
+        if training:
+            results.setdefault("teachers", {})[made["report"]["teacher"]["path"]] = training
+    common.write_results(results_path, render(results), results)
 
 
 def main(argv):
@@ -445,17 +457,8 @@ def main(argv):
             for seed in settings["seeds"]:
                 entry = run_one(experiment, seed, dict(settings, extra=extra))
                 runs[os.path.basename(entry["out_dir"])] = entry
-                # Read afresh before adding this invocation's runs: two lanes build one table.
-                results = (artifacts.read_json(json_path)
-                           or {"split": settings["split"], "runs": {}})
-                results["eval_images"] = eval_images
-                results["runs"].update(runs)
-                for made in runs.values():  # each teacher's training, as its runs recorded it
-                    training = made["report"]["teacher"].get("training")
-                    if training:
-                        results.setdefault("teachers", {})[
-                            made["report"]["teacher"]["path"]] = training
-                common.write_results(results_path, render(results), results)
+                record(runs, settings["split"], eval_images, json_path, results_path)
+
 
 
 if __name__ == "__main__":

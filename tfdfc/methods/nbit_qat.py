@@ -57,7 +57,7 @@ def sub_byte_activation_warning(config):
     kernels for them, so its file runs 8-bit activations on ranges trained for fewer bits:
     weights trained against the coarser activations lose accuracy there, and a student trained
     at 8-bit activations makes a file of the same size (INT4 weights either way) that scored
-    higher on the validation split (bench/NOTES.md, session 47)."""
+    higher on the validation split (bench/NOTES.md)."""
     spec = config.quant_spec
     if spec.act_bits >= 8:
         return None
