@@ -460,6 +460,5 @@ def main(argv):
                 record(runs, settings["split"], eval_images, json_path, results_path)
 
 
-
 if __name__ == "__main__":
     app.run(main)
