@@ -8,7 +8,8 @@ from: the `qat` prior from a one-seed ablation on validation images of a Fashion
 its rate from 3 validation seeds of the zoo's MobileNetV2 and ResNet; the `magnitude` prior,
 attention points, feature weight, fresh latents and iterations from 3-6 validation seeds each
 of that MobileNetV2 at 90 % + int8 (fresh latents and iterations also checked on the ResNet);
-the `binary` prior from 3 validation seeds of the Fashion-MNIST WRN-16-1;
+the `binary` prior, and its attention, feature maps and fresh latents (as one bundle), from 3
+validation seeds each of the Fashion-MNIST WRN-16-1;
 `fresh_copy`'s from 3 validation seeds of its distillation into a fresh copy (bench/NOTES.md); the others from the
 mnist5k presets in flags/, tuned by earlier benches on mnist5k's test split. bench/zoo.py is
 the multi-seed check. The reasoning:
@@ -74,7 +75,8 @@ RECIPES = {recipe.name: recipe for recipe in (
     Recipe("qat", steps=200, student_lr=5e-5, divergence="kl", generator_channels=32,
            bn_prior_weight=1.0),
     Recipe("binary", steps=400, student_lr=2e-3, divergence="skl", generator_channels=32,
-           bn_prior_weight=1.0),
+           bn_prior_weight=1.0, attention_weight=50.0, attention_points="inferred",
+           feature_weight=1.0, resample_latents=True),
     Recipe("magnitude", steps=800, student_lr=2e-3, divergence="skl", generator_channels=64,
            bn_prior_weight=1.0, attention_weight=50.0, attention_points="inferred",
            feature_weight=1.0, resample_latents=True),
