@@ -199,6 +199,24 @@ def test_fashion_benchmark_tiny(tmp_path):
 
 
 @pytest.mark.usefixtures("shared_teacher")
+def test_fashion_test_run_resumes_its_validation_twins_training(tmp_path):
+    """--reuse_val_training: the test run starts from its finished validation twin's last
+    checkpoint, so it trains nothing (the twin's training time, not twice it) and is evaluated
+    on the test split."""
+    run_bench_in_process("bench/fashion.py", "--tiny", f"--out_dir={tmp_path / 'work'}",
+                         f"--results={tmp_path / 'results.md'}", "--split=val")
+    table = _run_tiny("bench/fashion.py", tmp_path, "--reuse_val_training")
+    runs = tmp_path / "work" / "runs"
+    val, test = (json.loads((runs / split / "int8_wrn16_1_seed0" / "report.json").read_text())
+                 for split in ("val", "test"))
+    assert test["train"]["seconds"] == val["train"]["seconds"] > 0
+    assert test["train"]["seconds_this_session"] < val["train"]["seconds"]
+    assert (test["eval_data"], val["eval_data"]) == ("digits", "digits@val")
+    assert "`python bench/fashion.py --tiny --reuse_val_training`" in table
+    assert not any(name.endswith(".partial") for name in os.listdir(runs / "test"))
+
+
+@pytest.mark.usefixtures("shared_teacher")
 def test_fashion_sweep_runs_its_preset_once_per_value(tmp_path):
     """The slimming preset run at the first values of its lambda sweep, a row and a run
     directory each, and the sweep's own section."""

@@ -82,6 +82,23 @@ def save_plan(config, plan):
     artifacts.write_json(os.path.join(config.out_dir, PLAN), plan)
 
 
+def copy_trained_state(source, destination):
+    """Copies what the run in `source` trained (checkpoints, settings, plan) into `destination`,
+    which must not exist, so that a run there with the same settings resumes where that one
+    stopped. That is how a finished run is evaluated on other data without training again:
+    --eval_data may change on resume. Copied beside, then renamed: nothing half-copied."""
+    partial = destination.rstrip(os.sep) + ".partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    os.makedirs(partial)
+    for name in _TRAINED_STATE + ("config.json", PLAN):
+        path = os.path.join(source, name)
+        if os.path.isdir(path):
+            shutil.copytree(path, os.path.join(partial, name))
+        elif os.path.exists(path):
+            shutil.copy2(path, partial)
+    os.rename(partial, destination)
+
+
 def claim(config):
     """Makes `config.out_dir` this run's: resumes only a run with the same settings.
 
