@@ -221,7 +221,7 @@ def test_fashion_sweep_runs_its_preset_once_per_value(tmp_path):
     """The slimming preset run at the first values of its lambda sweep, a row and a run
     directory each, and the sweep's own section."""
     table = _run_tiny("bench/fashion.py", tmp_path, "--experiments=slim_wrn16_1")
-    flag, values = "--slim_weight_decay", ("1e-5", "1e-4")
+    flag, values = "--slim_weight_decay", ("1e-4", "3e-4")
     runs = [f"slim_wrn16_1_slim_weight_decay-{v}_seed0" for v in values]
     assert sorted(os.listdir(tmp_path / "work" / "runs" / "test")) == sorted(runs)
     for value, run in zip(values, runs):
@@ -229,7 +229,7 @@ def test_fashion_sweep_runs_its_preset_once_per_value(tmp_path):
         given = (tmp_path / "work" / "runs" / "test" / run / "flags.txt").read_text()
         assert f"{flag}={float(value):g}" in given  # the run got its value
     assert "## slim_wrn16_1: the slim_weight_decay sweep" in table
-    assert re.search(r"\| 1e-4 \| 1 \| [\d,]+ \| [\d.]+% \| [\d,]+ \| 0\.\d{4} ± n/a \|", table)
+    assert re.search(r"\| 3e-4 \| 1 \| [\d,]+ \| [\d.]+% \| [\d,]+ \| 0\.\d{4} ± n/a \|", table)
 
 
 @pytest.mark.usefixtures("shared_teacher")
