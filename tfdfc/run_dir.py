@@ -34,6 +34,7 @@ def _comparable(config_dict):
     return comparable
 
 
+CONFIG = "config.json"  # the run's resolved settings, compared on resume
 PLAN = "plan.json"  # what the method decided before building the student (Method.prepare)
 
 
@@ -49,7 +50,7 @@ def _previous_config(config):
     """The config.json in `config.out_dir`, or None; a setting added since it was written
     counts as set to its default, so a run of an earlier version resumes unless that setting
     is now set otherwise."""
-    previous = artifacts.read_json(os.path.join(config.out_dir, "config.json"))
+    previous = artifacts.read_json(os.path.join(config.out_dir, CONFIG))
     if previous is None:
         return None
     filled = dict(_missing_defaults(type(config), previous), **previous)
@@ -90,7 +91,7 @@ def copy_trained_state(source, destination):
     partial = destination.rstrip(os.sep) + ".partial"
     shutil.rmtree(partial, ignore_errors=True)
     os.makedirs(partial)
-    for name in _TRAINED_STATE + ("config.json", PLAN):
+    for name in _TRAINED_STATE + (CONFIG, PLAN):
         path = os.path.join(source, name)
         if os.path.isdir(path):
             shutil.copytree(path, os.path.join(partial, name))
@@ -106,7 +107,7 @@ def claim(config):
       ConfigError: the directory holds checkpoints of a run with different settings and
         `config.overwrite` is off.
     """
-    config_path = os.path.join(config.out_dir, "config.json")
+    config_path = os.path.join(config.out_dir, CONFIG)
     current = _config_dict(config)
     resumes = _resumes(config)
     if _holds_a_run(config.out_dir) and not config.overwrite and not resumes:
