@@ -56,7 +56,7 @@ TICKET_EXPERIMENTS = {*TICKET_PAIRS, *TICKET_PAIRS.values()}  # they train from 
 # An experiment with a sweep runs its preset once per value of one flag, each value a row (for
 # slimming the paper's Table 1: lambda against size and accuracy). The slimming values are a
 # ladder around the size target (half the teacher's parameters), placed by a validation pilot
-# on the WRN-16-1 that cut it to 41 % at 1e-3 (bench/NOTES.md).
+# on the WRN-16-1 (bench/NOTES.md, session 49).
 SWEEPS = {"slim_wrn16_1": ("--slim_weight_decay", ("1e-4", "3e-4", "6e-4", "1e-3", "2e-3"))}
 TINY_SWEEP = 2  # a tiny run takes the first values of a sweep only
 TINY = dict(experiments=["int8_wrn16_1"], seeds=["0"])
