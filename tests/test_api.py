@@ -51,6 +51,17 @@ def test_unset_recipe_fields_take_the_schemes_recipe_and_given_ones_win():
     assert config.train.steps == 7 and config.train.seed == 3
 
 
+@pytest.mark.parametrize("quantize, recipe", [
+    ("w4a8", "qat"), ("w8a8", "qat"), ("w4a4", "qat_low_activations"),
+    ("w8a6", "qat_low_activations")])
+def test_activations_below_8_bits_take_their_own_recipe(quantize, recipe):
+    config = api.config_for("t.keras", "out", quantize=quantize)
+    assert config.recipe == recipe
+    assert config.train.resample_latents == (recipe == "qat_low_activations")
+    config = api.config_for("t.keras", "out", quantize=quantize, feature_weight=0.0)
+    assert config.train.feature_weight == 0.0  # given settings still win
+
+
 @pytest.mark.parametrize("settings, recipe, feature_weight", [
     (dict(student_init="random"), "fresh_copy", 1.0),
     (dict(student="lenet5-x0.5", student_init="random"), "distill", 0.0),

@@ -9,17 +9,22 @@ its rate from 3 validation seeds of the zoo's MobileNetV2 and ResNet; the `magni
 attention points, feature weight, fresh latents and iterations from 3-6 validation seeds each
 of that MobileNetV2 at 90 % + int8 (fresh latents and iterations also checked on the ResNet);
 the `binary` prior, and its attention, feature maps and fresh latents (as one bundle), from 3
-validation seeds each of the Fashion-MNIST WRN-16-1;
+validation seeds each of the Fashion-MNIST WRN-16-1, as `qat_low_activations`' bundle;
 `fresh_copy`'s from 3 validation seeds of its distillation into a fresh copy (bench/NOTES.md); the others from the
 mnist5k presets in flags/, tuned by earlier benches on mnist5k's test split. bench/zoo.py is
 the multi-seed check. The reasoning:
 
-- `qat`: int8 or w<b>a<c> from the teacher's weights, and a float copy of the teacher: the
+- `qat`: int8 or w<b>a<c> with 8-bit activations from the teacher's weights, and a float copy of the teacher: the
   student starts next to the teacher and only has to absorb rounding, so a small rate (5e-5)
   and a short run; larger rates lost accuracy on BatchNorm networks (at 2e-4 a MobileNetV2
   w4a8 student ended below its untrained twin). The batch-norm prior (priors.py) keeps a
   BatchNorm teacher's generator from collapsing onto one class, where the student otherwise
   drifted below the untrained int8 model.
+- `qat_low_activations`: w<b>a<c> with activations below 8 bits. Rounding activations to 16
+  levels moves the student much further from the teacher than rounding weights does (after
+  `qat`'s run, w4a4 stayed far below w4a8), so `qat` plus the `magnitude` recipe's attention
+  and feature maps at inferred points and fresh latents, adopted as one bundle as for
+  `binary`: paired on the same seeds it lifted every seed.
 - `binary`: sign(weights) is far from the teacher: the paper's rate and symmetric KL. The
   batch-norm prior: without it a binary WRN-16-1's generator covered about half of
   Fashion-MNIST's classes and the student ended far under its teacher; with it, most
@@ -77,6 +82,9 @@ class Recipe:
 RECIPES = {recipe.name: recipe for recipe in (
     Recipe("qat", steps=200, student_lr=5e-5, divergence="kl", generator_channels=32,
            bn_prior_weight=1.0),
+    Recipe("qat_low_activations", steps=200, student_lr=5e-5, divergence="kl",
+           generator_channels=32, bn_prior_weight=1.0, attention_weight=50.0,
+           attention_points="inferred", feature_weight=1.0, resample_latents=True),
     Recipe("binary", steps=400, student_lr=2e-3, divergence="skl", generator_channels=32,
            bn_prior_weight=1.0, attention_weight=50.0, attention_points="inferred",
            feature_weight=1.0, resample_latents=True),
@@ -100,7 +108,7 @@ def recipe_name(config):
     if config.resolved_student_init == "random":
         copy = config.student == "same" and config.prune == "none"
         return "fresh_copy" if copy else "distill"
-    return config.method.recipe
+    return config.method.recipe_for(config)
 
 
 def resolve(config, explicit):

@@ -56,6 +56,10 @@ class Method:
         """Whether `config` (a CompressConfig) asks for this method."""
         raise NotImplementedError
 
+    def recipe_for(self, config):
+        """The recipes.py row for `config`: `recipe`, unless a method's settings need another."""
+        return self.recipe
+
     def validate(self, config):
         """Raises ConfigError for settings this method cannot run with."""
 

@@ -24,6 +24,11 @@ class NBit(qat.QuantizationAware):
         return (config.quant_spec.scheme == "nbit" and config.prune == "none"
                 and not config.ticket)
 
+    def recipe_for(self, config):
+        """Activations below 8 bits take a recipe of their own (recipes.py): rounding them
+        moves the student far further from the teacher than rounding weights does."""
+        return "qat_low_activations" if config.quant_spec.act_bits < 8 else self.recipe
+
     def prepare(self, config, teacher, log=print):
         warning = sub_byte_activation_warning(config)
         if warning:
