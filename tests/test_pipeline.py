@@ -235,6 +235,18 @@ def test_a_run_of_an_earlier_version_resumes_unless_a_newer_setting_is_set(tmp_p
     assert (tmp_path / "checkpoints").is_dir()
 
 
+def test_a_run_whose_recipe_was_renamed_resumes_but_not_one_whose_settings_changed(tmp_path):
+    """The recipe only names where the settings came from; they are compared one by one."""
+    run_dir.claim(dataclasses.replace(_run_config("t.keras", tmp_path), recipe="qat"))
+    (tmp_path / "checkpoints").mkdir()
+    renamed = dataclasses.replace(_run_config("t.keras", tmp_path), recipe="qat_low_activations")
+    run_dir.claim(renamed)
+    assert (tmp_path / "checkpoints").is_dir()
+    changed = dataclasses.replace(renamed, train=dataclasses.replace(renamed.train, steps=9))
+    with pytest.raises(ConfigError, match=r"settings differ: --steps\)"):
+        run_dir.claim(changed)
+
+
 def test_a_new_run_leaves_no_file_of_an_earlier_one(tmp_path):
     for name in ("student_dynamic.tflite", "report.json", "report_generated.png", "flags.txt"):
         (tmp_path / name).write_text("old")
