@@ -10,16 +10,16 @@ attention points, feature weight, fresh latents and iterations from 3-6 validati
 of that MobileNetV2 at 90 % + int8 (fresh latents and iterations also checked on the ResNet);
 the `binary` prior, and its attention, feature maps and fresh latents (as one bundle), from 3
 validation seeds each of the Fashion-MNIST WRN-16-1, as `qat_low_activations`' bundle;
-`fresh_copy`'s from 3 validation seeds of its distillation into a fresh copy (bench/NOTES.md); the others from the
-mnist5k presets in flags/, tuned by earlier benches on mnist5k's test split. bench/zoo.py is
-the multi-seed check. The reasoning:
+`fresh_copy`'s from 3 validation seeds of its distillation into a fresh copy (bench/NOTES.md);
+the others from the mnist5k presets in flags/, tuned by earlier benches on mnist5k's test
+split. bench/zoo.py is the multi-seed check. The reasoning:
 
-- `qat`: int8 or w<b>a<c> with 8-bit activations from the teacher's weights, and a float copy of the teacher: the
-  student starts next to the teacher and only has to absorb rounding, so a small rate (5e-5)
-  and a short run; larger rates lost accuracy on BatchNorm networks (at 2e-4 a MobileNetV2
-  w4a8 student ended below its untrained twin). The batch-norm prior (priors.py) keeps a
-  BatchNorm teacher's generator from collapsing onto one class, where the student otherwise
-  drifted below the untrained int8 model.
+- `qat`: int8 or w<b>a<c> with 8-bit activations from the teacher's weights, and a float copy
+  of the teacher: the student starts next to the teacher and only has to absorb rounding, so
+  a small rate (5e-5) and a short run; larger rates lost accuracy on BatchNorm networks (at
+  2e-4 a MobileNetV2 w4a8 student ended below its untrained twin). The batch-norm prior
+  (priors.py) keeps a BatchNorm teacher's generator from collapsing onto one class, where the
+  student otherwise drifted below the untrained int8 model.
 - `qat_low_activations`: w<b>a<c> with activations below 8 bits. Rounding activations to 16
   levels moves the student much further from the teacher than rounding weights does (after
   `qat`'s run, w4a4 stayed far below w4a8), so `qat` plus the `magnitude` recipe's attention
