@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import quiet
-from tfdfc import api, data, metrics, recipes, teacher
+from tfdfc import api, data, metrics, models, recipes, teacher
 from tfdfc.errors import ConfigError
 
 TINY = dict(steps=2, batch_size=16, student_steps=2, generator_channels=8, log_every=1,
@@ -72,6 +72,23 @@ def test_only_a_fresh_copy_of_the_teacher_takes_the_feature_map_recipe(
     config = api.config_for("t.keras", "out", **settings)
     assert config.recipe == recipe and config.train.feature_weight == feature_weight
     assert config.train.steps == recipes.RECIPES[recipe].steps
+
+
+@pytest.mark.parametrize("settings, recipe", [
+    (dict(student="wrn-10-1", student_init="random"), "distill_maps"),
+    (dict(student="wrn-10-2", student_init="random"), "distill"),  # other widths
+    (dict(student="wrn-10-1", student_init="random", quantize="int8"), "distill")])
+def test_a_fresh_student_with_the_teachers_maps_takes_the_feature_map_distillation(
+        settings, recipe):
+    """The choice is made on the built models: a shallower WRN of the teacher's widths has its
+    maps where attention compares them, a wider one does not."""
+    wrn = models.build("wrn-16-1", (16, 16, 1), 10)
+    config = api.config_for(api.teacher_label(wrn), "out", wrn, **settings)
+    assert config.recipe == recipe
+    assert config.train.feature_weight == recipes.RECIPES[recipe].feature_weight
+    assert config.train.resample_latents == (recipe == "distill_maps")
+    given = api.config_for(api.teacher_label(wrn), "out", wrn, feature_weight=0.0, **settings)
+    assert given.recipe == recipe and given.train.feature_weight == 0.0  # given ones still win
 
 
 def test_unknown_settings_and_teachers_are_clear_errors(tmp_path):

@@ -29,9 +29,11 @@ _CONFIG_FIELDS = ({field.name for field in dataclasses.fields(pipeline.CompressC
                   - {"teacher", "out_dir", "train", "recipe"})
 
 
-def config_for(teacher, out_dir, **settings):
-    """The CompressConfig of `compress`'s arguments (`teacher` a path or a label), with the
-    recipe applied to every recipe field not in `settings`."""
+def config_for(teacher, out_dir, teacher_model=None, **settings):
+    """The CompressConfig of `compress`'s arguments (`teacher` a path, or the label of the
+    tf-keras `teacher_model` in memory), with the recipe applied to every recipe field not in
+    `settings`. A fresh student's recipe depends on the two models (recipes.recipe_name), so
+    for one the teacher is loaded here too."""
     unknown = sorted(set(settings) - _TRAIN_FIELDS - _CONFIG_FIELDS)
     if unknown:
         raise ConfigError(f"unknown setting(s) {', '.join(unknown)}: use the names of "
@@ -41,7 +43,8 @@ def config_for(teacher, out_dir, **settings):
     config = pipeline.CompressConfig(
         teacher=teacher, out_dir=out_dir, train=train,
         **{name: value for name, value in settings.items() if name in _CONFIG_FIELDS})
-    return recipes.resolve(config, set(settings))
+    return recipes.resolve(config, set(settings),
+                           lambda c: pipeline.student_maps_line_up(c, teacher_model))
 
 
 def compress(teacher, out_dir, log=print, flags_text=None, **settings):
@@ -64,7 +67,7 @@ def compress(teacher, out_dir, log=print, flags_text=None, **settings):
         return pipeline.compress(config_for(os.fspath(teacher), out_dir, **settings), log=log,
                                  flags_text=flags_text)
     if isinstance(teacher, keras.Model):
-        return pipeline.compress(config_for(teacher_label(teacher), out_dir, **settings),
+        return pipeline.compress(config_for(teacher_label(teacher), out_dir, teacher, **settings),
                                  log=log, flags_text=flags_text, teacher_model=teacher)
     if hasattr(teacher, "save") and type(teacher).__module__.startswith("keras"):
         with tempfile.TemporaryDirectory() as folder:  # Keras 3: converted from its file
@@ -73,7 +76,7 @@ def compress(teacher, out_dir, log=print, flags_text=None, **settings):
             converted, conversion = teacher_lib.load_with_info(
                 path, safe_mode=not settings.get("unsafe_load", False))
         label = teacher_label(converted, "Keras 3 ")
-        return pipeline.compress(config_for(label, out_dir, **settings), log=log,
+        return pipeline.compress(config_for(label, out_dir, converted, **settings), log=log,
                                  flags_text=flags_text, teacher_model=converted,
                                  teacher_conversion=conversion)
     raise ConfigError(f"teacher must be a model file path or a Keras model, got "

@@ -15,7 +15,7 @@ from tfdfc import input_space as input_space_lib
 from tfdfc import models, priors, report, run_dir, separable
 from tfdfc import teacher as teacher_lib
 from tfdfc.compression import delta_search
-from tfdfc.errors import ConfigError
+from tfdfc.errors import ConfigError, UserInputError
 from tfdfc.keras_compat import keras
 from tfdfc.loop import Loop
 from tfdfc.config import CompressConfig  # noqa: F401  (callers use pipeline.CompressConfig)
@@ -65,6 +65,25 @@ def check_attention_points(teacher, student, train, log=print):
             "--attention_weight=0")
     _check_feature_shapes(teacher_points, student_points, train)
     return True, None
+
+
+def student_maps_line_up(config, teacher_model=None):
+    """Whether `config`'s student, built fresh, has the teacher's feature maps, of the same
+    shapes, where attention transfer would compare them (the teacher's named points, else its
+    inferred ones): the question recipes.recipe_name asks. Loads the teacher from
+    `config.teacher` unless `teacher_model` is given; a teacher or student that cannot be
+    loaded or built answers False (the run itself then says why, before writing anything)."""
+    try:
+        if teacher_model is None:
+            teacher_model = teacher_lib.load(config.teacher, safe_mode=not config.unsafe_load)
+        teacher_logits = teacher_lib.as_logits(
+            flatten.flatten(teacher_lib.standard_form(teacher_model)))
+        student = config.method.build(config, teacher_logits)[1].model
+        both = dataclasses.replace(config.train, attention_weight=1.0,
+                                   attention_points="inferred", feature_weight=1.0)
+        return check_attention_points(teacher_logits, student, both, log=lambda _: None)[0]
+    except UserInputError:
+        return False
 
 
 def _check_feature_shapes(teacher_points, student_points, train):

@@ -11,8 +11,8 @@ of that MobileNetV2 at 90 % + int8 (fresh latents and iterations also checked on
 the `binary` prior, and its attention, feature maps and fresh latents (as one bundle), from 3
 validation seeds each of the Fashion-MNIST WRN-16-1, as `qat_low_activations`' bundle;
 `fresh_copy`'s from 3 validation seeds of its distillation into a fresh copy, the `distill`
-prior from 3 validation seeds of the Fashion-MNIST WRN-16-1 distilled into a WRN-10-1
-(bench/NOTES.md); the others from the mnist5k presets in flags/, tuned by earlier benches on
+prior and `distill_maps`' bundle from 3 validation seeds each of the Fashion-MNIST WRN-16-1
+distilled into a WRN-10-1 (bench/NOTES.md); the others from the mnist5k presets in flags/, tuned by earlier benches on
 mnist5k's test split. bench/zoo.py is the multi-seed check. The reasoning:
 
 - `qat`: int8 or w<b>a<c> with 8-bit activations from the teacher's weights, and a float copy
@@ -49,6 +49,11 @@ mnist5k's test split. bench/zoo.py is the multi-seed check. The reasoning:
 - `fresh_copy`: a fresh (random) student of the teacher's architecture learns everything from
   generated images: the longest run, with the `magnitude` recipe's batch-norm prior, attention
   and feature maps at inferred points, which line up only because the two networks are alike.
+- `distill_maps`: a fresh student of another architecture that has the teacher's feature maps
+  (same shapes) where attention transfer compares them, e.g. a shallower WRN of the same
+  widths: `distill` plus `fresh_copy`'s attention and feature maps at inferred points and a
+  fresh z every student step. Paired on the same seeds with `distill`, it lifted every seed of
+  the Fashion-MNIST WRN-16-1 distilled into a WRN-10-1, at half again the training time.
 - `distill`: a fresh student of another architecture (feature maps of other widths) or a
   lottery ticket: the long run on logits alone, as tuned on LeNet-5. The batch-norm prior, as
   for `binary`: without it a BatchNorm teacher's generator showed it 6-8 of Fashion-MNIST's
@@ -99,27 +104,38 @@ RECIPES = {recipe.name: recipe for recipe in (
     Recipe("fresh_copy", steps=600, student_lr=2e-3, divergence="kl", generator_channels=32,
            bn_prior_weight=1.0, attention_weight=50.0, attention_points="inferred",
            feature_weight=1.0),
+    Recipe("distill_maps", steps=600, student_lr=2e-3, divergence="kl", generator_channels=32,
+           bn_prior_weight=1.0, attention_weight=50.0, attention_points="inferred",
+           feature_weight=1.0, resample_latents=True),
     Recipe("distill", steps=600, student_lr=2e-3, divergence="kl", generator_channels=32,
            bn_prior_weight=1.0),
 )}
 
 
-def recipe_name(config):
+def recipe_name(config, maps_line_up=None):
     """The recipe for a CompressConfig: `fresh_copy` for an unpruned random student of the
-    teacher's architecture (slimming would fight its feature maps), `distill` for another fresh
-    student or a ticket, else its method's."""
+    teacher's architecture (slimming would fight its feature maps); `distill_maps` for an
+    uncompressed random student of another architecture whose feature maps have the teacher's
+    shapes where attention transfer compares them (`maps_line_up(config)` says so: it needs the
+    models, which a config alone does not hold; None answers no); `distill` for other fresh
+    students and tickets; else its method's."""
     if config.ticket:
         return "distill"
     if config.resolved_student_init == "random":
-        copy = config.student == "same" and config.prune == "none"
-        return "fresh_copy" if copy else "distill"
+        if config.student == "same" and config.prune == "none":
+            return "fresh_copy"
+        if (not config.compressing_the_teacher and maps_line_up is not None
+                and maps_line_up(config)):
+            return "distill_maps"
+        return "distill"
     return config.method.recipe_for(config)
 
 
-def resolve(config, explicit):
+def resolve(config, explicit, maps_line_up=None):
     """`config` with every recipe field the user did not set (not in `explicit`, a set of
-    field names) taken from its recipe, and `recipe` naming it."""
-    recipe = RECIPES[recipe_name(config)]
+    field names) taken from its recipe (`recipe_name`'s, which `maps_line_up` serves), and
+    `recipe` naming it."""
+    recipe = RECIPES[recipe_name(config, maps_line_up)]
     values = {name: value for name, value in recipe.values().items() if name not in explicit}
     top = {name: values[name] for name in CONFIG_FIELDS if name in values}
     train = dataclasses.replace(config.train, **{name: values[name] for name in TRAIN_FIELDS
