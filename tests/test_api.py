@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import quiet
-from tfdfc import api, data, metrics, models, recipes, teacher
+from tfdfc import api, data, metrics, models, pipeline, recipes, teacher
 from tfdfc.errors import ConfigError
 
 TINY = dict(steps=2, batch_size=16, student_steps=2, generator_channels=8, log_every=1,
@@ -23,6 +23,8 @@ def test_an_in_memory_teacher_compresses_to_a_student_its_files_and_report(
     assert outcome.report["teacher"]["path"] == api.teacher_label(model)
     assert "training" not in outcome.report["teacher"]  # an in-memory model has no record
     assert outcome.report["recipe"]["name"] == "qat"
+    with open(os.path.join(str(tmp_path / "run"), "report.md")) as report_md:
+        assert "took the `qat` recipe" in report_md.read()
     for path in outcome.files.values():
         assert os.path.exists(path), path
     digits = data.load("digits")
@@ -49,6 +51,12 @@ def test_unset_recipe_fields_take_the_schemes_recipe_and_given_ones_win():
     assert config.train.student_lr == recipes.RECIPES["qat"].student_lr
     config = api.config_for("t.keras", "out", quantize="int8", steps=7, seed=3)
     assert config.train.steps == 7 and config.train.seed == 3
+
+
+def test_the_run_names_its_recipe_and_the_settings_it_trains_with():
+    line = recipes.run_line(api.config_for("t.keras", "out", quantize="int8", steps=7))
+    assert line.startswith("recipe qat ") and "7 iterations, student rate 5e-05" in line
+    assert recipes.run_line(pipeline.CompressConfig(teacher="t.keras", out_dir="out")) is None
 
 
 @pytest.mark.parametrize("quantize, recipe", [

@@ -12,7 +12,7 @@ from typing import Any, Dict
 from tfdfc import artifacts, baselines, batchnorm, compression, data, distribute, figures
 from tfdfc import flatten, methods
 from tfdfc import input_space as input_space_lib
-from tfdfc import models, priors, report, run_dir, separable
+from tfdfc import models, priors, recipes, report, run_dir, separable
 from tfdfc import teacher as teacher_lib
 from tfdfc.compression import delta_search
 from tfdfc.errors import ConfigError, UserInputError
@@ -278,6 +278,8 @@ def compress(config, log=print, flags_text=None, teacher_model=None, teacher_con
     its label in the report."""
     strategy, teacher_model, eval_set, conversion = load_inputs(config, teacher_model,
                                                                 teacher_conversion)
+    if recipes.run_line(config):
+        log(recipes.run_line(config))
     # The student is built before anything is written, so that an unknown architecture, an
     # unsupported layer or mismatched attention points leave no output behind.
     if config.delta_grid:  # one build per delta, later: check that one would succeed

@@ -143,11 +143,26 @@ def resolve(config, explicit, maps_line_up=None):
     return dataclasses.replace(config, recipe=recipe.name, train=train, **top)
 
 
+def describe(values):
+    """One line of a recipe's settings (`values`: {field: value}, as Recipe.values gives)."""
+    return (f"{values['steps']} iterations, student rate {values['student_lr']:g}, "
+            f"{values['divergence']}, generator width {values['generator_channels']}, "
+            f"batch-norm prior {values['bn_prior_weight']:g}, attention weight "
+            f"{values['attention_weight']:g} at {values['attention_points']} points, feature "
+            f"weight {values['feature_weight']:g}"
+            + (", fresh z per student step" if values["resample_latents"] else ""))
+
+
+def run_line(config):
+    """The progress line naming a resolved config's recipe and the settings the run trains
+    with (given flags included); None when no recipe filled it (`pipeline.run` from Python)."""
+    if not config.recipe:
+        return None
+    values = {**{name: getattr(config.train, name) for name in TRAIN_FIELDS},
+              **{name: getattr(config, name) for name in CONFIG_FIELDS}}
+    return f"recipe {config.recipe} (for the settings left unset): {describe(values)}"
+
+
 def defaults_help():
     """One line per recipe, for flag help and README."""
-    return "; ".join(f"{r.name}: {r.steps} iterations, student rate {r.student_lr:g}, "
-                     f"{r.divergence}, generator width {r.generator_channels}, batch-norm prior "
-                     f"{r.bn_prior_weight:g}, attention weight {r.attention_weight:g} at "
-                     f"{r.attention_points} points, feature weight {r.feature_weight:g}"
-                     + (", fresh z per student step" if r.resample_latents else "")
-                     for r in RECIPES.values())
+    return "; ".join(f"{r.name}: {describe(r.values())}" for r in RECIPES.values())

@@ -149,7 +149,12 @@ def to_markdown(result):
              f"{train.get('steps', '?')} iterations (1 generator + "
              f"{train.get('student_steps', '?')} student steps, batch "
              f"{train.get('batch_size', '?')}) in {train.get('seconds', '?')} s on "
-             f"{train.get('replicas', '?')} replica(s).", ""]
+             f"{train.get('replicas', '?')} replica(s)."]
+    recipe = (result.get("recipe") or {}).get("name")
+    if recipe:
+        lines.append(f"Settings left unset took the `{recipe}` recipe (tfdfc/recipes.py; "
+                     "report.json `recipe` holds the settings trained with).")
+    lines.append("")
     collapse = train.get("generator_collapse")
     if collapse:
         lines += [f"**Warning: the generator collapsed at iteration {collapse['iteration']}** "
