@@ -82,20 +82,25 @@ def test_only_a_fresh_copy_of_the_teacher_takes_the_feature_map_recipe(
     assert config.train.steps == recipes.RECIPES[recipe].steps
 
 
-@pytest.mark.parametrize("settings, recipe", [
-    (dict(student="wrn-10-1", student_init="random"), "distill_maps"),
-    (dict(student="wrn-10-2", student_init="random"), "distill"),  # other widths
-    (dict(student="wrn-10-1", student_init="random", quantize="int8"), "distill")])
+@pytest.mark.parametrize("teacher_name, settings, recipe", [
+    ("wrn-16-1", dict(student="wrn-10-1"), "distill_maps"),
+    ("wrn-16-1", dict(student="wrn-10-2"), "distill"),  # other widths
+    ("wrn-16-1", dict(student="wrn-10-1", quantize="int8"), "distill"),  # compressed
+    ("lenet5", dict(student="lenet5-x0.5"), "distill")])
 def test_a_fresh_student_with_the_teachers_maps_takes_the_feature_map_distillation(
-        settings, recipe):
-    """The choice is made on the built models: a shallower WRN of the teacher's widths has its
-    maps where attention compares them, a wider one does not."""
-    wrn = models.build("wrn-16-1", (16, 16, 1), 10)
-    config = api.config_for(api.teacher_label(wrn), "out", wrn, **settings)
+        teacher_name, settings, recipe):
+    """The run chooses on the built models: a shallower WRN of the teacher's widths has its maps
+    where attention compares them, a wider one or a half-width LeNet-5 does not."""
+    teacher_model = models.build(teacher_name, (28, 28, 1), 10)
+    settings = dict(settings, student_init="random")
+    config = pipeline.resolve_recipe(api.config_for("t.keras", "out", **settings),
+                                     set(settings), teacher_model)
     assert config.recipe == recipe
     assert config.train.feature_weight == recipes.RECIPES[recipe].feature_weight
     assert config.train.resample_latents == (recipe == "distill_maps")
-    given = api.config_for(api.teacher_label(wrn), "out", wrn, feature_weight=0.0, **settings)
+    settings["feature_weight"] = 0.0
+    given = pipeline.resolve_recipe(api.config_for("t.keras", "out", **settings),
+                                    set(settings), teacher_model)
     assert given.recipe == recipe and given.train.feature_weight == 0.0  # given ones still win
 
 

@@ -29,11 +29,11 @@ _CONFIG_FIELDS = ({field.name for field in dataclasses.fields(pipeline.CompressC
                   - {"teacher", "out_dir", "train", "recipe"})
 
 
-def config_for(teacher, out_dir, teacher_model=None, **settings):
-    """The CompressConfig of `compress`'s arguments (`teacher` a path, or the label of the
-    tf-keras `teacher_model` in memory), with the recipe applied to every recipe field not in
-    `settings`. A fresh student's recipe depends on the two models (recipes.recipe_name), so
-    for one the teacher is loaded here too."""
+def config_for(teacher, out_dir, **settings):
+    """The CompressConfig of `compress`'s arguments (`teacher` a path or a label), with the
+    recipe applied to every recipe field not in `settings`. A fresh student of another
+    architecture gets `distill` here; the run chooses again once it has loaded the teacher
+    (pipeline.resolve_recipe)."""
     unknown = sorted(set(settings) - _TRAIN_FIELDS - _CONFIG_FIELDS)
     if unknown:
         raise ConfigError(f"unknown setting(s) {', '.join(unknown)}: use the names of "
@@ -43,8 +43,7 @@ def config_for(teacher, out_dir, teacher_model=None, **settings):
     config = pipeline.CompressConfig(
         teacher=teacher, out_dir=out_dir, train=train,
         **{name: value for name, value in settings.items() if name in _CONFIG_FIELDS})
-    return recipes.resolve(config, set(settings),
-                           lambda c: pipeline.student_maps_line_up(c, teacher_model))
+    return recipes.resolve(config, set(settings))
 
 
 def compress(teacher, out_dir, log=print, flags_text=None, **settings):
@@ -65,10 +64,11 @@ def compress(teacher, out_dir, log=print, flags_text=None, **settings):
     """
     if isinstance(teacher, (str, os.PathLike)):
         return pipeline.compress(config_for(os.fspath(teacher), out_dir, **settings), log=log,
-                                 flags_text=flags_text)
+                                 flags_text=flags_text, given=set(settings))
     if isinstance(teacher, keras.Model):
-        return pipeline.compress(config_for(teacher_label(teacher), out_dir, teacher, **settings),
-                                 log=log, flags_text=flags_text, teacher_model=teacher)
+        return pipeline.compress(config_for(teacher_label(teacher), out_dir, **settings),
+                                 log=log, flags_text=flags_text, teacher_model=teacher,
+                                 given=set(settings))
     if hasattr(teacher, "save") and type(teacher).__module__.startswith("keras"):
         with tempfile.TemporaryDirectory() as folder:  # Keras 3: converted from its file
             path = os.path.join(folder, f"{teacher.name}.keras")
@@ -76,9 +76,9 @@ def compress(teacher, out_dir, log=print, flags_text=None, **settings):
             converted, conversion = teacher_lib.load_with_info(
                 path, safe_mode=not settings.get("unsafe_load", False))
         label = teacher_label(converted, "Keras 3 ")
-        return pipeline.compress(config_for(label, out_dir, converted, **settings), log=log,
+        return pipeline.compress(config_for(label, out_dir, **settings), log=log,
                                  flags_text=flags_text, teacher_model=converted,
-                                 teacher_conversion=conversion)
+                                 teacher_conversion=conversion, given=set(settings))
     raise ConfigError(f"teacher must be a model file path or a Keras model, got "
                       f"{type(teacher).__name__}")
 

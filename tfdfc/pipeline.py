@@ -67,22 +67,31 @@ def check_attention_points(teacher, student, train, log=print):
     return True, None
 
 
-def student_maps_line_up(config, teacher_model=None):
-    """Whether `config`'s student, built fresh, has the teacher's feature maps, of the same
-    shapes, where attention transfer would compare them (the teacher's named points, else its
-    inferred ones): the question recipes.recipe_name asks. Loads the teacher from
-    `config.teacher` unless `teacher_model` is given; a teacher or student that cannot be
-    loaded or built answers False (the run itself then says why, before writing anything)."""
+def resolve_recipe(config, given, teacher_model):
+    """`config` with its recipe chosen again now that the teacher is loaded (the tf-keras model
+    `load_inputs` returns), for the settings not in `given` (the names the user set): a fresh
+    student's recipe depends on whether its feature maps line up with the teacher's
+    (recipes.recipe_name). Validated again, since the recipe may have changed settings."""
+    resolved = recipes.resolve(config, given, lambda c: student_maps_line_up(c, teacher_model))
+    resolved.validate()
+    return resolved
+
+
+def student_maps_line_up(config, teacher_model):
+    """Whether `config`'s student, built fresh, has the loaded `teacher_model`'s feature maps, of
+    the same shapes, where attention transfer would compare them (the teacher's named points,
+    else its inferred ones). A student that cannot be built answers False: the run's own build
+    then says why, before anything is written."""
+    teacher_logits = teacher_lib.as_logits(teacher_model)
     try:
-        if teacher_model is None:
-            teacher_model = teacher_lib.load(config.teacher, safe_mode=not config.unsafe_load)
-        teacher_logits = teacher_lib.as_logits(
-            flatten.flatten(teacher_lib.standard_form(teacher_model)))
         student = config.method.build(config, teacher_logits)[1].model
-        both = dataclasses.replace(config.train, attention_weight=1.0,
-                                   attention_points="inferred", feature_weight=1.0)
+    except (UserInputError, ValueError):
+        return False
+    both = dataclasses.replace(config.train, attention_weight=1.0, attention_points="inferred",
+                               feature_weight=1.0)
+    try:
         return check_attention_points(teacher_logits, student, both, log=lambda _: None)[0]
-    except UserInputError:
+    except ConfigError:
         return False
 
 
@@ -272,14 +281,19 @@ def run(config, log=print, flags_text=None):
     return None if outcome is None else outcome.report
 
 
-def compress(config, log=print, flags_text=None, teacher_model=None, teacher_conversion=None):
+def compress(config, log=print, flags_text=None, teacher_model=None, teacher_conversion=None,
+             given=None):
     """`run`, returning an Outcome; `teacher_model` (tf-keras, in memory; converted from Keras 3
     as `teacher_conversion` says) replaces the file `config.teacher` names, which is then only
-    its label in the report."""
+    its label in the report. With `given` (the names of the settings the user set, as the API
+    passes them), the recipe is chosen again on the loaded teacher (`resolve_recipe`)."""
     strategy, teacher_model, eval_set, conversion = load_inputs(config, teacher_model,
                                                                 teacher_conversion)
-    if recipes.run_line(config):
-        log(recipes.run_line(config))
+    if given is not None:
+        config = resolve_recipe(config, given, teacher_model)
+    recipe_line = recipes.run_line(config)
+    if recipe_line:
+        log(recipe_line)
     # The student is built before anything is written, so that an unknown architecture, an
     # unsupported layer or mismatched attention points leave no output behind.
     if config.delta_grid:  # one build per delta, later: check that one would succeed

@@ -12,8 +12,8 @@ the `binary` prior, and its attention, feature maps and fresh latents (as one bu
 validation seeds each of the Fashion-MNIST WRN-16-1, as `qat_low_activations`' bundle;
 `fresh_copy`'s from 3 validation seeds of its distillation into a fresh copy, the `distill`
 prior and `distill_maps`' bundle from 3 validation seeds each of the Fashion-MNIST WRN-16-1
-distilled into a WRN-10-1 (bench/NOTES.md); the others from the mnist5k presets in flags/, tuned by earlier benches on
-mnist5k's test split. bench/zoo.py is the multi-seed check. The reasoning:
+distilled into a WRN-10-1 (bench/NOTES.md); the others from the mnist5k presets in flags/,
+tuned by earlier benches on mnist5k's test split. bench/zoo.py is the multi-seed check. The reasoning:
 
 - `qat`: int8 or w<b>a<c> with 8-bit activations from the teacher's weights, and a float copy
   of the teacher: the student starts next to the teacher and only has to absorb rounding, so
@@ -160,7 +160,7 @@ def run_line(config):
         return None
     values = {**{name: getattr(config.train, name) for name in TRAIN_FIELDS},
               **{name: getattr(config, name) for name in CONFIG_FIELDS}}
-    return f"recipe {config.recipe} (for the settings left unset): {describe(values)}"
+    return f"recipe {config.recipe} for the settings left unset; trains with {describe(values)}"
 
 
 def defaults_help():
