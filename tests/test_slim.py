@@ -112,7 +112,8 @@ def _config(out_dir, teacher_path, **overrides):
 
 
 @pytest.mark.slow
-def test_two_replica_steps_shrink_scales_and_leave_the_teacher(tmp_path, digits_teacher_path):
+def test_two_replica_steps_shrink_scales_and_leave_the_teacher(tmp_path, digits_teacher_path,
+                                                               seeded):
     strategy = two_replica_strategy()
     config = _config(tmp_path, digits_teacher_path)
     with strategy.scope():
@@ -124,8 +125,12 @@ def test_two_replica_steps_shrink_scales_and_leave_the_teacher(tmp_path, digits_
     loop = Loop(strategy, run.players, config.train, str(tmp_path / "ckpt"), log=quiet)
     loop.run()
     assert np.isfinite(loop.last_metrics["regularizer"]) and loop.last_metrics["regularizer"] > 0
-    # The L1 term pulls every group's scales down (the divergence may lift a few).
-    assert all(layer.scale.numpy().mean() < 0.97 for layer in scales.values())
+    # The L1 term pulls every group's scales down (the divergence may lift a few). Over seeds
+    # 0-7 each group's mean stayed at or under 0.953, but in one full-suite run a small group
+    # (3 or 8 channels) reached 0.97, so the bound per group is loose and the mean over all
+    # scales (0.84 at seeds 0-3) carries the margin.
+    assert all(layer.scale.numpy().mean() < 0.99 for layer in scales.values())
+    assert np.concatenate([layer.scale.numpy() for layer in scales.values()]).mean() < 0.95
     for before, after in zip(teacher_before, run.teacher_logits.get_weights()):
         np.testing.assert_array_equal(before, after)
 
