@@ -13,7 +13,8 @@ validation seeds each of the Fashion-MNIST WRN-16-1, as `qat_low_activations`' b
 `fresh_copy`'s from 3 validation seeds of its distillation into a fresh copy, the `distill`
 prior and `distill_maps`' bundle from 3 validation seeds each of the Fashion-MNIST WRN-16-1
 distilled into a WRN-10-1 (bench/NOTES.md); the others from the mnist5k presets in flags/,
-tuned by earlier benches on mnist5k's test split. bench/zoo.py is the multi-seed check. The reasoning:
+tuned by earlier benches on mnist5k's test split. bench/zoo.py is the multi-seed check. The
+reasoning:
 
 - `qat`: int8 or w<b>a<c> with 8-bit activations from the teacher's weights, and a float copy
   of the teacher: the student starts next to the teacher and only has to absorb rounding, so
