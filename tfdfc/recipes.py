@@ -154,14 +154,20 @@ def describe(values):
             + (", fresh z per student step" if values["resample_latents"] else ""))
 
 
+def settings_of(config):
+    """{field: value} of the fields a recipe sets, as a CompressConfig holds them (given flags
+    included): what the run trains with, for report.json and `run_line`."""
+    return {**{name: getattr(config.train, name) for name in TRAIN_FIELDS},
+            **{name: getattr(config, name) for name in CONFIG_FIELDS}}
+
+
 def run_line(config):
     """The progress line naming a resolved config's recipe and the settings the run trains
     with (given flags included); None when no recipe filled it (`pipeline.run` from Python)."""
     if not config.recipe:
         return None
-    values = {**{name: getattr(config.train, name) for name in TRAIN_FIELDS},
-              **{name: getattr(config, name) for name in CONFIG_FIELDS}}
-    return f"recipe {config.recipe} for the settings left unset; trains with {describe(values)}"
+    return (f"recipe {config.recipe} for the settings left unset; trains with "
+            f"{describe(settings_of(config))}")
 
 
 def defaults_help():

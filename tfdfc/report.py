@@ -62,9 +62,7 @@ def export_and_measure(config, run, eval_set, log=print):
                              "accuracy": None} for variant, payload in files.items()},
         "eval_data": config.eval_data or None,
         "guard": guard_entry,
-        "recipe": {"name": config.recipe or None, "settings": {
-            **{name: getattr(config.train, name) for name in recipes.TRAIN_FIELDS},
-            **{name: getattr(config, name) for name in recipes.CONFIG_FIELDS}}},
+        "recipe": {"name": config.recipe or None, "settings": recipes.settings_of(config)},
     }
     if spec.is_qat:
         # TFLite kernels have no activations below 8 bits: those run at int8 with the learned
