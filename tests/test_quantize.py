@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from conftest import quiet, two_replica_strategy
-from tfdfc import compression, data, export, metrics, models, pipeline, teacher
+from tfdfc import baselines, compression, data, export, metrics, models, pipeline, report, teacher
 from tfdfc.compression import quantize
 from tfdfc.errors import ConfigError
 from tfdfc.methods import nbit_qat
@@ -140,6 +140,61 @@ def test_robust_range_ignores_a_rare_outlier_that_moves_the_max_range():
     assert float(tracked["max_var"]) > 6.0  # TF-MOT's range grows from 6 toward the outlier
 
 
+def _ranges_after(start, batches):
+    """(min, max) of a 4-bit RobustRangeQuantizer starting as `start` after training calls on
+    each of `batches`."""
+    quantizer = quantize.RobustRangeQuantizer(4, tail=1e-3, start=start)
+    weights = quantizer.build(tf.TensorShape([None, 1000]), "out", keras.layers.Layer())
+    for batch in batches:
+        quantizer(tf.constant(batch), True, weights)
+    return float(weights["min_var"]), float(weights["max_var"])
+
+
+def test_ranges_from_batches_are_the_first_batch_then_the_running_mean():
+    low = np.linspace(-1.0, 2.0, 1000, dtype=np.float32)[None]  # tail quantiles about -1, 2
+    high = 2.0 * low
+    first = quantize.tail_quantiles(low, 1e-3)
+    second = quantize.tail_quantiles(high, 1e-3)
+    assert _ranges_after("from_batches", [low]) == pytest.approx(
+        (float(first[0]), float(first[1])), abs=1e-6)
+    assert _ranges_after("from_batches", [low, high]) == pytest.approx(
+        ((float(first[0]) + float(second[0])) / 2, (float(first[1]) + float(second[1])) / 2),
+        abs=1e-6)
+    # TF-MOT's start moves a thousandth of the way from +-6 per batch.
+    assert _ranges_after("tfmot", [low]) == pytest.approx(
+        (0.999 * -6 + 0.001 * float(first[0]), 0.999 * 6 + 0.001 * float(first[1])), abs=1e-5)
+    # A range keeps 0 inside it (TFLite needs that) from the first batch on.
+    assert _ranges_after("from_batches", [np.full((1, 1000), 3.0, np.float32)]) == (0.0, 3.0)
+
+
+def test_ranges_from_batches_hold_the_datas_range_after_a_run_and_export(tmp_path,
+                                                                         digits_teacher_path):
+    """A w4a4 run with --activation_ranges=from_batches: each activation quantizer counted the
+    run's student updates, its range is its batches' and not +-6, and the files export."""
+    config = pipeline.CompressConfig(
+        teacher=digits_teacher_path, out_dir=str(tmp_path), quantize="w4a4",
+        activation_ranges="from_batches", eval_data="digits", generator_channels=8,
+        strategy="one_device", with_data_baseline=False,
+        train=TrainConfig(steps=2, batch_size=16, student_steps=2, log_every=1, eval_every=2,
+                          checkpoint_every=2))
+    strategy, teacher_model, eval_set, _ = pipeline.load_inputs(config)
+    run, _ = pipeline.train_one(config, strategy, teacher_model, eval_set, config.out_dir,
+                                log=quiet)
+    weights = {w.name.split("/")[-1].split(":")[0]: w
+               for w in run.players.student_model.weights}
+    counters = [name for name in weights if name.endswith(quantize.RANGE_BATCHES)]
+    assert counters and all(float(weights[name]) == config.total_updates for name in counters)
+    for name in counters:
+        stem = name[:-len(quantize.RANGE_BATCHES)]
+        low, high = float(weights[stem + "min"]), float(weights[stem + "max"])
+        # TF-MOT's start would still be within 0.03 of +-6 after these few updates.
+        assert low <= 0.0 <= high and (abs(high - 6.0) > 0.05 or abs(low + 6.0) > 0.05), name
+    result, _ = report.export_and_measure(config, run, eval_set, log=quiet)
+    assert result["tflite"]["int8"]["accuracy"] > 0.5
+    untrained = baselines.no_training(config, run, eval_set)
+    assert "the running mean of" in untrained["method"] and untrained["accuracy"] > 0.5
+
+
 def _weight_types(payload):
     """TFLite types of the weight inputs of every convolution and fully connected op."""
     from ai_edge_litert.interpreter import Interpreter  # pylint: disable=g-import-not-at-top
@@ -181,12 +236,13 @@ def test_wrn_with_preactivation_batch_norm_quantizes_and_trains_on_two_replicas(
     with strategy.scope():
         keras.utils.set_random_seed(0)
         teacher_model = models.build("wrn-10-1", (8, 8, 3), 10)
-    for scheme in ("int8", "w4a4"):
+    for scheme, ranges in (("int8", "tfmot"), ("w4a4", "tfmot"), ("w4a4", "from_batches")):
         config = pipeline.CompressConfig(
             teacher="in-memory", out_dir=str(tmp_path), quantize=scheme, generator_channels=8,
+            activation_ranges=ranges,
             train=TrainConfig(steps=2, batch_size=8, student_steps=2, log_every=1))
         run = pipeline.build(strategy, config, teacher_model, log=quiet)
-        metrics_ = Loop(strategy, run.players, config.train, str(tmp_path / scheme),
+        metrics_ = Loop(strategy, run.players, config.train, str(tmp_path / scheme / ranges),
                         log=quiet).run()
         assert all(np.isfinite(value) for value in metrics_.values())
         assert metrics_["attention"] > 0
@@ -222,6 +278,7 @@ def test_bad_quantize_values_are_clear_errors(text, message):
     (dict(quantize="binary", delta_grid=(0.1, -1.0)), "positive"),
     (dict(quantize="binary", int8_io=True), "int8_io"),
     (dict(quantize="w4a4", student="lenet5-x0.5", student_init="teacher"), "student=same"),
+    (dict(quantize="int8", activation_ranges="from_batches"), "only to --quantize=w<b>a<c>"),
 ])
 def test_invalid_combinations_fail_before_any_work(overrides, message):
     config = pipeline.CompressConfig(teacher="t.keras", out_dir="o", **overrides)

@@ -9,7 +9,7 @@ import dataclasses
 from typing import Optional, Tuple
 
 from tfdfc import batchnorm, compression, data, distribute, methods, models
-from tfdfc.compression import mixed, prune, slim
+from tfdfc.compression import mixed, prune, quantize, slim
 from tfdfc.errors import ConfigError
 from tfdfc.settings import REQUIRED, setting
 from tfdfc.train import TrainConfig
@@ -19,7 +19,9 @@ BATCH_NORM_POLICIES = ("auto",) + batchnorm.POLICIES
 _PRUNE = prune.PruneSpec()  # the field `prune` hides the module inside the class
 _SLIM = slim.SlimSpec()
 _MIXED_FIELDS = ("mixed_budget", "mixed_assignment", "mixed_search_steps")
+RANGED_SCHEMES = ("nbit", "mixed")  # their activations use quantize.RobustRangeQuantizer
 _PRUNES, _SCHEDULES, _ALLOCATIONS = prune.PRUNES, prune.SCHEDULES, prune.ALLOCATIONS
+_RANGE_STARTS = quantize.RANGE_STARTS  # the field `quantize` hides the module inside the class
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +59,10 @@ class CompressConfig:
     quantize: str = setting("none", f"Quantization: {compression.SCHEMES_HELP}.", "quantization")
     int8_io: bool = setting(False, "Give the int8 TFLite file int8 inputs and outputs.",
                             "quantization")
+    activation_ranges: str = setting("tfmot", "w<b>a<c> and mixed: where activation ranges "
+                                     "start: tfmot (+-6, then a 0.999 moving average of batch "
+                                     "ranges) or from_batches (the first batches' own).",
+                                     "quantization", choices=_RANGE_STARTS)
     delta: float = setting(0.0, "Binary weight scale; 0: mean |w| of the binarised kernels.",
                            "quantization", flag="binary_delta", old="delta", lower=0.0)
     delta_grid: Tuple[float, ...] = setting((), "Binary: one student per delta, the best kept "
@@ -117,7 +123,10 @@ class CompressConfig:
 
     @property
     def quant_spec(self):
-        return compression.parse_quantize(self.quantize, methods.added_quantize_values())
+        spec = compression.parse_quantize(self.quantize, methods.added_quantize_values())
+        if spec.scheme in RANGED_SCHEMES:
+            spec = dataclasses.replace(spec, range_start=self.activation_ranges)
+        return spec
 
     @property
     def prune_spec(self):
@@ -203,6 +212,9 @@ class CompressConfig:
 
     def _validate_quantization(self):
         spec = self.quant_spec
+        if spec.scheme not in RANGED_SCHEMES and self.activation_ranges != "tfmot":
+            raise ConfigError("--activation_ranges applies only to --quantize=w<b>a<c> and "
+                              "mixed (int8 uses TF-MOT's own quantizers)")
         if spec.scheme != "binary" and (self.delta or self.delta_grid):
             raise ConfigError("--binary_delta and --binary_delta_grid apply only to --quantize=binary")
         if self.delta < 0 or any(value <= 0 for value in self.delta_grid):

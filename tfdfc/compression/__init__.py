@@ -26,6 +26,7 @@ class QuantSpec:
     scheme: str  # none | binary | int8 | nbit | a value an added method takes
     weight_bits: int = 32
     act_bits: int = 32
+    range_start: str = "tfmot"  # nbit and mixed: where activation ranges start (quantize.py)
 
     @property
     def is_qat(self):
@@ -88,5 +89,6 @@ def compress(float_student, spec, delta=None):
     if spec.scheme != "nbit":
         raise ConfigError(f"compress() has no uniform form of --quantize={spec.scheme}: its "
                           "method builds the student")
-    model = quantize.quantize_nbit(float_student, spec.weight_bits, spec.act_bits)
+    model = quantize.quantize_nbit(float_student, spec.weight_bits, spec.act_bits,
+                                   range_start=spec.range_start)
     return CompressedStudent(model, quantize.make_range_sync(model))

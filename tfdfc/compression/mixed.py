@@ -202,13 +202,14 @@ def range_axes(layer):
     return (0, 1, 2) if isinstance(layer, keras.layers.Conv2D) else None
 
 
-def quantize_mixed(model, bits):
-    """A QAT copy of `model`: each kernel at `bits[layer name]`, activations at 8 bits."""
+def quantize_mixed(model, bits, range_start="tfmot"):
+    """A QAT copy of `model`: each kernel at `bits[layer name]`, activations at 8 bits whose
+    ranges start as `range_start` says (quantize.RobustRangeQuantizer)."""
     missing = sorted(set(kernel_sizes(model)) - set(bits))
     if missing:
         raise ConfigError(f"--quantize=mixed: no bit width for layer(s) {', '.join(missing)}")
     return quantize.quantize_nbit(model, 8, ACT_BITS, weight_bits_of=lambda layer:
-                                  bits[layer.name])
+                                  bits[layer.name], range_start=range_start)
 
 
 def file_bits(payload, model):

@@ -63,12 +63,13 @@ class MixedPrecision(qat.QuantizationAware):
         if plan is None:
             raise ConfigError("--quantize=mixed builds its student from a plan (prepare)")
         student = base.float_student(config, teacher, self.folds_batch_norms)
-        model = mixed.quantize_mixed(student, plan["bits"])
+        model = mixed.quantize_mixed(student, plan["bits"], config.quant_spec.range_start)
         return student, CompressedStudent(model, quantize.make_range_sync(model), plan=plan)
 
     def deployable(self, config, run):
         return qat.with_trained_weights(mixed.quantize_mixed(
-            export.plain_copy(run.float_template), run.compressed.plan["bits"]), run)
+            export.plain_copy(run.float_template), run.compressed.plan["bits"],
+            config.quant_spec.range_start), run)
 
     def report_fields(self, config, run):
         plan = run.compressed.plan
@@ -85,7 +86,8 @@ class MixedPrecision(qat.QuantizationAware):
         return True  # validate: the teacher's own layers, from its weights
 
     def untrained(self, config, run, samples):
-        model = mixed.quantize_mixed(nbit_qat.teacher_copy(run.teacher_logits), run.compressed.plan["bits"])
+        model = mixed.quantize_mixed(nbit_qat.teacher_copy(run.teacher_logits),
+                                     run.compressed.plan["bits"], config.quant_spec.range_start)
         return nbit_qat.untrained_files(model, run, config, samples,
                                         "QAT-wrapped teacher at this assignment")
 
@@ -108,7 +110,8 @@ class MixedPrecision(qat.QuantizationAware):
 
 def _untrained(config, run, eval_set, sizes, bits, what):
     """The no-training baseline of assignment `bits` ({layer: 4 or 8}) with its bytes."""
-    model = mixed.quantize_mixed(nbit_qat.teacher_copy(run.teacher_logits), bits)
+    model = mixed.quantize_mixed(nbit_qat.teacher_copy(run.teacher_logits), bits,
+                                 config.quant_spec.range_start)
     result = nbit_qat.noise_calibrated_accuracy(model, config, run, eval_set)
     result.update(method=f"{what}; {result['method']}",
                   weight_bytes=mixed.weight_bytes(sizes, bits),

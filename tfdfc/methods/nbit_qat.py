@@ -38,7 +38,8 @@ class NBit(qat.QuantizationAware):
     def no_training(self, config, run, eval_set):
         """The QAT-wrapped teacher with activation ranges set by forward passes on noise."""
         spec = config.quant_spec
-        model = quantize.quantize_nbit(teacher_copy(run.teacher_logits), spec.weight_bits, spec.act_bits)
+        model = quantize.quantize_nbit(teacher_copy(run.teacher_logits), spec.weight_bits,
+                                       spec.act_bits, range_start=spec.range_start)
         return noise_calibrated_accuracy(model, config, run, eval_set)
 
     def file_fields(self, config, run, files, log=print):
@@ -92,8 +93,9 @@ def unpacked_kernels(payload, template, scheme, log=print):
 
 
 def calibrated(model, images):
-    """`model`, a QAT model of the teacher, with its activation ranges moved from TF-MOT's
-    initial +-6 by forward passes on `images`, every other weight kept."""
+    """`model`, a QAT model of the teacher, with its activation ranges moved by forward passes on
+    `images` (from TF-MOT's initial +-6, or set by them: --activation_ranges), every other
+    weight kept."""
     kept = {w.name: w.numpy() for w in model.weights if not _is_range(w)}
     for start in range(0, len(images), _BATCH):
         model(images[start:start + _BATCH], training=True)  # moves the activation ranges...
@@ -108,9 +110,11 @@ def noise_calibrated_accuracy(model, config, run, eval_set):
     Gaussian noise."""
     noise = baseline_noise.images(eval_set.input_shape, config.train.seed, run.input_space)
     model = calibrated(model, noise)
+    batches = f"{len(noise) // _BATCH} Gaussian-noise batches"
+    ranges = (f"the running mean of {batches}" if config.quant_spec.range_start == "from_batches"
+              else f"the initial +-6 after {batches}")
     return {"accuracy": metrics.keras_accuracy(model, eval_set.x_test, eval_set.y_test),
-            "method": f"QAT-wrapped teacher, no weight update; activation ranges from the "
-                      f"initial +-6 after {len(noise) // _BATCH} Gaussian-noise batches"}
+            "method": f"QAT-wrapped teacher, no weight update; activation ranges from {ranges}"}
 
 
 def untrained_files(model, run, config, samples, what):
@@ -125,4 +129,4 @@ def untrained_files(model, run, config, samples, what):
 
 
 def _is_range(weight):
-    return weight.name.split(":")[0].endswith(("_min", "_max"))
+    return weight.name.split(":")[0].endswith(("_min", "_max", quantize.RANGE_BATCHES))

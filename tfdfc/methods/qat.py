@@ -1,14 +1,16 @@
 """What the quantization-aware methods (int8, w<b>a<c>) share: a TF-MOT QAT student whose learned
 ranges become the full-integer TFLite file's."""
 
+import dataclasses
+
 from tfdfc import export
-from tfdfc.compression import QuantSpec, compress
+from tfdfc.compression import compress
 from tfdfc.methods import base
 
 
 def deployable_spec(spec):
     """`spec` with activations at >= 8 bits, so that TFLite kernels can run it."""
-    return spec if spec.act_bits >= 8 else QuantSpec(spec.scheme, spec.weight_bits, 8)
+    return spec if spec.act_bits >= 8 else dataclasses.replace(spec, act_bits=8)
 
 
 def deployable_qat(run, spec):
