@@ -66,8 +66,13 @@ def test_activations_below_8_bits_take_their_own_recipe(quantize, recipe):
     config = api.config_for("t.keras", "out", quantize=quantize)
     assert config.recipe == recipe
     assert config.train.resample_latents == (recipe == "qat_low_activations")
-    config = api.config_for("t.keras", "out", quantize=quantize, feature_weight=0.0)
+    assert config.activation_ranges == ("from_batches" if recipe == "qat_low_activations"
+                                        else "tfmot")
+    assert config.quant_spec.range_start == config.activation_ranges
+    config = api.config_for("t.keras", "out", quantize=quantize, feature_weight=0.0,
+                            activation_ranges="tfmot")
     assert config.train.feature_weight == 0.0  # given settings still win
+    assert config.activation_ranges == "tfmot"
 
 
 @pytest.mark.parametrize("settings, recipe, feature_weight", [
