@@ -32,10 +32,8 @@ _PASS_THROUGH = (keras.layers.InputLayer, keras.layers.MaxPooling2D, keras.layer
                  keras.layers.Reshape, keras.layers.Dropout, keras.layers.Cropping2D,
                  keras.layers.ZeroPadding2D, keras.layers.GlobalMaxPooling2D)
 _ACTIVATIONS = (keras.layers.Activation, keras.layers.ReLU, keras.layers.LeakyReLU)
+RANGE_STARTS = ("tfmot", "from_batches")  # where an activation range starts (below)
 RANGE_BATCHES = "range_batches"  # the name ending of a `from_batches` quantizer's batch counter
-
-
-RANGE_STARTS = ("tfmot", "from_batches")
 
 
 class RobustRangeQuantizer(_qk.quantizers.Quantizer):
