@@ -29,9 +29,9 @@ reasoning:
   `binary`: paired on the same seeds it lifted every seed. And activation ranges that start
   from the first batches (`--activation_ranges=from_batches`), not at TF-MOT's +-6, which a
   200-iteration run never leaves far behind: paired on three validation seeds of the
-  Fashion-MNIST WRN-16-1 it lifted every seed's file by 7-10 pt. The lift is the untrained
-  twin's: calibrated on generated images with those ranges it agrees with the teacher more
-  than the trained student does, so the fallback guard (guard.py) ships it.
+  Fashion-MNIST WRN-16-1 it lifted every seed's file (bench/NOTES.md). The lift is the
+  untrained twin's: calibrated on generated images with those ranges it agrees with the
+  teacher more than the trained student does, so the fallback guard (guard.py) ships it.
 - `binary`: sign(weights) is far from the teacher: the paper's rate and symmetric KL. The
   batch-norm prior: without it a binary WRN-16-1's generator covered about half of
   Fashion-MNIST's classes and the student ended far under its teacher; with it, most
