@@ -190,7 +190,7 @@ def summarise(entries):
             "bytes": statistics.mean(entry["kernel_bytes"] for entry in int8),
             "budget_bytes": plan["budget_bytes"] if plan else None,
             "int8_bytes": plan["int8_bytes"] if plan else None,
-            "fullest_bytes": plan.get("fullest_bytes") if plan else None,
+            "fullest_bytes": _fullest_bytes(plan, entries[0]["teacher"]),
             "fours": (sum(bits == 4 for bits in plan["bits"].values()), len(plan["bits"]))
             if plan else None,
             "bits": {entry["seed"]: (entry["report"]["student"].get("mixed") or {}).get("bits")
@@ -199,6 +199,21 @@ def summarise(entries):
                 (report["baselines"]["no_training"] or {}).get("accuracy", float("nan"))
                 for report in reports),
             "minutes": sum(report["train"]["seconds"] for report in reports) / 60}
+
+
+def _fullest_bytes(plan, teacher):
+    """The most kernel bytes any assignment holds within the plan's budget: the plan's own
+    figure, or for a run made before plans carried it, worked out again from the teacher's
+    kernel sizes (its file, if present; None otherwise)."""
+    if not plan:
+        return None
+    if "fullest_bytes" in plan:
+        return plan["fullest_bytes"]
+    path = TEACHERS.get(teacher, (None,))[0]
+    if path is None or not os.path.exists(path):
+        return None
+    return mixed.fullest_bytes(mixed.kernel_sizes(tfdfc_teacher.load(path)),
+                               set(plan["packed"]), plan["budget_bytes"])
 
 
 def _same_bits_seeds(sensitivity, control):

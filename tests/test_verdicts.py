@@ -262,3 +262,27 @@ def test_fashion_teachers_are_judged_on_their_test_accuracy_and_training_minutes
     assert "- teacher wrn16_1_fashion: minutes of training: +16.00 (target <= +15) — MISSED" in text
     # A tuning table leaves the teachers to the reported one.
     assert "Fashion-MNIST teachers" not in "\n".join(fashion.render(dict(results, split="val")))
+
+
+def test_a_plan_without_its_fullest_bytes_gets_them_from_the_teacher_file(tmp_path):
+    from tfdfc import artifacts  # pylint: disable=import-outside-toplevel
+    from tfdfc.keras_compat import keras  # pylint: disable=import-outside-toplevel
+    # Kernels of 160, 2,000 and 400 weights, the first two packable: under a 1,500-byte budget
+    # the fullest choice packs the 2,000 alone.
+    model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(10, name="a"), keras.layers.Dense(200, name="b"),
+                              keras.layers.Dense(2, name="c")])
+    path = str(tmp_path / "t.keras")
+    artifacts.save_keras_model(model, path)
+    with bench_module("bench/mixed.py") as mixed:
+        sizes = mixed.mixed.kernel_sizes(keras.models.load_model(path))
+        packed = {"a", "b"}
+        limit = 1500
+        expected = mixed.mixed.fullest_bytes(sizes, packed, limit)
+        plan = {"packed": sorted(packed), "budget_bytes": limit}
+        mixed.TEACHERS["t"] = (path, None)
+        assert mixed._fullest_bytes(plan, "t") == expected < limit
+        assert mixed._fullest_bytes(dict(plan, fullest_bytes=7), "t") == 7
+        mixed.TEACHERS["t"] = (str(tmp_path / "absent.keras"), None)
+        assert mixed._fullest_bytes(plan, "t") is None
+        assert mixed._fullest_bytes(None, "t") is None
