@@ -6,7 +6,8 @@
                                  eval_data="my_test.npz")
     outcome.student, outcome.files["tflite_int8"], outcome.report["tflite"]["int8"]["accuracy"]
 
-Settings are the CompressConfig and TrainConfig field names (the CLI's flag names); those a
+Settings are the CompressConfig and TrainConfig field names (the CLI's flag names, without a
+method's prefix: `sparsity`; the prefixed flag name, `prune_sparsity`, is taken too); those a
 recipe fills (recipes.CONFIG_FIELDS and TRAIN_FIELDS: steps, student_lr, divergence, ...) take
 the scheme's recipe when not given, exactly as unset flags do.
 """
@@ -27,6 +28,14 @@ from tfdfc.train import TrainConfig
 _TRAIN_FIELDS = {field.name for field in dataclasses.fields(TrainConfig)}
 _CONFIG_FIELDS = ({field.name for field in dataclasses.fields(pipeline.CompressConfig)}
                   - {"teacher", "out_dir", "train", "recipe"})
+_FIELD_OF_FLAG = {field.metadata["flag"]: field.name
+                  for config_class in (TrainConfig, pipeline.CompressConfig)
+                  for field in dataclasses.fields(config_class) if field.metadata.get("flag")}
+
+
+def _by_field_name(settings):
+    """`settings` with prefixed flag names (prune_sparsity) turned into field names (sparsity)."""
+    return {_FIELD_OF_FLAG.get(name, name): value for name, value in settings.items()}
 
 
 def config_for(teacher, out_dir, **settings):
@@ -34,6 +43,7 @@ def config_for(teacher, out_dir, **settings):
     recipe applied to every recipe field not in `settings`. A fresh student of another
     architecture gets `distill` here; the run chooses again once it has loaded the teacher
     (pipeline.resolve_recipe)."""
+    settings = _by_field_name(settings)
     unknown = sorted(set(settings) - _TRAIN_FIELDS - _CONFIG_FIELDS)
     if unknown:
         raise ConfigError(f"unknown setting(s) {', '.join(unknown)}: use the names of "
@@ -62,6 +72,7 @@ def compress(teacher, out_dir, log=print, flags_text=None, **settings):
     Raises:
       UserInputError (tfdfc.errors): bad settings, teacher or data, before anything is written.
     """
+    settings = _by_field_name(settings)
     if isinstance(teacher, (str, os.PathLike)):
         return pipeline.compress(config_for(os.fspath(teacher), out_dir, **settings), log=log,
                                  flags_text=flags_text, given=set(settings))

@@ -61,7 +61,8 @@ class CompressConfig:
                             "quantization")
     activation_ranges: str = setting("tfmot", "w<b>a<c> and mixed: where activation ranges "
                                      "start: tfmot (+-6, then a 0.999 moving average of batch "
-                                     "ranges) or from_batches (the first batches' own).",
+                                     "ranges) or from_batches (the first batches' own); "
+                                     "unset: the recipe's.",
                                      "quantization", choices=_RANGE_STARTS)
     delta: float = setting(0.0, "Binary weight scale; 0: mean |w| of the binarised kernels.",
                            "quantization", flag="binary_delta", old="delta", lower=0.0)
@@ -186,7 +187,7 @@ class CompressConfig:
         self.prune_spec.validate()
         if self.prune == "magnitude" and self.quantize not in ("none", "int8"):
             raise ConfigError("--prune=magnitude combines only with --quantize=int8 "
-                              "(prune-preserving QAT)")
+                              "(magnitude pruning inside int8 QAT)")
         if self.prune == "slim" and self.quantize != "none":
             raise ConfigError("--prune=slim does not combine with --quantize: quantize the "
                               "slimmed student in a second run (--teacher=<its saved_model>)")

@@ -11,8 +11,8 @@ import sys
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # TensorFlow turns its oneDNN kernels on by default only on CPUs with AVX-512-class features; on
-# an AVX2-only CPU they stay off and a LeNet-5 alternating iteration ran 4x slower (1100 against
-# 275 ms, one thread). A user's own setting, e.g. "0" for oneDNN-free numerics, wins.
+# an AVX2-only CPU they stay off and the alternating iteration runs several times slower
+# (bench/NOTES.md). A user's own setting, e.g. "0" for oneDNN-free numerics, wins.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 import tensorflow as tf  # noqa: E402

@@ -177,8 +177,3 @@ def run_line(config):
         return None
     return (f"recipe {config.recipe} for the settings left unset; trains with "
             f"{describe(settings_of(config))}")
-
-
-def defaults_help():
-    """One line per recipe, for flag help and README."""
-    return "; ".join(f"{r.name}: {describe(r.values())}" for r in RECIPES.values())

@@ -42,10 +42,10 @@ class RobustRangeQuantizer(_qk.quantizers.Quantizer):
     its extremes, as TF-MOT's MovingAverageQuantizer uses.
 
     Why: data-free, the batches are generated images, and a few of them drive some activations
-    far beyond anything real data reaches. Measured on the mnist5k LeNet-5 teacher: the largest
-    first-conv output on generated images was 14.5 against 7.6 on real ones, while the
-    99.99th percentiles agreed (8.4 against 6.9); the max-tracking ranges of a w4a4 student
-    ended 2-2.6x wider than the real data's and left it about 6 of its 16 levels.
+    far beyond anything real data reaches, while their high percentiles stay close to real
+    data's; max-tracking ranges of a w4a4 student end far wider than the real data's and leave
+    it only a few of its 16 levels in use (the mnist5k LeNet-5 measurement is in
+    bench/NOTES.md).
 
     Where the range starts (`start`):
     - `tfmot`: at TF-MOT's +-6, which the 0.999 moving average leaves only slowly: after n
