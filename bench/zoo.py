@@ -418,7 +418,8 @@ def worst_run_vs_no_training(label, runs, verdicts, images):
 
 
 HEADER = ["| scheme | seeds | iterations | params | TFLite bytes | teacher | data-free TFLite "
-          "(mean ± sd) | no training | with data | Δ vs teacher (pt) | verdict | train min |",
+          "(mean ± sd) | no training | with data | Δ vs teacher (pt) | verdict | "
+          "train min (all seeds) |",
           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
 
 
