@@ -115,6 +115,8 @@ def test_unknown_settings_and_teachers_are_clear_errors(tmp_path):
     by_flag = api.config_for("t.keras", "out", prune="magnitude", prune_sparsity=0.8)
     assert by_flag.sparsity == 0.8 == api.config_for("t.keras", "out", prune="magnitude",
                                                      sparsity=0.8).sparsity
+    with pytest.raises(ConfigError, match="given twice: prune_sparsity and sparsity"):
+        api.config_for("t.keras", "out", prune="magnitude", sparsity=0.8, prune_sparsity=0.9)
     with pytest.raises(ConfigError, match="model file path or a Keras model"):
         api.compress(42, str(tmp_path))
     assert not os.listdir(tmp_path)

@@ -35,6 +35,10 @@ _FIELD_OF_FLAG = {field.metadata["flag"]: field.name
 
 def _by_field_name(settings):
     """`settings` with prefixed flag names (prune_sparsity) turned into field names (sparsity)."""
+    both = sorted(name for name in settings if _FIELD_OF_FLAG.get(name) in settings)
+    if both:
+        raise ConfigError(f"setting(s) given twice: {', '.join(both)} and "
+                          f"{', '.join(_FIELD_OF_FLAG[name] for name in both)}; give one name")
     return {_FIELD_OF_FLAG.get(name, name): value for name, value in settings.items()}
 
 
