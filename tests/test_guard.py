@@ -47,6 +47,23 @@ def test_a_tie_or_a_better_trained_model_keeps_the_trained_one():
     assert guard.compare(better, same, teacher)["difference"] < 0
 
 
+def test_where_the_untrained_model_is_the_default_the_trained_one_must_agree_more_beyond_noise():
+    teacher = np.arange(1000) % 10
+    twin = _labels(np.arange(1000) >= 100, teacher)           # 0.90
+    tie = guard.compare(twin, twin, teacher, untrained_by_default=True)
+    assert tie["exported"] == "untrained" and tie["default"] == "untrained"
+    assert tie["margin"] == 0
+    index = np.arange(1000)  # 0.905: right on 35 images the twin misses, wrong on 30 it gets
+    slightly = _labels((index >= 130) | (index < 35), teacher)
+    assert guard.compare(slightly, twin, teacher, True)["exported"] == "untrained"
+    clearly = _labels(np.arange(1000) >= 40, teacher)         # 0.96: 6 points, beyond it
+    entry = guard.compare(clearly, twin, teacher, True)
+    assert -entry["difference"] > entry["noise"] and entry["exported"] == "trained"
+    # The same slight lead keeps the trained model under the ordinary burden.
+    assert guard.compare(slightly, twin, teacher)["exported"] == "trained"
+    assert guard.compare(twin, twin, teacher)["default"] == "trained"
+
+
 def _damaged_run_exported(out_dir, teacher_path, quantize, log):
     """Two training iterations on digits, every student kernel then zeroed (the student answers
     one class), exported and measured: (run, report, saved model, (teacher, eval set))."""

@@ -162,6 +162,7 @@ def test_int8_run_reports_bits_int8_tflite_and_both_baselines(tmp_path, digits_t
     # one exported after two iterations, adds float input and output conversion ops).
     assert int8["bytes"] < 0.55 * report["tflite"]["float"]["bytes"]
     assert report["guard"]["checked"]
+    assert report["guard"]["default"] == "trained"  # LeNet-5 has no BatchNorm (guard.py)
     assert report["recipe"]["name"] is None  # pipeline.run takes the config as given
     assert abs(int8["accuracy"] - report["student"]["accuracy"]) <= 0.05
     assert "Gaussian noise" in report["baselines"]["no_training"]["method"]

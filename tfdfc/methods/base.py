@@ -119,6 +119,12 @@ class Method:
         student, so that the fallback guard (guard.py) can compare the two."""
         return False
 
+    def untrained_by_default(self, config, run) -> bool:
+        """Whether, where `has_untrained`, the guard exports the untrained counterpart unless
+        the trained student measurably agrees more with the teacher: for schemes whose
+        untrained version is already as good as data-free training can make it."""
+        return False
+
     def untrained(self, config, run, samples):
         """For the fallback guard, where `has_untrained`: (Keras model, {variant: TFLite
         bytes}, description) of the teacher compressed without training, the same variants as

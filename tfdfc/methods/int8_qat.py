@@ -1,7 +1,7 @@
 """int8 quantization-aware training (`--quantize=int8`): TF-MOT's default 8-bit scheme, trained
 data-free from the teacher's weights."""
 
-from tfdfc import export, metrics
+from tfdfc import batchnorm, export, metrics
 from tfdfc.methods import baseline_noise, qat
 
 
@@ -16,6 +16,11 @@ class Int8(qat.QuantizationAware):
 
     def has_untrained(self, config):
         return config.student == "same"
+
+    def untrained_by_default(self, config, run):
+        """Post-training int8 of a BatchNorm teacher (folded, calibrated) is within a fraction
+        of a point of the teacher, so training must show it agrees more (guard.py)."""
+        return bool(batchnorm.batch_norms(run.teacher_logits))
 
     def untrained(self, config, run, samples):
         teacher = export.plain_copy(run.teacher_logits)
