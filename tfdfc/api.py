@@ -62,7 +62,8 @@ def config_for(teacher, out_dir, **settings):
 
 def compress(teacher, out_dir, log=print, flags_text=None, **settings):
     """Compresses `teacher` data-free into `out_dir` and returns a pipeline.Outcome: the
-    trained Keras student, the exported files' paths and the report (also report.json).
+    exported Keras model (the trained student, or its untrained twin where the fallback guard
+    chose it), the exported files' paths and the report (also report.json).
 
     Args:
       teacher: a model file (.keras, .h5, SavedModel directory; tf-keras or Keras 3) or a
