@@ -102,19 +102,24 @@ def check(config, run, samples, judge_images, saved, files, log=print, eval_set=
             which: metrics.accuracy(metrics.tflite_outputs(payload[variant], eval_set.x_test),
                                     eval_set.y_test)
             for which, payload in (("trained", files), ("untrained", untrained_files))}}
-    if fell_back(entry) and entry["default"] == "untrained":
-        log(f"exporting the {method}: the trained student agrees with the teacher on "
-            f"{entry['trained_agreement']:.3f} of fresh generated images, the untrained one on "
-            f"{entry['untrained_agreement']:.3f}, and for this scheme and teacher training must "
-            "agree measurably more to be exported (see report.json 'guard')")
-        return model, dict(untrained_files), entry
     if fell_back(entry):
-        log(f"WARNING: the trained student agrees with the teacher on "
-            f"{entry['trained_agreement']:.3f} of fresh generated images, the untrained {method} "
-            f"on {entry['untrained_agreement']:.3f}: exporting the untrained one (see "
-            "report.json 'guard'); try a lower --student_lr or more --steps")
+        log(_fallback_line(entry, method))
         return model, dict(untrained_files), entry
     return saved, files, entry
+
+
+def _fallback_line(entry, method):
+    """The one line a fallback logs: a note where the untrained model is the default, else a
+    warning that training did damage."""
+    trained, untrained = entry["trained_agreement"], entry["untrained_agreement"]
+    if entry["default"] == "untrained":
+        return (f"exporting the {method}: the trained student agrees with the teacher on "
+                f"{trained:.3f} of fresh generated images, the untrained one on "
+                f"{untrained:.3f}, and for this scheme and teacher training must agree "
+                "measurably more to be exported (see report.json 'guard')")
+    return (f"WARNING: the trained student agrees with the teacher on {trained:.3f} of fresh "
+            f"generated images, the untrained {method} on {untrained:.3f}: exporting the "
+            "untrained one (see report.json 'guard'); try a lower --student_lr or more --steps")
 
 
 def judge_images(run, config, generated):
