@@ -36,6 +36,19 @@ def test_the_solver_refills_the_slack_and_refuses_an_impossible_budget():
         mixed.solve(SIZES, {"b", "c"}, {"b": 1.0, "c": 0.0}, 4000)  # 4,300 at best
 
 
+def test_the_solver_spends_the_budget_where_an_assignment_can():
+    sensitivity_of = {"a": 0.5, "b": 0.01, "c": 0.02, "d": 9.0}
+    # Under 5,800 bytes the least sensitive cover is b alone (5,300: 8.6 % under the budget);
+    # a and c together (0.52) hold 5,800, within FILL_TOLERANCE, so the solver takes them.
+    bits = mixed.solve(SIZES, set(SIZES), sensitivity_of, 5800)
+    assert bits == {"a": 4, "b": 8, "c": 4, "d": 8}
+    assert mixed.weight_bytes(SIZES, bits) == 5800
+    # Where no set lands within the band (under 5,475 the fullest is 5,300, 3.2 % under), the
+    # least sensitive cover, as before.
+    assert mixed.solve(SIZES, set(SIZES), sensitivity_of, 5475) == {"a": 8, "b": 4, "c": 8,
+                                                                     "d": 8}
+
+
 def test_the_fullest_assignment_within_a_budget_is_found_exactly():
     packed = {"a", "b", "c"}  # d stays at 8 bits
     for limit in (7300, 6000, 5400, 5000, 4500, 3800):
@@ -54,6 +67,17 @@ def test_the_random_control_keeps_the_same_budget():
     for seed in range(5):
         bits = mixed.random_bits(SIZES, set(SIZES), limit, seed)
         assert mixed.weight_bytes(SIZES, bits) <= limit
+
+
+def test_the_random_control_is_held_to_the_same_band_and_differs_before_it_fills():
+    # Under 5,800 bytes only a and c at 4 bits hold within FILL_TOLERANCE of the budget.
+    floor = mixed.fill_floor(5800)
+    draws = [mixed.random_bits(SIZES, set(SIZES), 5800, seed) for seed in range(5)]
+    assert all(mixed.weight_bytes(SIZES, bits) >= floor for bits in draws)
+    # When that is the assignment to avoid, a control that differs comes first.
+    full = {"a": 4, "b": 8, "c": 4, "d": 8}
+    others = [mixed.random_bits(SIZES, set(SIZES), 5800, seed, avoid=full) for seed in range(5)]
+    assert all(bits != full and mixed.weight_bytes(SIZES, bits) <= 5800 for bits in others)
 
 
 def test_the_random_control_draws_again_to_differ_from_the_assignment_it_controls():

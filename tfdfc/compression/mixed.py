@@ -8,9 +8,13 @@ or 8 bits, activations at 8, under a budget of weight bytes.
   some, such as a first convolution or the dense head, as INT8 tensors holding 16 levels):
   `packed_layers` converts an all-4-bit copy once and reads which kernels came out INT4, and
   only those are choices, since elsewhere 4 bits would cost accuracy and save no byte.
-- The budget is met by a covering knapsack: the set of layers moved to 4 bits saves at least the
-  bytes the budget asks for at the least total sensitivity (sensitivity.py measures it), then
-  layers go back to 8 bits, the most sensitive first, while the budget still holds.
+- The budget is met by a knapsack: the set of layers moved to 4 bits saves at least the bytes
+  the budget asks for at the least total sensitivity (sensitivity.py measures it), then layers
+  go back to 8 bits, the most sensitive first, while the budget still holds. The budget is
+  spent, not only kept: where some assignment holds within FILL_TOLERANCE of it, the set is
+  the least sensitive among those, since a cheaper set that saves far more than asked leaves
+  bytes the user granted at 4 bits (a WRN's few large kernels save a lot each). The random
+  control is held to the same band, so the two compare at the same size.
 - The QAT student is the w<b>a8 scheme of quantize.py with b chosen per layer.
 """
 
@@ -26,8 +30,10 @@ from tfdfc.keras_compat import keras
 CHOICES = (4, 8)
 ASSIGNMENTS = ("sensitivity", "random")
 ACT_BITS = 8
-RANDOM_TRIES = 1000  # draws the random control may take to differ from the assignment it controls
+RANDOM_TRIES = 1000  # draws the random control may take to differ from the search's and fill
+FILL_TOLERANCE = 0.02  # an assignment holds at least 1 - this of the budget, where one can
 _SOLVER_UNITS = 4000  # resolution of the knapsack over saved bytes
+_BAND_UNITS = 200_000  # resolution of the knapsack that keeps the bytes within the band
 _PACKED_BITS = {"INT4": 4, "INT8": 8}
 
 
@@ -66,6 +72,11 @@ def budget_bytes(budget, sizes):
     return int(math.floor(budget * int8_bytes(sizes))) if budget <= 1 else int(budget)
 
 
+def fill_floor(limit):
+    """The fewest bytes an assignment under `limit` should hold: within FILL_TOLERANCE of it."""
+    return limit - math.floor(FILL_TOLERANCE * limit)
+
+
 def check_budget(limit, sizes, packed):
     """Raises ConfigError when no assignment fits `limit` bytes."""
     smallest = weight_bytes(sizes, all_bits(sizes, packed, 4))
@@ -100,12 +111,15 @@ def solve(sizes, packed, sensitivity, limit):
     candidates = [name for name in sizes if name in packed]
     chosen = set()
     if need > 0:
-        unit = max(1, math.ceil(need / _SOLVER_UNITS))
-        need_units = math.ceil(need / unit)
-        # Savings rounded down: a set that covers `need_units` covers `need` bytes.
-        gains = [_saving(sizes[name]) // unit for name in candidates]
         costs = [max(0.0, float(sensitivity[name])) for name in candidates]
-        chosen = set(_cover(candidates, gains, costs, need_units))
+        within = _cover_within([_saving(sizes[name]) for name in candidates], costs, need,
+                               int8_bytes(sizes) - fill_floor(limit))
+        if within is None:  # no set lands near the budget: the least sensitive cover
+            unit = max(1, math.ceil(need / _SOLVER_UNITS))
+            # Savings rounded down: a set that covers `need // unit` units covers `need` bytes.
+            gains = [_saving(sizes[name]) // unit for name in candidates]
+            within = _cover(list(range(len(candidates))), gains, costs, math.ceil(need / unit))
+        chosen = {candidates[index] for index in within}
     bits = {name: 4 if name in chosen else 8 for name in sizes}
     return _refill(sizes, bits, limit, sorted(chosen, key=lambda n: -sensitivity[n]))
 
@@ -128,6 +142,34 @@ def fullest_bytes(sizes, packed, limit):
             reachable[saving:] |= reachable[:-saving].copy()
     least = int(np.flatnonzero(reachable[need:])[0]) + need  # exists: check_budget passed
     return full - least
+
+
+def _cover_within(savings, costs, low, high):
+    """Indices of the subset whose savings sum to between `low` and `high` bytes at the least
+    total cost, or None when no subset does (0/1 knapsack by dynamic programming over the sum,
+    in units of bytes where the sums are small, else coarser and checked exactly after)."""
+    unit = max(1, math.ceil(high / _BAND_UNITS))
+    gains = [saving // unit for saving in savings]  # rounded down: a sum >= low_units is >= low
+    low_units, high_units = math.ceil(low / unit), high // unit
+    best = np.full(high_units + 1, np.inf)  # best[g]: least cost of a subset whose gains sum to g
+    best[0] = 0.0
+    took = np.zeros((len(gains), high_units + 1), dtype=bool)
+    for index, (gain, cost) in enumerate(zip(gains, costs)):
+        if gain > high_units:
+            continue
+        trial = np.full_like(best, np.inf)
+        trial[gain:] = best[:high_units + 1 - gain] + cost
+        took[index] = trial < best
+        best = np.where(took[index], trial, best)
+    if low_units > high_units or not np.isfinite(best[low_units:]).any():
+        return None
+    reach = low_units + int(np.argmin(best[low_units:]))
+    picked = []
+    for index in range(len(gains) - 1, -1, -1):
+        if took[index, reach]:
+            picked.append(index)
+            reach -= gains[index]
+    return picked if low <= sum(savings[i] for i in picked) <= high else None
 
 
 def _cover(names, gains, costs, need):
@@ -160,17 +202,26 @@ def _refill(sizes, bits, limit, order):
 
 def random_bits(sizes, packed, limit, seed, avoid=None, tries=RANDOM_TRIES):
     """The control: packed layers moved to 4 bits in a random order until `limit` holds, then
-    put back to 8 in another random order while it still holds. With `avoid` (an assignment,
-    the sensitivity search's), draws again, up to `tries` times, until the bits differ: a
-    control equal to the assignment it controls tests nothing. Where no draw differs (one set
-    of 4-bit layers is all the budget allows) the last draw is returned, equal to `avoid`."""
+    put back to 8 in another random order while it still holds. Drawn again, up to `tries`
+    times, until the bits hold within FILL_TOLERANCE of the budget (where some assignment can,
+    as `solve` keeps them) and, with `avoid` (the sensitivity search's assignment), differ from
+    it: a control equal to the assignment it controls tests nothing. Where no draw does both,
+    a draw that differs comes first, then one that is full; where none differs (one set of
+    4-bit layers is all the budget allows) the draw is equal to `avoid`."""
     check_budget(limit, sizes, packed)
+    floor = fill_floor(limit)
+    if fullest_bytes(sizes, packed, limit) < floor:
+        floor = 0  # no assignment is that full: any draw is
     rng = np.random.default_rng(seed)
-    for _ in range(tries if avoid is not None else 1):
+    chosen, chosen_rank = None, None
+    for _ in range(tries):
         bits = _random_draw(sizes, packed, limit, rng)
-        if bits != avoid:
+        rank = (bits != avoid, weight_bytes(sizes, bits) >= floor)
+        if chosen is None or rank > chosen_rank:
+            chosen, chosen_rank = bits, rank
+        if all(rank):
             break
-    return bits
+    return chosen
 
 
 def _random_draw(sizes, packed, limit, rng):
