@@ -98,7 +98,8 @@ def _saving(size):
 
 
 def solve(sizes, packed, sensitivity, limit):
-    """{layer: bits} within `limit` bytes whose 4-bit layers have the least total sensitivity.
+    """{layer: bits} within `limit` bytes whose 4-bit layers have the least total sensitivity
+    among the assignments that hold at least `fill_floor(limit)` bytes, where any does.
 
     Args:
       sizes: {layer: kernel weights}.
