@@ -32,8 +32,7 @@ ASSIGNMENTS = ("sensitivity", "random")
 ACT_BITS = 8
 RANDOM_TRIES = 1000  # draws the random control may take to differ from the search's and fill
 FILL_TOLERANCE = 0.02  # an assignment holds at least 1 - this of the budget, where one can
-_SOLVER_UNITS = 4000  # resolution of the knapsack over saved bytes
-_BAND_UNITS = 200_000  # resolution of the knapsack that keeps the bytes within the band
+_BAND_UNITS = 200_000  # resolution of the knapsack over saved bytes
 _PACKED_BITS = {"INT4": 4, "INT8": 8}
 
 
@@ -113,13 +112,13 @@ def solve(sizes, packed, sensitivity, limit):
     chosen = set()
     if need > 0:
         costs = [max(0.0, float(sensitivity[name])) for name in candidates]
-        within = _cover_within([_saving(sizes[name]) for name in candidates], costs, need,
-                               int8_bytes(sizes) - fill_floor(limit))
+        savings = [_saving(sizes[name]) for name in candidates]
+        within = _cover_within(savings, costs, need, int8_bytes(sizes) - fill_floor(limit))
         if within is None:  # no set lands near the budget: the least sensitive cover
-            unit = max(1, math.ceil(need / _SOLVER_UNITS))
-            # Savings rounded down: a set that covers `need // unit` units covers `need` bytes.
-            gains = [_saving(sizes[name]) // unit for name in candidates]
-            within = _cover(list(range(len(candidates))), gains, costs, math.ceil(need / unit))
+            # Where coarse units hide every cover (only near the all-4-bit end), all candidates
+            # cover `need` (check_budget), and _refill puts back what the budget allows.
+            within = (_cover_within(savings, costs, need, sum(savings))
+                      or list(range(len(candidates))))
         chosen = {candidates[index] for index in within}
     bits = {name: 4 if name in chosen else 8 for name in sizes}
     return _refill(sizes, bits, limit, sorted(chosen, key=lambda n: -sensitivity[n]))
@@ -171,24 +170,6 @@ def _cover_within(savings, costs, low, high):
             picked.append(index)
             reach -= gains[index]
     return picked if low <= sum(savings[i] for i in picked) <= high else None
-
-
-def _cover(names, gains, costs, need):
-    """The subset of `names` whose gains reach `need` at the least total cost (0/1 knapsack in
-    its covering form, by dynamic programming over gain clipped at `need`)."""
-    best = [0.0] + [math.inf] * need  # best[g]: least cost of a subset with gain >= g
-    picks = [()] + [None] * need
-    for index, (gain, cost) in enumerate(zip(gains, costs)):
-        if gain == 0 and cost > 0:
-            continue
-        for reach in range(need, -1, -1):  # each item once: walk down
-            source = max(0, reach - gain)
-            if best[source] + cost < best[reach]:
-                best[reach] = best[source] + cost
-                picks[reach] = picks[source] + (index,)
-    if picks[need] is None:  # cannot happen once check_budget passed; kept for clarity
-        raise ConfigError("--mixed_budget cannot be met")
-    return [names[index] for index in picks[need]]
 
 
 def _refill(sizes, bits, limit, order):
