@@ -271,8 +271,24 @@ def teacher_section(teacher, entries):
             lines += ["", f"{name}: at seed(s) {', '.join(map(str, same))} the random draw gave "
                       "the sensitivity assignment's bits, so it is the same student as the "
                       "sensitivity point's."]
+    lines += _teachers_apart(summaries)
     lines += ["", f"Teacher {first['teacher']:.4f}. Targets (set {TARGETS_SET}):", ""]
     return lines + (verdicts.lines or ["- none measured"]) + [""], summaries
+
+
+def _teachers_apart(summaries):
+    """A line naming which points were made on which teacher, where they were not all made on
+    one (a teacher file lost and trained again gives other weights): the line, the random
+    control and the int8 comparison then mix teachers, and the reader has to know."""
+    by_teacher = {}
+    for name, s in summaries.items():
+        by_teacher.setdefault(f"{s['teacher']:.4f}", []).append(name)
+    if len(by_teacher) < 2:
+        return []
+    return ["", "Made on different teachers (the file was trained again in between), so "
+            "comparisons across them mix teachers: " + "; ".join(
+                f"{', '.join(names)} on a teacher at {accuracy}"
+                for accuracy, names in by_teacher.items()) + "."]
 
 
 def _verdicts(teacher, name, s, summaries, line, verdicts, images):

@@ -143,6 +143,15 @@ def test_a_budget_miss_no_assignment_could_meet_says_so():
                 "budget holds 940 bytes, -6.0%)") == note
 
 
+def test_a_mixed_block_made_on_two_teachers_says_which_points_are_on_which():
+    with bench_module("bench/mixed.py") as mixed:
+        one = {"int8": {"teacher": 0.981}, "mixed@0.65": {"teacher": 0.981}}
+        assert mixed._teachers_apart(one) == []
+        two = dict(one, **{"mixed@0.55": {"teacher": 0.982}})
+        assert mixed._teachers_apart(two)[-1].endswith(
+            "int8, mixed@0.65 on a teacher at 0.9810; mixed@0.55 on a teacher at 0.9820.")
+
+
 @pytest.fixture(scope="module")
 def fashion():
     """bench/fashion.py imported in this process (its flags beside no others while it is)."""
