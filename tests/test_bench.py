@@ -1,16 +1,18 @@
 """Every benchmark script runs in its tiny mode and writes its table."""
 
 import json
+import math
 import os
 import re
 import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from absl import flags
 
-from conftest import ROOT, python_env, run_bench_in_process
+from conftest import ROOT, bench_module, python_env, run_bench_in_process
 
 pytestmark = pytest.mark.slow  # each bench's tiny mode runs whole compressions
 
@@ -247,6 +249,33 @@ def test_fashion_ticket_and_its_control_run_from_one_ticket_and_are_paired(tmp_p
     assert re.search(r"\| 0 \| 0\.\d{4} \| 0\.\d{4} \| [+-]\d+\.\d{2} \|", table)
     assert re.search(r"\| 2 \| 0\.\d{4} \| 0\.\d{4} \|", table)  # the curve's last point
     assert "the control's gain over the last third of its iterations (1 seed;" in table
+
+
+@pytest.mark.usefixtures("shared_teacher")
+def test_sensitivity_check_scores_every_packed_layer_and_keeps_each_assignment_in_budget(
+        tmp_path):
+    table = _run_tiny("bench/sensitivity_check.py", tmp_path, "--random_draws=5")
+    report = json.loads((tmp_path / "results.json").read_text())
+    names = list(report["real"])
+    assert names and set(names) == set(report["data_free"])
+    assert all(f"| {name} | {report['sizes'][name]:,} |" in table for name in names)
+    limit = math.floor(0.65 * sum(report["sizes"].values()))
+    for label, bits in report["bits"].items():
+        held = sum(size if bits[name] == 8 else math.ceil(size / 2)
+                   for name, size in report["sizes"].items())
+        assert held <= limit, label
+        assert 0.0 <= report["accuracy"][label] <= 1.0
+    assert "data-free sensitivity" in report["bits"] and "random draw 0" in report["bits"]
+
+
+def test_rank_correlation_is_spearmans_with_ties_sharing_their_rank():
+    with bench_module("bench/sensitivity_check.py") as check:
+        assert check.rank_correlation([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+        assert check.rank_correlation([1, 2, 3, 4], [4e-3, 3e-3, 2e-3, 1e-3]) == pytest.approx(-1)
+        # Ties: ranks (0, 1.5, 1.5, 3) against (0, 1, 2, 3): Pearson of the ranks.
+        expected = np.corrcoef([0, 1.5, 1.5, 3], [0, 1, 2, 3])[0, 1]
+        assert check.rank_correlation([1, 5, 5, 9], [1, 2, 3, 4]) == pytest.approx(expected)
+        assert math.isnan(check.rank_correlation([1, 1, 1], [1, 2, 3]))
 
 
 @pytest.mark.usefixtures("shared_teacher")

@@ -45,7 +45,7 @@ class GridCopy:
             variable.assign(grids[value])
 
 
-def _mean_kl(teacher_logits, model, images):
+def mean_kl(teacher_logits, model, images):
     values = [losses.kl_divergence(teacher_logits[start:start + _BATCH],
                                    model(images[start:start + _BATCH], training=False),
                                    reduction="batchmean")
@@ -102,13 +102,13 @@ def measure(teacher, sizes, packed, config, space, log=print):
                                      for start in range(0, len(images), _BATCH)])
     eight = dict.fromkeys(sizes, 8)
     copy.set_bits(eight)
-    base = _mean_kl(teacher_logits, copy.model, images)
+    base = mean_kl(teacher_logits, copy.model, images)
     sensitivity = {}
     for name in sizes:
         if name not in packed:
             continue
         copy.set_bits({name: 4})
-        sensitivity[name] = _mean_kl(teacher_logits, copy.model, images) - base
+        sensitivity[name] = mean_kl(teacher_logits, copy.model, images) - base
         copy.set_bits({name: 8})
     log("mixed precision: sensitivities (KL growth at 4 bits) " + ", ".join(
         f"{name} {value:.2e}" for name, value in sensitivity.items()))
