@@ -194,6 +194,7 @@ def summarise(entries):
     with_data = [r["baselines"]["with_data"]["accuracy"] for r in reports
                  if r["baselines"]["with_data"]]
     return {"seeds": len(reports), "teacher": reports[0]["teacher"]["accuracy"],
+            "teachers": sorted({round(r["teacher"]["accuracy"], 4) for r in reports}),
             "shipped": shipped, "shipped_mean": common.mean_sd(shipped)[0],
             "no_training": common.mean_sd(no_training)[0],
             "with_data": common.mean_sd(with_data)[0], "with_data_seeds": len(with_data),
@@ -258,14 +259,20 @@ def render(results):
         s = summarise(entries)
         params = f"{s['params']:,}" + (f" ({s['nonzero']:,} nonzero)"
                                        if s["nonzero"] < 0.95 * s["params"] else "")
-        delta = common.points(s["shipped_mean"], s["teacher"])
+        apart = len(s["teachers"]) > 1  # seeds made on a teacher since lost and on its twin
+        delta = None if apart else common.points(s["shipped_mean"], s["teacher"])
         with_data = _text(s["with_data"]) + (f" ({s['with_data_seeds']} of {s['seeds']} seeds)"
                                              if 0 < s["with_data_seeds"] < s["seeds"] else "")
         lines.append("| " + " | ".join([
             experiment, " ".join(extra) or "—", str(s["seeds"]), str(s["iterations"]), params,
-            _text(s["teacher"]), common.mean_std(s["shipped"]), _text(s["no_training"]),
+            " / ".join(f"{t:.4f}" for t in s["teachers"]) if apart else _text(s["teacher"]),
+            common.mean_std(s["shipped"]), _text(s["no_training"]),
             with_data, "n/a" if delta is None else f"{delta:+.1f}", f"{s['minutes']:.1f}"]) + " |")
-        if not extra and experiment not in SWEEPS and experiment not in TICKET_PAIRS:
+        if apart:
+            verdicts.lines.append(f"- {experiment}: not judged: its seeds were made on teachers "
+                                  f"of different accuracy ({' / '.join(map(str, s['teachers']))})"
+                                  "; run them all on one")
+        elif not extra and experiment not in SWEEPS and experiment not in TICKET_PAIRS:
             verdicts_of(experiment, s, images, verdicts)
     lines += ["", "Targets:", ""] + (verdicts.lines or ["- none measured"]) + [""]
     for experiment in SWEEPS:

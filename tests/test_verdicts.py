@@ -190,6 +190,19 @@ def test_fashion_table_judges_the_mean_of_seeds_against_each_target(fashion):
            "noise 0.71) — met" in text
 
 
+def test_a_fashion_row_whose_seeds_were_made_on_different_teachers_is_not_judged(fashion):
+    runs = {f"s{seed}": _entry("int8_wrn16_1", seed, 0.92, teacher=teacher)
+            for seed, teacher in enumerate((0.9247, 0.9265, 0.9265))}
+    text = "\n".join(fashion.render({"split": "test", "eval_images": 10_000, "runs": runs}))
+    assert "| int8_wrn16_1 | — | 3 | 600 | 1,000 | 0.9247 / 0.9265 | 0.9200 ± 0.0000 |" in text
+    assert "- int8_wrn16_1: not judged: its seeds were made on teachers of different accuracy " \
+           "(0.9247 / 0.9265); run them all on one" in text
+    assert "int8_wrn16_1: vs teacher" not in text
+    runs["s0"]["report"]["teacher"]["accuracy"] = 0.9265
+    text = "\n".join(fashion.render({"split": "test", "eval_images": 10_000, "runs": runs}))
+    assert "- int8_wrn16_1: vs teacher (mean of 3 seeds, pt): -0.65" in text
+
+
 def test_fashion_runs_longer_than_ten_minutes_do_not_count_for_the_fast_target(fashion):
     runs = {"s0": _entry("distill_lenet5_half", 0, 0.9, minutes=12)}
     text = "\n".join(fashion.render({"split": "val", "eval_images": 5_000, "runs": runs}))
