@@ -31,6 +31,8 @@ TINY_DIR = "exported/bench/sensitivity_check_tiny"
 KL_IMAGES = sensitivity.IMAGES  # real images the KL scores use, as many as the generated ones
 
 _FLAGS = common.define_flags("sensitivity_check", steps=0)
+# A diagnostic run by hand, not one of make bench's tables: its output stays out of bench/.
+flags.FLAGS.set_default("results", "exported/bench/sensitivity_check/RESULTS.md")
 _TEACHER = flags.DEFINE_string("teacher", common.DEMO_TEACHER, "Teacher .keras file.")
 _EVAL_DATA = flags.DEFINE_string("eval_data", "mnist5k@val", "Real images to score on (a "
                                  "tfdfc data spec; @val for tuning, as everywhere).")

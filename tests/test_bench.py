@@ -129,13 +129,14 @@ def test_zoo_benchmark_tiny(tmp_path):
 
 def test_make_bench_lanes_run_every_table():
     """`make bench`'s two lanes between them run every benchmark script once but speed (run
-    after them), the quantization table split into its int8 / n-bit and its binary part; the
-    zoo runs its MLP teachers there (its batch-norm teachers take hours: make bench-zoo)."""
+    after them) and the sensitivity check (a diagnostic run by hand, no table of RESULTS.md),
+    the quantization table split into its int8 / n-bit and its binary part; the zoo runs its
+    MLP teachers there (its batch-norm teachers take hours: make bench-zoo)."""
     result = subprocess.run(["make", "-n", "bench-lane-a", "bench-lane-b"], capture_output=True,
                             text=True, cwd=ROOT, timeout=60, check=True)
     jobs = re.findall(r'echo "lane-[ab] (\w+) ', result.stdout)
     scripts = {name[:-3] for name in os.listdir(os.path.join(ROOT, "bench"))
-               if name.endswith(".py")} - {"common", "results", "speed"}
+               if name.endswith(".py")} - {"common", "results", "speed", "sensitivity_check"}
     assert sorted(jobs) == sorted(scripts | {"binary"})
     assert "quantization.py --schemes=binary " in result.stdout
     assert "--results=bench/RESULTS_binary.md" in result.stdout
