@@ -46,6 +46,7 @@ class GridCopy:
 
 
 def mean_kl(teacher_logits, model, images):
+    """Mean KL(teacher || model) over `images`, given the teacher's logits on them."""
     values = [losses.kl_divergence(teacher_logits[start:start + _BATCH],
                                    model(images[start:start + _BATCH], training=False),
                                    reduction="batchmean")
