@@ -58,28 +58,19 @@ def rank_correlation(first, second):
     return float(np.corrcoef(a, b)[0, 1])
 
 
-def _logits(model, images):
-    return np.concatenate([np.asarray(model(images[start:start + 256], training=False))
-                           for start in range(0, len(images), 256)])
-
-
 def real_scores(copy, teacher, sizes, packed, images, labels):
     """{layer: (KL growth, accuracy drop)} on real images, and the all-8-bit copy's accuracy."""
     kl_images = images[:KL_IMAGES]
-    reference = _logits(teacher, kl_images)
-
-    def measure(bits):
-        copy.set_bits(bits)
-        kl = sensitivity.mean_kl(reference, copy.model, kl_images)
-        return kl, metrics.accuracy(_logits(copy.model, images), labels)
-
+    growth, _ = sensitivity.kl_growth(copy, metrics.keras_logits(teacher, kl_images), kl_images,
+                                      sizes, packed)
     eight = dict.fromkeys(sizes, 8)
-    base_kl, base_accuracy = measure(eight)
+    copy.set_bits(eight)
+    base_accuracy = metrics.keras_accuracy(copy.model, images, labels)
     scores = {}
-    for name in sizes:
-        if name in packed:
-            kl, accuracy = measure(dict(eight, **{name: 4}))
-            scores[name] = (kl - base_kl, base_accuracy - accuracy)
+    for name in growth:
+        copy.set_bits(dict(eight, **{name: 4}))
+        scores[name] = (growth[name], base_accuracy - metrics.keras_accuracy(copy.model, images,
+                                                                             labels))
     return scores, base_accuracy
 
 
@@ -125,7 +116,7 @@ def main(argv):
     accuracy = {}
     for label, bits in assignments.items():
         copy.set_bits(bits)
-        accuracy[label] = metrics.accuracy(_logits(copy.model, images), labels)
+        accuracy[label] = metrics.keras_accuracy(copy.model, images, labels)
 
     random_accuracies = [accuracy[f"random draw {index}"] for index in range(len(draws))]
     chosen = accuracy["data-free sensitivity"]

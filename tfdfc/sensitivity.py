@@ -54,6 +54,21 @@ def mean_kl(teacher_logits, model, images):
     return float(np.mean(np.concatenate([np.asarray(v) for v in values])))
 
 
+def kl_growth(copy, teacher_logits, images, sizes, packed):
+    """{layer: growth of the mean KL(teacher || copy) on `images` when that packed layer alone
+    goes from 8 to 4 bits}, and the all-8-bit copy's KL; `copy` (a GridCopy) ends at 8 bits."""
+    copy.set_bits(dict.fromkeys(sizes, 8))
+    base = mean_kl(teacher_logits, copy.model, images)
+    growth = {}
+    for name in sizes:
+        if name not in packed:
+            continue
+        copy.set_bits({name: 4})
+        growth[name] = mean_kl(teacher_logits, copy.model, images) - base
+        copy.set_bits({name: 8})
+    return growth, base
+
+
 def search_images(teacher, probe, config, space, log=print):
     """IMAGES images of a generator trained for `config.mixed_search_steps` steps to maximise
     KL(teacher || probe), with the batch-norm prior at `config.train.bn_prior_weight`."""
@@ -98,19 +113,8 @@ def measure(teacher, sizes, packed, config, space, log=print):
     copy = GridCopy(teacher, list(sizes))
     copy.set_bits(mixed.all_bits(sizes, packed, 4))
     images = search_images(teacher, copy.model, config, space, log)
-    teacher_logits = np.concatenate([np.asarray(teacher(images[start:start + _BATCH],
-                                                        training=False))
-                                     for start in range(0, len(images), _BATCH)])
-    eight = dict.fromkeys(sizes, 8)
-    copy.set_bits(eight)
-    base = mean_kl(teacher_logits, copy.model, images)
-    sensitivity = {}
-    for name in sizes:
-        if name not in packed:
-            continue
-        copy.set_bits({name: 4})
-        sensitivity[name] = mean_kl(teacher_logits, copy.model, images) - base
-        copy.set_bits({name: 8})
+    teacher_logits = metrics.keras_logits(teacher, images, _BATCH)
+    sensitivity, base = kl_growth(copy, teacher_logits, images, sizes, packed)
     log("mixed precision: sensitivities (KL growth at 4 bits) " + ", ".join(
         f"{name} {value:.2e}" for name, value in sensitivity.items()))
     return sensitivity, base
