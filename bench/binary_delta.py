@@ -8,6 +8,7 @@ delta), so the grid fits any teacher.
 
     python bench/binary_delta.py                  # several minutes in a one-thread lane
     python bench/binary_delta.py --tiny           # seconds, on digits (used by the tests)
+    python bench/binary_delta.py --split=val --out_dir=D --results=D/RESULTS.md   # tuning
 """
 
 from absl import app, flags
@@ -22,32 +23,35 @@ _FLAGS = common.define_flags("binary_delta", steps=300)
 _MULTIPLES = flags.DEFINE_list("delta_multiples", ["0.5", "1", "2", "3", "4"],
                                "delta values as multiples of the teacher's mean |w|.")
 _DIVERGENCE = flags.DEFINE_string("divergence", "skl", "Teacher-student discrepancy of every run.")
+_SPLIT = common.define_split()
 
 
 def main(argv):
     del argv
     tiny, out_dir, steps = _FLAGS.tiny.value, _FLAGS.out_dir.value, _FLAGS.steps.value
+    split = _SPLIT.value
     teacher_path = common.ensure_teacher(tiny, out_dir)
     base_delta = binary.default_delta(teacher.load(teacher_path))
     grid = tuple(round(float(m) * base_delta, 6) for m in _MULTIPLES.value)
     binary_run = common.run("binary_grid", teacher_path, tiny, out_dir, steps,
                             divergence=_DIVERGENCE.value, quantize="binary", delta_grid=grid,
-                            with_data_baseline=False)
+                            with_data_baseline=False, split=split)
     full_precision = common.run("full_precision", teacher_path, tiny, out_dir, steps,
                                 divergence=_DIVERGENCE.value, student_init="random",
-                                with_data_baseline=False)
+                                with_data_baseline=False, split=split)
     teacher_accuracy = binary_run["teacher"]["accuracy"]
     fp_accuracy = full_precision["student"]["accuracy"]
-    command = common.command_line("binary_delta", tiny, steps)
+    command = common.command_line("binary_delta", tiny, steps, split)
     lines = ["# Binary weights across delta (data-free)", "",
              f"Command: `{command}` (seed 0, {_DIVERGENCE.value}; "
              f"{binary_run['train']['steps']} iterations of 1 "
              f"generator + {binary_run['train']['student_steps']} student steps per delta; "
              f"binary students start from delta*sign(teacher weights)). Teacher accuracy "
              f"{teacher_accuracy:.4f}; the full-precision data-free student (random init, same "
-             f"iterations) reaches {fp_accuracy:.4f}.", "",
+             f"iterations) reaches {fp_accuracy:.4f}. Accuracies on "
+             f"{common.split_words(split)}.", "",
              "| delta | x mean abs w | agreement with teacher on generated images | "
-             "test accuracy | vs full-precision data-free (pt) | chosen |",
+             f"{split} accuracy | vs full-precision data-free (pt) | chosen |",
              "|---|---|---|---|---|---|"]
     for row, multiple in zip(binary_run["delta_grid"], _MULTIPLES.value):
         lines.append(f"| {row['delta']:.4g} | {float(multiple):g} | {row['agreement']:.4f} | "
@@ -59,7 +63,7 @@ def main(argv):
     verdicts = common.Verdicts()
     verdicts.check("chosen delta vs full-precision data-free (pt; the paper: -1.57)",
                    common.points(chosen["accuracy"], fp_accuracy), -2.0, True)
-    verdicts.check("chosen delta vs the best delta by test accuracy (pt)",
+    verdicts.check(f"chosen delta vs the best delta by {split} accuracy (pt)",
                    common.points(chosen["accuracy"], best), -1.0, True)
     lines += ["", "Targets:", ""] + verdicts.lines
     common.write_results(_FLAGS.results.value, lines,

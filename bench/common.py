@@ -7,7 +7,7 @@ import types
 
 from absl import flags
 
-from tfdfc import artifacts, pipeline, teacher
+from tfdfc import artifacts, data, pipeline, teacher
 from tfdfc.train import TrainConfig
 
 DEMO_TEACHER = "exported/teachers/lenet5_mnist5k.keras"
@@ -23,15 +23,36 @@ def ensure_teacher(tiny, out_dir):
     return path
 
 
+def define_split():
+    """The --split flag of the benches that can tune: which split of the evaluation set the
+    accuracies are on (val for tuning, test to report; targets are judged on test)."""
+    return flags.DEFINE_enum("split", "test", ["val", "test"], "Evaluation split: val for "
+                             "tuning, test to report.")
+
+
+def on_split(spec, split):
+    """The data spec `spec` with `split` in the test split's place (tfdfc's `@val` suffix)."""
+    return spec + data.VAL_SUFFIX if split == "val" else spec
+
+
+def split_words(split):
+    """How a table names the split its accuracies are on."""
+    if split == "val":
+        return "the validation split (for tuning; targets are judged on the test split)"
+    return "the held-out test split"
+
+
 def run(name, teacher_path, tiny, out_dir, steps, seed=0, divergence="kl",
-        student_lr=TrainConfig.student_lr, batch_size=128, resample_latents=False, **overrides):
+        student_lr=TrainConfig.student_lr, batch_size=128, resample_latents=False, split="test",
+        **overrides):
     """One data-free run (mnist5k, or seconds on digits when tiny); returns its report.
 
     `seed` is the training seed (generator and fresh student initialisation, latent draws);
     `divergence` the teacher-student discrepancy; `batch_size` the generated images per step;
-    `resample_latents` a fresh z per student step; `overrides` are CompressConfig fields. The
-    generator is --generator_channels wide. Tiny runs use one device: the tests run them inside
-    their own process, whose MirroredStrategies they must not meet.
+    `resample_latents` a fresh z per student step; `split` the split accuracies are on ("val"
+    or "test"); `overrides` are CompressConfig fields. The generator is --generator_channels
+    wide. Tiny runs use one device: the tests run them inside their own process, whose
+    MirroredStrategies they must not meet.
     """
     train = TrainConfig(seed=seed, divergence=divergence, student_lr=student_lr,
                         resample_latents=resample_latents,
@@ -40,7 +61,7 @@ def run(name, teacher_path, tiny, out_dir, steps, seed=0, divergence="kl",
                         eval_every=2 if tiny else steps, checkpoint_every=2 if tiny else steps)
     config = pipeline.CompressConfig(
         teacher=teacher_path, out_dir=os.path.join(out_dir, name),
-        eval_data="digits" if tiny else "mnist5k",
+        eval_data=on_split("digits" if tiny else "mnist5k", split),
         generator_channels=8 if tiny else flags.FLAGS.generator_channels, train=train,
         **({"strategy": "one_device"} if tiny else {}), **overrides)
     return pipeline.run(config)
@@ -188,10 +209,11 @@ def mean_std(values, digits=4):
     return f"{mean:.{digits}f} ± " + ("n/a" if sd is None else f"{sd:.{digits}f}")
 
 
-def command_line(script, tiny, steps):
+def command_line(script, tiny, steps, split="test"):
     """The command that regenerates a table: `python bench/<script>.py --steps=N
-    --generator_channels=C` (or --tiny)."""
+    --generator_channels=C` (or --tiny), with --split=val when the table is on it."""
+    tail = " --split=val" if split == "val" else ""
     if tiny:
-        return f"python bench/{script}.py --tiny"
+        return f"python bench/{script}.py --tiny{tail}"
     return (f"python bench/{script}.py --steps={steps} "
-            f"--generator_channels={flags.FLAGS.generator_channels}")
+            f"--generator_channels={flags.FLAGS.generator_channels}{tail}")

@@ -73,8 +73,7 @@ _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Training seeds of every ru
 _WITH_DATA_SEEDS = flags.DEFINE_list(
     "with_data_seeds", ["0"], "Seeds whose runs also train the with-data baseline (it costs about "
     "as much as the run); the table's with-data column is the mean over them.")
-_SPLIT = flags.DEFINE_enum("split", "test", ["val", "test"], "Evaluation split: val for tuning, "
-                           "test to report.")
+_SPLIT = common.define_split()
 _EXTRA = flags.DEFINE_list("extra", [], "More tfdfc.compress flags for every run (tuning, e.g. "
                            "--extra=--student_lr=1e-3); they become part of the run's name.")
 _REUSE_VAL_TRAINING = flags.DEFINE_bool(
@@ -107,10 +106,9 @@ def compress_command(experiment, seed, out_dir, split, with_data, tiny, teacher,
         command += [*TINY_FLAGS, f"--teacher={teacher}"]
         if experiment in TICKET_EXPERIMENTS:
             command.append(f"--ticket={tiny_ticket}")
-        if split == "val":
-            command.append("--eval_data=digits@val")
-    elif split == "val":
-        command.append("--eval_data=fashion_mnist@val")
+    if split == "val":
+        source = "digits" if tiny else "fashion_mnist"
+        command.append(f"--eval_data={common.on_split(source, split)}")
     return command + list(extra)
 
 
@@ -442,7 +440,7 @@ def _settings():
 
 def _eval_images(settings):
     spec = "digits" if settings["tiny"] else "fashion_mnist"
-    return len(data.load(spec + ("@val" if settings["split"] == "val" else "")).y_test)
+    return len(data.load(common.on_split(spec, settings["split"])).y_test)
 
 
 def record(runs, split, eval_images, json_path, results_path):

@@ -57,8 +57,7 @@ KIND_NAMES = ("uniform", "int8", "w4a8", "mixed", "random")
 flags.register_validator("kinds", lambda kinds: set(kinds) <= set(KIND_NAMES),
                          f"--kinds takes {', '.join(KIND_NAMES)}")
 _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Training seeds of every run.")
-_SPLIT = flags.DEFINE_enum("split", "test", ["val", "test"], "Evaluation split: val for tuning, "
-                           "test to report.")
+_SPLIT = common.define_split()
 _RENDER_ONLY = flags.DEFINE_bool("render_only", False, "Rewrite the Markdown and PNG from the "
                                  "JSON beside them, training nothing.")
 
@@ -79,11 +78,11 @@ def points(budgets, kinds=("uniform", "mixed", "random")):
 
 def eval_spec(teacher, split, tiny):
     if tiny:
-        return "digits" + ("@val" if split == "val" else "")
+        return common.on_split("digits", split)
     source = TEACHERS[teacher][1]
     if isinstance(source, int):  # the zoo's padded Fashion-MNIST arrays
         return f"exported/bench/zoo/data/fashion_mnist_{source}_{split}.npz"
-    return source + ("@val" if split == "val" else "")
+    return common.on_split(source, split)
 
 
 def run_config(fields, seed, teacher_path, eval_path, tiny, steps, out_dir):

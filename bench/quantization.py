@@ -3,6 +3,7 @@ the no-training baseline and the with-data baseline at equal student steps. Writ
 
     python bench/quantization.py                  # tens of minutes in a one-thread lane
     python bench/quantization.py --tiny           # seconds, on digits (used by the tests)
+    python bench/quantization.py --split=val --out_dir=D --results=D/RESULTS.md   # tuning
 
 `make bench` runs it twice, in different lanes: the int8 and n-bit schemes, and the binary seeds
 into RESULTS_binary.md (their minutes: bench/NOTES.md, bench/quantization.py).
@@ -23,6 +24,7 @@ from tfdfc.compression import binary
 # flags/binary_mnist5k.cfg takes 800 with a 32-wide generator, which was not clearly better on the
 # seeds compared, for far more training time (bench/NOTES.md, bench/quantization.py).
 _FLAGS = common.define_flags("quantization", steps=400)
+_SPLIT = common.define_split()
 _QAT_STEPS = flags.DEFINE_integer("qat_steps", 200, "Iterations of the int8 and n-bit runs, "
                                   "which start beside the teacher and need fewer than binary "
                                   "(--steps): 300 came within a fraction of a point of the "
@@ -67,7 +69,8 @@ def run_scheme(scheme, teacher_path, tiny, out_dir, binary_steps, seed=0):
         resample = _BINARY_RESAMPLE.value
     return common.run(run_name(scheme, seed), teacher_path, tiny, out_dir, steps, seed=seed,
                       divergence=_DIVERGENCE.value, student_lr=student_lr,
-                      resample_latents=resample, quantize=scheme, delta=delta)
+                      resample_latents=resample, split=_SPLIT.value, quantize=scheme,
+                      delta=delta)
 
 
 def run_name(scheme, seed):
@@ -179,7 +182,7 @@ def title(schemes):
 def command_line(tiny, steps, qat_steps, schemes):
     """The command that regenerates this table, with --schemes and the output paths when they
     are not the defaults (make bench splits the schemes between its lanes)."""
-    command = common.command_line("quantization", tiny, steps)
+    command = common.command_line("quantization", tiny, steps, _SPLIT.value)
     if tiny:
         return command
     command += f" --qat_steps={qat_steps}"
@@ -233,7 +236,7 @@ def main(argv):
     schemes = [scheme for scheme in ALL_SCHEMES if scheme in present]
     steps, qat_steps = steps_run(present, steps, _QAT_STEPS.value)
     lines = [title(schemes), "", f"Command: `{command_line(tiny, steps, qat_steps, schemes)}` "
-             f"({settings(results)}). Accuracies on the held-out test split.", "",
+             f"({settings(results)}). Accuracies on {common.split_words(_SPLIT.value)}.", "",
              "| scheme | iterations | teacher | data-free (Keras) | TFLite (int8, else float) | "
              "no training | with data | TFLite bytes | gzip bytes | float TFLite bytes | "
              "train s |",

@@ -58,8 +58,7 @@ _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Training seeds of every ru
 _WITH_DATA_SEEDS = flags.DEFINE_list(
     "with_data_seeds", [], "Seeds whose runs also train the with-data baseline (it costs about "
     "as much as the run); empty: every seed. The table's with-data column is the mean over them.")
-_SPLIT = flags.DEFINE_enum("split", "test", ["val", "test"], "Evaluation split: val for tuning, "
-                           "test to report.")
+_SPLIT = common.define_split()
 _TEACHER_EPOCHS = flags.DEFINE_integer("teacher_epochs", 3, "Epochs of teacher training.",
                                        lower_bound=1)
 # Tuning flags (validation runs with their own --results only): TrainConfig fields, then the

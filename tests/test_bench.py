@@ -107,6 +107,18 @@ def test_speed_benchmark_refuses_a_bad_width_before_measuring(tmp_path):
 def test_binary_delta_benchmark_tiny(tmp_path):
     table = _run_tiny("bench/binary_delta.py", tmp_path, "--delta_multiples=0.5,1")
     assert table.count("| yes |") == 1 and "vs full-precision data-free" in table
+    assert "Accuracies on the held-out test split." in table
+
+
+@pytest.mark.usefixtures("shared_teacher")
+def test_binary_delta_benchmark_tunes_on_the_validation_split(tmp_path):
+    """--split=val puts every run's accuracy on the validation split and the table says so."""
+    table = _run_tiny("bench/binary_delta.py", tmp_path, "--delta_multiples=1", "--split=val")
+    assert "`python bench/binary_delta.py --tiny --split=val`" in table
+    assert "Accuracies on the validation split (for tuning" in table
+    assert "chosen delta vs the best delta by val accuracy (pt)" in table
+    reports = json.loads((tmp_path / "results.json").read_text())
+    assert {report["eval_data"] for report in reports.values()} == {"digits@val"}
 
 
 def test_zoo_benchmark_tiny(tmp_path):
