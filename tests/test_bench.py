@@ -106,15 +106,21 @@ def test_speed_benchmark_refuses_a_bad_width_before_measuring(tmp_path):
 @pytest.mark.usefixtures("shared_teacher")
 def test_binary_delta_benchmark_tiny(tmp_path):
     table = _run_tiny("bench/binary_delta.py", tmp_path, "--delta_multiples=0.5,1")
-    assert table.count("| yes |") == 1 and "vs full-precision data-free" in table
+    assert "vs full-precision data-free" in table and "| chosen | lowest KL |" in table
+    rows = [line for line in table.splitlines() if re.match(r"\| \d", line)]
+    assert len(rows) == 2 and all(row.endswith(" |") and row.count("|") == 9 for row in rows)
+    assert sum(row.split("|")[7].strip() == "yes" for row in rows) == 1  # chosen
+    assert sum(row.split("|")[8].strip() == "yes" for row in rows) == 1  # lowest KL
     assert "Accuracies on the held-out test split." in table
+    assert "the delta of lowest KL vs the best delta by test accuracy:" in table
 
 
 @pytest.mark.usefixtures("shared_teacher")
 def test_binary_delta_benchmark_tunes_on_the_validation_split(tmp_path):
     """--split=val puts every run's accuracy on the validation split and the table says so."""
-    table = _run_tiny("bench/binary_delta.py", tmp_path, "--delta_multiples=1", "--split=val")
-    assert "`python bench/binary_delta.py --tiny --split=val`" in table
+    table = _run_tiny("bench/binary_delta.py", tmp_path, "--delta_multiples=1", "--split=val",
+                      "--seed=1")
+    assert "`python bench/binary_delta.py --tiny --split=val --seed=1` (seed 1," in table
     assert "Accuracies on the validation split (for tuning" in table
     assert "chosen delta vs the best delta by val accuracy (pt)" in table
     reports = json.loads((tmp_path / "results.json").read_text())

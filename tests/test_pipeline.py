@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import math
 import os
 import shutil
 
@@ -186,6 +187,8 @@ def test_delta_grid_trains_each_delta_and_chooses_by_generated_agreement(
     chosen = [row for row in grid if row["chosen"]]
     assert len(chosen) == 1
     assert chosen[0]["agreement"] == max(row["agreement"] for row in grid)
+    assert all(math.isfinite(row["kl"]) and row["kl"] >= 0 for row in grid)
+    assert grid[0]["kl"] != grid[1]["kl"]  # each row scores its own student
     assert report["student"]["delta"] == chosen[0]["delta"]
     assert (tmp_path / "delta_grid" / "delta_0.02" / "checkpoints").is_dir()
     assert report["baselines"]["with_data"] is None

@@ -3,14 +3,17 @@
 Each delta trains its own binary student data-free in `<out_dir>/delta_grid/delta_<value>/`.
 The winner is the student that agrees most with the teacher (top-1) on a pool of generated
 images drawn from *every* candidate's trained generator, so no candidate is judged on its own
-(possibly easy) samples. Test accuracy is reported for each delta but never used to choose.
+(possibly easy) samples. Each row also records the mean KL(teacher || student) on that pool, a
+finer data-free measure than top-1 agreement (which a pool of this size resolves to a couple of
+points only), so that the two criteria can be compared. Test accuracy is reported for each delta
+but never used to choose.
 """
 
 import os
 
 import numpy as np
 
-from tfdfc import metrics, report
+from tfdfc import metrics, report, sensitivity
 
 POOL_PER_RUN = 256
 
@@ -27,12 +30,15 @@ def run(config, train_one, eval_set, log=print):
     pool = np.concatenate([
         report.generated_images(built.players.generator, POOL_PER_RUN, config.train.latent_dim,
                                 config.train.seed + 1) for _, built, _ in candidates])
-    teacher_labels = np.argmax(metrics.keras_logits(candidates[0][1].teacher_logits, pool), -1)
+    teacher_logits = metrics.keras_logits(candidates[0][1].teacher_logits, pool)
+    teacher_labels = np.argmax(teacher_logits, -1)
     table = []
     for delta, built, _ in candidates:
-        student_labels = np.argmax(metrics.keras_logits(built.players.student_model, pool), -1)
+        student = built.players.student_model
+        student_labels = np.argmax(metrics.keras_logits(student, pool), -1)
         table.append({"delta": delta, "agreement": float(np.mean(student_labels == teacher_labels)),
-                      "accuracy": (report.keras_accuracy(built.players.student_model, eval_set)
+                      "kl": sensitivity.mean_kl(teacher_logits, student, pool),
+                      "accuracy": (report.keras_accuracy(student, eval_set)
                                    if eval_set is not None else None)})
     best = max(range(len(table)), key=lambda index: table[index]["agreement"])
     for row in table:
