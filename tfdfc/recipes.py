@@ -9,8 +9,8 @@ its rate from 3 validation seeds of the zoo's MobileNetV2 and ResNet; the `magni
 attention points, feature weight, fresh latents and iterations from 3-6 validation seeds each
 of that MobileNetV2 at 90 % + int8 (fresh latents and iterations also checked on the ResNet);
 the `binary` prior, its attention, feature maps and fresh latents (as one bundle) and its
-generator width, from 3 validation seeds each of the Fashion-MNIST WRN-16-1, as `qat_low_activations`' bundle;
-`fresh_copy`'s from 3 validation seeds of its distillation into a fresh copy, the `distill`
+generator width, from 3 validation seeds each of the Fashion-MNIST WRN-16-1, as
+`qat_low_activations`' bundle; `fresh_copy`'s from 3 validation seeds of its distillation into a fresh copy, the `distill`
 prior and `distill_maps`' bundle from 3 validation seeds each of the Fashion-MNIST WRN-16-1
 distilled into a WRN-10-1 (bench/NOTES.md); the others from the mnist5k presets in flags/,
 tuned by earlier benches on mnist5k's test split. bench/zoo.py is the multi-seed check. The
