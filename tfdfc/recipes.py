@@ -10,11 +10,11 @@ attention points, feature weight, fresh latents and iterations from 3-6 validati
 of that MobileNetV2 at 90 % + int8 (fresh latents and iterations also checked on the ResNet);
 the `binary` prior, its attention, feature maps and fresh latents (as one bundle) and its
 generator width, from 3 validation seeds each of the Fashion-MNIST WRN-16-1, as
-`qat_low_activations`' bundle; `fresh_copy`'s from 3 validation seeds of its distillation into a fresh copy, the `distill`
-prior and `distill_maps`' bundle from 3 validation seeds each of the Fashion-MNIST WRN-16-1
-distilled into a WRN-10-1 (bench/NOTES.md); the others from the mnist5k presets in flags/,
-tuned by earlier benches on mnist5k's test split. bench/zoo.py is the multi-seed check. The
-reasoning:
+`qat_low_activations`' bundle; `fresh_copy`'s from 3 validation seeds of its distillation
+into a fresh copy, the `distill` prior and `distill_maps`' bundle from 3 validation seeds each
+of the Fashion-MNIST WRN-16-1 distilled into a WRN-10-1 (bench/NOTES.md); the others from the
+mnist5k presets in flags/, tuned by earlier benches on mnist5k's test split. bench/zoo.py is
+the multi-seed check. The reasoning:
 
 - `qat`: int8 or w<b>a<c> with 8-bit activations from the teacher's weights, and a float copy
   of the teacher: the student starts next to the teacher and only has to absorb rounding, so
