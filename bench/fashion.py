@@ -20,7 +20,7 @@ import sys
 from absl import app, flags
 
 import common
-from tfdfc import artifacts, data, run_dir
+from tfdfc import artifacts, data, guard, run_dir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -273,6 +273,9 @@ def render(results):
         elif not extra and experiment not in SWEEPS and experiment not in TICKET_PAIRS:
             verdicts_of(experiment, s, images, verdicts)
     lines += ["", "Targets:", ""] + (verdicts.lines or ["- none measured"]) + [""]
+    for (experiment, extra), entries in sorted(groups.items()):
+        if not extra:
+            lines += sub_byte_lines(experiment, entries)
     for experiment in SWEEPS:
         lines += sweep_lines(experiment, groups, images)
     for ticket, control in TICKET_PAIRS.items():
@@ -281,6 +284,51 @@ def render(results):
     if split == "test" and results.get("teachers"):
         lines += teacher_lines(results["teachers"], images)
     return lines
+
+
+def trained_keras_accuracy(report):
+    """The trained student's own Keras accuracy (the loop's evaluation at its last iteration),
+    whichever model the guard shipped; else, where the guard shipped it, the report's."""
+    evaluations = dict(map(tuple, report["train"].get("evaluations", [])))
+    if report["train"]["steps"] in evaluations:
+        return evaluations[report["train"]["steps"]]
+    return None if shipped_twin(report) else report["student"]["accuracy"]
+
+
+def shipped_twin(report):
+    """Whether the run's fallback guard shipped the untrained twin's files."""
+    return guard.fell_back(report.get("guard") or {})
+
+
+def sub_byte_lines(experiment, entries):
+    """The section of a row whose activations are below 8 bits (one with no extra flags): its
+    shipped int8 file runs them at 8 bits (TFLite has no kernels for fewer), while the with-data
+    column measures the Keras model at the trained bits; per seed, the trained student's Keras
+    accuracy beside both files the guard chose between. Empty for other rows."""
+    entries = sorted(entries, key=lambda e: e["seed"])
+    bits = entries[0]["report"]["student"].get("act_bits")
+    if bits is None or bits >= 8:
+        return []
+    lines = [f"## {experiment}: the {bits}-bit activations in Keras and in the file", "",
+             f"The shipped int8 TFLite file runs {bits}-bit activation ranges at 8 bits; the "
+             f"with-data column measures its model in Keras, at {bits} bits: compare it with "
+             "the trained student's Keras column. The guard ships the untrained twin's file "
+             "where the trained student's disagrees more with the teacher on generated images.",
+             "", f"| seed | trained, Keras (a{bits}) | trained, file | untrained twin, file | "
+             "shipped |", "|---|---|---|---|---|"]
+    columns = [[], [], []]
+    for entry in entries:
+        report = entry["report"]
+        files = (report.get("guard") or {}).get("eval_accuracy") or {}
+        if not files and not shipped_twin(report):
+            files = {"trained": shipped_accuracy(experiment, report)}
+        values = [trained_keras_accuracy(report), files.get("trained"), files.get("untrained")]
+        for column, value in zip(columns, values):
+            column.append(value)
+        lines.append(f"| {entry['seed']} | " + " | ".join(_text(v) for v in values)
+                     + f" | {'twin' if shipped_twin(report) else 'trained'} |")
+    lines.append("| mean ± sd | " + " | ".join(common.mean_std(c) for c in columns) + " | |")
+    return lines + [""]
 
 
 def sweep_lines(experiment, groups, images):

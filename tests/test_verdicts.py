@@ -203,6 +203,33 @@ def test_a_fashion_row_whose_seeds_were_made_on_different_teachers_is_not_judged
     assert "- int8_wrn16_1: vs teacher (mean of 3 seeds, pt): -0.65" in text
 
 
+def test_a_fashion_row_below_8_bit_activations_shows_the_trained_keras_student_beside_files(
+        fashion):
+    """A w4a4 row's file runs 8-bit activations, its with-data column the Keras model at 4:
+    the section shows each seed's trained Keras accuracy (the loop's last evaluation) even where
+    the guard shipped the untrained twin (whose Keras accuracy is then the report's)."""
+    runs = {}
+    for seed, (keras_trained, file_trained, file_twin) in enumerate(
+            ((0.79, 0.86, 0.81), (0.87, 0.65, 0.81))):
+        entry = _entry("w4a4_wrn16_1", seed, max(file_trained, file_twin),
+                       curve=[(300, 0.5), (600, keras_trained)])
+        twin = file_twin > file_trained
+        entry["report"]["student"].update(act_bits=4, accuracy=0.73 if twin else keras_trained)
+        entry["report"]["guard"] = {"default": "trained",
+                                    "exported": "untrained" if twin else "trained",
+                                    "eval_accuracy": {"file": "int8", "trained": file_trained,
+                                                      "untrained": file_twin}}
+        runs[f"s{seed}"] = entry
+    runs["int8"] = _entry("int8_wrn16_1", 0, 0.92)
+    runs["int8"]["report"]["student"]["act_bits"] = 8
+    text = "\n".join(fashion.render({"split": "test", "eval_images": 10_000, "runs": runs}))
+    assert "## w4a4_wrn16_1: the 4-bit activations in Keras and in the file" in text
+    assert "| 0 | 0.7900 | 0.8600 | 0.8100 | trained |" in text
+    assert "| 1 | 0.8700 | 0.6500 | 0.8100 | twin |" in text
+    assert "| mean ± sd | 0.8300 ± 0.0566 | 0.7550 ± 0.1485 | 0.8100 ± 0.0000 | |" in text
+    assert "int8_wrn16_1: the" not in text  # 8-bit activations: no such section
+
+
 def test_fashion_runs_longer_than_ten_minutes_do_not_count_for_the_fast_target(fashion):
     runs = {"s0": _entry("distill_lenet5_half", 0, 0.9, minutes=12)}
     text = "\n".join(fashion.render({"split": "val", "eval_images": 5_000, "runs": runs}))
