@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from conftest import quiet
-from tfdfc import guard, pipeline, report
-from tfdfc.compression import mixed
+from tfdfc import export, guard, metrics, pipeline, report
+from tfdfc.compression import mixed, quantize
 from tfdfc.keras_compat import tf
 from tfdfc.train import TrainConfig
 
@@ -64,14 +64,19 @@ def test_where_the_untrained_model_is_the_default_the_trained_one_must_agree_mor
     assert guard.compare(twin, twin, teacher)["default"] == "trained"
 
 
-def _damaged_run_exported(out_dir, teacher_path, quantize, log):
-    """Two training iterations on digits, every student kernel then zeroed (the student answers
-    one class), exported and measured: (run, report, saved model, (teacher, eval set))."""
-    config = pipeline.CompressConfig(
-        teacher=teacher_path, out_dir=str(out_dir), quantize=quantize, eval_data="digits",
-        generator_channels=8, strategy="one_device", with_data_baseline=False,
+def _tiny_config(out_dir, teacher_path, quantize_scheme):
+    return pipeline.CompressConfig(
+        teacher=teacher_path, out_dir=str(out_dir), quantize=quantize_scheme,
+        eval_data="digits", generator_channels=8, strategy="one_device",
+        with_data_baseline=False,
         train=TrainConfig(steps=2, batch_size=16, student_steps=2, log_every=1, eval_every=2,
                           checkpoint_every=2))
+
+
+def _damaged_run_exported(out_dir, teacher_path, quantize_scheme, log):
+    """Two training iterations on digits, every student kernel then zeroed (the student answers
+    one class), exported and measured: (run, report, saved model, (teacher, eval set))."""
+    config = _tiny_config(out_dir, teacher_path, quantize_scheme)
     strategy, teacher_model, eval_set, _ = pipeline.load_inputs(config)
     run, _ = pipeline.train_one(config, strategy, teacher_model, eval_set, config.out_dir,
                                 log=quiet)
@@ -105,6 +110,45 @@ def test_a_damaged_nbit_student_is_replaced_by_the_untrained_qat_teacher(tmp_pat
     assert result["tflite"]["int8"]["kernel_bytes"] < int8_kernel_bytes  # INT4 kernels packed
     kernels = list(mixed.kernel_sizes(run.teacher_logits))
     assert result["tflite"]["int8"]["kernels_left_int8"] == [kernels[0], kernels[-1]]
+
+
+def _activation_bits(model):
+    """The bit widths of a QAT model's output (activation) quantizers."""
+    return {config.act_bits for config in (getattr(layer, "quantize_config", None)
+                                           for layer in model.layers)
+            if isinstance(config, quantize.NBitQuantizeConfig) and config.act_bits}
+
+
+@pytest.mark.slow  # two iterations, then every export twice
+def test_below_8_bit_activations_the_savedmodel_is_judged_apart_and_keeps_its_bits(
+        tmp_path, digits_teacher_path):
+    """w4a4: the files run 8-bit activations, the SavedModel 4. A damaged student loses both:
+    the shipped SavedModel is the twin at the run's own 4 bits (not its 8-bit file's model),
+    and the report measures it."""
+    run, result, saved, (_, eval_set) = _damaged_run_exported(tmp_path, digits_teacher_path,
+                                                              "w4a4", quiet)
+    entry = result["guard"]
+    assert entry["exported"] == "untrained" and entry["saved_model"]["exported"] == "untrained"
+    assert _activation_bits(saved) == {4}
+    apart = entry["saved_model"]["eval_accuracy"]
+    assert result["student"]["accuracy"] == apart["untrained"] > apart["trained"] + 0.3
+    assert result["student"]["accuracy"] == metrics.keras_accuracy(saved, eval_set.x_test,
+                                                                   eval_set.y_test)
+    # A SavedModel that agrees with the teacher as the twin does (the twin itself) stays the
+    # trained one, while the damaged student's file beside it is replaced: apart choices.
+    config = _tiny_config(tmp_path, digits_teacher_path, "w4a4")
+    samples = report.generated_images(run.players.generator, 64, config.train.latent_dim, 0)
+    twin, twin_files, _ = run.method.untrained(config, run, samples)
+    damaged = {"int8": export.tflite_int8(run.method.deployable(config, run), samples),
+               "float": twin_files["float"]}
+    lines = []
+    kept, files, entry = guard.check(config, run, samples,
+                                     guard.judge_images(run, config, report.generated_images),
+                                     twin, damaged, lines.append)
+    assert entry["saved_model"]["exported"] == "trained" and kept is twin
+    assert entry["saved_model"]["difference"] == 0
+    assert entry["exported"] == "untrained" and files["int8"] == twin_files["int8"]
+    assert sum("exporting the trained SavedModel, judged apart" in line for line in lines) == 1
 
 
 @pytest.mark.slow  # two iterations, then every export twice

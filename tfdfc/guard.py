@@ -27,6 +27,9 @@ post-training int8 of a folded, calibrated BatchNorm network is within a fractio
 the teacher, so data-free QAT has nothing to win there and the generated images' distance from
 real ones to lose (bench/NOTES.md, "int8 twin-default rule").
 
+Where the files run other activation bits than the SavedModel (below 8 bits, which TFLite
+runs at 8), the two are judged apart: training can lift the c-bit model but not its file.
+
 It applies where the untrained version is the same artefact: int8 (post-training int8 of the
 teacher, calibrated on the generated images), n-bit and mixed QAT (the QAT-wrapped teacher at
 the run's bits, its activation ranges moved by forward passes on the generated images) and
@@ -76,8 +79,14 @@ def compare(trained_labels, untrained_labels, teacher_labels, untrained_by_defau
 
 
 def fell_back(entry):
-    """Whether the guard's report `entry` says the untrained student was exported."""
+    """Whether the guard's report `entry` says the untrained student's files were exported."""
     return entry.get("exported") == "untrained"
+
+
+def saved_model_fell_back(entry):
+    """Whether the guard's report `entry` says the untrained SavedModel was exported: judged
+    apart from the files where they run other activation bits ("saved_model"), else with them."""
+    return fell_back(entry.get("saved_model", entry))
 
 
 def check(config, run, samples, judge_images, saved, files, log=print, eval_set=None):
@@ -85,27 +94,58 @@ def check(config, run, samples, judge_images, saved, files, log=print, eval_set=
     report entry): on a fallback (entry "exported": "untrained") every export is the untrained
     one's and the saved model is the untrained Keras model, which the report then measures.
 
-    With `eval_set`, the entry also holds both files' accuracy on it ("eval_accuracy"), for the
-    report only: the choice never sees real data, but a user (and the benchmarks) can then
-    tell what a fallback saved or cost, which the exported file alone hides."""
+    Where the files run other activation bits than the SavedModel (activations below 8 bits,
+    which TFLite runs at 8), the two are different models and are judged apart: the SavedModel
+    by its own agreement (entry "saved_model"), so that training which helps the c-bit model
+    but not its 8-bit file keeps the trained SavedModel, and the reverse.
+
+    With `eval_set`, the entry also holds both files' accuracy on it ("eval_accuracy"), and
+    both SavedModels' where judged apart, for the report only: the choice never sees real data,
+    but a user (and the benchmarks) can then tell what a fallback saved or cost, which the
+    exported file alone hides."""
     if not applies(config, run):
         return saved, files, {"checked": False}
     teacher_labels = np.argmax(metrics.keras_logits(run.teacher_logits, judge_images), axis=-1)
     model, untrained_files, method = run.method.untrained(config, run, samples)
     variant = next(iter(untrained_files))
+    by_default = run.method.untrained_by_default(config, run)
     entry = dict(compare(_predictions(files[variant], judge_images),
                          _predictions(untrained_files[variant], judge_images), teacher_labels,
-                         run.method.untrained_by_default(config, run)),
+                         by_default),
                  untrained=method)
     if eval_set is not None:
         entry["eval_accuracy"] = {"file": variant, **{
             which: metrics.accuracy(metrics.tflite_outputs(payload[variant], eval_set.x_test),
                                     eval_set.y_test)
             for which, payload in (("trained", files), ("untrained", untrained_files))}}
+    if run.method.files_run_other_activations(config):
+        entry["saved_model"] = compare(_keras_predictions(saved, judge_images),
+                                       _keras_predictions(model, judge_images), teacher_labels,
+                                       by_default)
+        if eval_set is not None:
+            entry["saved_model"]["eval_accuracy"] = {
+                which: metrics.keras_accuracy(keras_model, eval_set.x_test, eval_set.y_test)
+                for which, keras_model in (("trained", saved), ("untrained", model))}
     if fell_back(entry):
         log(_fallback_line(entry, method))
-        return model, dict(untrained_files), entry
-    return saved, files, entry
+    if saved_model_fell_back(entry) != fell_back(entry):
+        log(_apart_line(entry))
+    return (model if saved_model_fell_back(entry) else saved,
+            dict(untrained_files) if fell_back(entry) else files, entry)
+
+
+def _keras_predictions(model, images):
+    return np.argmax(metrics.keras_logits(model, images), axis=-1)
+
+
+def _apart_line(entry):
+    """The line of a SavedModel chosen apart from the files (activations below 8 bits)."""
+    saved = entry["saved_model"]
+    which = "untrained" if fell_back(saved) else "trained"
+    return (f"exporting the {which} SavedModel, judged apart from the files (they run its "
+            f"activations at 8 bits): the trained one agrees with the teacher on "
+            f"{saved['trained_agreement']:.3f} of fresh generated images, the untrained one on "
+            f"{saved['untrained_agreement']:.3f} (see report.json 'guard')")
 
 
 def _fallback_line(entry, method):

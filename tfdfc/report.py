@@ -74,7 +74,8 @@ def export_and_measure(config, run, eval_set, log=print):
     for variant, fields in run.method.file_fields(config, run, files, log).items():
         result["tflite"][variant].update(fields)
     if eval_set is not None:
-        measured = saved if guard.fell_back(guard_entry) else run.method.measured(run, view)
+        measured = (saved if guard.saved_model_fell_back(guard_entry)
+                    else run.method.measured(run, view))
         _measure(result, run, measured, files, eval_set, log)
     return result, saved
 

@@ -119,6 +119,11 @@ class Method:
         student, so that the fallback guard (guard.py) can compare the two."""
         return False
 
+    def files_run_other_activations(self, config) -> bool:
+        """Whether the TFLite files run activations at other bits than the SavedModel (below 8
+        bits, which TFLite has no kernels for): the guard then judges the two apart."""
+        return False
+
     def untrained_by_default(self, config, run) -> bool:
         """Whether, where `has_untrained`, the guard exports the untrained counterpart unless
         the trained student measurably agrees more with the teacher: for schemes whose

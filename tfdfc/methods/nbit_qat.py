@@ -51,11 +51,23 @@ class NBit(qat.QuantizationAware):
     def has_untrained(self, config):
         return config.student == "same"
 
+    def files_run_other_activations(self, config):
+        """TFLite has no kernels for activations below 8 bits: the files run 8 (qat.py)."""
+        return config.quant_spec.act_bits < 8
+
     def untrained(self, config, run, samples):
-        """The teacher wrapped as the trained student's file is (qat.deployable_qat)."""
-        model = compress(teacher_copy(run.teacher_logits), qat.deployable_spec(config.quant_spec)).model
+        """The teacher wrapped as the trained student is (its SavedModel at the run's bits), its
+        file from a copy at the activation bits TFLite runs (qat.deployable_spec)."""
+        spec = config.quant_spec
+        model = compress(teacher_copy(run.teacher_logits), spec).model
+        deployable = None
+        if self.files_run_other_activations(config):
+            def deployable(calibrated_model):
+                copy = compress(teacher_copy(run.teacher_logits), qat.deployable_spec(spec)).model
+                copy.set_weights(calibrated_model.get_weights())
+                return copy
         return untrained_files(model, run, config, samples,
-                               f"QAT-wrapped teacher at {config.quantize}")
+                               f"QAT-wrapped teacher at {config.quantize}", deployable)
 
 
 def sub_byte_activation_warning(config):
@@ -117,12 +129,14 @@ def noise_calibrated_accuracy(model, config, run, eval_set):
             "method": f"QAT-wrapped teacher, no weight update; activation ranges from {ranges}"}
 
 
-def untrained_files(model, run, config, samples, what):
+def untrained_files(model, run, config, samples, what, deployable=None):
     """For the fallback guard: (the untrained QAT `model` calibrated on the generated `samples`,
     {"int8": its full-integer TFLite file, "float": its float view's, as the trained run
-    exports}, description)."""
+    exports}, description). `deployable(model)`, where given, is the calibrated model as TFLite
+    kernels run it (activations at 8 bits, where `model`'s are fewer): the int8 file's source."""
     model = calibrated(model, samples)
-    files = {"int8": export.tflite_int8(model, samples, config.int8_io),
+    files = {"int8": export.tflite_int8(deployable(model) if deployable else model, samples,
+                                        config.int8_io),
              **export.float_file(export.float_view(run.float_template, model))}
     return model, files, (
         f"{what}, no weight update; activation ranges from forward passes on generated images")
