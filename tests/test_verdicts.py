@@ -9,7 +9,8 @@ import pytest
 
 from conftest import ROOT, bench_module
 
-sys.path.insert(0, os.path.join(ROOT, "bench"))
+# Appended, not prepended: bench/zoo.py must not shadow tests/zoo.py for the other modules.
+sys.path.append(os.path.join(ROOT, "bench"))
 import common  # pylint: disable=wrong-import-position
 
 
