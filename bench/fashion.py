@@ -287,13 +287,16 @@ def render(results):
 
 
 def trained_keras_accuracy(report):
-    """The trained student's own Keras accuracy (the loop's evaluation at its last iteration),
-    whichever model the guard shipped; else, where the guard shipped it, the report's."""
-    evaluations = dict(map(tuple, report["train"].get("evaluations", [])))
-    if report["train"]["steps"] in evaluations:
-        return evaluations[report["train"]["steps"]]
-    saved_twin = guard.saved_model_fell_back(report.get("guard") or {})
-    return None if saved_twin else report["student"]["accuracy"]
+    """The trained student's own Keras accuracy, whichever model the guard shipped: as the
+    guard measured it where it judged the SavedModels apart; else the report's where the
+    trained SavedModel shipped; else the loop's evaluation at its last iteration."""
+    entry = report.get("guard") or {}
+    measured = entry.get("saved_model", {}).get("eval_accuracy", {}).get("trained")
+    if measured is not None:
+        return measured
+    if not guard.saved_model_fell_back(entry):
+        return report["student"]["accuracy"]
+    return dict(map(tuple, report["train"].get("evaluations", []))).get(report["train"]["steps"])
 
 
 def shipped_twin(report):

@@ -233,6 +233,8 @@ def test_fashion_test_run_resumes_its_validation_twins_training(tmp_path):
     assert test["train"]["seconds"] == val["train"]["seconds"] > 0
     assert test["train"]["seconds_this_session"] < val["train"]["seconds"]
     assert (test["eval_data"], val["eval_data"]) == ("digits", "digits@val")
+    # The validation run's curve was measured on validation images: the test run has none.
+    assert val["train"]["evaluations"] and test["train"]["evaluations"] == []
     assert "`python bench/fashion.py --tiny --reuse_val_training`" in table
     assert not any(name.endswith(".partial") for name in os.listdir(runs / "test"))
 

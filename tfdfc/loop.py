@@ -14,15 +14,13 @@ import time
 import numpy as np
 
 from tfdfc import artifacts, collapse, distribute, figures
+from tfdfc.run_dir import EVALUATIONS_FILE
 from tfdfc.errors import CheckpointError
 from tfdfc.keras_compat import tf
 from tfdfc.train import current_learning_rate, make_iteration_step
 
 
 CHECKPOINTS_KEPT = 2
-# The student's accuracy at each evaluation, {iteration: accuracy}, kept beside the checkpoints
-# so that a resumed run reports the whole curve.
-EVALUATIONS_FILE = "evaluations.json"
 # Salt of a scheduled reset's seed, apart from the collapse resets' (seed + 7919 * reset).
 _SCHEDULED_RESET_SALT = 104_729
 

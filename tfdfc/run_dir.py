@@ -38,6 +38,9 @@ def _comparable(config_dict):
 
 CONFIG = "config.json"  # the run's resolved settings, compared on resume
 PLAN = "plan.json"  # what the method decided before building the student (Method.prepare)
+# The student's accuracy at each evaluation, {iteration: accuracy}, on the run's evaluation
+# data, kept beside the checkpoints (loop.py) so that a resumed run reports the whole curve.
+EVALUATIONS_FILE = "evaluations.json"
 
 
 def _config_dict(config):
@@ -89,14 +92,17 @@ def copy_trained_state(source, destination):
     """Copies what the run in `source` trained (checkpoints, settings, plan) into `destination`,
     which must not exist, so that a run there with the same settings resumes where that one
     stopped. That is how a finished run is evaluated on other data without training again:
-    --eval_data may change on resume. Copied beside, then renamed: nothing half-copied."""
+    --eval_data may change on resume. The evaluations are left behind: they were measured on
+    the source's evaluation data, which the copy's run may change. Copied beside, then renamed:
+    nothing half-copied."""
     partial = destination.rstrip(os.sep) + ".partial"
     shutil.rmtree(partial, ignore_errors=True)
     os.makedirs(partial)
     for name in _TRAINED_STATE + (CONFIG, PLAN):
         path = os.path.join(source, name)
         if os.path.isdir(path):
-            shutil.copytree(path, os.path.join(partial, name))
+            shutil.copytree(path, os.path.join(partial, name),
+                            ignore=shutil.ignore_patterns(EVALUATIONS_FILE))
         elif os.path.exists(path):
             shutil.copy2(path, partial)
     os.rename(partial, destination)
