@@ -317,7 +317,8 @@ def sub_byte_lines(experiment, entries):
              f"The shipped int8 TFLite file runs {bits}-bit activation ranges at 8 bits; the "
              f"with-data column measures its model in Keras, at {bits} bits: compare it with "
              "the trained student's Keras column. The guard ships the untrained twin's file "
-             "where the trained student's disagrees more with the teacher on generated images.",
+             "where the trained student's disagrees more with the teacher on generated images, "
+             "and judges the SavedModel (the model at the trained bits) apart since 3becfad.",
              "", f"| seed | trained, Keras (a{bits}) | trained, file | untrained twin, file | "
              "shipped |", "|---|---|---|---|---|"]
     columns = [[], [], []]
