@@ -105,7 +105,7 @@ def check(config, run, samples, judge_images, saved, files, log=print, eval_set=
     exported file alone hides."""
     if not applies(config, run):
         return saved, files, {"checked": False}
-    teacher_labels = np.argmax(metrics.keras_logits(run.teacher_logits, judge_images), axis=-1)
+    teacher_labels = _keras_predictions(run.teacher_logits, judge_images)
     model, untrained_files, method = run.method.untrained(config, run, samples)
     variant = next(iter(untrained_files))
     by_default = run.method.untrained_by_default(config, run)
