@@ -24,6 +24,8 @@ def test_compress_runs_end_to_end_and_writes_resolved_flags(tmp_path, digits_tea
                   "--generator_channels=8", "--log_every=1")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "it/s" in result.stdout and "ETA" in result.stdout
+    for noise in ("Assets written to", "Sharding callback", "Compiled the loaded model"):
+        assert noise not in result.stderr + result.stdout
     flags_text = (out_dir / "flags.txt").read_text()
     assert "--steps=2" in flags_text and "--student_lr" not in flags_text  # the recipe's
     report = json.loads((out_dir / "report.json").read_text())
