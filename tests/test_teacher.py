@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from conftest import quiet
-from tfdfc import api, metrics, teacher
+from conftest import quiet, run_binary_in_process
+from tfdfc import api, input_space, metrics, teacher
 from tfdfc.keras_compat import keras
 
 
@@ -135,6 +135,23 @@ def test_a_height_width_teacher_compresses_and_its_file_takes_one_channel_images
     assert outcome.report["teacher"]["accuracy"] == 1.0  # the labels are its own answers
     payload = open(outcome.files["tflite_int8"], "rb").read()
     assert metrics.tflite_outputs(payload, x[:4, :, :, np.newaxis]).shape == (4, 3)
+
+
+def test_a_teacher_whose_logits_ignore_the_input_is_refused_and_nothing_written(tmp_path):
+    model = _classifier(activation="softmax")
+    kernel, bias = model.layers[-1].get_weights()
+    model.layers[-1].set_weights([np.zeros_like(kernel), bias + np.arange(10)])
+    model.save(tmp_path / "untrained.keras")
+    result = run_binary_in_process("tfdfc.compress", f"--teacher={tmp_path / 'untrained.keras'}",
+                                   f"--out_dir={tmp_path / 'run'}", "--steps=1")
+    assert result.returncode == 2 and "the same logits for every input" in result.stderr
+    assert not (tmp_path / "run").exists()
+    model.layers[-1].set_weights([np.full_like(kernel, np.nan), bias])
+    space = input_space.standard(1)
+    with pytest.raises(teacher.TeacherError, match="non-finite logits"):
+        teacher.check_responds(teacher.as_logits(model), space)
+    model.layers[-1].set_weights([kernel * 1e3, bias])  # saturated probabilities, varied logits
+    teacher.check_responds(teacher.as_logits(model), space)
 
 
 @pytest.mark.parametrize("softmax_as_layer", [False, True])

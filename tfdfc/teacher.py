@@ -179,6 +179,33 @@ def validate(model, source="teacher"):
             "or a softmax class distribution")
 
 
+# Random images in the teacher's input space on which its logits must differ (`check_responds`).
+RESPONSE_CHECK_IMAGES = 16
+
+
+def check_responds(logits_model, space, source="teacher"):
+    """Raises TeacherError when `logits_model` (logits, not probabilities, which saturate) gives
+    non-finite logits, or the same logits for every input, on random images of `space`.
+
+    Such a model (saved before it was trained, or with every unit dead) has nothing to teach, and
+    the empty range of its outputs later becomes quantization parameters TFLite cannot run: the
+    user learns it at once, not after training.
+    """
+    shape = tuple(logits_model.inputs[0].shape[1:])
+    noise = np.random.default_rng(0).standard_normal((RESPONSE_CHECK_IMAGES,) + shape)
+    logits = np.asarray(logits_model(space.images(noise), training=False), np.float64)
+    if not np.all(np.isfinite(logits)):
+        raise TeacherError(f"{source} gives non-finite logits (NaN or inf) on random images in "
+                           "its input space: check its weights")
+    spread = float(np.max(np.ptp(logits, axis=0)))
+    if spread <= 1e-6 * max(1.0, float(np.max(np.abs(logits)))):
+        raise TeacherError(
+            f"{source} gives the same logits for every input (they differ by at most "
+            f"{spread:.1e} over {RESPONSE_CHECK_IMAGES} random images in its input space): it "
+            "looks untrained or its units are all dead; train it, or load its weights, before "
+            "compressing it")
+
+
 def check_input_shape(model, input_shape, what="the data"):
     """Raises TeacherError when `input_shape` differs from the model's image shape."""
     expected = tuple(model.inputs[0].shape[1:])
