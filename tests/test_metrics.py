@@ -4,6 +4,7 @@ by hand."""
 import gzip
 
 import numpy as np
+import pytest
 
 from tfdfc import export, metrics
 from tfdfc.keras_compat import keras, tfmot
@@ -101,6 +102,26 @@ def test_accuracy_and_tflite_outputs_agree_with_keras():
     assert metrics.keras_accuracy(model, images, labels) == 0.75
     tflite = metrics.tflite_outputs(export.tflite_float(model), images, batch_size=16)
     np.testing.assert_allclose(tflite, logits, atol=1e-4)
+
+
+def test_a_file_xnnpack_refuses_runs_on_the_builtin_kernels_and_says_so():
+    model = _conv_dense()
+    dense = model.get_layer("dense")
+    kernel, bias = dense.get_weights()
+    kernel[np.random.default_rng(1).random(kernel.shape) < 0.9] = 0.0
+    dense.set_weights([kernel, bias])
+    images = np.random.default_rng(0).normal(size=(16, 8, 8, 1)).astype(np.float32)
+    sparse_int8 = export.tflite_int8(model, images, sparse=True)  # XNNPACK refuses it
+    with pytest.raises(RuntimeError):
+        metrics.tflite_outputs(sparse_int8, images)
+    outputs, kernels, refusal = metrics.tflite_outputs_any_kernels(sparse_int8, images)
+    assert kernels == metrics.BUILTIN_KERNELS and "xnnpack" in refusal.lower()
+    np.testing.assert_array_equal(
+        outputs, metrics.tflite_outputs(sparse_int8, images, use_default_delegates=False))
+    float_outputs, kernels, refusal = metrics.tflite_outputs_any_kernels(
+        export.tflite_float(model), images)
+    assert (kernels, refusal) == (metrics.XNNPACK, None)
+    np.testing.assert_allclose(float_outputs, metrics.keras_logits(model, images), atol=1e-4)
 
 
 def test_gzip_size_is_what_gzip_gives_and_shrinks_zeros():

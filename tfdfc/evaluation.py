@@ -38,18 +38,12 @@ def evaluate(path, eval_set, unsafe_load=False):
 def _evaluate_tflite(path, eval_set):
     with open(path, "rb") as handle:
         payload = handle.read()
-    delegate = "default (XNNPACK)"
     try:
-        outputs = metrics.tflite_outputs(payload, eval_set.x_test)
-    except (RuntimeError, ValueError):
-        try:
-            outputs = metrics.tflite_outputs(payload, eval_set.x_test,
-                                             use_default_delegates=False)
-        except (RuntimeError, ValueError) as second:
-            first_line = str(second).strip().splitlines()[0] if str(second).strip() else ""
-            raise ModelFileError(f"{path} could not be run as a TFLite model on images of "
-                                 f"shape {eval_set.input_shape}: {first_line}") from second
-        delegate = "builtin kernels (XNNPACK refused the model)"
+        outputs, delegate, _ = metrics.tflite_outputs_any_kernels(payload, eval_set.x_test)
+    except (RuntimeError, ValueError) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise ModelFileError(f"{path} could not be run as a TFLite model on images of "
+                             f"shape {eval_set.input_shape}: {first_line}") from error
     return {"path": path, "format": "tflite", "examples": len(eval_set.y_test),
             "accuracy": metrics.accuracy(outputs, eval_set.y_test), "bytes": len(payload),
             "gzip_bytes": metrics.gzip_size(payload), "delegate": delegate}

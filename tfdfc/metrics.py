@@ -57,6 +57,26 @@ def tflite_outputs(model_content, images, batch_size=256, use_default_delegates=
     return np.concatenate(results)
 
 
+XNNPACK = "default (XNNPACK)"
+BUILTIN_KERNELS = "builtin kernels (XNNPACK refused the model)"
+
+
+def tflite_outputs_any_kernels(model_content, images, batch_size=256):
+    """`tflite_outputs` under TFLite's default delegate, XNNPACK, or where XNNPACK refuses the
+    model (sparse quantized kernels; quantization scales outside its range), with the builtin
+    kernels every TFLite runtime has.
+
+    Returns:
+      (outputs, XNNPACK or BUILTIN_KERNELS, XNNPACK's error's first line or None).
+    """
+    try:
+        return tflite_outputs(model_content, images, batch_size), XNNPACK, None
+    except (RuntimeError, ValueError) as error:
+        outputs = tflite_outputs(model_content, images, batch_size, use_default_delegates=False)
+        lines = str(error).strip().splitlines()
+        return outputs, BUILTIN_KERNELS, lines[0] if lines else type(error).__name__
+
+
 def _to_tensor(batch, detail):
     if np.issubdtype(detail["dtype"], np.integer):
         scale, zero_point = detail["quantization"]
