@@ -110,7 +110,7 @@ def _measure(result, run, keras_model, files, eval_set, log):
     result["teacher"]["accuracy"] = metrics.keras_accuracy(run.teacher_logits, images, labels)
     result["student"]["accuracy"] = metrics.accuracy(student_logits, labels)
     for variant, payload in files.items():
-        tflite_logits, kernels, refusal = metrics.tflite_outputs_any_kernels(payload, images)
+        tflite_logits, delegate, refusal = metrics.tflite_outputs_any_kernels(payload, images)
         # XNNPACK refuses sparse quantized kernels, as expected; anything else it refuses, a
         # runtime that applies it by default may refuse too, so the user hears of it.
         sparse = variant != "float" and result["student"]["sparsity"] > 0.0
@@ -118,7 +118,7 @@ def _measure(result, run, keras_model, files, eval_set, log):
             log(f"WARNING: XNNPACK refused student_{variant}.tflite ({refusal}); measured with "
                 "TFLite's builtin kernels. Runtimes that apply XNNPACK by default may refuse "
                 "the file too")
-        result["tflite"][variant]["kernels"] = kernels
+        result["tflite"][variant]["delegate"] = delegate  # as tfdfc.evaluate reports it
         result["tflite"][variant]["accuracy"] = metrics.accuracy(tflite_logits, labels)
         result["tflite"][variant]["max_abs_diff_vs_keras"] = float(
             np.max(np.abs(student_logits - tflite_logits)))
