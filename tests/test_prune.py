@@ -209,3 +209,5 @@ def test_pruning_with_int8_qat_keeps_the_zeros_and_exports_a_sparse_int8_file(
     int8 = report["tflite"]["int8"]
     assert int8["gzip_bytes"] < report["tflite"]["float"]["gzip_bytes"]
     assert abs(int8["accuracy"] - report["student"]["accuracy"]) <= 0.05  # runs in litert
+    assert int8["delegate"] == metrics.BUILTIN_KERNELS  # XNNPACK refuses sparse int8 kernels
+    assert report["tflite"]["float"]["delegate"] == metrics.XNNPACK
