@@ -140,11 +140,12 @@ def test_a_height_width_teacher_compresses_and_its_file_takes_one_channel_images
 def test_a_teacher_whose_logits_ignore_the_input_is_refused_and_nothing_written(tmp_path):
     model = _classifier(activation="softmax")
     kernel, bias = model.layers[-1].get_weights()
-    model.layers[-1].set_weights([np.zeros_like(kernel), bias + np.arange(10)])
+    model.layers[-1].set_weights([np.zeros_like(kernel), bias + np.arange(10)])  # constant
     model.save(tmp_path / "untrained.keras")
     result = run_binary_in_process("tfdfc.compress", f"--teacher={tmp_path / 'untrained.keras'}",
                                    f"--out_dir={tmp_path / 'run'}", "--steps=1")
-    assert result.returncode == 2 and "the same logits for every input" in result.stderr
+    assert result.returncode == 2
+    assert "the same class distribution for every input" in result.stderr
     assert not (tmp_path / "run").exists()
     model.layers[-1].set_weights([np.full_like(kernel, np.nan), bias])
     space = input_space.standard(1)
@@ -152,6 +153,11 @@ def test_a_teacher_whose_logits_ignore_the_input_is_refused_and_nothing_written(
         teacher.check_responds(teacher.as_logits(model), space)
     model.layers[-1].set_weights([kernel * 1e3, bias])  # saturated probabilities, varied logits
     teacher.check_responds(teacher.as_logits(model), space)
+    shift = np.zeros_like(kernel)
+    shift[0, :] = 5.0  # every class's logit moves with the first pixel: the same distribution
+    model.layers[-1].set_weights([shift, bias + np.arange(10)])
+    with pytest.raises(teacher.TeacherError, match="the same class distribution"):
+        teacher.check_responds(teacher.as_logits(model), space)
 
 
 @pytest.mark.parametrize("softmax_as_layer", [False, True])

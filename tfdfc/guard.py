@@ -52,7 +52,7 @@ def applies(config, run):
     return run.method.has_untrained(config)
 
 
-def _tflite_outputs(payload, images):  # report.py measures and warns where XNNPACK refuses
+def _tflite_outputs(payload, images):  # report.py says where XNNPACK refuses a file
     return metrics.tflite_outputs_any_kernels(payload, images)[0]
 
 

@@ -171,11 +171,11 @@ def load_inputs(config, teacher_model=None, teacher_conversion=None):
             teacher_model = separable.split(teacher_model)
     if eval_set is not None:
         teacher_lib.check_input_shape(teacher_model, eval_set.input_shape, config.eval_data)
-    teacher_lib.check_responds(teacher_lib.as_logits(teacher_model),
-                               resolve_input_space(config, teacher_model), config.teacher)
     if config.train.batch_size % strategy.num_replicas_in_sync:
         raise ConfigError(f"batch_size {config.train.batch_size} is not divisible by the "
                           f"{strategy.num_replicas_in_sync} replicas")
+    teacher_lib.check_responds(teacher_lib.as_logits(teacher_model),
+                               resolve_input_space(config, teacher_model), config.teacher)
     return strategy, teacher_model, eval_set, conversion
 
 

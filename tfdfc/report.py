@@ -71,6 +71,9 @@ def export_and_measure(config, run, eval_set, log=print):
         result["tflite"]["int8"]["weight_bits"] = result["student"]["weight_bits"]
     if "int8" in files:  # what the conv and dense kernels take in the file (INT4 packed)
         result["tflite"]["int8"]["kernel_bytes"] = metrics.tflite_kernel_bytes(files["int8"])
+    for variant, payload in files.items():
+        result["tflite"][variant]["delegate"] = _delegate(variant, payload, samples[:8],
+                                                          run.method.sparse, log)
     for variant, fields in run.method.file_fields(config, run, files, log).items():
         result["tflite"][variant].update(fields)
     if eval_set is not None:
@@ -104,21 +107,25 @@ def _student_summary(config, run, view):
     return summary
 
 
+def _delegate(variant, payload, images, sparse, log):
+    """What runs the file (as tfdfc.evaluate reports it): XNNPACK, TFLite's default delegate, or
+    where XNNPACK refuses the file, the builtin kernels. XNNPACK refuses sparse quantized
+    kernels by design; anything else it refuses, a runtime that applies it by default may
+    refuse too, so the user hears of it."""
+    _, delegate, refusal = metrics.tflite_outputs_any_kernels(payload, images)
+    if refusal and not (sparse and variant != "float"):
+        log(f"WARNING: XNNPACK refused student_{variant}.tflite ({refusal}); it runs on "
+            "TFLite's builtin kernels. Runtimes that apply XNNPACK by default may refuse it too")
+    return delegate
+
+
 def _measure(result, run, keras_model, files, eval_set, log):
     images, labels = eval_set.x_test, eval_set.y_test
     student_logits = metrics.keras_logits(keras_model, images)
     result["teacher"]["accuracy"] = metrics.keras_accuracy(run.teacher_logits, images, labels)
     result["student"]["accuracy"] = metrics.accuracy(student_logits, labels)
     for variant, payload in files.items():
-        tflite_logits, delegate, refusal = metrics.tflite_outputs_any_kernels(payload, images)
-        # XNNPACK refuses sparse quantized kernels, as expected; anything else it refuses, a
-        # runtime that applies it by default may refuse too, so the user hears of it.
-        sparse = variant != "float" and result["student"]["sparsity"] > 0.0
-        if refusal and not sparse:
-            log(f"WARNING: XNNPACK refused student_{variant}.tflite ({refusal}); measured with "
-                "TFLite's builtin kernels. Runtimes that apply XNNPACK by default may refuse "
-                "the file too")
-        result["tflite"][variant]["delegate"] = delegate  # as tfdfc.evaluate reports it
+        tflite_logits = metrics.tflite_outputs_any_kernels(payload, images)[0]
         result["tflite"][variant]["accuracy"] = metrics.accuracy(tflite_logits, labels)
         result["tflite"][variant]["max_abs_diff_vs_keras"] = float(
             np.max(np.abs(student_logits - tflite_logits)))

@@ -185,11 +185,15 @@ RESPONSE_CHECK_IMAGES = 16
 
 def check_responds(logits_model, space, source="teacher"):
     """Raises TeacherError when `logits_model` (logits, not probabilities, which saturate) gives
-    non-finite logits, or the same logits for every input, on random images of `space`.
+    non-finite logits, or the same class distribution for every input, on random images of
+    `space`.
 
     Such a model (saved before it was trained, or with every unit dead) has nothing to teach, and
     the empty range of its outputs later becomes quantization parameters TFLite cannot run: the
     user learns it at once, not after training.
+
+    Raises:
+      TeacherError: naming the teacher and the spread of its logits.
     """
     shape = tuple(logits_model.inputs[0].shape[1:])
     noise = np.random.default_rng(0).standard_normal((RESPONSE_CHECK_IMAGES,) + shape)
@@ -197,11 +201,13 @@ def check_responds(logits_model, space, source="teacher"):
     if not np.all(np.isfinite(logits)):
         raise TeacherError(f"{source} gives non-finite logits (NaN or inf) on random images in "
                            "its input space: check its weights")
-    spread = float(np.max(np.ptp(logits, axis=0)))
+    # Logits that move together for every class leave the class distribution as it was.
+    spread = float(np.max(np.ptp(logits - logits.mean(axis=-1, keepdims=True), axis=0)))
     if spread <= 1e-6 * max(1.0, float(np.max(np.abs(logits)))):
         raise TeacherError(
-            f"{source} gives the same logits for every input (they differ by at most "
-            f"{spread:.1e} over {RESPONSE_CHECK_IMAGES} random images in its input space): it "
+            f"{source} gives the same class distribution for every input (its logits, less "
+            f"their mean, differ by at most {spread:.1e} over {RESPONSE_CHECK_IMAGES} random "
+            "images in its input space): it "
             "looks untrained or its units are all dead; train it, or load its weights, before "
             "compressing it")
 
