@@ -37,3 +37,10 @@ class TicketError(UserInputError):
 
 class DataError(UserInputError):
     """An unknown data set name, or arrays that cannot be used (tfdfc.data)."""
+
+
+def first_line(error):
+    """The first line of `error`'s message (or its type's name when it has none): what a
+    one-line message quotes of an exception raised by a library."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

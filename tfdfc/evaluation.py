@@ -10,7 +10,7 @@ import os
 from tfdfc import metrics
 from tfdfc import teacher as teacher_lib
 from tfdfc.compression import binary
-from tfdfc.errors import ModelFileError
+from tfdfc.errors import ModelFileError, first_line
 from tfdfc.keras_compat import tfmot
 
 
@@ -41,9 +41,8 @@ def _evaluate_tflite(path, eval_set):
     try:
         outputs, delegate, _ = metrics.tflite_outputs_any_kernels(payload, eval_set.x_test)
     except (RuntimeError, ValueError) as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
         raise ModelFileError(f"{path} could not be run as a TFLite model on images of "
-                             f"shape {eval_set.input_shape}: {first_line}") from error
+                             f"shape {eval_set.input_shape}: {first_line(error)}") from error
     return {"path": path, "format": "tflite", "examples": len(eval_set.y_test),
             "accuracy": metrics.accuracy(outputs, eval_set.y_test), "bytes": len(payload),
             "gzip_bytes": metrics.gzip_size(payload), "delegate": delegate}

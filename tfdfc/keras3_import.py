@@ -17,7 +17,7 @@ import h5py
 import numpy as np
 
 from tfdfc import flatten, input_space
-from tfdfc.errors import Keras3ImportError, UserInputError
+from tfdfc.errors import Keras3ImportError, UserInputError, first_line
 from tfdfc.keras_compat import keras, tf
 
 OUTPUT_TOLERANCE = 1e-4  # largest max-abs output difference accepted against Keras 3
@@ -119,7 +119,7 @@ def convert(path, safe_mode=True):
             config)
     except (TypeError, ValueError, KeyError) as error:
         raise Keras3ImportError(f"{path}: tf-keras cannot rebuild this Keras 3 model: "
-                                f"{_first_line(error)}") from error
+                                f"{first_line(error)}") from error
     _copy_weights(source, target)
     difference, largest = _max_output_difference(source, target)
     tolerance = (HALF_PRECISION_TOLERANCE * max(1.0, largest) if _computes_in_half(source)
@@ -165,7 +165,7 @@ def _saved_config(path):
         return json.loads(text)
     except (OSError, KeyError, ValueError, zipfile.BadZipFile) as error:
         raise Keras3ImportError(f"{path} has no readable Keras 3 model config: "
-                                f"{_first_line(error)}") from error
+                                f"{first_line(error)}") from error
 
 
 def _walk_layers(entry):
@@ -232,11 +232,7 @@ def _load_keras3(path, safe_mode):
                 f"{path} holds code that would run when loaded; refusing in safe mode. Load it "
                 "only if you trust its source (--unsafe_load).") from error
         raise Keras3ImportError(f"{path} could not be loaded by Keras {keras3.__version__}: "
-                                f"{_first_line(error)}") from error
-
-
-def _first_line(error):
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+                                f"{first_line(error)}") from error
 
 
 # ---------------------------------------------------------------------------------------------
@@ -504,7 +500,7 @@ def _copy_weights(source, target):
         except ValueError as error:
             raise Keras3ImportError(
                 f"layer {layer.name!r} ({type(layer).__name__}): its Keras 3 weights do not fit "
-                f"the tf-keras layer: {_first_line(error)}") from error
+                f"the tf-keras layer: {first_line(error)}") from error
         # tf-keras Normalization computes its mean and variance tensors from the adapted
         # weights when built; this recomputes them from the copied weights.
         counterpart.finalize_state()

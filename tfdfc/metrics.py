@@ -9,6 +9,7 @@ import gzip
 
 import numpy as np
 
+from tfdfc.errors import first_line
 from tfdfc.keras_compat import keras
 
 _KERNEL_LAYERS = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense)
@@ -73,8 +74,7 @@ def tflite_outputs_any_kernels(model_content, images, batch_size=256):
         return tflite_outputs(model_content, images, batch_size), XNNPACK, None
     except (RuntimeError, ValueError) as error:
         outputs = tflite_outputs(model_content, images, batch_size, use_default_delegates=False)
-        lines = str(error).strip().splitlines()
-        return outputs, BUILTIN_KERNELS, lines[0] if lines else type(error).__name__
+        return outputs, BUILTIN_KERNELS, first_line(error)
 
 
 def _to_tensor(batch, detail):
