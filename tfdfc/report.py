@@ -125,7 +125,9 @@ def _measure(result, run, keras_model, files, eval_set, log):
     result["teacher"]["accuracy"] = metrics.keras_accuracy(run.teacher_logits, images, labels)
     result["student"]["accuracy"] = metrics.accuracy(student_logits, labels)
     for variant, payload in files.items():
-        tflite_logits = metrics.tflite_outputs_any_kernels(payload, images)[0]
+        tflite_logits = metrics.tflite_outputs(  # on what `_delegate` found runs the file
+            payload, images,
+            use_default_delegates=result["tflite"][variant]["delegate"] == metrics.XNNPACK)
         result["tflite"][variant]["accuracy"] = metrics.accuracy(tflite_logits, labels)
         result["tflite"][variant]["max_abs_diff_vs_keras"] = float(
             np.max(np.abs(student_logits - tflite_logits)))

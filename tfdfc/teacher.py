@@ -207,9 +207,8 @@ def check_responds(logits_model, space, source="teacher"):
         raise TeacherError(
             f"{source} gives the same class distribution for every input (its logits, less "
             f"their mean, differ by at most {spread:.1e} over {RESPONSE_CHECK_IMAGES} random "
-            "images in its input space): it "
-            "looks untrained or its units are all dead; train it, or load its weights, before "
-            "compressing it")
+            "images in its input space): it looks untrained or its units are all dead; train "
+            "it, or load its weights, before compressing it")
 
 
 def check_input_shape(model, input_shape, what="the data"):
