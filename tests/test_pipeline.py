@@ -92,16 +92,17 @@ def test_a_finished_run_started_again_resumes_without_training(finished_run, dig
 
 
 @pytest.mark.slow
-def test_a_run_resumes_with_another_collapse_action_but_not_other_settings(
+def test_a_run_resumes_with_another_collapse_action_or_recalibration_not_other_settings(
         finished_run, digits_teacher_path, tmp_path):
     out_dir = tmp_path / "run"
     shutil.copytree(finished_run[0], out_dir)
     train = dict(steps=3, batch_size=16, student_steps=2, log_every=1, eval_every=3,
                  checkpoint_every=3)
     lines = []
-    pipeline.run(_run_config(digits_teacher_path, out_dir,
+    pipeline.run(_run_config(digits_teacher_path, out_dir, recalibrate_batch_norm=True,
                              train=TrainConfig(on_collapse="warn", **train)), log=lines.append)
     assert any("resumed" in line and "iteration 3" in line for line in lines)
+    assert "batch norms: none frozen, nothing to recalibrate" in lines  # LeNet-5 has none
     with pytest.raises(ConfigError, match="settings differ: --student_lr"):
         pipeline.run(_run_config(digits_teacher_path, out_dir,
                                  train=TrainConfig(student_lr=1e-3, **train)), log=quiet)

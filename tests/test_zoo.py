@@ -159,6 +159,30 @@ def test_teacher_initialised_student_keeps_the_teachers_batch_norm_statistics(zo
     assert any(np.abs(bn.moving_mean.numpy()).max() > 1e-3 for bn in teacher_norms)  # not init
 
 
+def test_recalibration_gives_a_pruned_student_the_statistics_of_generated_images(zoo_files,
+                                                                                 tmp_path):
+    teacher_path, eval_path = zoo_files["resnet"]
+    config = _config(teacher_path, eval_path, tmp_path, "none", prune="magnitude", sparsity=0.8,
+                     recalibrate_batch_norm=True, with_data_baseline=False)
+    strategy, teacher_model, _, _ = pipeline.load_inputs(config)
+    lines = []
+    run, _ = pipeline.train_one(config, strategy, teacher_model, None, str(tmp_path),
+                                log=lines.append)
+    teacher_norms = batchnorm.batch_norms(teacher_model)
+    student_norms = batchnorm.batch_norms(run.players.student_model)
+    assert f"batch norms: {len(teacher_norms)} recalibrated on 4,096 generated images" in lines
+    first = student_norms[0]  # its inputs depend on no batch norm: exactly theirs
+    images = report.generated_images(run.players.generator, 4096, config.train.latent_dim,
+                                     config.train.seed + pipeline.RECALIBRATION_SEED_OFFSET)
+    with strategy.scope():
+        inputs = np.asarray(keras.Model(run.players.student_model.inputs, first.input)(images))
+    np.testing.assert_allclose(first.moving_mean.numpy(), inputs.mean(axis=(0, 1, 2)),
+                               rtol=1e-3, atol=1e-4)
+    for before, after in zip(teacher_norms, student_norms):
+        assert batchnorm.is_frozen(after)
+        assert not np.allclose(after.moving_variance.numpy(), before.moving_variance.numpy())
+
+
 def test_randomly_initialised_student_trains_its_batch_norm_statistics(zoo_files, tmp_path):
     teacher_path, eval_path = zoo_files["nested"]
     config = _config(teacher_path, eval_path, tmp_path, "none", student_init="random")

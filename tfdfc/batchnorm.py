@@ -14,11 +14,20 @@ The policy, per student init:
 - `random`-initialised students (distillation into a fresh or smaller network): there are no
   statistics to keep, so batch norms train normally and their statistics are those of the
   generated images.
+
+Frozen statistics are the real data's only while the student's weights stay near the
+teacher's. Where training moves them far (most weights pruned, binary signs), each conv's
+output leaves those statistics behind; `recalibrate` (`--recalibrate_batch_norm`) then takes
+them afresh from generated images after training, which the batch-norm prior (priors.py) keeps
+close to the teacher's real-data statistics.
 """
 
-from tfdfc.keras_compat import keras
+import numpy as np
+
+from tfdfc.keras_compat import keras, tf
 
 POLICIES = ("frozen_statistics", "trained")
+RECALIBRATION_IMAGES = 4096  # generated images `recalibrate` takes statistics from in a run
 
 
 def policy_for(student_init):
@@ -60,6 +69,57 @@ def freeze_statistics(model):
     layers = batch_norms(model)
     for layer in layers:
         layer._get_training_value = _always_inference  # pylint: disable=protected-access
+    return len(layers)
+
+
+def is_frozen(layer):
+    """Whether `freeze_statistics` froze this batch norm."""
+    return layer.__dict__.get("_get_training_value") is _always_inference
+
+
+def recalibrate(model, images, batch_size=256):
+    """Gives every frozen batch norm of `model` the moving mean and variance of its inputs over
+    `images` (e.g. generated ones) and returns how many it changed.
+
+    One pass, as a training-mode pass would see it: each frozen batch norm normalises every batch
+    with the batch's own statistics (so the layers after it see inputs re-normalised as the new
+    statistics will), and its moving statistics become those of all the batches together. The
+    layers keep their frozen (inference) behaviour afterwards.
+    """
+    layers = [layer for layer in batch_norms(model) if is_frozen(layer)]
+    sums = {id(layer): [0.0, 0.0, 0] for layer in layers}  # sum of means, of squares; rows
+
+    def recording_call(layer):
+        def call(inputs, training=None, **kwargs):
+            del training, kwargs
+            axes = [axis for axis in range(inputs.shape.rank) if axis not in layer.axis]
+            mean, variance = tf.nn.moments(inputs, axes, keepdims=True)
+            total, rows = sums[id(layer)], int(inputs.shape[0])
+            total[0] += rows * tf.reshape(mean, [-1]).numpy().astype(np.float64)
+            total[1] += rows * tf.reshape(variance + tf.square(mean), [-1]).numpy()
+            total[2] += rows
+            shape = mean.shape
+            scale = None if layer.gamma is None else tf.reshape(layer.gamma, shape)
+            offset = None if layer.beta is None else tf.reshape(layer.beta, shape)
+            return tf.nn.batch_normalization(inputs, mean, variance, offset, scale,
+                                             layer.epsilon)
+        return call
+
+    for layer in layers:
+        layer.call = recording_call(layer)
+    try:
+        for start in range(0, len(images), batch_size):
+            model(images[start:start + batch_size], training=False)
+    finally:
+        for layer in layers:
+            del layer.call
+    for layer in layers:
+        mean_sum, square_sum, rows = sums[id(layer)]
+        if rows:
+            mean = mean_sum / rows
+            layer.moving_mean.assign(mean.astype(np.float32))
+            layer.moving_variance.assign(np.maximum(square_sum / rows - mean ** 2,
+                                                    0.0).astype(np.float32))
     return len(layers)
 
 

@@ -51,6 +51,9 @@ class CompressConfig:
     batch_norm: str = setting("auto", "frozen_statistics (teacher's, inference mode) or trained; "
                               "auto: frozen from the teacher's weights, else trained.", "student",
                               choices=BATCH_NORM_POLICIES)
+    recalibrate_batch_norm: bool = setting(False, "After training, take frozen batch-norm "
+                                           "statistics afresh from generated images; unset: "
+                                           "the recipe's.", "student")
     generator_channels: int = setting(128, "Generator width (the paper: 128); unset: the "
                                       "recipe's.", "student", lower=2)
     input_range: str = setting("", "low,high of the teacher's input pixels (e.g. 0,255) where "

@@ -191,6 +191,10 @@ def _check_student(config, teacher_model):
                      resolve_input_space(config, teacher_logits))  # raises for a bad range
 
 
+# Added to the training seed for the images batch norms are recalibrated on, so that they are
+# not the int8 calibration's (report.generated_images with the training seed).
+RECALIBRATION_SEED_OFFSET = 1
+
 # Added to the training seed of a fresh (random) student; see `init_seed`.
 FRESH_SEED_OFFSET = 1_000_003
 
@@ -245,7 +249,21 @@ def train_one(config, strategy, teacher_model, eval_set, out_dir, delta=None, lo
                 show_images=report.image_view(eval_set), log=log)
     loop.run()
     run.method.after_training(run, strategy)
+    if config.recalibrate_batch_norm:
+        recalibrate_batch_norms(config, run, strategy, log)
     return run, loop
+
+
+def recalibrate_batch_norms(config, run, strategy, log=print):
+    """`--recalibrate_batch_norm`: the trained student's frozen batch norms take their
+    statistics from images of the trained generator (batchnorm.recalibrate)."""
+    images = report.generated_images(run.players.generator, batchnorm.RECALIBRATION_IMAGES,
+                                     config.train.latent_dim,
+                                     config.train.seed + RECALIBRATION_SEED_OFFSET)
+    with strategy.scope():  # pruning wrappers apply their masks only inside it
+        count = batchnorm.recalibrate(run.players.student_model, images)
+    log(f"batch norms: {count} recalibrated on {len(images):,} generated images"
+        if count else "batch norms: none frozen, nothing to recalibrate")
 
 
 def _fresh_build(config, strategy, teacher_model, trained):

@@ -75,7 +75,7 @@ the multi-seed check. The reasoning:
 import dataclasses
 
 # Fields a recipe sets: CompressConfig's and TrainConfig's.
-CONFIG_FIELDS = ("generator_channels", "activation_ranges")
+CONFIG_FIELDS = ("generator_channels", "activation_ranges", "recalibrate_batch_norm")
 TRAIN_FIELDS = ("steps", "student_lr", "divergence", "bn_prior_weight", "attention_weight",
                 "attention_points", "feature_weight", "resample_latents")
 
@@ -95,6 +95,7 @@ class Recipe:
     feature_weight: float = 0.0  # feature-map distillation at the attention points
     resample_latents: bool = False  # a fresh z for every student step, not one per iteration
     activation_ranges: str = "tfmot"  # where n-bit activation ranges start (quantize.py)
+    recalibrate_batch_norm: bool = False  # frozen statistics from generated images at the end
 
     def values(self):
         return {field: getattr(self, field) for field in CONFIG_FIELDS + TRAIN_FIELDS}
@@ -165,7 +166,9 @@ def describe(values):
             f"weight {values['feature_weight']:g}"
             + (", fresh z per student step" if values["resample_latents"] else "")
             + (", activation ranges from the first batches"
-               if values["activation_ranges"] == "from_batches" else ""))
+               if values["activation_ranges"] == "from_batches" else "")
+            + (", batch norms recalibrated on generated images"
+               if values["recalibrate_batch_norm"] else ""))
 
 
 def settings_of(config):

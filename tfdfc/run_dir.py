@@ -22,8 +22,10 @@ _OUTPUTS = ("saved_model", "student_*.tflite", "report.json", "report.md", "repo
 # Fields that may change between a run and its resumption without changing what is trained.
 # `recipe` only names where the settings came from; the settings it filled are compared one by
 # one, so a run trained under a recipe since renamed or split resumes under the new name.
+# `recalibrate_batch_norm` acts after the last update, so a finished run can be resumed to
+# export with or without it.
 _RESUMABLE_FIELDS = ("out_dir", "overwrite", "unsafe_load", "with_data_baseline", "eval_data",
-                     "int8_io", "recipe")
+                     "int8_io", "recipe", "recalibrate_batch_norm")
 # on_collapse too: a run started under the old default (warn) resumes under reset, and a user
 # who saw a collapse warning may resume with reset.
 _RESUMABLE_TRAIN_FIELDS = ("log_every", "eval_every", "checkpoint_every", "on_collapse")
