@@ -102,7 +102,7 @@ def test_a_run_resumes_with_another_collapse_action_or_recalibration_not_other_s
     pipeline.run(_run_config(digits_teacher_path, out_dir, recalibrate_batch_norm=True,
                              train=TrainConfig(on_collapse="warn", **train)), log=lines.append)
     assert any("resumed" in line and "iteration 3" in line for line in lines)
-    assert "batch norms: none frozen, nothing to recalibrate" in lines  # LeNet-5 has none
+    assert "batch norms: none to recalibrate (none frozen outside QAT)" in lines  # LeNet-5
     with pytest.raises(ConfigError, match="settings differ: --student_lr"):
         pipeline.run(_run_config(digits_teacher_path, out_dir,
                                  train=TrainConfig(student_lr=1e-3, **train)), log=quiet)

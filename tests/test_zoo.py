@@ -9,8 +9,8 @@ import pytest
 
 import zoo
 from conftest import quiet
-from tfdfc import (batchnorm, compression, flatten, losses, metrics, models, pipeline, report,
-                   teacher)
+from tfdfc import (baselines, batchnorm, compression, flatten, losses, metrics, models, pipeline,
+                   report, teacher)
 from tfdfc.errors import UserInputError
 from tfdfc.keras_compat import keras, tf
 from tfdfc.train import TrainConfig
@@ -181,6 +181,25 @@ def test_recalibration_gives_a_pruned_student_the_statistics_of_generated_images
     for before, after in zip(teacher_norms, student_norms):
         assert batchnorm.is_frozen(after)
         assert not np.allclose(after.moving_variance.numpy(), before.moving_variance.numpy())
+
+
+def test_the_with_data_baseline_is_recalibrated_on_real_training_images(zoo_files, tmp_path):
+    teacher_path, eval_path = zoo_files["resnet"]
+    arrays = dict(np.load(eval_path))
+    with_train = tmp_path / "with_train.npz"
+    np.savez(with_train, x_train=arrays["x_test"], y_train=arrays["y_test"], **arrays)
+    config = _config(teacher_path, str(with_train), tmp_path / "run", "none", prune="magnitude",
+                     sparsity=0.8, recalibrate_batch_norm=True)
+    strategy, teacher_model, eval_set, _ = pipeline.load_inputs(config)
+    fresh = pipeline.seeded_build(strategy, config, teacher_model, log=quiet)
+    result = baselines.with_data(config, strategy, fresh, eval_set, log=quiet)
+    assert result["method"].endswith("; batch norms recalibrated on real training images")
+    first = batchnorm.batch_norms(fresh.players.student_model)[0]
+    with strategy.scope():
+        inputs = np.asarray(keras.Model(fresh.players.student_model.inputs, first.input)(
+            eval_set.x_train))
+    np.testing.assert_allclose(first.moving_mean.numpy(), inputs.mean(axis=(0, 1, 2)),
+                               rtol=1e-3, atol=1e-4)
 
 
 def test_randomly_initialised_student_trains_its_batch_norm_statistics(zoo_files, tmp_path):

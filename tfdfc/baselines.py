@@ -11,7 +11,7 @@
 
 import time
 
-from tfdfc import metrics
+from tfdfc import batchnorm, metrics
 from tfdfc.keras_compat import tf
 from tfdfc.loop import format_seconds
 from tfdfc.train import call_outputs, make_student_step
@@ -68,6 +68,13 @@ def with_data(config, strategy, fresh_run, eval_set, log=print):
             rate = done / max(time.time() - started, 1e-9)
             log(f"with-data baseline: iteration {done}/{steps}  {rate:.2f} it/s  "
                 f"ETA {format_seconds((steps - done) / rate)}")
+    method = "same student steps and loss on real training images (no labels)"
+    if config.recalibrate_batch_norm:  # as the data-free student, on real images here
+        real = eval_set.x_train[:batchnorm.RECALIBRATION_IMAGES]
+        real_batches = (real[start:start + 256] for start in range(0, len(real), 256))
+        with strategy.scope():
+            if batchnorm.recalibrate(players.student_model, real_batches):
+                method += "; batch norms recalibrated on real training images"
     measured = players.student_model
     if fresh_run.compressed.final_model is not None:  # slimming: the cut network
         measured = fresh_run.compressed.final_model(measured)
@@ -75,7 +82,7 @@ def with_data(config, strategy, fresh_run, eval_set, log=print):
         accuracy = metrics.keras_accuracy(measured, eval_set.x_test, eval_set.y_test)
     return {"accuracy": accuracy, "kernel_params": metrics.kernel_parameter_count(measured),
             "macs": metrics.multiply_accumulates(measured),
-            "method": "same student steps and loss on real training images (no labels)"}
+            "method": method}
 
 
 

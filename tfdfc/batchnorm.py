@@ -77,17 +77,48 @@ def is_frozen(layer):
     return layer.__dict__.get("_get_training_value") is _always_inference
 
 
-def recalibrate(model, images, batch_size=256):
-    """Gives every frozen batch norm of `model` the moving mean and variance of its inputs over
-    `images` (e.g. generated ones) and returns how many it changed.
+def _learned_activation_ranges(model):
+    """Whether a TF-MOT quantize wrapper in `model` fake-quantizes activations or outputs (int8
+    or n-bit QAT, not binary weights): ranges learned on the activations the old statistics
+    gave, which new statistics would leave stale."""
+    for layer in model.layers:
+        if isinstance(layer, keras.Model) and _learned_activation_ranges(layer):
+            return True
+        config, inner = getattr(layer, "quantize_config", None), getattr(layer, "layer", None)
+        if config is not None and (config.get_activations_and_quantizers(inner)
+                                   or config.get_output_quantizers(inner)):
+            return True
+    return False
 
-    One pass, as a training-mode pass would see it: each frozen batch norm normalises every batch
+
+def recalibratable(model):
+    """The frozen batch norms of `model` that `recalibrate` changes, each once; none in a model
+    that has learned activation ranges (int8 QAT keeps batch norms unfolded while it trains)."""
+    if _learned_activation_ranges(model):
+        return []
+    found = []
+    for norm in batch_norms(model):
+        if is_frozen(norm) and all(norm is not other for other in found):
+            found.append(norm)
+    return found
+
+
+def recalibrate(model, batches):
+    """Gives every `recalibratable` batch norm of `model` the moving mean and variance of its
+    inputs over `batches` (an iterable of image batches, e.g. generated ones) and returns how
+    many it changed. Eager only (it reads the statistics as numpy values).
+
+    One pass, as a training-mode pass would see it: each such batch norm normalises every batch
     with the batch's own statistics (so the layers after it see inputs re-normalised as the new
     statistics will), and its moving statistics become those of all the batches together. The
     layers keep their frozen (inference) behaviour afterwards.
     """
-    layers = [layer for layer in batch_norms(model) if is_frozen(layer)]
-    sums = {id(layer): [0.0, 0.0, 0] for layer in layers}  # sum of means, of squares; rows
+    layers = recalibratable(model)
+    for layer in layers:
+        if layer.virtual_batch_size is not None:
+            raise ValueError(f"batch norm {layer.name} uses virtual_batch_size: its statistics "
+                             "cannot be recalibrated")
+    sums = {id(layer): [0.0, 0.0, 0.0, 0] for layer in layers}  # sums of mean, mean^2, var; rows
 
     def recording_call(layer):
         def call(inputs, training=None, **kwargs):
@@ -95,9 +126,11 @@ def recalibrate(model, images, batch_size=256):
             axes = [axis for axis in range(inputs.shape.rank) if axis not in layer.axis]
             mean, variance = tf.nn.moments(inputs, axes, keepdims=True)
             total, rows = sums[id(layer)], int(inputs.shape[0])
-            total[0] += rows * tf.reshape(mean, [-1]).numpy().astype(np.float64)
-            total[1] += rows * tf.reshape(variance + tf.square(mean), [-1]).numpy()
-            total[2] += rows
+            batch_mean = tf.reshape(mean, [-1]).numpy().astype(np.float64)
+            total[0] += rows * batch_mean
+            total[1] += rows * batch_mean ** 2
+            total[2] += rows * tf.reshape(variance, [-1]).numpy().astype(np.float64)
+            total[3] += rows
             shape = mean.shape
             scale = None if layer.gamma is None else tf.reshape(layer.gamma, shape)
             offset = None if layer.beta is None else tf.reshape(layer.beta, shape)
@@ -108,18 +141,19 @@ def recalibrate(model, images, batch_size=256):
     for layer in layers:
         layer.call = recording_call(layer)
     try:
-        for start in range(0, len(images), batch_size):
-            model(images[start:start + batch_size], training=False)
+        for images in batches:
+            model(images, training=False)
     finally:
         for layer in layers:
             del layer.call
     for layer in layers:
-        mean_sum, square_sum, rows = sums[id(layer)]
+        mean_sum, square_sum, variance_sum, rows = sums[id(layer)]
         if rows:
-            mean = mean_sum / rows
-            layer.moving_mean.assign(mean.astype(np.float32))
-            layer.moving_variance.assign(np.maximum(square_sum / rows - mean ** 2,
-                                                    0.0).astype(np.float32))
+            mean = mean_sum / rows  # variance: within batches plus between their means
+            variance = np.maximum(variance_sum / rows + square_sum / rows - mean ** 2, 0.0)
+            shape = layer.moving_mean.shape
+            layer.moving_mean.assign(np.reshape(mean, shape).astype(np.float32))
+            layer.moving_variance.assign(np.reshape(variance, shape).astype(np.float32))
     return len(layers)
 
 

@@ -32,9 +32,16 @@ def image_view(eval_set):
 
 def generated_images(generator, count, latent_dim, seed):
     """`count` samples of the trained generator (batch-norm in training mode, as in training)."""
+    return np.concatenate(list(generated_batches(generator, count, latent_dim, seed)))
+
+
+def generated_batches(generator, count, latent_dim, seed, batch_size=256):
+    """`generated_images`' samples, `batch_size` at a time (all of them need not fit in memory):
+    the generator runs on 64 latents at a time either way, so both give the same images."""
     z = tf.random.stateless_normal([count, latent_dim], seed=[seed, 2**31 - 1])
-    return np.concatenate([np.asarray(generator(z[start:start + 64], training=True))
-                           for start in range(0, count, 64)])
+    for first in range(0, count, batch_size):
+        yield np.concatenate([np.asarray(generator(z[start:start + 64], training=True))
+                              for start in range(first, min(first + batch_size, count), 64)])
 
 
 def export_and_measure(config, run, eval_set, log=print):
