@@ -92,3 +92,14 @@ def test_recalibrate_leaves_norms_whose_output_int8_qat_quantizes():
     assert batchnorm.recalibrate(model, [images]) == 0
     for norm in batchnorm.batch_norms(model):
         np.testing.assert_array_equal(norm.moving_variance.numpy(), 9.0)
+
+
+def test_recalibrate_leaves_norms_with_virtual_batches():
+    """Their statistics are per virtual batch: one pass over whole batches would mix them."""
+    inputs = keras.Input((4, 4, 2))
+    outputs = keras.layers.BatchNormalization(virtual_batch_size=4, name="ghost")(inputs)
+    model = keras.Model(inputs, keras.layers.Flatten()(outputs))
+    batchnorm.freeze_statistics(model)
+    images = np.random.default_rng(8).normal(3.0, 1.0, size=(16, 4, 4, 2)).astype(np.float32)
+    assert batchnorm.recalibrate(model, [images]) == 0
+    np.testing.assert_array_equal(model.get_layer("ghost").moving_mean.numpy(), 0.0)

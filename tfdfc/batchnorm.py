@@ -93,12 +93,14 @@ def _learned_activation_ranges(model):
 
 def recalibratable(model):
     """The frozen batch norms of `model` that `recalibrate` changes, each once; none in a model
-    that has learned activation ranges (int8 QAT keeps batch norms unfolded while it trains)."""
+    that has learned activation ranges (int8 QAT keeps batch norms unfolded while it trains),
+    and none with a `virtual_batch_size` (its statistics are per virtual batch)."""
     if _learned_activation_ranges(model):
         return []
     found = []
     for norm in batch_norms(model):
-        if is_frozen(norm) and all(norm is not other for other in found):
+        if (is_frozen(norm) and norm.virtual_batch_size is None
+                and all(norm is not other for other in found)):
             found.append(norm)
     return found
 
@@ -114,10 +116,6 @@ def recalibrate(model, batches):
     layers keep their frozen (inference) behaviour afterwards.
     """
     layers = recalibratable(model)
-    for layer in layers:
-        if layer.virtual_batch_size is not None:
-            raise ValueError(f"batch norm {layer.name} uses virtual_batch_size: its statistics "
-                             "cannot be recalibrated")
     sums = {id(layer): [0.0, 0.0, 0.0, 0] for layer in layers}  # sums of mean, mean^2, var; rows
 
     def recording_call(layer):
