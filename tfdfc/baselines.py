@@ -71,7 +71,8 @@ def with_data(config, strategy, fresh_run, eval_set, log=print):
     method = "same student steps and loss on real training images (no labels)"
     if config.recalibrate_batch_norm:  # as the data-free student, on real images here
         real = eval_set.x_train[:batchnorm.RECALIBRATION_IMAGES]
-        real_batches = (real[start:start + 256] for start in range(0, len(real), 256))
+        size = batchnorm.RECALIBRATION_BATCH
+        real_batches = (real[start:start + size] for start in range(0, len(real), size))
         with strategy.scope():
             if batchnorm.recalibrate(players.student_model, real_batches):
                 method += "; batch norms recalibrated on real training images"

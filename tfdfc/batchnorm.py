@@ -28,6 +28,9 @@ from tfdfc.keras_compat import keras, tf
 
 POLICIES = ("frozen_statistics", "trained")
 RECALIBRATION_IMAGES = 4096  # generated images `recalibrate` takes statistics from in a run
+# Images per batch of a run's recalibration, generated or real alike: each batch is normalised
+# by its own statistics on the way through, so both see the same batch size.
+RECALIBRATION_BATCH = 256
 
 
 def policy_for(student_init):

@@ -260,7 +260,8 @@ def recalibrate_batch_norms(config, run, strategy, log=print):
     statistics from images of the trained generator (batchnorm.recalibrate)."""
     batches = report.generated_batches(run.players.generator, batchnorm.RECALIBRATION_IMAGES,
                                        config.train.latent_dim,
-                                       config.train.seed + RECALIBRATION_SEED_OFFSET)
+                                       config.train.seed + RECALIBRATION_SEED_OFFSET,
+                                       batchnorm.RECALIBRATION_BATCH)
     with strategy.scope():  # pruning wrappers apply their masks only inside it
         count = batchnorm.recalibrate(run.players.student_model, batches)
     log(f"batch norms: {count} recalibrated on {batchnorm.RECALIBRATION_IMAGES:,} generated "
