@@ -254,6 +254,42 @@ def test_scheduled_generator_resets_discard_its_training_and_resume_exactly(
             np.testing.assert_allclose(a, b, atol=1e-5)
 
 
+def test_scheduled_recalibrations_come_before_the_checkpoint_and_resume_where_they_were(
+        tmp_path, digits_teacher_path):
+    """Every 2nd iteration of 5 but the last; stopped after iteration 3 (checkpointed at 2),
+    the run resumes from 2 and recalibrates after 4 only: the one after 2 is in that
+    checkpoint."""
+    strategy = distribute.make_strategy("one_device")
+    config = tiny_train_config(steps=5, checkpoint_every=2, recalibrate_batch_norm_every=2)
+    calls, lines = [], []
+
+    class Interrupted(Exception):
+        pass
+
+    def stop_after_three(done):
+        if done == 3:
+            raise Interrupted()
+
+    def recalibrate(done):
+        calls.append(done)
+        return 3
+
+    with pytest.raises(Interrupted):
+        Loop(strategy, tiny_players(strategy, digits_teacher_path, config), config,
+             str(tmp_path / "ckpt"), log=lines.append, on_iteration=stop_after_three,
+             recalibrate=recalibrate).run()
+    assert calls == [2]
+    Loop(strategy, tiny_players(strategy, digits_teacher_path, config), config,
+         str(tmp_path / "ckpt"), log=lines.append, recalibrate=recalibrate).run()
+    assert calls == [2, 4]
+    assert [line for line in lines if "recalibrated" in line] == [
+        f"recalibrate_batch_norm_every=2: 3 batch norms recalibrated after iteration {done}"
+        for done in (2, 4)]
+    with pytest.raises(ValueError, match="recalibrate_batch_norm_every needs"):
+        Loop(strategy, tiny_players(strategy, digits_teacher_path, config), config,
+             str(tmp_path / "other"), log=quiet)
+
+
 def test_the_accuracy_curve_survives_a_resume(tmp_path, digits_teacher_path):
     """Evaluated at every iteration, checkpointed at every second: stopped after iteration 3,
     the run resumes from 2, so the curve keeps 1 and 2 from the first session and takes 3 (made

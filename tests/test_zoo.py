@@ -183,6 +183,29 @@ def test_recalibration_gives_a_pruned_student_the_statistics_of_generated_images
         assert not np.allclose(after.moving_variance.numpy(), before.moving_variance.numpy())
 
 
+def test_recalibration_during_training_gives_frozen_norms_generated_statistics(zoo_files,
+                                                                               tmp_path):
+    """Without the recalibration after training, the student's frozen statistics change only
+    by the one after iteration 1 of 2 (the test above shows they otherwise stay the
+    teacher's)."""
+    teacher_path, eval_path = zoo_files["resnet"]
+    config = _config(teacher_path, eval_path, tmp_path, "none", prune="magnitude", sparsity=0.8,
+                     with_data_baseline=False)
+    config = dataclasses.replace(config, train=dataclasses.replace(
+        config.train, recalibrate_batch_norm_every=1))
+    strategy, teacher_model, _, _ = pipeline.load_inputs(config)
+    lines = []
+    run, _ = pipeline.train_one(config, strategy, teacher_model, None, str(tmp_path),
+                                log=lines.append)
+    teacher_norms = batchnorm.batch_norms(teacher_model)
+    assert [line for line in lines if "recalibrated" in line] == [
+        f"recalibrate_batch_norm_every=1: {len(teacher_norms)} batch norms recalibrated after "
+        "iteration 1"]
+    for before, after in zip(teacher_norms, batchnorm.batch_norms(run.players.student_model)):
+        assert batchnorm.is_frozen(after)
+        assert not np.allclose(after.moving_variance.numpy(), before.moving_variance.numpy())
+
+
 def test_the_with_data_baseline_is_recalibrated_on_real_training_images(zoo_files, tmp_path):
     teacher_path, eval_path = zoo_files["resnet"]
     arrays = dict(np.load(eval_path))
@@ -190,10 +213,14 @@ def test_the_with_data_baseline_is_recalibrated_on_real_training_images(zoo_file
     np.savez(with_train, x_train=arrays["x_test"], y_train=arrays["y_test"], **arrays)
     config = _config(teacher_path, str(with_train), tmp_path / "run", "none", prune="magnitude",
                      sparsity=0.8, recalibrate_batch_norm=True)
+    config = dataclasses.replace(config, train=dataclasses.replace(
+        config.train, recalibrate_batch_norm_every=1))  # and after iteration 1 of 2
     strategy, teacher_model, eval_set, _ = pipeline.load_inputs(config)
     fresh = pipeline.seeded_build(strategy, config, teacher_model, log=quiet)
     result = baselines.with_data(config, strategy, fresh, eval_set, log=quiet)
-    assert result["method"].endswith("; batch norms recalibrated on real training images")
+    assert result["method"].endswith(
+        "; batch norms recalibrated on real training images every 1 iterations"
+        "; batch norms recalibrated on real training images")
     first = batchnorm.batch_norms(fresh.players.student_model)[0]
     with strategy.scope():
         inputs = np.asarray(keras.Model(fresh.players.student_model.inputs, first.input)(

@@ -36,6 +36,16 @@ def measure(config, strategy, run, eval_set, rebuild, log=print):
     return result
 
 
+def _recalibrate_on_real_images(strategy, student, eval_set):
+    """batchnorm.recalibrate on the first real training images, as many as a data-free run
+    recalibrates on; returns how many batch norms changed."""
+    real = eval_set.x_train[:batchnorm.RECALIBRATION_IMAGES]
+    size = batchnorm.RECALIBRATION_BATCH
+    with strategy.scope():  # pruning wrappers apply their masks only inside it
+        return batchnorm.recalibrate(student, (real[start:start + size]
+                                               for start in range(0, len(real), size)))
+
+
 def no_training(config, run, eval_set):
     """Accuracy of the teacher compressed without any training (the run's method's baseline);
     None where undefined, as for a student of another architecture."""
@@ -62,20 +72,21 @@ def with_data(config, strategy, fresh_run, eval_set, log=print):
                .batch(config.train.batch_size, drop_remainder=True))
     iterator = iter(strategy.experimental_distribute_dataset(batches))
     started, steps = time.time(), config.train.steps
+    every = config.train.recalibrate_batch_norm_every
     for done in range(1, steps + 1):
         student_steps(iterator)
+        if every and done % every == 0 and done < steps:  # as the data-free student's loop
+            _recalibrate_on_real_images(strategy, players.student_model, eval_set)
         if done % config.train.log_every == 0 and done < steps:
             rate = done / max(time.time() - started, 1e-9)
             log(f"with-data baseline: iteration {done}/{steps}  {rate:.2f} it/s  "
                 f"ETA {format_seconds((steps - done) / rate)}")
     method = "same student steps and loss on real training images (no labels)"
+    if every and batchnorm.recalibratable(players.student_model):
+        method += f"; batch norms recalibrated on real training images every {every} iterations"
     if config.recalibrate_batch_norm:  # as the data-free student, on real images here
-        real = eval_set.x_train[:batchnorm.RECALIBRATION_IMAGES]
-        size = batchnorm.RECALIBRATION_BATCH
-        real_batches = (real[start:start + size] for start in range(0, len(real), size))
-        with strategy.scope():
-            if batchnorm.recalibrate(players.student_model, real_batches):
-                method += "; batch norms recalibrated on real training images"
+        if _recalibrate_on_real_images(strategy, players.student_model, eval_set):
+            method += "; batch norms recalibrated on real training images"
     measured = players.student_model
     if fresh_run.compressed.final_model is not None:  # slimming: the cut network
         measured = fresh_run.compressed.final_model(measured)

@@ -41,7 +41,8 @@ class Loop:
     """Runs the alternating steps with checkpoints, summaries, evaluation and progress lines."""
 
     def __init__(self, strategy, players, config, checkpoint_dir, summary_dir=None,
-                 evaluate=None, show_images=None, log=print, on_iteration=None):
+                 evaluate=None, show_images=None, log=print, on_iteration=None,
+                 recalibrate=None):
         """Args:
           strategy: the strategy every model was built under.
           players: the networks and optimizers.
@@ -52,8 +53,13 @@ class Loop:
           show_images: optional callable(images) -> images in [0, 1] for the summary grid.
           log: receives progress lines.
           on_iteration: optional callable(iteration) after each iteration (e.g. a test's stop).
+          recalibrate: callable(iteration) -> number of batch norms given statistics from the
+            current generator's images; needed with recalibrate_batch_norm_every.
         """
         config.validate()
+        if config.recalibrate_batch_norm_every and recalibrate is None:
+            raise ValueError("recalibrate_batch_norm_every needs the loop's `recalibrate`")
+        self.recalibrate = recalibrate
         self.strategy, self.players, self.config = strategy, players, config
         self.evaluate, self.show_images, self.log = evaluate, show_images, log
         self.on_iteration = on_iteration
@@ -175,6 +181,7 @@ class Loop:
             iteration_started = time.time()
             metrics = self.run_iteration(iteration)
             self._check_finite(iteration, metrics)
+            self._scheduled_recalibration(iteration + 1)
             self._watch_collapse(iteration + 1, metrics["teacher_classes"])
             self._scheduled_reset(iteration + 1)
             self.iteration.assign(iteration + 1)
@@ -231,6 +238,21 @@ class Loop:
         if self.chief:
             self.log(f"generator_reset_every={every}: generator and its Adam moments "
                      f"re-initialised after iteration {done}")
+
+    def _scheduled_recalibration(self, done):
+        """With recalibrate_batch_norm_every=N, the student's frozen batch norms take their
+        statistics from the generator's images after every N-th iteration but the last (a run's
+        `--recalibrate_batch_norm` acts there); before a collapse or scheduled reset replaces the
+        generator and before the checkpoint of `done`, so a resumed run continues exactly."""
+        every = self.config.recalibrate_batch_norm_every
+        if not every or done % every or done >= self.config.steps:
+            return
+        count = self.recalibrate(done)
+        if self.chief and (count or done == every):
+            self.log(f"recalibrate_batch_norm_every={every}: {count} batch norms recalibrated "
+                     f"after iteration {done}" if count else
+                     f"recalibrate_batch_norm_every={every}: no batch norm to recalibrate (none "
+                     "frozen outside QAT)")
 
     def _fresh_generator(self, seed):
         """Re-initialises the generator and zeroes its Adam moments; a slow copy

@@ -247,25 +247,28 @@ def train_one(config, strategy, teacher_model, eval_set, out_dir, delta=None, lo
     loop = Loop(strategy, run.players, config.train,
                 checkpoint_dir=os.path.join(out_dir, "checkpoints"),
                 summary_dir=os.path.join(out_dir, "tensorboard"), evaluate=evaluate,
-                show_images=report.image_view(eval_set), log=log)
+                show_images=report.image_view(eval_set), log=log,
+                recalibrate=lambda done: recalibrate_batch_norms(config, run, strategy, done))
     loop.run()
     run.method.after_training(run, strategy)
     if config.recalibrate_batch_norm:
-        recalibrate_batch_norms(config, run, strategy, log)
+        count = recalibrate_batch_norms(config, run, strategy)
+        log(f"batch norms: {count} recalibrated on {batchnorm.RECALIBRATION_IMAGES:,} generated "
+            "images" if count else "batch norms: none to recalibrate (none frozen outside QAT)")
     return run, loop
 
 
-def recalibrate_batch_norms(config, run, strategy, log=print):
-    """`--recalibrate_batch_norm`: the trained student's frozen batch norms take their
-    statistics from images of the trained generator (batchnorm.recalibrate)."""
+def recalibrate_batch_norms(config, run, strategy, iteration=0):
+    """The student's frozen batch norms take their statistics from images of the generator as
+    it is (batchnorm.recalibrate): after training (`--recalibrate_batch_norm`) or after
+    `iteration` of it (`--recalibrate_batch_norm_every`), each on images of its own seed.
+    Returns how many batch norms changed."""
     batches = report.generated_batches(run.players.generator, batchnorm.RECALIBRATION_IMAGES,
                                        config.train.latent_dim,
-                                       config.train.seed + RECALIBRATION_SEED_OFFSET,
+                                       config.train.seed + RECALIBRATION_SEED_OFFSET + iteration,
                                        batchnorm.RECALIBRATION_BATCH)
     with strategy.scope():  # pruning wrappers apply their masks only inside it
-        count = batchnorm.recalibrate(run.players.student_model, batches)
-    log(f"batch norms: {count} recalibrated on {batchnorm.RECALIBRATION_IMAGES:,} generated "
-        "images" if count else "batch norms: none to recalibrate (none frozen outside QAT)")
+        return batchnorm.recalibrate(run.players.student_model, batches)
 
 
 def _fresh_build(config, strategy, teacher_model, trained):

@@ -105,6 +105,11 @@ class TrainConfig:
                                          "every N iterations, so a fresh one searches the "
                                          "student's errors from a new start (0: off).",
                                          "training", lower=0)
+    recalibrate_batch_norm_every: int = setting(0, "Take the student's frozen batch-norm "
+                                                "statistics afresh from the generator's images "
+                                                "every N iterations, so its scale and offset "
+                                                "learn under them (0: off).", "training",
+                                                lower=0)
     on_collapse: str = setting("reset", "reset: re-initialise a collapsed generator (up to 3 "
                                "times); warn: only log it (the paper's).", "training",
                                choices=collapse.ACTIONS)
@@ -133,7 +138,7 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
         for name in ("attention_weight", "feature_weight", "bn_prior_weight", "balance_weight",
                      "smoothness_weight", "confidence_weight", "replay_batches",
-                     "generator_reset_every"):
+                     "generator_reset_every", "recalibrate_batch_norm_every"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.divergence not in losses.DIVERGENCES:
