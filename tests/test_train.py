@@ -1,6 +1,7 @@
 """The alternating loop on a tiny teacher: real steps, one and two replicas, resume."""
 
 import contextlib
+import os
 
 import numpy as np
 import pytest
@@ -254,40 +255,78 @@ def test_scheduled_generator_resets_discard_its_training_and_resume_exactly(
             np.testing.assert_allclose(a, b, atol=1e-5)
 
 
-def test_scheduled_recalibrations_come_before_the_checkpoint_and_resume_where_they_were(
+def test_scheduled_recalibrations_come_before_the_checkpoint_and_the_reset_and_resume(
         tmp_path, digits_teacher_path):
-    """Every 2nd iteration of 5 but the last; stopped after iteration 3 (checkpointed at 2),
-    the run resumes from 2 and recalibrates after 4 only: the one after 2 is in that
-    checkpoint."""
+    """Every 2nd iteration of 6 but the last, each before that iteration's generator reset
+    and checkpoint; stopped after iteration 3, the run resumes from the checkpoint of 2 and
+    recalibrates after 4 only: the recalibration after 2 is in that checkpoint."""
     strategy = distribute.make_strategy("one_device")
-    config = tiny_train_config(steps=5, checkpoint_every=2, recalibrate_batch_norm_every=2)
-    calls, lines = [], []
+    config = tiny_train_config(steps=6, checkpoint_every=2, recalibrate_batch_norm_every=2,
+                               generator_reset_every=2)
+    directory = str(tmp_path / "ckpt")
+    calls, after_iteration, lines = [], {}, []
 
     class Interrupted(Exception):
         pass
 
-    def stop_after_three(done):
-        if done == 3:
-            raise Interrupted()
+    def run(stop_at=None):
+        players = tiny_players(strategy, digits_teacher_path, config)
+
+        def recalibrate(done):
+            calls.append((done, tf.train.latest_checkpoint(directory),
+                          _weights(players.generator)))
+            return 3
+
+        def snapshot(done):
+            after_iteration[done] = _weights(players.generator)
+            if done == stop_at:
+                raise Interrupted()
+
+        with pytest.raises(Interrupted) if stop_at else contextlib.nullcontext():
+            Loop(strategy, players, config, directory, log=lines.append,
+                 on_iteration=snapshot, recalibrate=recalibrate).run()
+
+    run(stop_at=3)
+    assert [done for done, _, _ in calls] == [2]
+    run()
+    assert [(done, latest) for done, latest, _ in calls] == [
+        (2, None), (4, os.path.join(directory, "ckpt-2"))]
+    for done, _, generator in calls:  # the generator trained up to `done`, not the fresh one
+        assert any(not np.allclose(a, b) for a, b in zip(generator, after_iteration[done]))
+    assert [line for line in lines if line.startswith("recalibrate_batch_norm_every")] == [
+        f"recalibrate_batch_norm_every=2: 3 batch norms recalibrated after iteration {done}"
+        for done in (2, 4)]
+
+
+def test_recalibration_is_skipped_on_collapsed_images_and_told_once_when_it_finds_none(
+        tmp_path, digits_teacher_path):
+    strategy = distribute.make_strategy("one_device")
+    config = tiny_train_config(steps=4, recalibrate_batch_norm_every=1)
+    players = tiny_players(strategy, digits_teacher_path, config)
+    calls, lines = [], []
 
     def recalibrate(done):
         calls.append(done)
-        return 3
+        return 0  # as for a student without frozen batch norms (this LeNet-5)
 
-    with pytest.raises(Interrupted):
-        Loop(strategy, tiny_players(strategy, digits_teacher_path, config), config,
-             str(tmp_path / "ckpt"), log=lines.append, on_iteration=stop_after_three,
-             recalibrate=recalibrate).run()
-    assert calls == [2]
-    Loop(strategy, tiny_players(strategy, digits_teacher_path, config), config,
-         str(tmp_path / "ckpt"), log=lines.append, recalibrate=recalibrate).run()
-    assert calls == [2, 4]
-    assert [line for line in lines if "recalibrated" in line] == [
-        f"recalibrate_batch_norm_every=2: 3 batch norms recalibrated after iteration {done}"
-        for done in (2, 4)]
+    Loop(strategy, players, config, str(tmp_path / "none"), log=lines.append,
+         recalibrate=recalibrate).run()
+    assert calls == [1, 2, 3]
+    assert [line for line in lines if line.startswith("recalibrate_batch_norm_every")] == [
+        "recalibrate_batch_norm_every=1: none to recalibrate (none frozen outside QAT)"]
+
+    calls.clear()
+    loop = Loop(strategy, players, config, str(tmp_path / "collapsed"), log=lines.append,
+                recalibrate=recalibrate)
+    # Above 10 classes and at once: a collapse reported and answered by a reset every iteration.
+    loop.collapse.threshold, loop.collapse.patience = 11.0, 1
+    loop.run()
+    assert calls == []
+    assert [line for line in lines if "skipped" in line] == [
+        f"recalibrate_batch_norm_every=1: skipped after iteration {done}, where the generator "
+        "is collapsed or has just been reset" for done in (1, 2, 3)]
     with pytest.raises(ValueError, match="recalibrate_batch_norm_every needs"):
-        Loop(strategy, tiny_players(strategy, digits_teacher_path, config), config,
-             str(tmp_path / "other"), log=quiet)
+        Loop(strategy, players, config, str(tmp_path / "other"), log=quiet)
 
 
 def test_the_accuracy_curve_survives_a_resume(tmp_path, digits_teacher_path):

@@ -186,8 +186,8 @@ def test_recalibration_gives_a_pruned_student_the_statistics_of_generated_images
 def test_recalibration_during_training_gives_frozen_norms_generated_statistics(zoo_files,
                                                                                tmp_path):
     """Without the recalibration after training, the student's frozen statistics change only
-    by the one after iteration 1 of 2 (the test above shows they otherwise stay the
-    teacher's)."""
+    by the one after iteration 1 of 2; otherwise they stay the teacher's
+    (test_teacher_initialised_student_keeps_the_teachers_batch_norm_statistics)."""
     teacher_path, eval_path = zoo_files["resnet"]
     config = _config(teacher_path, eval_path, tmp_path, "none", prune="magnitude", sparsity=0.8,
                      with_data_baseline=False)
@@ -218,9 +218,8 @@ def test_the_with_data_baseline_is_recalibrated_on_real_training_images(zoo_file
     strategy, teacher_model, eval_set, _ = pipeline.load_inputs(config)
     fresh = pipeline.seeded_build(strategy, config, teacher_model, log=quiet)
     result = baselines.with_data(config, strategy, fresh, eval_set, log=quiet)
-    assert result["method"].endswith(
-        "; batch norms recalibrated on real training images every 1 iterations"
-        "; batch norms recalibrated on real training images")
+    assert result["method"].endswith("; batch norms recalibrated on real training images every "
+                                     "1 iterations and after training")
     first = batchnorm.batch_norms(fresh.players.student_model)[0]
     with strategy.scope():
         inputs = np.asarray(keras.Model(fresh.players.student_model.inputs, first.input)(

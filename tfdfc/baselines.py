@@ -13,7 +13,7 @@ import time
 
 from tfdfc import batchnorm, metrics
 from tfdfc.keras_compat import tf
-from tfdfc.loop import format_seconds
+from tfdfc.loop import format_seconds, is_scheduled
 from tfdfc.train import call_outputs, make_student_step
 
 
@@ -72,21 +72,23 @@ def with_data(config, strategy, fresh_run, eval_set, log=print):
                .batch(config.train.batch_size, drop_remainder=True))
     iterator = iter(strategy.experimental_distribute_dataset(batches))
     started, steps = time.time(), config.train.steps
-    every = config.train.recalibrate_batch_norm_every
+    every, recalibrated = config.train.recalibrate_batch_norm_every, 0
     for done in range(1, steps + 1):
         student_steps(iterator)
-        if every and done % every == 0 and done < steps:  # as the data-free student's loop
-            _recalibrate_on_real_images(strategy, players.student_model, eval_set)
+        if is_scheduled(done, every, steps):  # as the data-free student's loop
+            recalibrated += bool(_recalibrate_on_real_images(strategy, players.student_model,
+                                                             eval_set))
         if done % config.train.log_every == 0 and done < steps:
             rate = done / max(time.time() - started, 1e-9)
             log(f"with-data baseline: iteration {done}/{steps}  {rate:.2f} it/s  "
                 f"ETA {format_seconds((steps - done) / rate)}")
     method = "same student steps and loss on real training images (no labels)"
-    if every and batchnorm.recalibratable(players.student_model):
-        method += f"; batch norms recalibrated on real training images every {every} iterations"
+    when = [f"every {every} iterations"] if recalibrated else []
     if config.recalibrate_batch_norm:  # as the data-free student, on real images here
         if _recalibrate_on_real_images(strategy, players.student_model, eval_set):
-            method += "; batch norms recalibrated on real training images"
+            when.append("after training")
+    if when:
+        method += "; batch norms recalibrated on real training images " + " and ".join(when)
     measured = players.student_model
     if fresh_run.compressed.final_model is not None:  # slimming: the cut network
         measured = fresh_run.compressed.final_model(measured)

@@ -17,9 +17,10 @@ The policy, per student init:
 
 Frozen statistics are the real data's only while the student's weights stay near the
 teacher's. Where training moves them far (most weights pruned, binary signs), each conv's
-output leaves those statistics behind; `recalibrate` (`--recalibrate_batch_norm`) then takes
-them afresh from generated images after training, which the batch-norm prior (priors.py) keeps
-close to the teacher's real-data statistics.
+output leaves those statistics behind; `recalibrate` then takes them afresh from generated
+images, which the batch-norm prior (priors.py) keeps close to the teacher's real-data
+statistics: after training (`--recalibrate_batch_norm`) and, with
+`--recalibrate_batch_norm_every`, during it, so scale and offset learn under the new ones.
 """
 
 import numpy as np
@@ -31,6 +32,7 @@ RECALIBRATION_IMAGES = 4096  # generated images `recalibrate` takes statistics f
 # Images per batch of a run's recalibration, generated or real alike: each batch is normalised
 # by its own statistics on the way through, so both see the same batch size.
 RECALIBRATION_BATCH = 256
+NOTHING_TO_RECALIBRATE = "none to recalibrate (none frozen outside QAT)"  # for log lines
 
 
 def policy_for(student_init):
@@ -119,6 +121,8 @@ def recalibrate(model, batches):
     layers keep their frozen (inference) behaviour afterwards.
     """
     layers = recalibratable(model)
+    if not layers:  # nothing to record: spare the pass (and making `batches`' images)
+        return 0
     sums = {id(layer): [0.0, 0.0, 0.0, 0] for layer in layers}  # sums of mean, mean^2, var; rows
 
     def recording_call(layer):

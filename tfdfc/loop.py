@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from tfdfc import artifacts, collapse, distribute, figures
+from tfdfc import artifacts, batchnorm, collapse, distribute, figures
 from tfdfc.run_dir import EVALUATIONS_FILE
 from tfdfc.errors import CheckpointError
 from tfdfc.keras_compat import tf
@@ -181,8 +181,8 @@ class Loop:
             iteration_started = time.time()
             metrics = self.run_iteration(iteration)
             self._check_finite(iteration, metrics)
-            self._scheduled_recalibration(iteration + 1)
             self._watch_collapse(iteration + 1, metrics["teacher_classes"])
+            self._scheduled_recalibration(iteration + 1)
             self._scheduled_reset(iteration + 1)
             self.iteration.assign(iteration + 1)
             self.elapsed.assign_add(time.time() - iteration_started)
@@ -232,7 +232,7 @@ class Loop:
         iteration but the last, seeded by the reset's number; before the checkpoint of `done`
         is saved, so a resumed run continues exactly as an uninterrupted one."""
         every = self.config.generator_reset_every
-        if not every or done % every or done >= self.config.steps:
+        if not is_scheduled(done, every, self.config.steps):
             return
         self._fresh_generator(seed=self.config.seed + _SCHEDULED_RESET_SALT * (done // every))
         if self.chief:
@@ -242,17 +242,24 @@ class Loop:
     def _scheduled_recalibration(self, done):
         """With recalibrate_batch_norm_every=N, the student's frozen batch norms take their
         statistics from the generator's images after every N-th iteration but the last (a run's
-        `--recalibrate_batch_norm` acts there); before a collapse or scheduled reset replaces the
-        generator and before the checkpoint of `done`, so a resumed run continues exactly."""
+        `--recalibrate_batch_norm` acts there): from the generator the student has just trained
+        against, so before a scheduled reset replaces it, and before the checkpoint of `done`,
+        so a resumed run continues exactly. Skipped where the collapse watch has just reported
+        a collapse (the generator is then collapsed or, reset, untrained) or one is still
+        unanswered: statistics of one or two classes' images would misfit every other class."""
         every = self.config.recalibrate_batch_norm_every
-        if not every or done % every or done >= self.config.steps:
+        if not is_scheduled(done, every, self.config.steps):
+            return
+        prefix = f"recalibrate_batch_norm_every={every}"
+        if self.collapse.unanswered or done in self.collapse.collapsed_at[-1:]:
+            if self.chief:
+                self.log(f"{prefix}: skipped after iteration {done}, where the generator is "
+                         "collapsed or has just been reset")
             return
         count = self.recalibrate(done)
-        if self.chief and (count or done == every):
-            self.log(f"recalibrate_batch_norm_every={every}: {count} batch norms recalibrated "
-                     f"after iteration {done}" if count else
-                     f"recalibrate_batch_norm_every={every}: no batch norm to recalibrate (none "
-                     "frozen outside QAT)")
+        if self.chief and (done == every or (count and done % self.config.log_every == 0)):
+            self.log(f"{prefix}: {count} batch norms recalibrated after iteration {done}"
+                     if count else f"{prefix}: {batchnorm.NOTHING_TO_RECALIBRATE}")
 
     def _fresh_generator(self, seed):
         """Re-initialises the generator and zeroes its Adam moments; a slow copy
@@ -328,6 +335,12 @@ class Loop:
             tf.summary.image("train/generated", figures.tile(shown, columns=4)[np.newaxis],
                              step=done)
         self.writer.flush()
+
+
+def is_scheduled(done, every, steps):
+    """Whether an action set to happen every `every` iterations (0: never) follows iteration
+    `done` of `steps`: after every `every`-th but the last, where the end of training acts."""
+    return bool(every) and done % every == 0 and done < steps
 
 
 def format_seconds(seconds):

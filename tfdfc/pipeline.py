@@ -254,7 +254,7 @@ def train_one(config, strategy, teacher_model, eval_set, out_dir, delta=None, lo
     if config.recalibrate_batch_norm:
         count = recalibrate_batch_norms(config, run, strategy)
         log(f"batch norms: {count} recalibrated on {batchnorm.RECALIBRATION_IMAGES:,} generated "
-            "images" if count else "batch norms: none to recalibrate (none frozen outside QAT)")
+            "images" if count else f"batch norms: {batchnorm.NOTHING_TO_RECALIBRATE}")
     return run, loop
 
 
