@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import distributed_run
+import zoo
 from conftest import ROOT, python_env, run_binary_in_process, two_replica_strategy
 from tfdfc import artifacts
 
@@ -116,6 +117,40 @@ def _free_ports(count):
     for sock in sockets:
         sock.close()
     return ports
+
+
+@pytest.mark.slow
+def test_two_workers_of_a_batch_norm_run_evaluate_export_and_report(tmp_path):
+    """Batch norms' moving statistics are read through collectives under multi-worker training:
+    the chief alone once hung on them, in evaluations and in its exports."""
+    model = zoo.trained_teacher("resnet")
+    teacher_path = str(tmp_path / "resnet.keras")
+    model.save(teacher_path)
+    images = np.random.default_rng(1).uniform(0.0, 1.0, (32,) + zoo.SHAPE).astype(np.float32)
+    np.savez(tmp_path / "eval.npz", x_test=images,
+             y_test=np.argmax(model.predict(images, verbose=0), axis=-1))
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
+    workers = []
+    for index in range(2):
+        env = python_env()
+        env["TF_CONFIG"] = json.dumps({"cluster": cluster,
+                                       "task": {"type": "worker", "index": index}})
+        workers.append(subprocess.Popen(
+            [sys.executable, "-m", "tfdfc.compress", f"--teacher={teacher_path}",
+             f"--eval_data={tmp_path / 'eval.npz'}", f"--out_dir={tmp_path / 'run'}",
+             "--strategy=multi_worker", "--prune=magnitude", "--prune_sparsity=0.8",
+             "--recalibrate_batch_norm", "--steps=2", "--eval_every=1", "--batch_size=16",
+             "--student_steps=2", "--generator_channels=8", "--with_data_baseline=false"],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    for worker in workers:
+        _, stderr = worker.communicate(timeout=300)
+        assert worker.returncode == 0, stderr[-3000:]
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["train"]["replicas"] == 2
+    assert [point[0] for point in report["train"]["evaluations"]] == [1, 2]
+    float_file = report["tflite"]["float"]
+    assert float_file["accuracy"] == pytest.approx(report["student"]["accuracy"], abs=0.07)
+    assert not any(name.startswith(".worker") for name in os.listdir(tmp_path / "run"))
 
 
 @pytest.mark.slow

@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 
 import zoo
-from conftest import quiet
+from conftest import quiet, two_replica_strategy
 from tfdfc import (baselines, batchnorm, compression, flatten, losses, metrics, models, pipeline,
                    report, teacher)
 from tfdfc.errors import UserInputError
 from tfdfc.keras_compat import keras, tf
+from tfdfc.loop import Loop
 from tfdfc.train import TrainConfig
 
 pytestmark = pytest.mark.slow  # real architectures through QAT and TFLite conversion
@@ -226,6 +227,31 @@ def test_the_with_data_baseline_is_recalibrated_on_real_training_images(zoo_file
             eval_set.x_train))
     np.testing.assert_allclose(first.moving_mean.numpy(), inputs.mean(axis=(0, 1, 2)),
                                rtol=1e-3, atol=1e-4)
+
+
+def test_a_local_copy_of_a_two_replica_run_holds_its_weights_outside_the_strategy(zoo_files,
+                                                                                  tmp_path):
+    """What follows multi-worker training runs on this copy (batch norms read through
+    collectives there); two replicas in one process stand in for the workers."""
+    teacher_path, eval_path = zoo_files["resnet"]
+    config = _config(teacher_path, eval_path, tmp_path, "int8")
+    strategy = two_replica_strategy()
+    with strategy.scope():
+        teacher_model = teacher.load(teacher_path)
+    run = pipeline.seeded_build(strategy, config, teacher_model, log=quiet)
+    Loop(strategy, run.players, config.train, str(tmp_path / "checkpoints"), log=quiet).run()
+    copy, local = pipeline.local_copy(config, run, teacher_model)
+    assert local.num_replicas_in_sync == 1
+    for name in ("student_model", "generator"):
+        trained, copied = getattr(run.players, name), getattr(copy.players, name)
+        assert not any(isinstance(v, tf.distribute.DistributedValues) for v in copied.variables)
+        for a, b in zip(trained.get_weights(), copied.get_weights(), strict=True):
+            np.testing.assert_array_equal(a, b)
+    images = np.load(eval_path)["x_test"][:16]
+    with strategy.scope():
+        expected = np.asarray(run.players.student_model(images, training=False))
+    np.testing.assert_allclose(np.asarray(copy.players.student_model(images, training=False)),
+                               expected, atol=1e-5)
 
 
 def test_randomly_initialised_student_trains_its_batch_norm_statistics(zoo_files, tmp_path):

@@ -1,8 +1,9 @@
 """The training loop around the step functions: resume, checkpoints (also on SIGTERM/SIGINT),
 non-finite checks, evaluation, TensorBoard summaries and progress lines with ETA.
 
-In a multi-worker run every worker takes part in checkpoint saves but only the chief keeps them,
-evaluates and writes summaries.
+In a multi-worker run every worker takes part in checkpoint saves and evaluations (both read
+variables through collectives) but only the chief keeps the checkpoints, records the
+evaluations and writes summaries.
 """
 
 import os
@@ -85,8 +86,8 @@ class Loop:
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, distribute.worker_checkpoint_dir(checkpoint_dir, strategy),
             max_to_keep=CHECKPOINTS_KEPT)
-        if not self.chief:
-            summary_dir, self.evaluate = None, None
+        if not self.chief:  # it still evaluates: reading batch norms' statistics in
+            summary_dir = None  # multi-worker training is a collective every worker joins
         self.writer = tf.summary.create_file_writer(summary_dir) if summary_dir else None
         self._signal = None
         self.iteration_step = make_iteration_step(strategy, players, config)
@@ -320,6 +321,8 @@ class Loop:
 
     def _evaluate(self, done):
         accuracy = self.evaluate() if self.evaluate else None
+        if not self.chief:
+            return
         if accuracy is not None:
             self.log(f"iteration {done}: student accuracy {accuracy:.4f}")
             self.evaluations[done] = round(float(accuracy), 6)

@@ -250,12 +250,36 @@ def train_one(config, strategy, teacher_model, eval_set, out_dir, delta=None, lo
                 show_images=report.image_view(eval_set), log=log,
                 recalibrate=lambda done: recalibrate_batch_norms(config, run, strategy, done))
     loop.run()
+    if config.strategy == "multi_worker":
+        run, strategy = local_copy(config, run, teacher_model)
     run.method.after_training(run, strategy)
     if config.recalibrate_batch_norm:
         count = recalibrate_batch_norms(config, run, strategy)
         log(f"batch norms: {count} recalibrated on {batchnorm.RECALIBRATION_IMAGES:,} generated "
             "images" if count else f"batch norms: {batchnorm.NOTHING_TO_RECALIBRATE}")
     return run, loop
+
+
+def local_copy(config, run, teacher_model):
+    """(a copy of the trained `run` built under a one-device strategy, that strategy), for what
+    follows multi-worker training. Reading a batch norm's moving statistics under
+    MultiWorkerMirroredStrategy (in a Keras call or an export) is a collective that every
+    worker must join, so the chief could not export or measure alone. Every worker makes the
+    copy, reading the weights in the same order; the chief then exports and measures it."""
+    local = distribute.make_strategy("one_device")
+    networks = [name for name in ("student_model", "generator", "slow_generator")
+                if getattr(run.players, name) is not None]
+    weights = {name: getattr(run.players, name).get_weights() for name in networks}
+    teacher_weights = teacher_model.get_weights()
+    with local.scope():
+        teacher_copy = keras.models.clone_model(teacher_model)
+        teacher_copy.set_weights(teacher_weights)
+    copy = seeded_build(local, config, teacher_copy, run.compressed.delta, log=lambda _: None,
+                        plan=run.compressed.plan)
+    with local.scope():
+        for name in networks:
+            getattr(copy.players, name).set_weights(weights[name])
+    return copy, local
 
 
 def recalibrate_batch_norms(config, run, strategy, iteration=0):
