@@ -119,10 +119,23 @@ def _free_ports(count):
     return ports
 
 
+def _finish(workers, timeout=300):
+    """Waits for every worker to exit 0; kills them all on a failure or a hang."""
+    try:
+        for worker in workers:
+            _, stderr = worker.communicate(timeout=timeout)
+            assert worker.returncode == 0, stderr[-3000:]
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
+
+
 @pytest.mark.slow
 def test_two_workers_of_a_batch_norm_run_evaluate_export_and_report(tmp_path):
     """Batch norms' moving statistics are read through collectives under multi-worker training:
-    the chief alone once hung on them, in evaluations and in its exports."""
+    the chief alone once crashed on them, in evaluations and in its exports."""
     model = zoo.trained_teacher("resnet")
     teacher_path = str(tmp_path / "resnet.keras")
     model.save(teacher_path)
@@ -142,11 +155,10 @@ def test_two_workers_of_a_batch_norm_run_evaluate_export_and_report(tmp_path):
              "--recalibrate_batch_norm", "--steps=2", "--eval_every=1", "--batch_size=16",
              "--student_steps=2", "--generator_channels=8", "--with_data_baseline=false"],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-    for worker in workers:
-        _, stderr = worker.communicate(timeout=300)
-        assert worker.returncode == 0, stderr[-3000:]
+    _finish(workers)
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     assert report["train"]["replicas"] == 2
+    assert report["student"]["sparsity"] == pytest.approx(0.8, abs=0.01)  # the trained masks
     assert [point[0] for point in report["train"]["evaluations"]] == [1, 2]
     float_file = report["tflite"]["float"]
     assert float_file["accuracy"] == pytest.approx(report["student"]["accuracy"], abs=0.07)
@@ -166,9 +178,7 @@ def test_two_workers_end_identical_and_equal_a_single_process_run(tmp_path, digi
             [sys.executable, driver, digits_teacher_path, str(tmp_path / "mw"),
              str(tmp_path / f"worker{index}.npz"), "multi_worker"], env=env,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-    for worker in workers:
-        _, stderr = worker.communicate(timeout=300)
-        assert worker.returncode == 0, stderr[-3000:]
+    _finish(workers)
     # The single-process reference in this process, over its two logical CPUs.
     single = distributed_run.train(two_replica_strategy(), "mirrored", digits_teacher_path,
                                    str(tmp_path / "single"))

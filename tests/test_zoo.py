@@ -242,8 +242,9 @@ def test_a_local_copy_of_a_two_replica_run_holds_its_weights_outside_the_strateg
     Loop(strategy, run.players, config.train, str(tmp_path / "checkpoints"), log=quiet).run()
     copy, local = pipeline.local_copy(config, run, teacher_model)
     assert local.num_replicas_in_sync == 1
-    for name in ("student_model", "generator"):
-        trained, copied = getattr(run.players, name), getattr(copy.players, name)
+    pairs = [(getattr(run.players, name), getattr(copy.players, name))
+             for name in ("student_model", "generator")]
+    for trained, copied in pairs + [(run.teacher_logits, copy.teacher_logits)]:
         assert not any(isinstance(v, tf.distribute.DistributedValues) for v in copied.variables)
         for a, b in zip(trained.get_weights(), copied.get_weights(), strict=True):
             np.testing.assert_array_equal(a, b)

@@ -50,7 +50,9 @@ class Loop:
           config: a validated TrainConfig.
           checkpoint_dir: where checkpoints go; the loop resumes from the latest one there.
           summary_dir: TensorBoard directory, or None for no summaries.
-          evaluate: optional callable() -> student accuracy on held-out data.
+          evaluate: optional callable() -> student accuracy on held-out data; called on every
+            worker of a multi-worker run (reading batch norms' statistics there is a
+            collective all workers join), recorded by the chief.
           show_images: optional callable(images) -> images in [0, 1] for the summary grid.
           log: receives progress lines.
           on_iteration: optional callable(iteration) after each iteration (e.g. a test's stop).
@@ -86,8 +88,8 @@ class Loop:
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, distribute.worker_checkpoint_dir(checkpoint_dir, strategy),
             max_to_keep=CHECKPOINTS_KEPT)
-        if not self.chief:  # it still evaluates: reading batch norms' statistics in
-            summary_dir = None  # multi-worker training is a collective every worker joins
+        if not self.chief:  # it still evaluates (see `evaluate` above)
+            summary_dir = None
         self.writer = tf.summary.create_file_writer(summary_dir) if summary_dir else None
         self._signal = None
         self.iteration_step = make_iteration_step(strategy, players, config)

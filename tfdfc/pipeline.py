@@ -16,7 +16,7 @@ from tfdfc import models, priors, recipes, report, run_dir, separable
 from tfdfc import teacher as teacher_lib
 from tfdfc.compression import delta_search
 from tfdfc.errors import ConfigError, UserInputError
-from tfdfc.keras_compat import keras
+from tfdfc.keras_compat import keras, tf
 from tfdfc.loop import Loop
 from tfdfc.config import CompressConfig  # noqa: F401  (callers use pipeline.CompressConfig)
 from tfdfc.train import Players, make_optimizers, replay_memory, slow_copy
@@ -230,7 +230,8 @@ def prepare(config, teacher_model, log=print):
 def train_one(config, strategy, teacher_model, eval_set, out_dir, delta=None, log=print,
               built=None):
     """Builds (unless given `built`, from `seeded_build`) and trains one student data-free in
-    `out_dir`; returns (build, loop)."""
+    `out_dir`; returns (the trained build, loop): after multi-worker training, its
+    `local_copy`."""
     run = built or seeded_build(strategy, config, teacher_model, delta, log)
     log(f"teacher {teacher_model.name}: {report.parameter_count(run.teacher_logits):,} "
         f"parameters; student ({config.quantize}): "
@@ -250,14 +251,14 @@ def train_one(config, strategy, teacher_model, eval_set, out_dir, delta=None, lo
                 show_images=report.image_view(eval_set), log=log,
                 recalibrate=lambda done: recalibrate_batch_norms(config, run, strategy, done))
     loop.run()
-    if config.strategy == "multi_worker":
-        run, strategy = local_copy(config, run, teacher_model)
-    run.method.after_training(run, strategy)
+    trained, trained_strategy = (local_copy(config, run, teacher_model)
+                                 if config.strategy == "multi_worker" else (run, strategy))
+    trained.method.after_training(trained, trained_strategy)
     if config.recalibrate_batch_norm:
-        count = recalibrate_batch_norms(config, run, strategy)
+        count = recalibrate_batch_norms(config, trained, trained_strategy)
         log(f"batch norms: {count} recalibrated on {batchnorm.RECALIBRATION_IMAGES:,} generated "
             "images" if count else f"batch norms: {batchnorm.NOTHING_TO_RECALIBRATE}")
-    return run, loop
+    return trained, loop
 
 
 def local_copy(config, run, teacher_model):
@@ -266,7 +267,8 @@ def local_copy(config, run, teacher_model):
     MultiWorkerMirroredStrategy (in a Keras call or an export) is a collective that every
     worker must join, so the chief could not export or measure alone. Every worker makes the
     copy, reading the weights in the same order; the chief then exports and measures it."""
-    local = distribute.make_strategy("one_device")
+    local = distribute.make_strategy(
+        "one_device", ["/gpu:0"] if tf.config.list_physical_devices("GPU") else None)
     networks = [name for name in ("student_model", "generator", "slow_generator")
                 if getattr(run.players, name) is not None]
     weights = {name: getattr(run.players, name).get_weights() for name in networks}
@@ -274,12 +276,11 @@ def local_copy(config, run, teacher_model):
     with local.scope():
         teacher_copy = keras.models.clone_model(teacher_model)
         teacher_copy.set_weights(teacher_weights)
-    copy = seeded_build(local, config, teacher_copy, run.compressed.delta, log=lambda _: None,
-                        plan=run.compressed.plan)
+    local_run = _fresh_build(config, local, teacher_copy, run)
     with local.scope():
         for name in networks:
-            getattr(copy.players, name).set_weights(weights[name])
-    return copy, local
+            getattr(local_run.players, name).set_weights(weights[name])
+    return local_run, local
 
 
 def recalibrate_batch_norms(config, run, strategy, iteration=0):
