@@ -119,9 +119,18 @@ def _free_ports(count):
     return ports
 
 
-def _finish(workers, timeout=300):
-    """Waits for every worker to exit 0; kills them all on a failure or a hang."""
+def _run_two_workers(command, timeout=300):
+    """Runs `command(index)` as workers 0 and 1 of a cluster on 127.0.0.1 and waits for both to
+    exit 0; kills them all on a failure or a hang."""
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
+    workers = []
     try:
+        for index in range(2):
+            env = python_env()
+            env["TF_CONFIG"] = json.dumps({"cluster": cluster,
+                                           "task": {"type": "worker", "index": index}})
+            workers.append(subprocess.Popen(command(index), env=env, stdout=subprocess.PIPE,
+                                            stderr=subprocess.PIPE, text=True))
         for worker in workers:
             _, stderr = worker.communicate(timeout=timeout)
             assert worker.returncode == 0, stderr[-3000:]
@@ -142,20 +151,12 @@ def test_two_workers_of_a_batch_norm_run_evaluate_export_and_report(tmp_path):
     images = np.random.default_rng(1).uniform(0.0, 1.0, (32,) + zoo.SHAPE).astype(np.float32)
     np.savez(tmp_path / "eval.npz", x_test=images,
              y_test=np.argmax(model.predict(images, verbose=0), axis=-1))
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
-    workers = []
-    for index in range(2):
-        env = python_env()
-        env["TF_CONFIG"] = json.dumps({"cluster": cluster,
-                                       "task": {"type": "worker", "index": index}})
-        workers.append(subprocess.Popen(
-            [sys.executable, "-m", "tfdfc.compress", f"--teacher={teacher_path}",
-             f"--eval_data={tmp_path / 'eval.npz'}", f"--out_dir={tmp_path / 'run'}",
-             "--strategy=multi_worker", "--prune=magnitude", "--prune_sparsity=0.8",
-             "--recalibrate_batch_norm", "--steps=2", "--eval_every=1", "--batch_size=16",
-             "--student_steps=2", "--generator_channels=8", "--with_data_baseline=false"],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-    _finish(workers)
+    _run_two_workers(lambda index: [
+        sys.executable, "-m", "tfdfc.compress", f"--teacher={teacher_path}",
+        f"--eval_data={tmp_path / 'eval.npz'}", f"--out_dir={tmp_path / 'run'}",
+        "--strategy=multi_worker", "--prune=magnitude", "--prune_sparsity=0.8",
+        "--recalibrate_batch_norm", "--steps=2", "--eval_every=1", "--batch_size=16",
+        "--student_steps=2", "--generator_channels=8", "--with_data_baseline=false"])
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     assert report["train"]["replicas"] == 2
     assert report["student"]["sparsity"] == pytest.approx(0.8, abs=0.01)  # the trained masks
@@ -168,17 +169,9 @@ def test_two_workers_of_a_batch_norm_run_evaluate_export_and_report(tmp_path):
 @pytest.mark.slow
 def test_two_workers_end_identical_and_equal_a_single_process_run(tmp_path, digits_teacher_path):
     driver = os.path.join(ROOT, "tests", "distributed_run.py")
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
-    workers = []
-    for index in range(2):
-        env = python_env()
-        env["TF_CONFIG"] = json.dumps({"cluster": cluster,
-                                       "task": {"type": "worker", "index": index}})
-        workers.append(subprocess.Popen(
-            [sys.executable, driver, digits_teacher_path, str(tmp_path / "mw"),
-             str(tmp_path / f"worker{index}.npz"), "multi_worker"], env=env,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-    _finish(workers)
+    _run_two_workers(lambda index: [sys.executable, driver, digits_teacher_path,
+                                    str(tmp_path / "mw"), str(tmp_path / f"worker{index}.npz"),
+                                    "multi_worker"])
     # The single-process reference in this process, over its two logical CPUs.
     single = distributed_run.train(two_replica_strategy(), "mirrored", digits_teacher_path,
                                    str(tmp_path / "single"))
