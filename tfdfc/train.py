@@ -107,9 +107,9 @@ class TrainConfig:
                                          "training", lower=0)
     recalibrate_batch_norm_every: int = setting(0, "Take the student's frozen batch-norm "
                                                 "statistics afresh from the generator's images "
-                                                "every N iterations, so its scale and offset "
-                                                "learn under them (0: off).", "training",
-                                                lower=0)
+                                                "after every N-th iteration but the last, so "
+                                                "its scale and offset learn under them (0: "
+                                                "off).", "training", lower=0)
     on_collapse: str = setting("reset", "reset: re-initialise a collapsed generator (up to 3 "
                                "times); warn: only log it (the paper's).", "training",
                                choices=collapse.ACTIONS)
