@@ -144,21 +144,25 @@ def _run_two_workers(command, timeout=300):
 @pytest.mark.slow
 def test_two_workers_of_a_batch_norm_run_evaluate_export_and_report(tmp_path):
     """Batch norms' moving statistics are read through collectives under multi-worker training:
-    the chief alone once crashed on them, in evaluations and in its exports."""
+    the chief alone once crashed on them, in evaluations and in its exports; it now also trains
+    the with-data baseline, alone, on a one-device copy."""
     model = zoo.trained_teacher("resnet")
     teacher_path = str(tmp_path / "resnet.keras")
     model.save(teacher_path)
     images = np.random.default_rng(1).uniform(0.0, 1.0, (32,) + zoo.SHAPE).astype(np.float32)
-    np.savez(tmp_path / "eval.npz", x_test=images,
-             y_test=np.argmax(model.predict(images, verbose=0), axis=-1))
+    labels = np.argmax(model.predict(images, verbose=0), axis=-1)
+    np.savez(tmp_path / "eval.npz", x_train=images, y_train=labels, x_test=images,
+             y_test=labels)
     _run_two_workers(lambda index: [
         sys.executable, "-m", "tfdfc.compress", f"--teacher={teacher_path}",
         f"--eval_data={tmp_path / 'eval.npz'}", f"--out_dir={tmp_path / 'run'}",
         "--strategy=multi_worker", "--prune=magnitude", "--prune_sparsity=0.8",
         "--recalibrate_batch_norm", "--steps=2", "--eval_every=1", "--batch_size=16",
-        "--student_steps=2", "--generator_channels=8", "--with_data_baseline=false"])
+        "--student_steps=2", "--generator_channels=8"])
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     assert report["train"]["replicas"] == 2
+    with_data = report["baselines"]["with_data"]  # the chief's, beside its copy
+    assert 0.0 <= with_data["accuracy"] <= 1.0 and "after training" in with_data["method"]
     assert report["student"]["sparsity"] == pytest.approx(0.8, abs=0.01)  # the trained masks
     assert [point[0] for point in report["train"]["evaluations"]] == [1, 2]
     float_file = report["tflite"]["float"]

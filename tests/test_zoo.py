@@ -240,8 +240,8 @@ def test_a_local_copy_of_a_two_replica_run_holds_its_weights_outside_the_strateg
         teacher_model = teacher.load(teacher_path)
     run = pipeline.seeded_build(strategy, config, teacher_model, log=quiet)
     Loop(strategy, run.players, config.train, str(tmp_path / "checkpoints"), log=quiet).run()
-    copy, local = pipeline.local_copy(config, run, teacher_model)
-    assert local.num_replicas_in_sync == 1
+    copy = pipeline.local_copy(config, run)
+    assert copy.strategy.num_replicas_in_sync == 1
     pairs = [(getattr(run.players, name), getattr(copy.players, name))
              for name in ("student_model", "generator")]
     for trained, copied in pairs + [(run.teacher_logits, copy.teacher_logits)]:

@@ -33,6 +33,8 @@ class Build:
     compressed: compression.CompressedStudent
     teacher_logits: keras.Model
     input_space: input_space_lib.InputSpace  # where generated and calibration images live
+    strategy: Any  # the tf.distribute strategy it was built under
+    teacher: keras.Model  # the teacher it was built from (before `as_logits`)
 
 
 def check_attention_points(teacher, student, train, log=print):
@@ -136,7 +138,8 @@ def build(strategy, config, teacher_model, delta=None, log=print, plan=None):
             batch_norm_prior=priors.make_batch_norm_prior(teacher_logits),
             slow_generator=slow_copy(generator) if config.train.generator_ema > 0 else None,
             replay_memory=replay_memory(config.train, generator))
-    return Build(players, method, float_student, compressed, teacher_logits, space)
+    return Build(players, method, float_student, compressed, teacher_logits, space, strategy,
+                 teacher_model)
 
 
 def resolve_input_space(config, teacher):
@@ -231,7 +234,7 @@ def train_one(config, strategy, teacher_model, eval_set, out_dir, delta=None, lo
               built=None):
     """Builds (unless given `built`, from `seeded_build`) and trains one student data-free in
     `out_dir`; returns (the trained build, loop): after multi-worker training, its
-    `local_copy`."""
+    `local_copy` on the chief and None on the other workers."""
     run = built or seeded_build(strategy, config, teacher_model, delta, log)
     log(f"teacher {teacher_model.name}: {report.parameter_count(run.teacher_logits):,} "
         f"parameters; student ({config.quantize}): "
@@ -251,36 +254,40 @@ def train_one(config, strategy, teacher_model, eval_set, out_dir, delta=None, lo
                 show_images=report.image_view(eval_set), log=log,
                 recalibrate=lambda done: recalibrate_batch_norms(config, run, strategy, done))
     loop.run()
-    trained, trained_strategy = (local_copy(config, run, teacher_model)
-                                 if config.strategy == "multi_worker" else (run, strategy))
-    trained.method.after_training(trained, trained_strategy)
+    trained = local_copy(config, run) if config.strategy == "multi_worker" else run
+    if trained is None:  # another worker than the chief: its part is done
+        return None, loop
+    trained.method.after_training(trained, trained.strategy)
     if config.recalibrate_batch_norm:
-        count = recalibrate_batch_norms(config, trained, trained_strategy)
+        count = recalibrate_batch_norms(config, trained, trained.strategy)
         log(f"batch norms: {count} recalibrated on {batchnorm.RECALIBRATION_IMAGES:,} generated "
             "images" if count else f"batch norms: {batchnorm.NOTHING_TO_RECALIBRATE}")
     return trained, loop
 
 
-def local_copy(config, run, teacher_model):
-    """(a copy of the trained `run` built under a one-device strategy, that strategy), for what
-    follows multi-worker training. Reading a batch norm's moving statistics under
-    MultiWorkerMirroredStrategy (in a Keras call or an export) is a collective that every
-    worker must join, so the chief could not export or measure alone. Every worker makes the
-    copy, reading the weights in the same order; the chief then exports and measures it."""
-    local = distribute.make_strategy(
-        "one_device", ["/gpu:0"] if tf.config.list_physical_devices("GPU") else None)
+def local_copy(config, run):
+    """On the chief, a copy of the trained `run` built under a one-device strategy, for what
+    follows multi-worker training; None on the other workers. Reading a batch norm's moving
+    statistics under MultiWorkerMirroredStrategy (in a Keras call or an export) is a collective
+    that every worker must join, so the chief could not export or measure alone. Every worker
+    reads the weights, in the same order; only the chief builds the copy, which it exports,
+    measures and trains the with-data baseline beside."""
     networks = [name for name in ("student_model", "generator", "slow_generator")
                 if getattr(run.players, name) is not None]
     weights = {name: getattr(run.players, name).get_weights() for name in networks}
-    teacher_weights = teacher_model.get_weights()
+    teacher_weights = run.teacher.get_weights()
+    if not distribute.is_chief(run.strategy):
+        return None
+    local = distribute.make_strategy(
+        "one_device", ["/gpu:0"] if tf.config.list_physical_devices("GPU") else None)
     with local.scope():
-        teacher_copy = keras.models.clone_model(teacher_model)
+        teacher_copy = keras.models.clone_model(run.teacher)
         teacher_copy.set_weights(teacher_weights)
-    local_run = _fresh_build(config, local, teacher_copy, run)
+    local_run = _fresh_build(config, run, local, teacher_copy)
     with local.scope():
         for name in networks:
             getattr(local_run.players, name).set_weights(weights[name])
-    return local_run, local
+    return local_run
 
 
 def recalibrate_batch_norms(config, run, strategy, iteration=0):
@@ -296,9 +303,13 @@ def recalibrate_batch_norms(config, run, strategy, iteration=0):
         return batchnorm.recalibrate(run.players.student_model, batches)
 
 
-def _fresh_build(config, strategy, teacher_model, trained):
-    return seeded_build(strategy, config, teacher_model, trained.compressed.delta,
-                        log=lambda _: None, plan=trained.compressed.plan)
+def _fresh_build(config, trained, strategy=None, teacher_model=None):
+    """An untrained build of the same run as `trained` (its delta and plan), under its strategy
+    and from its teacher unless given others."""
+    return seeded_build(trained.strategy if strategy is None else strategy, config,
+                        trained.teacher if teacher_model is None else teacher_model,
+                        trained.compressed.delta, log=lambda _: None,
+                        plan=trained.compressed.plan)
 
 
 def _write_figures(config, trained, result):
@@ -384,12 +395,10 @@ def compress(config, log=print, flags_text=None, teacher_model=None, teacher_con
         result["teacher"]["max_abs_logit_difference"] = conversion["max_abs_output_difference"]
     if grid is not None:
         result["delta_grid"] = grid
-    # The with-data baseline runs collectives, which the other workers no longer join.
-    baseline_config = (dataclasses.replace(config, with_data_baseline=False)
-                       if config.strategy == "multi_worker" else config)
-    result["baselines"] = baselines.measure(
-        baseline_config, strategy, trained, eval_set,
-        rebuild=lambda: _fresh_build(config, strategy, teacher_model, trained), log=log)
+    # After multi-worker training, on the chief's one-device copy and the chief alone.
+    result["baselines"] = baselines.measure(config, trained.strategy, trained, eval_set,
+                                            rebuild=lambda: _fresh_build(config, trained),
+                                            log=log)
     result["figures"] = _write_figures(config, trained, result)
     report_path = os.path.join(config.out_dir, "report.json")
     artifacts.write_json(report_path, result)
