@@ -7,11 +7,13 @@ reference with the same global batch over two logical CPUs (tests run it in thei
 through `train`).
 """
 
+import os
 import sys
 
 import numpy as np
 
 from tfdfc import distribute, pipeline
+from tfdfc.loop import Loop
 from tfdfc.train import TrainConfig
 
 CONFIG = dict(generator_channels=8, with_data_baseline=False,
@@ -26,7 +28,9 @@ def train(strategy, kind, teacher_path, out_dir):
     from tfdfc import teacher  # pylint: disable=import-outside-toplevel
     with strategy.scope():
         model = teacher.load(teacher_path)
-    run, loop = pipeline.train_one(config, strategy, model, None, out_dir)
+    run = pipeline.seeded_build(strategy, config, model)
+    loop = Loop(strategy, run.players, config.train, os.path.join(out_dir, "checkpoints"))
+    loop.run()  # the trained weights, not train_one's copy (which only the chief makes)
     return dict(replicas=strategy.num_replicas_in_sync, iteration=int(loop.iteration.numpy()),
                 **{f"w{i}": w for i, w in enumerate(run.players.student_model.get_weights())})
 
