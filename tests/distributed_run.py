@@ -1,10 +1,10 @@
 """Test driver: trains a tiny data-free run in this process and saves the student's weights.
 
-    python tests/distributed_run.py TEACHER OUT_DIR WEIGHTS.npz {multi_worker|two_cpus}
+    python tests/distributed_run.py TEACHER OUT_DIR WEIGHTS.npz {multi_worker|two_cpus} SCHEME
 
 `multi_worker` reads TF_CONFIG (one process per worker); `two_cpus` is the single-process
 reference with the same global batch over two logical CPUs (tests run it in their own process
-through `train`).
+through `train`). SCHEME is a key of SCHEMES.
 """
 
 import os
@@ -19,12 +19,15 @@ from tfdfc.train import TrainConfig
 CONFIG = dict(generator_channels=8, with_data_baseline=False,
               train=TrainConfig(steps=3, batch_size=16, student_steps=2, log_every=1,
                                 checkpoint_every=1))
+# What the student is: a float copy, or pruned on a schedule (whose masks follow the weights).
+SCHEMES = {"float": {}, "pruned": dict(prune="magnitude", sparsity=0.5)}
 
 
-def train(strategy, kind, teacher_path, out_dir):
-    """Trains the tiny run under `strategy` (of --strategy `kind`); returns what main saves."""
+def train(strategy, kind, teacher_path, out_dir, scheme):
+    """Trains the tiny run of `scheme` under `strategy` (of --strategy `kind`); returns what
+    main saves."""
     config = pipeline.CompressConfig(teacher=teacher_path, out_dir=out_dir, strategy=kind,
-                                     **CONFIG)
+                                     **CONFIG, **SCHEMES[scheme])
     from tfdfc import teacher  # pylint: disable=import-outside-toplevel
     with strategy.scope():
         model = teacher.load(teacher_path)
@@ -35,7 +38,7 @@ def train(strategy, kind, teacher_path, out_dir):
                 **{f"w{i}": w for i, w in enumerate(run.players.student_model.get_weights())})
 
 
-def main(teacher_path, out_dir, weights_path, mode):
+def main(teacher_path, out_dir, weights_path, mode, scheme):
     if mode == "two_cpus":
         distribute.split_cpu(2)
         strategy = distribute.make_strategy("mirrored", ["/cpu:0", "/cpu:1"])
@@ -43,8 +46,8 @@ def main(teacher_path, out_dir, weights_path, mode):
     else:
         strategy = distribute.make_strategy("multi_worker")
         kind = "multi_worker"
-    np.savez(weights_path, **train(strategy, kind, teacher_path, out_dir))
+    np.savez(weights_path, **train(strategy, kind, teacher_path, out_dir, scheme))
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:5])
+    main(*sys.argv[1:6])

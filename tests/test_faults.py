@@ -171,14 +171,16 @@ def test_two_workers_of_a_batch_norm_run_evaluate_export_and_report(tmp_path):
 
 
 @pytest.mark.slow
-def test_two_workers_end_identical_and_equal_a_single_process_run(tmp_path, digits_teacher_path):
+@pytest.mark.parametrize("scheme", sorted(distributed_run.SCHEMES))
+def test_two_workers_end_identical_and_equal_a_single_process_run(tmp_path, digits_teacher_path,
+                                                                  scheme):
     driver = os.path.join(ROOT, "tests", "distributed_run.py")
     _run_two_workers(lambda index: [sys.executable, driver, digits_teacher_path,
                                     str(tmp_path / "mw"), str(tmp_path / f"worker{index}.npz"),
-                                    "multi_worker"])
+                                    "multi_worker", scheme])
     # The single-process reference in this process, over its two logical CPUs.
     single = distributed_run.train(two_replica_strategy(), "mirrored", digits_teacher_path,
-                                   str(tmp_path / "single"))
+                                   str(tmp_path / "single"), scheme)
     results = [np.load(tmp_path / name) for name in ("worker0.npz", "worker1.npz")] + [single]
     assert [int(r["replicas"]) for r in results] == [2, 2, 2]
     assert [int(r["iteration"]) for r in results] == [3, 3, 3]
@@ -186,6 +188,8 @@ def test_two_workers_end_identical_and_equal_a_single_process_run(tmp_path, digi
     for key in weights:
         np.testing.assert_array_equal(results[0][key], results[1][key])
         np.testing.assert_allclose(results[0][key], results[2][key], atol=1e-4)
+    most_zeros = max(np.mean(results[0][key] == 0) for key in weights if results[0][key].ndim)
+    assert (most_zeros > 0.4) == (scheme == "pruned")  # the masks compared above have pruned
     assert os.path.isdir(tmp_path / "mw" / "checkpoints")
     assert not any(name.startswith(".worker") for name in os.listdir(tmp_path / "mw"))
 
