@@ -16,7 +16,7 @@ from tfdfc import distribute, pipeline
 from tfdfc.loop import Loop
 from tfdfc.train import TrainConfig
 
-CONFIG = dict(generator_channels=8, with_data_baseline=False,
+CONFIG = dict(generator_channels=8,
               train=TrainConfig(steps=3, batch_size=16, student_steps=2, log_every=1,
                                 checkpoint_every=1))
 # What the student is: a float copy, or pruned on a schedule (whose masks follow the weights).

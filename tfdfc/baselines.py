@@ -56,7 +56,8 @@ def no_training(config, run, eval_set):
 
 def with_data(config, strategy, fresh_run, eval_set, log=print):
     """Accuracy after the same number of student steps on real training images; a progress
-    line with the ETA every --log_every iterations (it can take as long as the run)."""
+    line with the ETA every --log_every iterations (it can take as long as the run, and after
+    multi-worker training, which it follows on the chief alone, several times as long)."""
     players = fresh_run.players
     student_step = make_student_step(strategy, players, config.train)
 

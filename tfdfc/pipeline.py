@@ -37,38 +37,6 @@ class Build:
     teacher: keras.Model  # the teacher it was built from (before `as_logits`)
 
 
-def check_attention_points(teacher, student, train, log=print):
-    """(whether attention transfer can run, the inferred point names or None) for TrainConfig
-    `train`; raises if the two networks' points do not line up (or, for feature-map
-    distillation, differ in shape)."""
-    if train.attention_weight == 0 and train.feature_weight == 0:
-        return False, None
-    teacher_points = models.attention_layers(teacher)
-    student_points = models.attention_layers(student)
-    if not teacher_points and train.attention_points.startswith("inferred"):
-        names = models.inferred_points(teacher, final=train.attention_points == "inferred_final")
-        student_points = models.attention_layers(student, names) if names else None
-        if student_points is not None:
-            _check_feature_shapes(models.attention_layers(teacher, names), student_points, train)
-            log(f"attention transfer at {len(names)} inferred points: {', '.join(names)}")
-            return True, names
-        log("attention transfer off: --attention_points=inferred needs a teacher with feature "
-            "maps and a student of its architecture")
-        return False, None
-    if not teacher_points:
-        log("teacher has no attention points (layers named attention_<i>): attention transfer off")
-        return False, None
-    teacher_shapes = [tuple(layer.output.shape[1:3]) for layer in teacher_points]
-    student_shapes = [tuple(layer.output.shape[1:3]) for layer in student_points]
-    if teacher_shapes != student_shapes:
-        raise ConfigError(
-            f"attention transfer needs matching attention points: teacher {teacher_shapes}, "
-            f"student {student_shapes}. Pick a student of the same spatial layout, or set "
-            "--attention_weight=0")
-    _check_feature_shapes(teacher_points, student_points, train)
-    return True, None
-
-
 def resolve_recipe(config, given, teacher_model):
     """`config` with its recipe chosen again now that the teacher is loaded (the tf-keras model
     `load_inputs` returns), for the settings not in `given` (the names the user set): a fresh
@@ -92,21 +60,9 @@ def student_maps_line_up(config, teacher_model):
     both = dataclasses.replace(config.train, attention_weight=1.0, attention_points="inferred",
                                feature_weight=1.0)
     try:
-        return check_attention_points(teacher_logits, student, both, log=lambda _: None)[0]
+        return models.check_attention_points(teacher_logits, student, both, log=lambda _: None)[0]
     except ConfigError:
         return False
-
-
-def _check_feature_shapes(teacher_points, student_points, train):
-    if train.feature_weight == 0:
-        return
-    teacher_shapes = [tuple(layer.output.shape[1:]) for layer in teacher_points]
-    student_shapes = [tuple(layer.output.shape[1:]) for layer in student_points]
-    if teacher_shapes != student_shapes:
-        raise ConfigError(
-            f"--feature_weight needs feature maps of the teacher's shapes at the attention "
-            f"points: teacher {teacher_shapes}, student {student_shapes}. Use a student of the "
-            "teacher's widths, or set --feature_weight=0")
 
 
 def build(strategy, config, teacher_model, delta=None, log=print, plan=None):
@@ -119,7 +75,7 @@ def build(strategy, config, teacher_model, delta=None, log=print, plan=None):
         teacher_logits.trainable = False
         student = compressed.model
         batchnorm.apply(student, config.resolved_batch_norm)
-        use_attention, names = check_attention_points(teacher_logits, student, config.train,
+        use_attention, names = models.check_attention_points(teacher_logits, student, config.train,
                                                       log)
         space = resolve_input_space(config, teacher_logits)
         generator = models.generator(tuple(teacher_logits.inputs[0].shape[1:]),
@@ -188,7 +144,7 @@ def _check_student(config, teacher_model):
     is written (for a delta grid, whose students are built later, one per delta)."""
     teacher_logits = teacher_lib.as_logits(teacher_model)
     student = config.method.build(config, teacher_logits)[1].model
-    check_attention_points(teacher_logits, student, config.train, log=lambda _: None)
+    models.check_attention_points(teacher_logits, student, config.train, log=lambda _: None)
     models.generator(tuple(teacher_logits.inputs[0].shape[1:]), config.train.latent_dim,
                      config.generator_channels,  # raises for images it cannot make
                      resolve_input_space(config, teacher_logits))  # raises for a bad range
@@ -271,7 +227,8 @@ def local_copy(config, run):
     statistics under MultiWorkerMirroredStrategy (in a Keras call or an export) is a collective
     that every worker must join, so the chief could not export or measure alone. Every worker
     reads the weights, in the same order; only the chief builds the copy, which it exports,
-    measures and trains the with-data baseline beside."""
+    measures and trains the with-data baseline beside. The other workers then exit: nothing
+    after this may run a collective of the training strategy."""
     networks = [name for name in ("student_model", "generator", "slow_generator")
                 if getattr(run.players, name) is not None]
     weights = {name: getattr(run.players, name).get_weights() for name in networks}

@@ -3,7 +3,8 @@
 import re
 
 from tfdfc.errors import ConfigError
-from tfdfc.models.attention import attention_layers, inferred_points, with_attention_outputs
+from tfdfc.models.attention import (attention_layers, check_attention_points, inferred_points,
+                                    with_attention_outputs)
 from tfdfc.models.generator import generator
 from tfdfc.models.lenet import lenet5
 from tfdfc.models.wrn import wide_resnet
@@ -42,4 +43,4 @@ def registry_name(model):
 
 
 __all__ = ["build", "registry_name", "generator", "lenet5", "wide_resnet", "attention_layers",
-           "inferred_points", "with_attention_outputs", "NAMES_HELP"]
+           "inferred_points", "with_attention_outputs", "check_attention_points", "NAMES_HELP"]

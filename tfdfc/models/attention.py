@@ -10,11 +10,13 @@ layer at each spatial size of its feature maps, before the size changes (padding
 borders are zeros, are skipped, and so is every layer before the first one with weights: a
 leading Rescaling or Normalization gives the input image itself, the same in every student).
 A student of the teacher's architecture (QAT, pruning, the teacher cloned) has layers of the
-same names, wrapped or not, so the points line up by name.
+same names, wrapped or not, so the points line up by name. `check_attention_points` decides
+whether a teacher and student can be compared there, before a run writes anything.
 """
 
 import re
 
+from tfdfc.errors import ConfigError
 from tfdfc.keras_compat import keras
 
 ATTENTION_PATTERN = re.compile(r"(?:.*_)?attention_(\d+)")
@@ -97,3 +99,47 @@ def with_attention_outputs(model, use_attention=True, names=None):
     points = (attention_layers(model, names) or []) if use_attention else []
     outputs = [model.outputs[0]] + [layer.output for layer in points]
     return keras.Model(model.inputs, outputs, name=f"{model.name}_with_attention")
+
+
+def check_attention_points(teacher, student, train, log=print):
+    """(whether attention transfer can run, the inferred point names or None) for TrainConfig
+    `train`; raises if the two networks' points do not line up (or, for feature-map
+    distillation, differ in shape)."""
+    if train.attention_weight == 0 and train.feature_weight == 0:
+        return False, None
+    teacher_points = attention_layers(teacher)
+    student_points = attention_layers(student)
+    if not teacher_points and train.attention_points.startswith("inferred"):
+        names = inferred_points(teacher, final=train.attention_points == "inferred_final")
+        student_points = attention_layers(student, names) if names else None
+        if student_points is not None:
+            _check_feature_shapes(attention_layers(teacher, names), student_points, train)
+            log(f"attention transfer at {len(names)} inferred points: {', '.join(names)}")
+            return True, names
+        log("attention transfer off: --attention_points=inferred needs a teacher with feature "
+            "maps and a student of its architecture")
+        return False, None
+    if not teacher_points:
+        log("teacher has no attention points (layers named attention_<i>): attention transfer off")
+        return False, None
+    teacher_shapes = [tuple(layer.output.shape[1:3]) for layer in teacher_points]
+    student_shapes = [tuple(layer.output.shape[1:3]) for layer in student_points]
+    if teacher_shapes != student_shapes:
+        raise ConfigError(
+            f"attention transfer needs matching attention points: teacher {teacher_shapes}, "
+            f"student {student_shapes}. Pick a student of the same spatial layout, or set "
+            "--attention_weight=0")
+    _check_feature_shapes(teacher_points, student_points, train)
+    return True, None
+
+
+def _check_feature_shapes(teacher_points, student_points, train):
+    if train.feature_weight == 0:
+        return
+    teacher_shapes = [tuple(layer.output.shape[1:]) for layer in teacher_points]
+    student_shapes = [tuple(layer.output.shape[1:]) for layer in student_points]
+    if teacher_shapes != student_shapes:
+        raise ConfigError(
+            f"--feature_weight needs feature maps of the teacher's shapes at the attention "
+            f"points: teacher {teacher_shapes}, student {student_shapes}. Use a student of the "
+            "teacher's widths, or set --feature_weight=0")
