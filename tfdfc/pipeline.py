@@ -75,8 +75,8 @@ def build(strategy, config, teacher_model, delta=None, log=print, plan=None):
         teacher_logits.trainable = False
         student = compressed.model
         batchnorm.apply(student, config.resolved_batch_norm)
-        use_attention, names = models.check_attention_points(teacher_logits, student, config.train,
-                                                      log)
+        use_attention, names = models.check_attention_points(teacher_logits, student,
+                                                             config.train, log)
         space = resolve_input_space(config, teacher_logits)
         generator = models.generator(tuple(teacher_logits.inputs[0].shape[1:]),
                                      config.train.latent_dim, config.generator_channels, space)
