@@ -172,3 +172,21 @@ def test_softmax_teacher_becomes_a_logits_model_with_the_same_distribution(softm
     probabilities = keras.activations.softmax(logits_model(images)).numpy()
     np.testing.assert_allclose(probabilities, model(images), atol=1e-6)
     assert teacher.as_logits(_classifier()).layers[-1].activation is keras.activations.linear
+
+
+def test_logits_view_of_a_softmax_dense_shares_the_teacher_and_draws_no_random_numbers():
+    model = _classifier(activation="softmax")
+
+    def next_draw(view_first):
+        """The view (or None) and the first initialiser draw after it, from one seed."""
+        keras.utils.set_random_seed(7)
+        view = teacher.as_logits(model) if view_first else None
+        return view, keras.initializers.GlorotUniform()((4, 3)).numpy()
+
+    view, after_view = next_draw(view_first=True)
+    _, alone = next_draw(view_first=False)
+    np.testing.assert_array_equal(after_view, alone)  # a student built next starts alike
+    assert view.layers[-1] is not model.layers[-1]
+    assert all(a is b for a, b in zip(view.layers[:-1], model.layers[:-1]))
+    np.testing.assert_array_equal(view.layers[-1].get_weights()[0],
+                                  model.layers[-1].get_weights()[0])

@@ -230,22 +230,25 @@ def _final_activation(model):
 
 
 def as_logits(model):
-    """Returns `model` if it outputs logits, else a same-weights copy without the final softmax."""
+    """Returns `model` if it outputs logits, else a model of the same layers and weights that
+    stops before the final softmax. A final layer with a softmax activation is made again,
+    linear, from zero initialisers set to its weights: nothing else is copied and no random
+    number is drawn, so each call is cheap for a large teacher and leaves the seeded
+    initialisers that follow it (a student's) as they were."""
     if _final_activation(model) != "softmax":
         return model
     last = model.layers[-1]
-    if isinstance(last, keras.layers.Softmax) or isinstance(last, keras.layers.Activation):
+    if isinstance(last, (keras.layers.Softmax, keras.layers.Activation)):
         return keras.Model(model.inputs, last.input, name=f"{model.name}_logits")
-
-    def linear_last_layer(layer):
-        config = layer.get_config()
-        if layer is last:
-            config["activation"] = "linear"
-        return layer.__class__.from_config(config)
-
-    clone = keras.models.clone_model(model, clone_function=linear_last_layer)
-    clone.set_weights(model.get_weights())
-    return clone
+    config = last.get_config()
+    config["activation"] = "linear"
+    for key in config:
+        if key.endswith("_initializer"):
+            config[key] = "zeros"
+    linear = last.__class__.from_config(config)
+    outputs = linear(last.input)
+    linear.set_weights(last.get_weights())
+    return keras.Model(model.inputs, outputs, name=model.name)
 
 
 # ---------------------------------------------------------------------------------------------
