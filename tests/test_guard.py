@@ -109,7 +109,7 @@ def test_a_damaged_nbit_student_is_replaced_by_the_untrained_qat_teacher(tmp_pat
     int8_kernel_bytes = mixed.int8_bytes(mixed.kernel_sizes(run.teacher_logits))
     assert result["tflite"]["int8"]["kernel_bytes"] < int8_kernel_bytes  # INT4 kernels packed
     kernels = list(mixed.kernel_sizes(run.teacher_logits))
-    assert result["tflite"]["int8"]["kernels_left_int8"] == [kernels[0], kernels[-1]]
+    assert result["tflite"]["int8"]["kernels_left_int8"] == [kernels[0]]  # the first layer
 
 
 def _activation_bits(model):

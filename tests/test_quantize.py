@@ -52,7 +52,7 @@ def test_a_four_bit_depthwise_kernel_gets_a_range_per_channel_in_keras_and_in_th
     inputs = keras.Input((4, 4, 8))
     depthwise = keras.layers.DepthwiseConv2D(3, use_bias=False)
     # Between two layers: the converter packs a kernel as INT4 only where the op's input and
-    # output both carry QAT ranges (not the first layer's, not the logits').
+    # output both carry fixed ranges (not the first layer's).
     x = keras.layers.ReLU()(depthwise(keras.layers.Conv2D(256, 1)(inputs)))
     model = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(x)))
     sizes = np.tile(np.array([1.0, 0.1, 0.01, 1.0], np.float32), 64)
@@ -78,11 +78,30 @@ def test_a_four_bit_depthwise_kernel_gets_a_range_per_channel_in_keras_and_in_th
                                atol=0.05 * np.ptp(keras_logits))
 
 
+@pytest.mark.parametrize("scheme", [(8, 8), (4, 8)])
+def test_an_nbit_file_adds_large_logit_biases_as_keras_does(scheme):
+    """The n-bit logits layer has no output quantizer; left to calibrate that range itself, the
+    converter gave the layer's int32 bias another scale than input x weight scale, and a file
+    with large logit biases answered other classes than its Keras model."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Flatten()(keras.layers.Conv2D(4, 3, activation="relu")(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(10, name="logits")(x))
+    kernel, _ = model.layers[-1].get_weights()
+    model.layers[-1].set_weights([kernel, np.linspace(-5, 5, 10).astype(np.float32)])
+    qat = quantize.quantize_nbit(model, *scheme)
+    images = np.random.default_rng(0).random((256, 8, 8, 1)).astype(np.float32)
+    _calibrate(qat, images)
+    keras_logits = metrics.keras_logits(qat, images)
+    file_logits = metrics.tflite_outputs(export.tflite_int8(qat, images[:64]), images)
+    np.testing.assert_allclose(file_logits, keras_logits, atol=0.05 * np.ptp(keras_logits))
+    assert np.mean(file_logits.argmax(1) == keras_logits.argmax(1)) >= 0.95
+
+
 @pytest.mark.parametrize("hidden", [0, 1])
 def test_four_bit_kernels_the_converter_leaves_int8_are_named_in_one_warning(hidden):
-    """The first and logits layers of a w4a8 file stay INT8 (their op's input or output has no
-    QAT range); a layer between them is packed. With no layer between (an MLP of two dense
-    layers), nothing is packed and the file is no smaller than int8."""
+    """The first layer of a w4a8 file stays INT8 (its op's input, the float image, has no QAT
+    range); a layer after it is packed, the logits layer too (export fixes its output range)."""
     keras.utils.set_random_seed(0)
     inputs = keras.Input((6, 6, 1))
     x = keras.layers.Flatten()(keras.layers.Conv2D(8, 3, activation="relu", name="first")(inputs))
@@ -95,10 +114,10 @@ def test_four_bit_kernels_the_converter_leaves_int8_are_named_in_one_warning(hid
     lines = []
     left = nbit_qat.unpacked_kernels(export.tflite_int8(qat, images), model, "w4a8",
                                      log=lines.append)
-    assert left == ["first", "logits"]
-    assert len(lines) == 1 and lines[0].startswith("WARNING: --quantize=w4a8: TFLite keeps 2 of "
+    assert left == ["first"]
+    assert len(lines) == 1 and lines[0].startswith("WARNING: --quantize=w4a8: TFLite keeps 1 of "
                                                    f"{2 + hidden} kernels as INT8")
-    assert "(first, logits)" in lines[0]
+    assert "(first)" in lines[0]
 
 
 @pytest.mark.parametrize("scheme, warned", [("w4a4", True), ("w2a6", True), ("w4a8", False),

@@ -58,8 +58,9 @@ def save_saved_model(model, path):
     artifacts.save_keras_model(model, path)
 
 
-def converter(model):
-    """A TFLite converter for `model`'s inference call (`training=False`).
+def converter(model, output_range=None):
+    """A TFLite converter for `model`'s inference call (`training=False`), its output
+    fake-quantized at 8 bits over `output_range` (low, high) when given.
 
     `TFLiteConverter.from_keras_model` first saves the whole Keras model as a temporary
     SavedModel, which costs seconds per conversion for a model of any size. Saving only the
@@ -73,6 +74,10 @@ def converter(model):
     def serve(*inputs):
         outputs = model(inputs[0] if len(inputs) == 1 else list(inputs), training=False)
         outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+        if output_range is not None:
+            outputs = [tf.quantization.fake_quant_with_min_max_args(
+                output, min=output_range[0], max=output_range[1], num_bits=8)
+                for output in outputs]
         return dict(zip(model.output_names, outputs))
 
     holder = tf.Module()
@@ -129,6 +134,32 @@ def _is_quantization_aware(model):
                                   quantize.QuantizeLayer)) for layer in model.layers)
 
 
+def _unquantized_output(model):
+    """Whether `model` is a QAT model whose last layer is wrapped but leaves its output
+    unquantized (the logits layer of the n-bit and mixed schemes)."""
+    last = model.layers[-1]
+    if not isinstance(last, tfmot.quantization.keras.QuantizeWrapper):
+        return False
+    config = last.quantize_config
+    return not (config.get_output_quantizers(last.layer)
+                or config.get_activations_and_quantizers(last.layer))
+
+
+# The narrowest output range `output_range` gives: outputs that hardly vary (a damaged or
+# constant model) still get a valid range and a scale XNNPACK accepts.
+MIN_OUTPUT_RANGE = 1e-2
+
+
+def output_range(model, images, batch_size=256):
+    """The (low, high) range, 0 included and at least MIN_OUTPUT_RANGE wide, of `model`'s
+    outputs on `images`."""
+    low, high = 0.0, 0.0
+    for start in range(0, len(images), batch_size):
+        outputs = model(images[start:start + batch_size], training=False).numpy()
+        low, high = min(low, float(outputs.min())), max(high, float(outputs.max()))
+    return low, max(high, low + MIN_OUTPUT_RANGE)
+
+
 def tflite_int8(model, representative_images, int8_io=False, sparse=False):
     """Full-integer int8 TFLite; `representative_images` calibrate any range `model` lacks.
 
@@ -144,10 +175,17 @@ def tflite_int8(model, representative_images, int8_io=False, sparse=False):
       int8_io: make the model's input and output int8 too (else float, quantized inside).
       sparse: encode the zeros of a pruned model sparsely.
     """
-    full_integer = converter(model)
-    full_integer.optimizations = _optimizations(sparse)
-    batches = (calibration_images(representative_images) if _is_quantization_aware(model)
+    quantization_aware = _is_quantization_aware(model)
+    batches = (calibration_images(representative_images) if quantization_aware
                else np.asarray(representative_images, np.float32))
+    # Where a QAT model's last layer has quantized weights but no output range, the converter
+    # calibrates that range itself and then gives the layer's int32 bias another scale than
+    # input scale x weight scale, so the file adds every bias multiplied by their ratio (seen
+    # with TensorFlow 2.21). The range is set here instead, over the same images.
+    fixed_range = (output_range(model, batches)
+                   if quantization_aware and _unquantized_output(model) else None)
+    full_integer = converter(model, fixed_range)
+    full_integer.optimizations = _optimizations(sparse)
 
     def representative_dataset():
         for image in batches:

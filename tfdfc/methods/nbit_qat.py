@@ -90,8 +90,9 @@ def unpacked_kernels(payload, template, scheme, log=print):
     """The layers of `template` (the student's float architecture) whose low-bit kernels the
     TFLite file `payload` stores as INT8 (16 or fewer levels in a whole byte each) rather than
     packed INT4. The converter packs a kernel only where its op's input and output both carry
-    QAT ranges, which the first layer (reading the float image) and the logits layer do not: an
-    MLP of two dense layers gets no smaller than int8. One warning line names them."""
+    fixed ranges, which the first layer's input (the float image, calibrated by the converter)
+    does not; the logits layer's output range is fixed at export (export.tflite_int8). One
+    warning line names them."""
     bits = mixed.file_bits(payload, template)
     left = [name for name, value in bits.items() if value == 8]
     if left:
@@ -100,7 +101,7 @@ def unpacked_kernels(payload, template, scheme, log=print):
         log(f"WARNING: --quantize={scheme}: TFLite keeps {len(left)} of {len(bits)} kernels as "
             f"INT8, {share:.0%} of the kernel weights, with no size saving there "
             f"({', '.join(left)}): the converter packs 4-bit kernels only between two quantized "
-            "activations, so the first and logits layers stay INT8")
+            "activations, so the first layer stays INT8")
     return left
 
 
