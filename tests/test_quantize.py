@@ -78,6 +78,32 @@ def test_a_four_bit_depthwise_kernel_gets_a_range_per_channel_in_keras_and_in_th
                                atol=0.05 * np.ptp(keras_logits))
 
 
+def test_int8_copies_keep_a_concatenate_input_unquantized_as_tf_mot_left_it():
+    """TF-MOT's layout takes the output quantizer off each input of a Concatenate by replacing a
+    method on its quantize config; where that input is a layer the default scheme does not know
+    (a squeeze-excite Multiply), every copy of the QAT model (ours, the export's) lost it and
+    held two more weights than the model it copied: a traceback."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.ReLU(6.0)(keras.layers.BatchNormalization()(
+        keras.layers.Conv2D(8, 3, padding="same", use_bias=False)(inputs)))
+    gate = keras.layers.GlobalAveragePooling2D(keepdims=True)(x)
+    gate = keras.layers.Conv2D(8, 1, activation="sigmoid")(
+        keras.layers.Conv2D(4, 1, activation="relu")(gate))
+    x = keras.layers.Concatenate()([keras.layers.Multiply()([x, gate]),
+                                    keras.layers.Conv2D(8, 1, activation="relu")(x)])
+    model = keras.Model(inputs, keras.layers.Dense(10)(keras.layers.GlobalAveragePooling2D()(x)))
+    qat = quantize.quantize_int8(model)
+    images = np.random.default_rng(0).random((128, 8, 8, 3)).astype(np.float32)
+    _calibrate(qat, images)
+    copy = export.plain_copy(qat)
+    assert len(copy.weights) == len(qat.weights)
+    np.testing.assert_allclose(copy(images), qat(images), atol=1e-5)
+    keras_logits = metrics.keras_logits(qat, images)
+    np.testing.assert_allclose(metrics.tflite_outputs(export.tflite_int8(qat, images), images),
+                               keras_logits, atol=0.05 * np.ptp(keras_logits))
+
+
 @pytest.mark.parametrize("scheme", [(8, 8), (4, 8)])
 def test_an_nbit_file_adds_large_logit_biases_as_keras_does(scheme):
     """The n-bit logits layer has no output quantizer; left to calibrate that range itself, the

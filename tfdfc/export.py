@@ -26,7 +26,7 @@ CALIBRATION_TAIL = 1e-3
 def plain_copy(model):
     """The same architecture and weights, built outside any strategy scope."""
     with tfmot.quantization.keras.quantize_scope(binary.custom_objects()):
-        copy = keras.models.clone_model(model)
+        copy = keras.models.clone_model(model, clone_function=quantize.copy_layer)
     copy.set_weights(model.get_weights())
     return copy
 

@@ -252,11 +252,29 @@ def apply_configs(model, config_for_layer, objects=None):
         return _own_layers(_qk.quantize_apply(annotated, scheme=AnnotatedOnlyScheme()), objects)
 
 
+# QuantizeConfig methods TF-MOT's layout transforms replace on a config object (its
+# ConcatTransform: the inputs of a Concatenate give up their own output quantizers).
+_CONFIG_OVERRIDES = ("get_weights_and_quantizers", "get_activations_and_quantizers",
+                     "get_output_quantizers")
+
+
+def copy_layer(layer):
+    """`layer` made again from its config, with its quantize config's overridden methods: a
+    config's serialised form loses them, and a copy would quantize what the original does not
+    (and hold more weights)."""
+    copy = layer.__class__.from_config(layer.get_config())
+    config = getattr(layer, "quantize_config", None)
+    for name in _CONFIG_OVERRIDES:
+        if config is not None and name in vars(config):
+            setattr(copy.quantize_config, name, vars(config)[name])
+    return copy
+
+
 def _own_layers(qat_model, objects=None):
     """A copy whose layers belong to it alone. quantize_apply reuses the layer objects it does
     not wrap, which then sit in two graphs, so `layer.output` can name the wrong one."""
     with _qk.quantize_scope(objects or custom_objects()):
-        copy = keras.models.clone_model(qat_model)
+        copy = keras.models.clone_model(qat_model, clone_function=copy_layer)
     copy.set_weights(qat_model.get_weights())
     return copy
 
