@@ -186,7 +186,7 @@ def test_unset_prune_ends_prunes_the_ends_only_when_the_target_needs_them():
 
 
 @pytest.mark.parametrize("overrides, message", [
-    (dict(sparsity=1.0), "0 < sparsity < 1"),
+    (dict(sparsity=1.0), "0 < --prune_sparsity < 1"),
     (dict(sparsity_schedule="cubic"), "sparsity_schedule"),
     (dict(sparsity_allocation="random"), "sparsity_allocation"),
     (dict(sparsity_ramp=0.0), "sparsity_ramp"),

@@ -66,7 +66,8 @@ class PruneSpec:
         if not 0.0 < self.ramp <= 1.0:
             raise ConfigError(f"sparsity_ramp must be in (0, 1], got {self.ramp}")
         if self.kind == "magnitude" and not 0.0 < self.sparsity < 1.0:
-            raise ConfigError(f"--prune=magnitude needs 0 < sparsity < 1, got {self.sparsity}")
+            raise ConfigError(f"--prune=magnitude needs 0 < --prune_sparsity < 1 (1 would zero "
+                              f"every weight), got {self.sparsity}")
         if self.kind != "magnitude" and (self.sparsity or self.prune_ends):
             raise ConfigError("--prune_sparsity and --prune_ends need --prune=magnitude")
 
