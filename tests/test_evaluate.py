@@ -1,6 +1,7 @@
 """`tfdfc.evaluate` measures every exported format with the accuracy the run reported, and
 report.md sits beside report.json."""
 
+import dataclasses
 import json
 
 import pytest
@@ -66,8 +67,16 @@ def test_bad_files_are_refused_with_one_line(int8_run, tmp_path):
     junk.write_bytes(b"not a flatbuffer")
     for path, data_name, message in (
             (tmp_path / "missing.keras", "digits", "model not found"),
-            (junk, "digits", "could not be run as a TFLite model"),
-            (out_dir / "saved_model", "mnist5k", "takes images of shape")):
+            (junk, "digits", "is not a TFLite model"),
+            (out_dir / "saved_model", "mnist5k", "takes images of shape"),
+            (out_dir / "student_int8.tflite", "mnist5k", r"takes images of shape \(8, 8, 1\), "
+                                                       r"but mnist5k has shape \(28, 28, 1\)")):
         with pytest.raises(UserInputError, match=message) as raised:
             evaluation.evaluate(str(path), data.load(data_name))
         assert "\n" not in str(raised.value)
+    digits = data.load("digits")
+    labels = digits.y_test.copy()
+    labels[:3] = [10, 42, -1]
+    for path in (out_dir / "student_int8.tflite", out_dir / "saved_model"):
+        with pytest.raises(UserInputError, match="has 3 labels outside the model's 10 classes"):
+            evaluation.evaluate(str(path), dataclasses.replace(digits, y_test=labels))

@@ -244,6 +244,10 @@ def bad_files(tmp_path_factory):
     doubled = keras.layers.Lambda(lambda t: t * 2.0)(inputs)
     keras.Model(inputs, keras.layers.Dense(10)(keras.layers.Flatten()(doubled))).save(
         folder / "lambda.keras")
+    images = np.random.default_rng(0).random((20, 8, 8, 1)).astype(np.float32)
+    labels = np.arange(20) % 10
+    np.savez(folder / "label_42.npz", x_train=images, y_train=labels, x_test=images,
+             y_test=np.where(labels == 3, 42, labels))
     return folder
 
 
@@ -252,6 +256,8 @@ def bad_files(tmp_path_factory):
     ("corrupt teacher", ["--teacher={folder}/corrupt.keras"], "could not be loaded"),
     ("unsafe teacher", ["--teacher={folder}/lambda.keras"], "--unsafe_load"),
     ("wrong input shape", ["--eval_data=mnist5k"], "takes images of shape (8, 8, 1)"),
+    ("labels outside the classes", ["--eval_data={folder}/label_42.npz"],
+     "has 2 labels outside the model's 10 classes (0 to 9), e.g. 42"),
     ("unknown flag value", ["--strategy=tpu"], "strategy"),
     ("unknown flag", ["--no_such_flag=1"], "no_such_flag"),
 ])

@@ -77,6 +77,20 @@ def test_output_must_be_logits_or_a_distribution():
         teacher.validate(keras.Model(inputs, keras.layers.Conv2D(4, 3)(inputs)))
 
 
+def test_a_layer_the_int8_converter_fails_on_is_refused_by_name_and_inputs_are_counted():
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.GroupNormalization(groups=2, name="group_norm")(
+        keras.layers.Conv2D(4, 3)(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(10)(keras.layers.Flatten()(x)))
+    with pytest.raises(teacher.TeacherError, match="'group_norm' .GroupNormalization. cannot go "
+                                                   "into the full-integer TFLite file"):
+        teacher.validate(model)
+    first, second = keras.Input((4,)), keras.Input((4,))
+    pair = keras.Model([first, second], keras.layers.Dense(3)(keras.layers.Add()([first, second])))
+    with pytest.raises(teacher.TeacherError, match="has 2 inputs and 1 output$"):
+        teacher.validate(pair)
+
+
 def test_input_must_be_a_fixed_image_shape():
     with pytest.raises(teacher.TeacherError, match="no input shape yet"):
         teacher.validate(teacher.standard_form(keras.Sequential([keras.layers.Dense(3)])))

@@ -28,6 +28,7 @@ def evaluate(path, eval_set, unsafe_load=False):
     with tfmot.quantization.keras.quantize_scope(binary.custom_objects()):
         model = teacher_lib.load(path, safe_mode=not unsafe_load)  # QAT SavedModels need the scope
     teacher_lib.check_input_shape(model, eval_set.input_shape, eval_set.name)
+    teacher_lib.check_labels(int(model.outputs[0].shape[-1]), eval_set.y_test, eval_set.name)
     return {"path": path, "format": "keras", "examples": len(eval_set.y_test),
             "accuracy": metrics.keras_accuracy(model, eval_set.x_test, eval_set.y_test),
             "params": metrics.parameter_count(model),
@@ -35,9 +36,22 @@ def evaluate(path, eval_set, unsafe_load=False):
             "sparsity": metrics.sparsity(model), "macs": metrics.multiply_accumulates(model)}
 
 
+def _without_ones(shape):
+    """`shape` without its axes of size 1: a (28, 28) input takes (28, 28, 1) images."""
+    return tuple(size for size in shape if size != 1)
+
+
 def _evaluate_tflite(path, eval_set):
     with open(path, "rb") as handle:
         payload = handle.read()
+    try:
+        image_shape, classes = metrics.tflite_signature(payload)
+    except (RuntimeError, ValueError) as error:
+        raise ModelFileError(f"{path} is not a TFLite model: {first_line(error)}") from error
+    if _without_ones(image_shape) != _without_ones(eval_set.input_shape):
+        raise ModelFileError(f"{path} takes images of shape {image_shape}, but "
+                             f"{eval_set.name} has shape {tuple(eval_set.input_shape)}")
+    teacher_lib.check_labels(classes, eval_set.y_test, eval_set.name)
     try:
         outputs, delegate, _ = metrics.tflite_outputs_any_kernels(payload, eval_set.x_test)
     except (RuntimeError, ValueError) as error:

@@ -58,6 +58,14 @@ def tflite_outputs(model_content, images, batch_size=256, use_default_delegates=
     return np.concatenate(results)
 
 
+def tflite_signature(model_content):
+    """(image shape without the batch axis, number of classes) of a .tflite classifier."""
+    from ai_edge_litert.interpreter import Interpreter  # pylint: disable=g-import-not-at-top
+    interpreter = Interpreter(model_content=model_content)
+    image = interpreter.get_input_details()[0]["shape"][1:]
+    return tuple(int(size) for size in image), int(interpreter.get_output_details()[0]["shape"][-1])
+
+
 XNNPACK = "default (XNNPACK)"
 BUILTIN_KERNELS = "builtin kernels (XNNPACK refused the model)"
 

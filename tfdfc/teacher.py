@@ -146,6 +146,15 @@ def with_channel_axis(model):
     return keras.Model(inputs, outputs, name=model.name)
 
 
+# Layers TensorFlow Lite's int8 converter fails on (GroupNormalization: its calibration stops
+# in a BROADCAST_TO op), refused when the teacher is loaded rather than after training.
+_NO_INT8_FILE = (keras.layers.GroupNormalization,)
+
+
+def _count(number, noun):
+    return f"{number} {noun}" + ("" if number == 1 else "s")
+
+
 def validate(model, source="teacher"):
     """Checks that `model` is a tf-keras classifier on fixed-shape images.
 
@@ -160,7 +169,14 @@ def validate(model, source="teacher"):
                            "as its first layer, or build it) before compressing it")
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise TeacherError(f"{source} must have one input and one output, has "
-                           f"{len(model.inputs)} inputs and {len(model.outputs)} outputs")
+                           f"{_count(len(model.inputs), 'input')} and "
+                           f"{_count(len(model.outputs), 'output')}")
+    for layer in model.layers:
+        if isinstance(layer, _NO_INT8_FILE):
+            raise TeacherError(
+                f"{source}: layer {layer.name!r} ({type(layer).__name__}) cannot go into the "
+                "full-integer TFLite file every run writes (the converter's int8 calibration "
+                "fails on it): replace it with LayerNormalization or BatchNormalization")
     input_shape = tuple(model.inputs[0].shape[1:])
     if len(input_shape) != 3 or any(dim is None for dim in input_shape):
         raise TeacherError(
@@ -217,6 +233,18 @@ def check_input_shape(model, input_shape, what="the data"):
     if tuple(input_shape) != expected:
         raise TeacherError(f"the teacher takes images of shape {expected}, but {what} has "
                            f"shape {tuple(input_shape)}")
+
+
+def check_labels(classes, labels, what="the data"):
+    """Raises TeacherError when a label of `labels` is not one of a classifier's `classes`
+    classes (0 to classes - 1): accuracy against such labels would mean nothing."""
+    labels = np.asarray(labels)
+    outside = labels[(labels < 0) | (labels >= classes)]
+    if outside.size:
+        raise TeacherError(
+            f"{what} has {outside.size} labels outside the model's {classes} classes "
+            f"(0 to {classes - 1}), e.g. {int(outside[0])}: give labels as class indices of "
+            "the model's outputs")
 
 
 def _final_activation(model):
