@@ -57,6 +57,11 @@ def stamp():
     return f"commit {commit}; {versions}"
 
 
+# How the `make bench` time paragraph starts: `time_lines`' two forms, and an older one.
+_TIME_PARAGRAPHS = ("`make bench` took", "`make bench` did not finish",
+                    "The last whole `make bench`")
+
+
 def previous_times(path):
     """The `make bench` time paragraph of an earlier RESULTS.md at `path` (kept when no time
     log is given), or []."""
@@ -64,7 +69,7 @@ def previous_times(path):
         return []
     with open(path, encoding="utf-8") as handle:
         kept = [line for line in handle.read().split("\n\n")
-                if line.startswith("The last whole `make bench`")]
+                if line.startswith(_TIME_PARAGRAPHS)]
     return [kept[0], ""] if kept else []
 
 

@@ -195,6 +195,8 @@ def test_results_says_how_long_make_bench_took(tmp_path):
     assert "`make bench` took 47 min" in text
     assert "lane-a (25 min: quantization 25.0)" in text
     assert "lane-b (30 min: pruning 10.0, ticket 20.0)" in text
+    (tmp_path / "RESULTS.md").write_text(text)
+    assert "`make bench` took 47 min" in _gather(tmp_path)  # kept when gathered again alone
 
 
 @pytest.mark.usefixtures("shared_teacher")
