@@ -129,9 +129,7 @@ def load_inputs(config, teacher_model=None, teacher_conversion=None):
         if config.method.splits_separable:
             teacher_model = separable.split(teacher_model)
     if eval_set is not None:
-        teacher_lib.check_input_shape(teacher_model, eval_set.input_shape, config.eval_data)
-        teacher_lib.check_labels(int(teacher_model.outputs[0].shape[-1]), eval_set.y_test,
-                                 config.eval_data)
+        teacher_lib.check_eval_set(teacher_model, eval_set, config.eval_data)
     if config.train.batch_size % strategy.num_replicas_in_sync:
         raise ConfigError(f"batch_size {config.train.batch_size} is not divisible by the "
                           f"{strategy.num_replicas_in_sync} replicas")

@@ -235,6 +235,13 @@ def check_input_shape(model, input_shape, what="the data"):
                            f"shape {tuple(input_shape)}")
 
 
+def check_eval_set(model, eval_set, what):
+    """Raises TeacherError when `eval_set`'s images are not of the model's shape or a label of
+    it is not one of the model's classes (`check_input_shape`, `check_labels`)."""
+    check_input_shape(model, eval_set.input_shape, what)
+    check_labels(int(model.outputs[0].shape[-1]), eval_set.y_test, what)
+
+
 def check_labels(classes, labels, what="the data"):
     """Raises TeacherError when a label of `labels` is not one of a classifier's `classes`
     classes (0 to classes - 1): accuracy against such labels would mean nothing."""
