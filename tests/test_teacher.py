@@ -39,6 +39,21 @@ def test_a_file_that_is_not_a_model(tmp_path, name, payload):
         teacher.load(str(path))
 
 
+def test_saved_model_without_keras_metadata_is_refused_before_any_warning(tmp_path, capfd):
+    """What Keras 3's `model.export()` and `tf.saved_model.save` write: one line, the fix, and
+    none of the warnings tf-keras logs when it tries to load such a directory."""
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    module = tf.Module()
+    module.serve = tf.function(lambda x: x[:, :10], input_signature=[tf.TensorSpec([None, 64])])
+    path = str(tmp_path / "exported")
+    tf.saved_model.save(module, path)
+    capfd.readouterr()
+    with pytest.raises(teacher.TeacherError, match="exported is a SavedModel without Keras "
+                                                   "metadata.*save the Keras 3 model to a .keras"):
+        teacher.load(path)
+    assert teacher.KERAS_METADATA not in "".join(capfd.readouterr())
+
+
 def test_keras3_file_is_converted_and_keras3_model_refused_with_the_fix(tmp_path):
     import keras as keras3  # pylint: disable=import-outside-toplevel
     model = keras3.Sequential([keras3.Input((8, 8, 1)), keras3.layers.Flatten(),

@@ -19,6 +19,9 @@ from tfdfc.errors import TeacherError
 from tfdfc.keras_compat import keras, tf
 from tfdfc import models
 
+# The file tf-keras writes into a SavedModel directory it saves; Keras 3's `model.export()` and
+# `tf.saved_model.save` write none.
+KERAS_METADATA = "keras_metadata.pb"
 _KERAS3_FIX = (
     "tfdfc needs a tf-keras (legacy Keras 2) model because TF-MOT cannot wrap Keras 3 models. "
     "Fix: save the Keras 3 model to a .keras file (`model.save('teacher.keras')`) and pass its "
@@ -78,6 +81,9 @@ def _load_any(path, safe_mode):
     if not (path.endswith((".keras", ".h5")) or is_saved_model):
         raise TeacherError(
             f"{path} is not a model file: expected a .keras or .h5 file or a SavedModel directory")
+    if is_saved_model and not os.path.exists(os.path.join(path, KERAS_METADATA)):
+        # Refused before loading: tf-keras would first log two warnings about old SavedModels.
+        raise TeacherError(f"{path} is a SavedModel without Keras metadata. {_KERAS3_FIX}")
     try:
         with serialization_lib.SafeModeScope(safe_mode):
             model = keras.models.load_model(path, compile=False, safe_mode=safe_mode)
