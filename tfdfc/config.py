@@ -39,7 +39,9 @@ class CompressConfig:
     strategy: str = setting("mirrored", "mirrored: this machine's GPUs (else CPU); "
                             "multi_worker: machines in TF_CONFIG; one_device.", "run",
                             choices=distribute.STRATEGIES)
-    unsafe_load: bool = setting(False, "Allow a teacher that holds code (Lambda layers).", "run")
+    unsafe_load: bool = setting(False, "Allow a tf-keras teacher that holds code (Lambda layers); "
+                                "a Keras 3 file's Lambda has no conversion and stays refused.",
+                                "run")
     overwrite: bool = setting(False, "Discard checkpoints of a different run in --out_dir.",
                               "run")
     # student

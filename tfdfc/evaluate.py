@@ -16,7 +16,8 @@ _MODEL = flags.DEFINE_string("model", None, "A .keras or .h5 file, a SavedModel 
 _EVAL_DATA = flags.DEFINE_string("eval_data", None, f"{data.SPECS_HELP} (an .npz holds x_test, "
                                  "y_test, preprocessed as the model expects).")
 _JSON = flags.DEFINE_bool("json", False, "Print one JSON object instead of text.")
-_UNSAFE_LOAD = flags.DEFINE_bool("unsafe_load", False, "Allow a Keras file that holds code.")
+_UNSAFE_LOAD = flags.DEFINE_bool("unsafe_load", False, "Allow a tf-keras file that holds code "
+                                  "(Lambda layers).")
 
 flags.mark_flags_as_required(["model", "eval_data"])
 
