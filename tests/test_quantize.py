@@ -1,6 +1,8 @@
 """QAT students through TF-MOT: n-bit value counts, int8 TFLite files that run, WRN support,
 and clear errors for bad schemes and unsupported layers."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -215,7 +217,8 @@ def test_ranges_from_batches_are_the_first_batch_then_the_running_mean():
 def test_ranges_from_batches_hold_the_datas_range_after_a_run_and_export(tmp_path,
                                                                          digits_teacher_path):
     """A w4a4 run with --activation_ranges=from_batches: each activation quantizer counted the
-    run's student updates, its range is its batches' and not +-6, and the files export."""
+    run's student updates, its range is its batches' and not +-6, and the files export: the
+    float file too (the counters are quantizer state, not weights of the float view)."""
     config = pipeline.CompressConfig(
         teacher=digits_teacher_path, out_dir=str(tmp_path), quantize="w4a4",
         activation_ranges="from_batches", eval_data="digits", generator_channels=8,
@@ -236,6 +239,8 @@ def test_ranges_from_batches_hold_the_datas_range_after_a_run_and_export(tmp_pat
         assert low <= 0.0 <= high and (abs(high - 6.0) > 0.05 or abs(low + 6.0) > 0.05), name
     result, _ = report.export_and_measure(config, run, eval_set, log=quiet)
     assert result["tflite"]["int8"]["accuracy"] > 0.5
+    assert result["tflite"]["float"]["accuracy"] > 0.5
+    assert os.path.exists(os.path.join(config.out_dir, "student_float.tflite"))
     untrained = baselines.no_training(config, run, eval_set)
     assert "the running mean of" in untrained["method"] and untrained["accuracy"] > 0.5
 

@@ -17,7 +17,8 @@ from tfdfc import artifacts
 from tfdfc.compression import binary, quantize
 from tfdfc.keras_compat import keras, tf, tfmot
 
-_QUANTIZER_VARIABLES = ("optimizer_step", "_min", "_max")
+# Quantizer state kept beside the weights of a QAT layer (not weights of its float view).
+_QUANTIZER_VARIABLES = ("optimizer_step",) + quantize.RANGE_VARIABLES
 # Share of a QAT model's representative values clipped at each end, per channel, before the
 # converter calibrates on them (calibration_images).
 CALIBRATION_TAIL = 1e-3

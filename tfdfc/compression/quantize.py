@@ -34,6 +34,8 @@ _PASS_THROUGH = (keras.layers.InputLayer, keras.layers.MaxPooling2D, keras.layer
 _ACTIVATIONS = (keras.layers.Activation, keras.layers.ReLU, keras.layers.LeakyReLU)
 RANGE_STARTS = ("tfmot", "from_batches")  # where an activation range starts (below)
 RANGE_BATCHES = "range_batches"  # the name ending of a `from_batches` quantizer's batch counter
+# Name endings of an activation quantizer's state: its range and, for `from_batches`, its counter.
+RANGE_VARIABLES = ("_min", "_max", RANGE_BATCHES)
 
 
 class RobustRangeQuantizer(_qk.quantizers.Quantizer):

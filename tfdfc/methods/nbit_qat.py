@@ -144,4 +144,4 @@ def untrained_files(model, run, config, samples, what, deployable=None):
 
 
 def _is_range(weight):
-    return weight.name.split(":")[0].endswith(("_min", "_max", quantize.RANGE_BATCHES))
+    return weight.name.split(":")[0].endswith(quantize.RANGE_VARIABLES)
