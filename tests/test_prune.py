@@ -89,6 +89,30 @@ def _small_dense_net():
     return keras.Model(inputs, keras.layers.Dense(3, name="logits")(x))
 
 
+@pytest.mark.parametrize("dense_layer", ["depthwise", "separable"])
+def test_depthwise_kernels_stay_dense_and_the_others_reach_the_target_over_all_kernels(
+        dense_layer):
+    """report.json's sparsity counts every kernel, depthwise and separable ones too; pruning
+    leaves those dense, so the other layers give their share and the whole reaches the target."""
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(8, 3, activation="relu", name="first")(inputs)
+    x = (keras.layers.DepthwiseConv2D(3, depth_multiplier=4, name="dw")(x)
+         if dense_layer == "depthwise" else keras.layers.SeparableConv2D(32, 3, name="dw")(x))
+    x = keras.layers.Conv2D(16, 1, activation="relu", name="middle")(x)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(16, activation="relu", name="hidden")(x)
+    model = keras.Model(inputs, keras.layers.Dense(3, name="logits")(x))
+    assert metrics.sparsity(model) == 0.0
+    rates = prune.layer_sparsities(model, prune.PruneSpec("magnitude", 0.8, prune_ends=True))
+    assert "dw" not in rates
+    prune.prune_once(model, prune.PruneSpec("magnitude", 0.8, prune_ends=True))
+    assert metrics.sparsity(model) == pytest.approx(0.8, abs=0.005)
+    dense = [w for w in model.get_layer("dw").weights if "kernel" in w.name]
+    assert dense and all(np.count_nonzero(w.numpy()) == w.shape.num_elements() for w in dense)
+    with pytest.raises(ConfigError, match="and the depthwise kernels dense"):
+        prune.layer_sparsities(model, prune.PruneSpec("magnitude", 0.97, prune_ends=False))
+
+
 def test_first_and_last_layers_stay_dense_while_the_whole_reaches_the_target():
     model = _small_dense_net()
     spec = prune.PruneSpec("magnitude", 0.8)

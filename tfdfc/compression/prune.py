@@ -8,7 +8,10 @@ the wrapper's step is the student-update count and schedules are expressed in st
 The wrapper multiplies each kernel by its mask at the start of a call, so after the last update
 the masks must be applied once more before `strip_pruning`, inside the strategy scope.
 
-`--prune_sparsity` is the fraction of zeros over all convolution and dense kernels together. By
+`--prune_sparsity` is the fraction of zeros over all convolution and dense kernels together,
+depthwise and separable ones included (as report.json counts sparsity). Depthwise kernels (and
+both kernels of a SeparableConv2D) always stay dense: each depthwise filter is its channel's
+only one, and they hold few of the weights; the other layers take their share of the zeros. By
 default the first of those layers (it reads the image) and the last (the logits) stay dense
 where the target can be reached without them, as TF-MOT's guide advises and as the binary
 scheme keeps them full precision: they hold few weights and the most sensitive ones (LeNet-5's
@@ -38,6 +41,10 @@ ALLOCATIONS = ("global", "uniform")
 _MAX_LAYER_RATE = 0.99  # global allocation never empties a layer
 PRUNES = ("none", "magnitude", "slim")
 _PRUNABLE = (keras.layers.Conv2D, keras.layers.Dense)
+# Kept dense, but counted in the target (tf-keras's depthwise and separable convolutions are not
+# Conv2D subclasses).
+_DENSE_KERNELS = {keras.layers.DepthwiseConv2D: ("depthwise_kernel",),
+                  keras.layers.SeparableConv2D: ("depthwise_kernel", "pointwise_kernel")}
 # pylint: disable-next=g-direct-tensorflow-import
 from tensorflow_model_optimization.python.core.sparsity.keras.pruning_wrapper import PruneLowMagnitude  # noqa: E402,E501
 
@@ -76,28 +83,41 @@ def layer_sparsities(model, spec):
     """{layer name: sparsity} for the layers to prune, so that all convolution and dense kernels
     of `model` together reach `spec.sparsity` (see the module docstring)."""
     layers = [layer for layer in model.layers if isinstance(layer, _PRUNABLE)]
-    pruned = pruned_layers(layers, spec)
-    total = sum(layer.kernel.shape.num_elements() for layer in layers)
+    kept = _dense_kernel_weights(model)
+    pruned = pruned_layers(layers, spec, kept)
+    total = sum(layer.kernel.shape.num_elements() for layer in layers) + kept
     share = sum(layer.kernel.shape.num_elements() for layer in pruned)
     rate = spec.sparsity * total / share
     if rate >= 1.0:
-        raise ConfigError(f"--prune_sparsity={spec.sparsity} cannot be reached with the first and last "
-                          f"layers dense (the others would need {rate:.3f}); use --prune_ends")
+        dense = "the first and last layers" if len(pruned) < len(layers) else ""
+        if kept:
+            dense += (" and " if dense else "") + "the depthwise kernels"
+        fix = "; use --prune_ends" if len(pruned) < len(layers) else ""
+        raise ConfigError(f"--prune_sparsity={spec.sparsity} cannot be reached with {dense} "
+                          f"dense (the others would need {rate:.3f}){fix}")
     if spec.allocation == "uniform":
         return {layer.name: rate for layer in pruned}
     return _global_rates([layer.kernel.numpy() for layer in pruned],
                          [layer.name for layer in pruned], rate)
 
 
-def pruned_layers(layers, spec):
+def _dense_kernel_weights(model):
+    """How many kernel weights of `model` pruning keeps dense (`_DENSE_KERNELS`)."""
+    return sum(getattr(layer, name).shape.num_elements() for layer in model.layers
+               for kind, names in _DENSE_KERNELS.items() if isinstance(layer, kind)
+               for name in names)
+
+
+def pruned_layers(layers, spec, kept=0):
     """The kernel layers to prune: all of them, or all but the first and last. Unset
     (`prune_ends` None), the ends stay dense unless the others would then need a rate above
-    `_MAX_LAYER_RATE` (a network whose first layer holds most weights, such as an MLP)."""
+    `_MAX_LAYER_RATE` (a network whose first layer holds most weights, such as an MLP). `kept`:
+    the model's kernel weights that stay dense whatever the choice (depthwise kernels)."""
     if spec.prune_ends or len(layers) < 3:
         return layers
     inner = layers[1:-1]
     if spec.prune_ends is None:
-        total = sum(layer.kernel.shape.num_elements() for layer in layers)
+        total = sum(layer.kernel.shape.num_elements() for layer in layers) + kept
         share = sum(layer.kernel.shape.num_elements() for layer in inner)
         if spec.sparsity * total / share > _MAX_LAYER_RATE:
             return layers
