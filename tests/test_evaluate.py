@@ -68,7 +68,8 @@ def test_bad_files_are_refused_with_one_line(int8_run, tmp_path):
     for path, data_name, message in (
             (tmp_path / "missing.keras", "digits", "model not found"),
             (junk, "digits", "is not a TFLite model"),
-            (out_dir / "saved_model", "mnist5k", "takes images of shape"),
+            (out_dir / "saved_model", "mnist5k", r"^\S*saved_model takes images of shape "
+                                                r"\(8, 8, 1\), but mnist5k has shape"),
             (out_dir / "student_int8.tflite", "mnist5k", r"takes images of shape \(8, 8, 1\), "
                                                        r"but mnist5k has shape \(28, 28, 1\)")):
         with pytest.raises(UserInputError, match=message) as raised:

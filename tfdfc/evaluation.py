@@ -27,7 +27,7 @@ def evaluate(path, eval_set, unsafe_load=False):
         return _evaluate_tflite(path, eval_set)
     with tfmot.quantization.keras.quantize_scope(binary.custom_objects()):
         model = teacher_lib.load(path, safe_mode=not unsafe_load)  # QAT SavedModels need the scope
-    teacher_lib.check_eval_set(model, eval_set, eval_set.name)
+    teacher_lib.check_eval_set(model, eval_set, eval_set.name, role=path)
     return {"path": path, "format": "keras", "examples": len(eval_set.y_test),
             "accuracy": metrics.keras_accuracy(model, eval_set.x_test, eval_set.y_test),
             "params": metrics.parameter_count(model),

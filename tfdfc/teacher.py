@@ -233,18 +233,19 @@ def check_responds(logits_model, space, source="teacher"):
             "it, or load its weights, before compressing it")
 
 
-def check_input_shape(model, input_shape, what="the data"):
-    """Raises TeacherError when `input_shape` differs from the model's image shape."""
+def check_input_shape(model, input_shape, what="the data", role="the teacher"):
+    """Raises TeacherError when `input_shape` differs from the image shape of the model (named
+    `role` in the message)."""
     expected = tuple(model.inputs[0].shape[1:])
     if tuple(input_shape) != expected:
-        raise TeacherError(f"the teacher takes images of shape {expected}, but {what} has "
+        raise TeacherError(f"{role} takes images of shape {expected}, but {what} has "
                            f"shape {tuple(input_shape)}")
 
 
-def check_eval_set(model, eval_set, what):
-    """Raises TeacherError when `eval_set`'s images are not of the model's shape or a label of
-    it is not one of the model's classes (`check_input_shape`, `check_labels`)."""
-    check_input_shape(model, eval_set.input_shape, what)
+def check_eval_set(model, eval_set, what, role="the teacher"):
+    """Raises TeacherError when `eval_set`'s images are not of the model's (`role`'s) shape or
+    a label of it is not one of the model's classes (`check_input_shape`, `check_labels`)."""
+    check_input_shape(model, eval_set.input_shape, what, role)
     check_labels(int(model.outputs[0].shape[-1]), eval_set.y_test, what)
 
 
