@@ -39,6 +39,12 @@ class MixedPrecision(qat.QuantizationAware):
         packed = packed_layers(teacher, sizes, config.train.seed, space)
         limit = mixed.budget_bytes(config.mixed_budget, sizes)
         mixed.check_budget(limit, sizes, packed)  # before the search, which takes minutes
+        if limit >= mixed.int8_bytes(sizes):
+            raise ConfigError(
+                f"--mixed_budget={config.mixed_budget:g} allows {limit:,} bytes, which hold the "
+                f"whole int8 model ({mixed.int8_bytes(sizes):,}): every kernel would keep 8 "
+                "bits; use --quantize=int8, or a budget below 1 (a fraction of int8) or below "
+                "that many bytes")
         plan = {"budget": config.mixed_budget, "budget_bytes": limit,
                 "int8_bytes": mixed.int8_bytes(sizes),
                 "fullest_bytes": mixed.fullest_bytes(sizes, packed, limit),
