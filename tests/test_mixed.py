@@ -225,6 +225,11 @@ def test_a_resumed_run_keeps_its_saved_assignment(mixed_run, digits_teacher_path
                            mixed_budget=0.7, eval_data="digits", **TINY)
     assert resumed.report["student"]["mixed"]["sensitivity"] == saved["sensitivity"]
     assert resumed.report["student"]["mixed"]["bits"] == saved["bits"]
+    lines = []  # another budget in the same directory: refused before the search's minutes
+    with pytest.raises(ConfigError, match="settings differ: --mixed_budget"):
+        api.compress(digits_teacher_path, out_dir, log=lines.append, quantize="mixed",
+                     mixed_budget=0.8, eval_data="digits", **TINY)
+    assert not any("search" in line for line in lines), lines
 
 
 @pytest.mark.parametrize("overrides, message", [

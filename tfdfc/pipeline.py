@@ -312,6 +312,8 @@ def compress(config, log=print, flags_text=None, teacher_model=None, teacher_con
     recipe_line = recipes.run_line(config)
     if recipe_line:
         log(recipe_line)
+    if distribute.is_chief(strategy):
+        run_dir.check_claimable(config)  # before the build: a method's prepare may take minutes
     # The student is built before anything is written, so that an unknown architecture, an
     # unsupported layer or mismatched attention points leave no output behind.
     if config.delta_grid:  # one build per delta, later: check that one would succeed

@@ -110,23 +110,31 @@ def copy_trained_state(source, destination):
     os.rename(partial, destination)
 
 
+def check_claimable(config):
+    """Raises ConfigError when `claim` would: `config.out_dir` holds checkpoints of a run with
+    different settings and `config.overwrite` is off. Called before any work (a method's
+    `prepare` may search for minutes), as well as by `claim`."""
+    if _holds_a_run(config.out_dir) and not config.overwrite and not _resumes(config):
+        previous = _previous_config(config)
+        changed = (sorted(_flag_names(config, _differences(previous, _config_dict(config))))
+                   if previous else [])
+        raise ConfigError(
+            f"{config.out_dir} holds checkpoints of another run (settings differ: "
+            f"{', '.join(changed) or 'no config.json'}); pass --overwrite to discard them or "
+            "choose another --out_dir")
+
+
 def claim(config):
     """Makes `config.out_dir` this run's: resumes only a run with the same settings.
 
     Raises:
       ConfigError: the directory holds checkpoints of a run with different settings and
-        `config.overwrite` is off.
+        `config.overwrite` is off (`check_claimable`).
     """
     config_path = os.path.join(config.out_dir, CONFIG)
     current = _config_dict(config)
+    check_claimable(config)
     resumes = _resumes(config)
-    if _holds_a_run(config.out_dir) and not config.overwrite and not resumes:
-        previous = _previous_config(config)
-        changed = sorted(_flag_names(config, _differences(previous, current))) if previous else []
-        raise ConfigError(
-            f"{config.out_dir} holds checkpoints of another run (settings differ: "
-            f"{', '.join(changed) or 'no config.json'}); pass --overwrite to discard them or "
-            "choose another --out_dir")
     if not resumes:  # a new run: nothing of an earlier one stays beside it
         for name in _TRAINED_STATE + ("tensorboard",):
             shutil.rmtree(os.path.join(config.out_dir, name), ignore_errors=True)
