@@ -124,6 +124,28 @@ def test_a_file_xnnpack_refuses_runs_on_the_builtin_kernels_and_says_so():
     np.testing.assert_allclose(float_outputs, metrics.keras_logits(model, images), atol=1e-4)
 
 
+def test_a_very_sparse_dynamic_file_is_measured_as_keras_computes_it():
+    """XNNPACK accepts a 98.5 %-sparse dynamic-range file of this network and computes other
+    outputs than Keras and the builtin kernels (TFLite 2.21): the measurement must not take
+    them."""
+    from tfdfc.compression import prune  # pylint: disable=import-outside-toplevel
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((16, 16, 1))
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu")(inputs)
+    x = keras.layers.DepthwiseConv2D(3, padding="same", activation="relu")(x)
+    x = keras.layers.Conv2D(16, 1, activation="relu")(x)
+    x = keras.layers.DepthwiseConv2D(3, strides=2, padding="same", activation="relu")(x)
+    x = keras.layers.Dense(64, activation="relu")(keras.layers.Flatten()(x))
+    model = keras.Model(inputs, keras.layers.Dense(10)(x))
+    prune.prune_once(model, prune.PruneSpec("magnitude", 0.985, prune_ends=True))
+    images = np.random.default_rng(0).random((16, 16, 16, 1)).astype(np.float32)
+    outputs, kernels, reason = metrics.tflite_outputs_any_kernels(
+        export.tflite_dynamic(model, sparse=True), images)
+    logits = metrics.keras_logits(model, images)
+    np.testing.assert_allclose(outputs, logits, atol=0.05 * float(np.max(np.abs(logits))))
+    assert (kernels == metrics.XNNPACK) == (reason is None)
+
+
 def test_gzip_size_is_what_gzip_gives_and_shrinks_zeros():
     zeros, noise = bytes(10_000), np.random.default_rng(0).bytes(10_000)
     assert metrics.gzip_size(noise) == len(gzip.compress(noise, compresslevel=9))

@@ -68,6 +68,11 @@ def tflite_signature(model_content):
 
 XNNPACK = "default (XNNPACK)"
 BUILTIN_KERNELS = "builtin kernels (XNNPACK refused the model)"
+BUILTIN_KERNELS_XNNPACK_WRONG = "builtin kernels (XNNPACK computed other outputs)"
+# XNNPACK is checked against the builtin kernels on this many of the images: outputs apart by
+# more than XNNPACK_TOLERANCE of the builtin outputs' largest magnitude (plus a float floor)
+# are a wrong computation, not rounding (int8 kernels differ by about one output step).
+XNNPACK_CHECK_IMAGES, XNNPACK_TOLERANCE, XNNPACK_FLOOR = 8, 0.1, 1e-6
 
 
 def tflite_outputs_any_kernels(model_content, images, batch_size=256):
@@ -75,14 +80,29 @@ def tflite_outputs_any_kernels(model_content, images, batch_size=256):
     model (sparse quantized kernels; quantization scales outside its range), with the builtin
     kernels every TFLite runtime has.
 
+    XNNPACK's outputs on the first images are checked against the builtin kernels': some
+    files it accepts, it computes wrongly (very sparse dynamic-range kernels, TFLite 2.21),
+    and then the builtin kernels' outputs are returned.
+
     Returns:
-      (outputs, XNNPACK or BUILTIN_KERNELS, XNNPACK's error's first line or None).
+      (outputs, XNNPACK, BUILTIN_KERNELS or BUILTIN_KERNELS_XNNPACK_WRONG, a one-line reason
+      for the builtin kernels (XNNPACK's error or the difference) or None).
     """
     try:
-        return tflite_outputs(model_content, images, batch_size), XNNPACK, None
+        outputs = tflite_outputs(model_content, images, batch_size)
     except (RuntimeError, ValueError) as error:
         outputs = tflite_outputs(model_content, images, batch_size, use_default_delegates=False)
         return outputs, BUILTIN_KERNELS, first_line(error)
+    checked = outputs[:XNNPACK_CHECK_IMAGES]
+    builtin = tflite_outputs(model_content, images[:XNNPACK_CHECK_IMAGES],
+                             use_default_delegates=False)
+    apart = float(np.max(np.abs(checked - builtin)))
+    if apart > XNNPACK_TOLERANCE * float(np.max(np.abs(builtin))) + XNNPACK_FLOOR:
+        outputs = tflite_outputs(model_content, images, batch_size, use_default_delegates=False)
+        return outputs, BUILTIN_KERNELS_XNNPACK_WRONG, (
+            f"its outputs on {len(builtin)} images differ from the builtin kernels' by up to "
+            f"{apart:.3g}, where those reach {float(np.max(np.abs(builtin))):.3g}")
+    return outputs, XNNPACK, None
 
 
 def _to_tensor(batch, detail):

@@ -116,12 +116,17 @@ def _student_summary(config, run, view):
 
 def _delegate(variant, payload, images, sparse, log):
     """What runs the file (as tfdfc.evaluate reports it): XNNPACK, TFLite's default delegate, or
-    where XNNPACK refuses the file, the builtin kernels. XNNPACK refuses sparse quantized
-    kernels by design; anything else it refuses, a runtime that applies it by default may
-    refuse too, so the user hears of it."""
-    _, delegate, refusal = metrics.tflite_outputs_any_kernels(payload, images)
-    if refusal and not (sparse and variant != "float"):
-        log(f"WARNING: XNNPACK refused student_{variant}.tflite ({refusal}); it runs on "
+    where XNNPACK refuses the file or computes it wrongly, the builtin kernels. XNNPACK refuses
+    sparse quantized kernels by design; anything else it refuses, a runtime that applies it by
+    default may refuse too, and a file it runs wrongly gives wrong answers there: the user
+    hears of both."""
+    _, delegate, reason = metrics.tflite_outputs_any_kernels(payload, images)
+    if delegate == metrics.BUILTIN_KERNELS_XNNPACK_WRONG:
+        log(f"WARNING: XNNPACK runs student_{variant}.tflite wrongly ({reason}); measured on "
+            "TFLite's builtin kernels. Run it without XNNPACK (e.g. the interpreter's "
+            "BUILTIN_WITHOUT_DEFAULT_DELEGATES)")
+    elif reason and not (sparse and variant != "float"):
+        log(f"WARNING: XNNPACK refused student_{variant}.tflite ({reason}); it runs on "
             "TFLite's builtin kernels. Runtimes that apply XNNPACK by default may refuse it too")
     return delegate
 
