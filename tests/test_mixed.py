@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from conftest import quiet
-from tfdfc import api, config as config_lib, export, input_space, metrics, sensitivity, teacher
+from tfdfc import (api, config as config_lib, data, evaluation, export, input_space, metrics,
+                   sensitivity, teacher)
 from tfdfc.compression import mixed
 from tfdfc.errors import ConfigError
 from tfdfc.keras_compat import keras
@@ -201,6 +202,17 @@ def test_the_report_gives_the_uniform_random_and_untrained_baselines(mixed_run):
             assert 0.0 <= entry["accuracy"] <= 1.0
     keras_accuracy = outcome.report["student"]["accuracy"]
     assert abs(outcome.report["tflite"]["int8"]["accuracy"] - keras_accuracy) < 0.05
+
+
+@pytest.mark.slow  # a whole mixed run (shared)
+def test_evaluate_counts_the_saved_model_as_the_report_does(mixed_run):
+    """The QAT SavedModel holds quantizer state beside its weights, and its wrappers put
+    4-bit kernels (many zeros) in their layers' place once called: neither is the student's
+    size."""
+    outcome, out_dir = mixed_run
+    measured = evaluation.evaluate(os.path.join(out_dir, "saved_model"), data.load("digits"))
+    for field in ("params", "kernel_params", "sparsity", "macs"):
+        assert measured[field] == pytest.approx(outcome.report["student"][field]), field
 
 
 @pytest.mark.slow  # a whole mixed run (shared)

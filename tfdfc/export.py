@@ -17,8 +17,6 @@ from tfdfc import artifacts
 from tfdfc.compression import binary, quantize
 from tfdfc.keras_compat import keras, tf, tfmot
 
-# Quantizer state kept beside the weights of a QAT layer (not weights of its float view).
-_QUANTIZER_VARIABLES = ("optimizer_step",) + quantize.RANGE_VARIABLES
 # Share of a QAT model's representative values clipped at each end, per channel, before the
 # converter calibrates on them (calibration_images).
 CALIBRATION_TAIL = 1e-3
@@ -44,7 +42,7 @@ def float_view(template, trained):
         if source is None:
             return None
         values = [weight.numpy() for weight in source.weights
-                  if not weight.name.split("/")[-1].split(":")[0].endswith(_QUANTIZER_VARIABLES)]
+                  if not quantize.is_quantizer_state(weight)]
         if [v.shape for v in values] != [tuple(w.shape) for w in layer.weights]:
             return None
         config = getattr(source, "quantize_config", None)

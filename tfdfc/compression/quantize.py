@@ -36,6 +36,13 @@ RANGE_STARTS = ("tfmot", "from_batches")  # where an activation range starts (be
 RANGE_BATCHES = "range_batches"  # the name ending of a `from_batches` quantizer's batch counter
 # Name endings of an activation quantizer's state: its range and, for `from_batches`, its counter.
 RANGE_VARIABLES = ("_min", "_max", RANGE_BATCHES)
+# ... and of all the state a QAT wrapper keeps beside its layer's weights (TF-MOT's step too).
+QUANTIZER_STATE = ("optimizer_step",) + RANGE_VARIABLES
+
+
+def is_quantizer_state(weight):
+    """Whether `weight` (a variable of a QAT model) is quantizer state, not a layer weight."""
+    return weight.name.split("/")[-1].split(":")[0].endswith(QUANTIZER_STATE)
 
 
 class RobustRangeQuantizer(_qk.quantizers.Quantizer):
