@@ -260,6 +260,18 @@ def test_bad_mixed_settings_are_one_line_errors(tmp_path, digits_teacher_path, o
     assert not out_dir.exists()
 
 
+def test_a_model_with_no_kernel_tflite_packs_at_4_bits_is_refused(tmp_path):
+    """One dense layer reading the image: the only kernel stays INT8 in the file, so no
+    budget below int8's can be met, and any budget at int8's is refused as well."""
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(10)])
+    out_dir = tmp_path / "run"
+    with pytest.raises(ConfigError, match="packs none of this model's kernels at 4 bits"):
+        api.compress(model, str(out_dir), log=quiet, quantize="mixed", mixed_budget=0.7,
+                     **TINY)
+    assert not out_dir.exists()
+
+
 @pytest.mark.slow
 def test_the_file_tells_apart_the_kernels_of_repeated_same_shaped_blocks():
     """In MobileNetV2 the converter names the kernels of repeated blocks after the first block

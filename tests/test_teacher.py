@@ -1,5 +1,7 @@
 """Loading a user's teacher: formats, safe mode, and a clear error for every bad input."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -52,6 +54,29 @@ def test_saved_model_without_keras_metadata_is_refused_before_any_warning(tmp_pa
                                                    "metadata.*save the Keras 3 model to a .keras"):
         teacher.load(path)
     assert teacher.KERAS_METADATA not in "".join(capfd.readouterr())
+
+
+def test_a_saved_model_with_its_keras_metadata_inside_saved_model_pb_loads(tmp_path):
+    """How TensorFlow before 2.5 saved a tf-keras model: no keras_metadata.pb, the metadata in
+    the objects of saved_model.pb. Made here from a model saved today by moving it there."""
+    from tensorflow.core.protobuf import saved_model_pb2  # pylint: disable=import-outside-toplevel
+    from tf_keras.protobuf import saved_metadata_pb2  # pylint: disable=import-outside-toplevel
+    model, path = _classifier(), str(tmp_path / "old_saved_model")
+    model.save(path, save_format="tf")
+    metadata = saved_metadata_pb2.SavedMetadata()
+    with open(os.path.join(path, teacher.KERAS_METADATA), "rb") as handle:
+        metadata.ParseFromString(handle.read())
+    saved = saved_model_pb2.SavedModel()
+    with open(os.path.join(path, "saved_model.pb"), "rb") as handle:
+        saved.ParseFromString(handle.read())
+    for node in metadata.nodes:
+        saved.meta_graphs[0].object_graph_def.nodes[node.node_id].user_object.metadata = (
+            node.metadata)
+    with open(os.path.join(path, "saved_model.pb"), "wb") as handle:
+        handle.write(saved.SerializeToString())
+    os.remove(os.path.join(path, teacher.KERAS_METADATA))
+    images = np.random.rand(3, 8, 8, 1).astype(np.float32)
+    np.testing.assert_allclose(teacher.load(path)(images), model(images), atol=1e-6)
 
 
 def test_keras3_file_is_converted_and_keras3_model_refused_with_the_fix(tmp_path):

@@ -2,7 +2,8 @@
 what `python -m tfdfc.evaluate` prints, and what a user checks a shipped file with.
 
 A .tflite file runs in ai-edge-litert; when the default XNNPACK delegate refuses it (sparse
-quantized kernels), it runs again with the builtin kernels only, and the result says which.
+quantized kernels) or computes it wrongly (its outputs on the first images far from the builtin
+kernels'), it runs again with the builtin kernels only, and the result says which.
 """
 
 import os

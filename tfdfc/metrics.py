@@ -97,7 +97,7 @@ def tflite_outputs_any_kernels(model_content, images, batch_size=256):
     builtin = tflite_outputs(model_content, images[:XNNPACK_CHECK_IMAGES],
                              use_default_delegates=False)
     apart = float(np.max(np.abs(checked - builtin)))
-    if apart > XNNPACK_TOLERANCE * float(np.max(np.abs(builtin))) + XNNPACK_FLOOR:
+    if not apart <= XNNPACK_TOLERANCE * float(np.max(np.abs(builtin))) + XNNPACK_FLOOR:  # NaN
         outputs = tflite_outputs(model_content, images, batch_size, use_default_delegates=False)
         return outputs, BUILTIN_KERNELS_XNNPACK_WRONG, (
             f"its outputs on {len(builtin)} images differ from the builtin kernels' by up to "
@@ -196,9 +196,10 @@ _KERNEL_VARIABLES = ("kernel", "depthwise_kernel", "pointwise_kernel")
 
 
 def trained_kernel_zeros(model):
-    """(exact zeros, entries) of the kernel variables a wrapped (QAT or pruning) model trains:
-    a wrapper replaces its layer's `kernel` by a computed tensor, so read the variables."""
-    return _zeros_and_entries(weight for weight in model.trainable_weights
+    """(exact zeros, entries) of the kernel variables of a wrapped (QAT or pruning) model,
+    trainable or frozen: a wrapper replaces its layer's `kernel` by a computed tensor, so read
+    the variables."""
+    return _zeros_and_entries(weight for weight in model.weights
                               if weight.name.split("/")[-1].split(":")[0] in _KERNEL_VARIABLES)
 
 

@@ -19,8 +19,9 @@ from tfdfc.errors import TeacherError
 from tfdfc.keras_compat import keras, tf
 from tfdfc import models
 
-# The file tf-keras writes into a SavedModel directory it saves; Keras 3's `model.export()` and
-# `tf.saved_model.save` write none.
+# The file tf-keras writes into a SavedModel directory it saves (before TensorFlow 2.5 it kept
+# the same metadata inside saved_model.pb); Keras 3's `model.export()` and `tf.saved_model.save`
+# write it in neither.
 KERAS_METADATA = "keras_metadata.pb"
 _KERAS3_FIX = (
     "tfdfc needs a tf-keras (legacy Keras 2) model because TF-MOT cannot wrap Keras 3 models. "
@@ -81,7 +82,7 @@ def _load_any(path, safe_mode):
     if not (path.endswith((".keras", ".h5")) or is_saved_model):
         raise TeacherError(
             f"{path} is not a model file: expected a .keras or .h5 file or a SavedModel directory")
-    if is_saved_model and not os.path.exists(os.path.join(path, KERAS_METADATA)):
+    if is_saved_model and not _has_keras_metadata(path):
         # Refused before loading: tf-keras would first log two warnings about old SavedModels.
         raise TeacherError(f"{path} is a SavedModel without Keras metadata. {_KERAS3_FIX}")
     try:
@@ -97,6 +98,19 @@ def _load_any(path, safe_mode):
     if not isinstance(model, keras.Model):
         raise TeacherError(f"{path} is a SavedModel without Keras metadata. {_KERAS3_FIX}")
     return model
+
+
+def _has_keras_metadata(path):
+    """Whether the SavedModel directory `path` holds tf-keras's metadata: its own file, or (as
+    TensorFlow before 2.5 saved it) in the objects of saved_model.pb."""
+    if os.path.exists(os.path.join(path, KERAS_METADATA)):
+        return True
+    from tensorflow.core.protobuf import saved_model_pb2  # pylint: disable=import-outside-toplevel
+    saved = saved_model_pb2.SavedModel()
+    with open(os.path.join(path, "saved_model.pb"), "rb") as handle:
+        saved.ParseFromString(handle.read())
+    return any(node.HasField("user_object") and node.user_object.metadata
+               for graph in saved.meta_graphs for node in graph.object_graph_def.nodes)
 
 
 def standard_form(model):

@@ -37,6 +37,11 @@ class MixedPrecision(qat.QuantizationAware):
         sizes = mixed.kernel_sizes(teacher)
         space = input_space.for_teacher(config.input_range, teacher)
         packed = packed_layers(teacher, sizes, config.train.seed, space)
+        if not packed:
+            raise ConfigError(
+                "--quantize=mixed: TFLite packs none of this model's kernels at 4 bits (it "
+                "keeps the first layer's INT8, as it reads the float image), so no budget "
+                "below int8 can be met; use --quantize=int8")
         limit = mixed.budget_bytes(config.mixed_budget, sizes)
         mixed.check_budget(limit, sizes, packed)  # before the search, which takes minutes
         if limit >= mixed.int8_bytes(sizes):
