@@ -85,8 +85,8 @@ def tflite_outputs_any_kernels(model_content, images, batch_size=256):
     and then the builtin kernels' outputs are returned.
 
     Returns:
-      (outputs, XNNPACK, BUILTIN_KERNELS or BUILTIN_KERNELS_XNNPACK_WRONG, a one-line reason
-      for the builtin kernels (XNNPACK's error or the difference) or None).
+      (outputs, what ran them (XNNPACK, BUILTIN_KERNELS or BUILTIN_KERNELS_XNNPACK_WRONG), the
+      one-line reason for the builtin kernels (XNNPACK's error or the difference) or None).
     """
     try:
         outputs = tflite_outputs(model_content, images, batch_size)
