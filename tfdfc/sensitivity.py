@@ -13,11 +13,9 @@ assignment), so float copies with fake-quantized kernels measure it, with no QAT
 per layer. The QAT student is then trained data-free like any other (methods/mixed_precision.py).
 """
 
-import time
-
 import numpy as np
 
-from tfdfc import losses, metrics, models, priors
+from tfdfc import losses, metrics, priors, teacher_generator
 from tfdfc.compression import mixed
 from tfdfc.keras_compat import keras, tf
 
@@ -73,38 +71,18 @@ def search_images(teacher, probe, config, space, log=print):
     """IMAGES images of a generator trained for `config.mixed_search_steps` steps to maximise
     KL(teacher || probe), with the batch-norm prior at `config.train.bn_prior_weight`."""
     train = config.train
-    shape = tuple(teacher.inputs[0].shape[1:])
-    generator = models.generator(shape, train.latent_dim, config.generator_channels, space)
-    optimizer = keras.optimizers.Adam(train.generator_lr)
     prior = priors.make_batch_norm_prior(teacher) if train.bn_prior_weight > 0 else None
 
-    @tf.function
-    def step(z):
-        with tf.GradientTape() as tape:
-            images = generator(z, training=True)
-            loss = -tf.reduce_mean(losses.kl_divergence(teacher(images, training=False),
-                                                        probe(images, training=False),
-                                                        reduction="batchmean"))
-            if prior is not None:
-                loss += train.bn_prior_weight * prior(images)
-        gradients = tape.gradient(loss, generator.trainable_variables)
-        optimizer.apply_gradients(zip(gradients, generator.trainable_variables))
-        return loss
+    def loss(images):
+        value = -tf.reduce_mean(losses.kl_divergence(teacher(images, training=False),
+                                                     probe(images, training=False),
+                                                     reduction="batchmean"))
+        return value if prior is None else value + train.bn_prior_weight * prior(images)
 
     rng = np.random.default_rng(train.seed)
-    started = time.time()
-    steps = config.mixed_search_steps
-    for index in range(steps):
-        loss = step(tf.constant(rng.normal(size=(train.batch_size, train.latent_dim)),
-                                tf.float32))
-        done = index + 1
-        if done % max(1, steps // 4) == 0 or done == steps:
-            rate = (time.time() - started) / done
-            log(f"mixed precision: generator search {done}/{steps}, loss {float(loss):.4f}, "
-                f"ETA {rate * (steps - done):.0f} s")
-    z = tf.constant(rng.normal(size=(IMAGES, train.latent_dim)), tf.float32)
-    return np.concatenate([np.asarray(generator(z[start:start + _BATCH], training=True))
-                           for start in range(0, IMAGES, _BATCH)])
+    generator = teacher_generator.train(teacher, loss, config, space, config.mixed_search_steps,
+                                        rng, "mixed precision: generator search", log)
+    return teacher_generator.draw(generator, IMAGES, train.latent_dim, rng)
 
 
 def measure(teacher, sizes, packed, config, space, log=print):
