@@ -147,14 +147,15 @@ def test_zoo_benchmark_tiny(tmp_path):
 
 def test_make_bench_lanes_run_every_table():
     """`make bench`'s two lanes between them run every benchmark script once but speed (run
-    after them) and the sensitivity check (a diagnostic run by hand, no table of RESULTS.md),
+    after them), the sensitivity check and the judge study (run by hand, no table of RESULTS.md),
     the quantization table split into its int8 / n-bit and its binary part; the zoo runs its
     MLP teachers there (its batch-norm teachers take hours: make bench-zoo)."""
     result = subprocess.run(["make", "-n", "bench-lane-a", "bench-lane-b"], capture_output=True,
                             text=True, cwd=ROOT, timeout=60, check=True)
     jobs = re.findall(r'echo "lane-[ab] (\w+) ', result.stdout)
     scripts = {name[:-3] for name in os.listdir(os.path.join(ROOT, "bench"))
-               if name.endswith(".py")} - {"common", "results", "speed", "sensitivity_check"}
+               if name.endswith(".py")} - {"common", "results", "speed", "sensitivity_check",
+                                                      "judge_check"}
     assert sorted(jobs) == sorted(scripts | {"binary"})
     assert "quantization.py --schemes=binary " in result.stdout
     assert "--results=bench/RESULTS_binary.md" in result.stdout
@@ -325,3 +326,32 @@ def test_results_points_picture_links_at_the_tables_folder(tmp_path):
                             env=python_env(), cwd=ROOT, timeout=120, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "![front](tables/RESULTS_mixed_resnet.png)" in output.read_text()
+
+
+def test_judge_study_measures_a_finished_runs_files_on_the_validation_split_untouched(
+        tmp_path, digits_teacher_path):
+    """bench/judge_check.py restores a finished run in a copy (the run directory is left as it
+    was) and measures the trained file and its untrained twin on the validation split: one of
+    the two is the file the run shipped, whose accuracy there tfdfc measures the same."""
+    from tfdfc import api, data, metrics
+    run = tmp_path / "run"
+    api.compress(digits_teacher_path, str(run), quantize="w4a8", eval_data="digits",
+                 generator_channels=8, strategy="one_device", with_data_baseline=False,
+                 steps=2, batch_size=16, student_steps=2, log_every=1, eval_every=2,
+                 checkpoint_every=2, log=lambda _: None)
+    before = sorted(os.listdir(run))
+    output, markdown = tmp_path / "judge.json", tmp_path / "judge.md"
+    run_bench_in_process("bench/judge_check.py", f"--runs={run}",
+                         f"--work_dir={tmp_path / 'work'}", f"--output={output}",
+                         f"--markdown={markdown}")
+    assert sorted(os.listdir(run)) == before
+    figures = json.loads(output.read_text())[str(run)]["files"]
+    val = data.load("digits@val")
+    shipped = metrics.accuracy(metrics.tflite_outputs(
+        (run / "student_int8.tflite").read_bytes(), val.x_test), val.y_test)
+    measured = figures["accuracy"]
+    assert shipped in (measured["trained"]["all"], measured["untrained"]["all"])
+    for name in ("run_generator", "teacher_generator", "val"):
+        assert -100 <= figures[name]["all"] <= 100 and 0 <= figures[name]["trained_agreement"] <= 1
+    gap = 100 * (measured["untrained"]["all"] - measured["trained"]["all"])
+    assert f"({gap:+.2f})" in markdown.read_text()

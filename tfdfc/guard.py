@@ -18,7 +18,12 @@ zoo's runs the gap on generated images went either way by up to a few points whi
 accuracy differed by about one, and damaged students (a collapsed MobileNetV2 int8) trailed by
 several (bench/NOTES.md, "Fallback guard" and "The `qat` student rate"). So the guard catches
 damage, not differences of a point: a trained student one point worse than no training on real
-images can pass it.
+images can pass it. Two limits, measured on real validation images (bench/RESULTS_judge.md):
+the teacher is every data-free judge's only reference, and an untrained twin can score higher
+than a trained student that agrees more with the teacher (its quantization noise corrects some
+of the teacher's mistakes), which no data-free judge can see; and a generator trained against
+the teacher alone (balance, confidence, batch-norm prior) is no fairer a judge than the run's
+own, since the trained student learns generated images of any such generator.
 
 Where the untrained version is already as good as training can make it, the burden flips: the
 method says so (`untrained_by_default`), and the trained student is exported only when it agrees
