@@ -205,6 +205,10 @@ class CompressConfig:
                               "apply only to --quantize=mixed")
         if self.mixed_budget <= 0:
             raise ConfigError(f"--mixed_budget must be positive, got {self.mixed_budget}")
+        if self.mixed_budget > 1 and self.mixed_budget != int(self.mixed_budget):
+            raise ConfigError(
+                f"--mixed_budget={self.mixed_budget:g}: above 1 it counts bytes, a whole "
+                "number; for a fraction of the int8 weight bytes give a value <= 1")
         if self.ticket_reinit and not self.ticket:
             raise ConfigError("--ticket_reinit needs --ticket")
         if self.ticket and (self.prune != "none" or self.quantize != "none"
