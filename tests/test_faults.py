@@ -102,9 +102,12 @@ def test_sigterm_checkpoints_the_finished_iteration_and_exits_143(tmp_path, digi
     process = _start(*flags)
     _wait_for_iteration(process, 3)
     process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=300)
+    stdout, stderr = process.communicate(timeout=300)
     assert process.returncode == 128 + signal.SIGTERM, stderr[-2000:]
-    stopped_at = int(stderr.split("stopped by SIGTERM after iteration ")[1].split()[0])
+    stopped_at = int(stderr.split("stopped by SIGTERM after iteration ")[1].split(";")[0])
+    # One line says it, on standard error, with how to resume.
+    assert "run the same command again to resume" in stderr and "SIGTERM" not in stdout
+    assert stderr.count("stopped by SIGTERM") == 1
     _, iteration = _student_checkpoint(str(tmp_path))
     assert iteration == stopped_at >= 3
 

@@ -285,9 +285,8 @@ class Loop:
         already_saved = done % self.config.checkpoint_every == 0 or done == self.config.steps
         path = self.manager.latest_checkpoint if already_saved else self.save(done)
         name = signal.Signals(self._signal).name
-        self.log(f"{name}: stopped after iteration {done}; checkpoint {path} saved, run the same "
-                 "command again to resume")
-        raise RunInterrupted(f"stopped by {name} after iteration {done}", self._signal)
+        raise RunInterrupted(f"stopped by {name} after iteration {done}; checkpoint {path} "
+                             "saved: run the same command again to resume", self._signal)
 
     def _check_finite(self, iteration, metrics):
         bad = [key for key, value in metrics.items() if not np.isfinite(value)]
