@@ -10,7 +10,7 @@ import os
 
 from tfdfc import metrics
 from tfdfc import teacher as teacher_lib
-from tfdfc.compression import binary, quantize
+from tfdfc.compression import binary
 from tfdfc.errors import ModelFileError, first_line
 from tfdfc.keras_compat import tfmot
 
@@ -29,18 +29,11 @@ def evaluate(path, eval_set, unsafe_load=False):
     with tfmot.quantization.keras.quantize_scope(binary.custom_objects()):
         model = teacher_lib.load(path, safe_mode=not unsafe_load)  # QAT SavedModels need the scope
     teacher_lib.check_eval_set(model, eval_set, eval_set.name, role=path)
-    # A QAT model's wrappers hold quantizer state beside the weights, and once called put their
-    # fake-quantized kernels (zeros where weights round to 0) in their layers' place: count the
-    # weights as report.json does, from the kernel variables, without the quantizer state.
-    wrapped = any(isinstance(layer, tfmot.quantization.keras.QuantizeWrapper)
-                  for layer in model.layers)
-    zeros, entries = (metrics.trained_kernel_zeros(model) if wrapped else (None, None))
     return {"path": path, "format": "keras", "examples": len(eval_set.y_test),
             "accuracy": metrics.keras_accuracy(model, eval_set.x_test, eval_set.y_test),
-            "params": int(sum(weight.shape.num_elements() for weight in model.weights
-                              if not quantize.is_quantizer_state(weight))),
+            "params": metrics.parameter_count(model),
             "kernel_params": metrics.kernel_parameter_count(model),
-            "sparsity": zeros / max(entries, 1) if wrapped else metrics.sparsity(model),
+            "sparsity": metrics.sparsity(model),
             "macs": metrics.multiply_accumulates(model)}
 
 

@@ -9,8 +9,9 @@ import gzip
 
 import numpy as np
 
+from tfdfc.compression import quantize
 from tfdfc.errors import first_line
-from tfdfc.keras_compat import keras
+from tfdfc.keras_compat import keras, tfmot
 
 _KERNEL_LAYERS = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense)
 _KERNEL_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
@@ -165,8 +166,9 @@ def _counted_kernels(model):
 
 
 def parameter_count(model):
-    """Every weight Keras counts, trainable or not."""
-    return int(sum(np.prod(weight.shape) for weight in model.weights))
+    """Every weight Keras counts, trainable or not, but a QAT model's quantizer state."""
+    return int(sum(np.prod(weight.shape) for weight in model.weights
+                   if not quantize.is_quantizer_state(weight)))
 
 
 def kernel_parameter_count(model):
@@ -187,8 +189,13 @@ def nonzero_parameter_count(model):
 
 
 def sparsity(model):
-    """Fraction of exact zeros among convolution and dense kernels."""
-    zeros, entries = _zeros_and_entries(kernel for _, kernel in _counted_kernels(model))
+    """Fraction of exact zeros among convolution and dense kernels; of a QAT model, among its
+    kernel variables: once called, its wrappers put fake-quantized kernels (zeros where a
+    weight rounds to 0) in their layers' place."""
+    quantized = any(isinstance(layer, tfmot.quantization.keras.QuantizeWrapper)
+                    for layer in model.layers)
+    zeros, entries = (trained_kernel_zeros(model) if quantized else
+                      _zeros_and_entries(kernel for _, kernel in _counted_kernels(model)))
     return float(zeros / max(entries, 1))
 
 

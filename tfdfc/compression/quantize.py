@@ -40,9 +40,18 @@ RANGE_VARIABLES = ("_min", "_max", RANGE_BATCHES)
 QUANTIZER_STATE = ("optimizer_step",) + RANGE_VARIABLES
 
 
+def _own_name(weight):
+    return weight.name.split("/")[-1].split(":")[0]
+
+
 def is_quantizer_state(weight):
     """Whether `weight` (a variable of a QAT model) is quantizer state, not a layer weight."""
-    return weight.name.split("/")[-1].split(":")[0].endswith(QUANTIZER_STATE)
+    return _own_name(weight).endswith(QUANTIZER_STATE)
+
+
+def is_activation_range(weight):
+    """Whether `weight` (a variable of a QAT model) is an activation quantizer's range state."""
+    return _own_name(weight).endswith(RANGE_VARIABLES)
 
 
 class RobustRangeQuantizer(_qk.quantizers.Quantizer):

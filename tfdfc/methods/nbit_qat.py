@@ -109,7 +109,7 @@ def calibrated(model, images):
     """`model`, a QAT model of the teacher, with its activation ranges moved by forward passes on
     `images` (from TF-MOT's initial +-6, or set by them: --activation_ranges), every other
     weight kept."""
-    kept = {w.name: w.numpy() for w in model.weights if not _is_range(w)}
+    kept = {w.name: w.numpy() for w in model.weights if not quantize.is_activation_range(w)}
     for start in range(0, len(images), _BATCH):
         model(images[start:start + _BATCH], training=True)  # moves the activation ranges...
     for weight in model.weights:
@@ -141,7 +141,3 @@ def untrained_files(model, run, config, samples, what, deployable=None):
              **export.float_file(export.float_view(run.float_template, model))}
     return model, files, (
         f"{what}, no weight update; activation ranges from forward passes on generated images")
-
-
-def _is_range(weight):
-    return weight.name.split(":")[0].endswith(quantize.RANGE_VARIABLES)
