@@ -250,6 +250,8 @@ def test_a_resumed_run_keeps_its_saved_assignment(mixed_run, digits_teacher_path
     (dict(quantize="mixed", mixed_budget=1.0), "hold the whole int8 model"),
     (dict(quantize="mixed", mixed_budget=10 ** 7), "hold the whole int8 model"),
     (dict(quantize="mixed", mixed_budget=1.5), "above 1 it counts bytes, a whole number"),
+    (dict(quantize="mixed", mixed_budget=float("inf")), "must be a positive number, got inf"),
+    (dict(quantize="mixed", mixed_budget=float("nan")), "must be a positive number, got nan"),
     (dict(quantize="mixed", student="lenet5-x0.5"), "needs --student=same"),
 ])
 def test_bad_mixed_settings_are_one_line_errors(tmp_path, digits_teacher_path, overrides,

@@ -6,6 +6,7 @@ recipes.py values of the run's method, not these.
 """
 
 import dataclasses
+import math
 from typing import Optional, Tuple
 
 from tfdfc import batchnorm, compression, data, distribute, methods, models
@@ -203,11 +204,12 @@ class CompressConfig:
                 getattr(self, name) != _FIELD_DEFAULTS[name] for name in _MIXED_FIELDS):
             raise ConfigError("--mixed_budget, --mixed_assignment and --mixed_search_steps "
                               "apply only to --quantize=mixed")
-        if self.mixed_budget <= 0:
-            raise ConfigError(f"--mixed_budget must be positive, got {self.mixed_budget}")
-        if self.mixed_budget > 1 and self.mixed_budget != int(self.mixed_budget):
+        if not math.isfinite(self.mixed_budget) or self.mixed_budget <= 0:
+            raise ConfigError(f"--mixed_budget must be a positive number, got "
+                              f"{self.mixed_budget!r}")
+        if self.mixed_budget > 1 and not float(self.mixed_budget).is_integer():
             raise ConfigError(
-                f"--mixed_budget={self.mixed_budget:g}: above 1 it counts bytes, a whole "
+                f"--mixed_budget={self.mixed_budget!r}: above 1 it counts bytes, a whole "
                 "number; for a fraction of the int8 weight bytes give a value <= 1")
         if self.ticket_reinit and not self.ticket:
             raise ConfigError("--ticket_reinit needs --ticket")
