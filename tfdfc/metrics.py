@@ -184,8 +184,9 @@ def kernel_parameter_count(model):
 
 
 def nonzero_parameter_count(model):
-    """Weights that are not exactly zero."""
-    return int(sum(np.count_nonzero(weight.numpy()) for weight in model.weights))
+    """Weights that are not exactly zero, of those `parameter_count` counts."""
+    return int(sum(np.count_nonzero(weight.numpy()) for weight in model.weights
+                   if not quantize.is_quantizer_state(weight)))
 
 
 def sparsity(model):

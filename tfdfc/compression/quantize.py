@@ -50,7 +50,8 @@ def is_quantizer_state(weight):
 
 
 def is_activation_range(weight):
-    """Whether `weight` (a variable of a QAT model) is an activation quantizer's range state."""
+    """Whether `weight` (a variable of a QAT model) is the range state of a quantizer (of
+    activations; TF-MOT's kernel ranges, recomputed from the kernel at each call, too)."""
     return _own_name(weight).endswith(RANGE_VARIABLES)
 
 
