@@ -41,10 +41,13 @@ flags.DEFINE_string("work_dir", "exported/bench/judge_check", "Where the copies 
 flags.DEFINE_string("output", "bench/RESULTS_judge.json", "JSON the runs' figures merge into.")
 flags.DEFINE_string("markdown", "bench/RESULTS_judge.md", "Table rendered from --output.")
 flags.DEFINE_bool("render_only", False, "Rewrite --markdown from --output; run nothing.")
+flags.DEFINE_bool("tiny", False, "Train the teacher-only generator for TINY_STEPS (the test's).")
 
 JUDGE_STEPS = 200
+TINY_STEPS = 4
 CONFIDENT_SHARE = 0.25  # the share of images the teacher is most confident of
-_SEED_OFFSET = 7919  # guard.py's: latents the run never drew
+# The teacher-only generator's latents and weights: a stream of their own, apart from the run's.
+_TEACHER_GENERATOR_SEED_OFFSET = 7919
 SETS = ("run_generator", "teacher_generator", "val")
 
 # A bench's npz of the test split has a _val twin; a bundled set takes tfdfc's @val suffix.
@@ -60,13 +63,17 @@ def validation_spec(spec):
 
 def copied_config(source, destination):
     """The run's settings, resuming in `destination`, on the validation split, no baseline."""
-    saved = json.load(open(os.path.join(source, run_dir.CONFIG)))
-    as_settings = lambda fields: {key: tuple(value) if isinstance(value, list) else value
-                                  for key, value in fields.items()}
-    train = TrainConfig(**as_settings(saved.pop("train")))
-    return dataclasses.replace(pipeline.CompressConfig(**as_settings(saved), train=train),
+    saved = artifacts.read_json(os.path.join(source, run_dir.CONFIG))
+    train = TrainConfig(**_as_settings(saved.pop("train")))
+    return dataclasses.replace(pipeline.CompressConfig(**_as_settings(saved), train=train),
                                out_dir=destination, with_data_baseline=False,
                                eval_data=validation_spec(saved["eval_data"]))
+
+
+def _as_settings(fields):
+    """config.json's fields as the config classes take them (tuples where JSON has lists)."""
+    return {key: tuple(value) if isinstance(value, list) else value
+            for key, value in fields.items()}
 
 
 def restored(source, work_dir):
@@ -82,8 +89,8 @@ def restored(source, work_dir):
     return config, trained, eval_set
 
 
-def teacher_generator_images(run, config):
-    """guard.JUDGE_SAMPLES images of a generator trained against the teacher alone."""
+def teacher_generator_images(run, config, steps):
+    """guard.JUDGE_SAMPLES images of a generator trained `steps` against the teacher alone."""
     teacher = run.teacher_logits
     prior = priors.make_batch_norm_prior(teacher)
 
@@ -92,8 +99,8 @@ def teacher_generator_images(run, config):
         value = priors.class_balance(logits) + priors.confidence(logits)
         return value if prior is None else value + prior(images)
 
-    rng = np.random.default_rng(config.train.seed + _SEED_OFFSET)
-    generator = teacher_generator.train(teacher, loss, config, run.input_space, JUDGE_STEPS,
+    rng = np.random.default_rng(config.train.seed + _TEACHER_GENERATOR_SEED_OFFSET)
+    generator = teacher_generator.train(teacher, loss, config, run.input_space, steps,
                                         rng, "judge study: teacher generator")
     return teacher_generator.draw(generator, guard.JUDGE_SAMPLES, config.train.latent_dim, rng)
 
@@ -104,11 +111,14 @@ def agreement_gaps(teacher_logits, trained, untrained):
     labels = np.argmax(teacher_logits, axis=-1)
     shifted = np.exp(teacher_logits - np.max(teacher_logits, axis=-1, keepdims=True))
     confidence = np.max(shifted / np.sum(shifted, axis=-1, keepdims=True), axis=-1)
-    confident = confidence >= np.quantile(confidence, 1 - CONFIDENT_SHARE)
+    confident = np.argsort(confidence, kind="stable")[-round(CONFIDENT_SHARE * len(labels)):]
     agree = {which: np.argmax(outputs, axis=-1) == labels
              for which, outputs in (("trained", trained), ("untrained", untrained))}
-    gap = lambda mask: 100 * float(agree["untrained"][mask].mean() - agree["trained"][mask].mean())
-    return {"all": gap(np.ones_like(confident)), "confident": gap(confident),
+
+    def gap(chosen):
+        return 100 * float(agree["untrained"][chosen].mean() - agree["trained"][chosen].mean())
+
+    return {"all": gap(slice(None)), "confident": gap(confident),
             "trained_agreement": float(agree["trained"].mean())}
 
 
@@ -121,7 +131,7 @@ def accuracies(teacher_logits, outputs, labels):
             "teacher_wrong": float(np.mean(predicted[~right] == labels[~right]))}
 
 
-def study_run(source, work_dir):
+def study_run(source, work_dir, steps=JUDGE_STEPS):
     """{model: figures} of one run: "files" (the first file variant the guard judges) and,
     where they run other activation bits, "saved_model"."""
     config, run, eval_set = restored(source, work_dir)
@@ -131,7 +141,7 @@ def study_run(source, work_dir):
     twin, twin_files, _ = run.method.untrained(config, run, samples)
     variant = next(iter(twin_files))
     images = {"run_generator": guard.judge_images(run, config, report.generated_images),
-              "teacher_generator": teacher_generator_images(run, config),
+              "teacher_generator": teacher_generator_images(run, config, steps),
               "val": eval_set.x_test}
     models = {"files": (lambda x: metrics.tflite_outputs_any_kernels(files[variant], x)[0],
                         lambda x: metrics.tflite_outputs_any_kernels(twin_files[variant], x)[0])}
@@ -177,7 +187,7 @@ def render(results):
 
 def main(_):
     for source in [] if FLAGS.render_only else FLAGS.runs:
-        figures = study_run(source, FLAGS.work_dir)
+        figures = study_run(source, FLAGS.work_dir, TINY_STEPS if FLAGS.tiny else JUDGE_STEPS)
         results = artifacts.read_json(FLAGS.output) or {}
         results[source] = figures
         artifacts.write_json(FLAGS.output, results)

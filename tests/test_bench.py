@@ -341,7 +341,7 @@ def test_judge_study_measures_a_finished_runs_files_on_the_validation_split_unto
                  checkpoint_every=2, log=lambda _: None)
     before = sorted(os.listdir(run))
     output, markdown = tmp_path / "judge.json", tmp_path / "judge.md"
-    run_bench_in_process("bench/judge_check.py", f"--runs={run}",
+    run_bench_in_process("bench/judge_check.py", "--tiny", f"--runs={run}",
                          f"--work_dir={tmp_path / 'work'}", f"--output={output}",
                          f"--markdown={markdown}")
     assert sorted(os.listdir(run)) == before

@@ -1,11 +1,10 @@
 """A generator trained against the teacher alone, outside the run's adversarial loop.
 
-Two parts of tfdfc need generated images that the run's own generator cannot give: the
-mixed-precision sensitivity search needs them before any student exists (sensitivity.py), and
-the fallback guard needs images on which neither the trained student nor its untrained twin
-has an edge (guard.py); the run's generator spent the run hunting the trained student's
-mistakes, and the trained student spent it learning those images. Both train a fresh generator
-for a few hundred steps on a loss of the teacher's outputs on its images, then draw a fixed set.
+The mixed-precision sensitivity search needs generated images before any student exists
+(sensitivity.py): it trains a fresh generator for its steps on a loss of the teacher's outputs
+on its images (and a probe's), then draws a fixed set. bench/judge_check.py trains one on
+another loss, to judge a trained student and its untrained twin on other images than the
+run's generator's.
 """
 
 import time
@@ -21,8 +20,8 @@ _BATCH = 128  # images drawn per generator call
 def train(teacher, loss, config, space, steps, rng, label, log=print):
     """A generator of `teacher`'s input shape in `space` (an input_space.InputSpace), trained
     for `steps` Adam steps at the run's generator rate and batch size to minimise
-    `loss(images)` (a scalar tensor), on latents drawn from `rng` (a numpy Generator); logs
-    four progress lines with an ETA, each starting with `label`."""
+    `loss(images)` (a scalar tensor), on latents drawn from `rng` (a numpy Generator); logs a
+    progress line with an ETA at each quarter of the steps, starting with `label`."""
     train_config = config.train
     shape = tuple(teacher.inputs[0].shape[1:])
     generator = models.generator(shape, train_config.latent_dim, config.generator_channels,
