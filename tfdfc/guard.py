@@ -34,6 +34,9 @@ real ones to lose (bench/NOTES.md, "int8 twin-default rule").
 
 Where the files run other activation bits than the SavedModel (below 8 bits, which TFLite
 runs at 8), the two are judged apart: training can lift the c-bit model but not its file.
+That judgement is the weaker one: the trained c-bit model learns the generated images it is
+then judged on, and has been kept where its twin was far better on real images
+(bench/RESULTS_judge.md).
 
 It applies where the untrained version is the same artefact: int8 (post-training int8 of the
 teacher, calibrated on the generated images), n-bit and mixed QAT (the QAT-wrapped teacher at
