@@ -3,6 +3,7 @@
 TF-MOT only wraps tf-keras models, and `tf.keras` resolves to tf-keras only when
 `TF_USE_LEGACY_KERAS=1` is set before TensorFlow first resolves `tf.keras`. Every other module
 imports `tf`, `keras` and `tfmot` from here, so a process can never mix Keras 2 and Keras 3.
+It also reads tf-keras's variable names (`variable_name`), which wrappers and layers share.
 """
 
 import os
@@ -37,4 +38,12 @@ if tf.keras.layers.Dense is not keras.layers.Dense:
         "tfdfc.keras_compat was imported. Import tfdfc before anything else touches tf.keras."
     )
 
-__all__ = ["tf", "keras", "tfmot"]
+
+
+def variable_name(full_name):
+    """A tf-keras variable's own name: `full_name` ("block/conv/kernel:0") without its scopes
+    and output index ("kernel"), as wrappers and layers name their variables alike."""
+    return full_name.split("/")[-1].split(":")[0]
+
+
+__all__ = ["tf", "keras", "tfmot", "variable_name"]

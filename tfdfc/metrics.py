@@ -11,7 +11,7 @@ import numpy as np
 
 from tfdfc.compression import quantize
 from tfdfc.errors import first_line
-from tfdfc.keras_compat import keras, tfmot
+from tfdfc.keras_compat import keras, tfmot, variable_name
 
 _KERNEL_LAYERS = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense)
 _KERNEL_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
@@ -208,7 +208,7 @@ def trained_kernel_zeros(model):
     trainable or frozen: a wrapper replaces its layer's `kernel` by a computed tensor, so read
     the variables."""
     return _zeros_and_entries(weight for weight in model.weights
-                              if weight.name.split("/")[-1].split(":")[0] in _KERNEL_VARIABLES)
+                              if variable_name(weight.name) in _KERNEL_VARIABLES)
 
 
 def _zeros_and_entries(kernels):

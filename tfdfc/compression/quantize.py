@@ -13,7 +13,7 @@ activations (one builder parameterised by bit widths).
 """
 
 from tfdfc.errors import ConfigError
-from tfdfc.keras_compat import keras, tf, tfmot
+from tfdfc.keras_compat import keras, tf, tfmot, variable_name
 
 # pylint: disable-next=g-direct-tensorflow-import
 from tensorflow_model_optimization.python.core.quantization.keras.quantize_layer import QuantizeLayer  # noqa: E501,E402
@@ -40,19 +40,15 @@ RANGE_VARIABLES = ("_min", "_max", RANGE_BATCHES)
 QUANTIZER_STATE = ("optimizer_step",) + RANGE_VARIABLES
 
 
-def _own_name(weight):
-    return weight.name.split("/")[-1].split(":")[0]
-
-
 def is_quantizer_state(weight):
     """Whether `weight` (a variable of a QAT model) is quantizer state, not a layer weight."""
-    return _own_name(weight).endswith(QUANTIZER_STATE)
+    return variable_name(weight.name).endswith(QUANTIZER_STATE)
 
 
 def is_activation_range(weight):
     """Whether `weight` (a variable of a QAT model) is the range state of a quantizer (of
     activations; TF-MOT's kernel ranges, recomputed from the kernel at each call, too)."""
-    return _own_name(weight).endswith(RANGE_VARIABLES)
+    return variable_name(weight.name).endswith(RANGE_VARIABLES)
 
 
 class RobustRangeQuantizer(_qk.quantizers.Quantizer):
@@ -334,7 +330,7 @@ def stored_kernel(layer):
     """The kernel variable a (possibly QAT-wrapped) convolution or dense layer trains: a wrapper
     replaces `layer.layer.kernel` by the quantized tensor and tracks the variable itself."""
     return next(weight for weight in layer.trainable_weights
-                if weight.name.split("/")[-1].startswith("kernel"))
+                if variable_name(weight.name).startswith("kernel"))
 
 
 def _consumers(layer):

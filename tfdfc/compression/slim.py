@@ -30,7 +30,7 @@ import numpy as np
 
 from tfdfc import models
 from tfdfc.errors import ConfigError
-from tfdfc.keras_compat import keras, tf
+from tfdfc.keras_compat import keras, tf, variable_name
 from tfdfc.models.channels import ChannelScale, plan_of
 
 
@@ -164,7 +164,7 @@ def cut(model, architecture, threshold):
                          int(model.outputs[0].shape[-1]),
                          widths={group: int(mask.sum()) for group, mask in masks.items()})
     for name, channels in plan.layers.items():
-        source = {_short(w.name): w.numpy() for w in model.get_layer(name).weights}
+        source = {variable_name(w.name): w.numpy() for w in model.get_layer(name).weights}
         in_mask = None
         if channels.input_group is not None:
             in_mask = np.tile(masks[channels.input_group], channels.input_repeat)
@@ -172,12 +172,8 @@ def cut(model, architecture, threshold):
         values = _cut_layer(source, in_mask, masks.get(out_group), scales.get(out_group),
                             folds_scale=channels.scaled_output)
         target = small.get_layer(name)
-        target.set_weights([values[_short(w.name)] for w in target.weights])
+        target.set_weights([values[variable_name(w.name)] for w in target.weights])
     return small
-
-
-def _short(weight_name):
-    return weight_name.split("/")[-1].split(":")[0]
 
 
 def _cut_layer(source, in_mask, out_mask, scale, folds_scale):
