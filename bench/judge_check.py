@@ -64,14 +64,23 @@ def validation_spec(spec):
 def copied_config(source, destination):
     """The run's settings, resuming in `destination`, on the validation split, no baseline."""
     saved = artifacts.read_json(os.path.join(source, run_dir.CONFIG))
-    train = TrainConfig(**_as_settings(saved.pop("train")))
-    return dataclasses.replace(pipeline.CompressConfig(**_as_settings(saved), train=train),
+    train = TrainConfig(**_known_settings(TrainConfig, saved.pop("train"), source))
+    config = pipeline.CompressConfig(**_known_settings(pipeline.CompressConfig, saved, source),
+                                     train=train)
+    return dataclasses.replace(config,
                                out_dir=destination, with_data_baseline=False,
                                eval_data=validation_spec(saved["eval_data"]))
 
 
-def _as_settings(fields):
-    """config.json's fields as the config classes take them (tuples where JSON has lists)."""
+def _known_settings(config_class, fields, source):
+    """config.json's `fields` as `config_class` takes them (tuples where JSON has lists).
+    A field the class no longer has (renamed or removed since the run) ends the study in one
+    line: restoring the run without it would not be the run that was trained."""
+    unknown = sorted(set(fields) - {field.name for field in dataclasses.fields(config_class)})
+    if unknown:
+        raise app.UsageError(f"{os.path.join(source, run_dir.CONFIG)}: settings this version "
+                             f"does not have: {', '.join(unknown)}; restore the run with the "
+                             f"version that trained it")
     return {key: tuple(value) if isinstance(value, list) else value
             for key, value in fields.items()}
 

@@ -27,6 +27,7 @@ from tfdfc import artifacts, data, pipeline, recipes
 from tfdfc.errors import UserInputError
 from tfdfc.keras_compat import keras
 from tfdfc.compression.prune import ALLOCATIONS
+from tfdfc.compression.quantize import RANGE_STARTS
 from tfdfc.train import ATTENTION_POINTS, TrainConfig
 
 # From the issue "Real models" (deliverable 6), set 2026-12-01: points the data-free TFLite
@@ -68,8 +69,9 @@ TUNING_TAGS = {"student_lr": "lr", "bn_prior_weight": "bnp", "attention_weight":
                "feature_weight": "fw", "balance_weight": "bal", "attention_points": "ap",
                "resample_latents": "rs", "sparsity_allocation": "alloc", "sparsity_ramp": "ramp",
                "replay_batches": "replay", "generator_ema": "gema",
-               "generator_reset_every": "greset"}
-CONFIG_TUNING = ("sparsity_allocation", "sparsity_ramp")  # CompressConfig's, not TrainConfig's
+               "generator_reset_every": "greset", "activation_ranges": "ranges"}
+# CompressConfig's, not TrainConfig's
+CONFIG_TUNING = ("sparsity_allocation", "sparsity_ramp", "activation_ranges")
 
 
 def _tuning_help(name, tag):
@@ -77,7 +79,8 @@ def _tuning_help(name, tag):
             f"of its recipe's; run directories get a _{tag}<value> suffix. Unset: the recipe's.")
 
 
-_CHOICES = {"attention_points": list(ATTENTION_POINTS), "sparsity_allocation": list(ALLOCATIONS)}
+_CHOICES = {"attention_points": list(ATTENTION_POINTS), "sparsity_allocation": list(ALLOCATIONS),
+            "activation_ranges": list(RANGE_STARTS)}
 _BOOLS = ("resample_latents",)
 _INTS = ("replay_batches", "generator_reset_every")
 _TUNING = {name: (flags.DEFINE_enum(name, None, _CHOICES[name], _tuning_help(name, tag))
@@ -253,7 +256,7 @@ def run_config(scheme, seed, teacher_path, eval_path, tiny, steps, generator_cha
     train_tuning = {name: value for name, value in tuning.items() if name not in CONFIG_TUNING}
     if train_tuning:
         train = dataclasses.replace(train, **train_tuning)
-        explicit = explicit | set(train_tuning)
+    explicit = explicit | set(tuning)
     if generator_channels and not tiny:
         explicit, extra = explicit | {"generator_channels"}, {
             "generator_channels": generator_channels}

@@ -1,5 +1,6 @@
 """Every benchmark script runs in its tiny mode and writes its table."""
 
+import dataclasses
 import json
 import math
 import os
@@ -10,7 +11,7 @@ import sys
 
 import numpy as np
 import pytest
-from absl import flags
+from absl import app, flags
 
 from conftest import ROOT, bench_module, python_env, run_bench_in_process
 
@@ -143,6 +144,17 @@ def test_zoo_benchmark_tiny(tmp_path):
         assert 0 <= run["report"]["tflite"]["int8"]["accuracy"] <= 1
         assert os.path.exists(os.path.join(run["out_dir"], "report.json"))
     assert _run_tiny("bench/zoo.py", tmp_path, "--render_only") == table
+
+
+def test_zoo_tuning_flag_wins_over_the_recipe_field_it_names():
+    """A tuning value replaces the recipe's own value of that setting (w4a8's recipe starts
+    activation ranges at TF-MOT's), and only the runs given it have it."""
+    with bench_module("bench/zoo.py") as zoo:
+        recipe = zoo.run_config("w4a8", 0, "t.keras", "digits@val", False, 0)
+        tuned = zoo.run_config("w4a8", 0, "t.keras", "digits@val", False, 0,
+                               tuning={"activation_ranges": "from_batches"})
+    assert recipe.activation_ranges == "tfmot" and tuned.activation_ranges == "from_batches"
+    assert dataclasses.replace(tuned, activation_ranges="tfmot") == recipe
 
 
 def test_make_bench_lanes_run_every_table():
@@ -355,3 +367,23 @@ def test_judge_study_measures_a_finished_runs_files_on_the_validation_split_unto
         assert -100 <= figures[name]["all"] <= 100 and 0 <= figures[name]["trained_agreement"] <= 1
     gap = 100 * (measured["untrained"]["all"] - measured["trained"]["all"])
     assert f"({gap:+.2f})" in markdown.read_text()
+
+
+def test_judge_study_restores_a_runs_settings_and_refuses_one_it_does_not_know(tmp_path):
+    """A finished run's config.json comes back as the run's settings, on the validation split;
+    a field this version lacks (renamed or removed since) is refused in one line naming it,
+    where restoring without it would measure another run."""
+    from tfdfc import pipeline, run_dir
+    from tfdfc.train import TrainConfig
+    saved = dataclasses.asdict(pipeline.CompressConfig(
+        teacher="t.keras", out_dir="run", eval_data="digits", quantize="w4a8",
+        train=TrainConfig(steps=7)))
+    (tmp_path / run_dir.CONFIG).write_text(json.dumps(saved))
+    with bench_module("bench/judge_check.py") as judge:
+        config = judge.copied_config(str(tmp_path), "copy")
+        assert (config.quantize, config.train.steps, config.out_dir) == ("w4a8", 7, "copy")
+        assert config.eval_data == "digits@val" and not config.with_data_baseline
+        saved["train"]["old_rate"] = 0.1
+        (tmp_path / run_dir.CONFIG).write_text(json.dumps(saved))
+        with pytest.raises(app.UsageError, match="does not have: old_rate; restore the run"):
+            judge.copied_config(str(tmp_path), "copy")
