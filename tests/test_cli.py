@@ -3,6 +3,7 @@ input, writing nothing (each bad-input case in-process; one subprocess checks th
 shell sees)."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -83,3 +84,7 @@ def test_find_ticket_then_compress_with_it(tmp_path, digits_teacher_path):
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads((out_dir / "report.json").read_text())
     assert report["student"]["ticket_reinit"] is True and report["student"]["sparsity"] > 0.15
+    # The ticket's architecture and the control's fresh init, not the teacher's or --student's.
+    assert (report["student"]["architecture"], report["student"]["init"]) == ("lenet5-x0.5",
+                                                                             "random")
+    assert re.search(r"student \(ticket\): [0-9,]+ parameters", result.stdout)

@@ -70,13 +70,23 @@ def test_mask_stays_fixed_and_the_ticket_starts_from_its_original_init(
 def test_bad_ticket_files_and_flags_are_clear_errors(tmp_path, ticket_path):
     junk = tmp_path / "junk.npz"
     junk.write_bytes(b"nope")
-    with pytest.raises(ticket.TicketError, match="not a ticket file"):
-        ticket.load(str(junk))
+    with pytest.raises(ticket.TicketError, match="not a ticket file .*: not a readable .npz$"):
+        ticket.load(str(junk))  # not numpy's advice on pickles
+    np.savez(tmp_path / "other.npz", x=np.zeros(2))
+    with pytest.raises(ticket.TicketError, match="without a ticket's metadata"):
+        ticket.load(str(tmp_path / "other.npz"))
+    with pytest.raises(ticket.TicketError, match="not found: write one with"):
+        ticket.load(str(tmp_path / "missing.npz"))
     with pytest.raises(ConfigError, match="needs --ticket"):
         pipeline.CompressConfig(teacher="t", out_dir="o", ticket_reinit=True).validate()
     with pytest.raises(ConfigError, match="cannot be combined"):
         pipeline.CompressConfig(teacher="t", out_dir="o", ticket=ticket_path,
                                 quantize="int8").validate()
+    for init in ("teacher", "random"):  # the ticket sets the init (--ticket_reinit: fresh)
+        with pytest.raises(ConfigError, match="cannot be combined with --student, "
+                                              "--student_init"):
+            pipeline.CompressConfig(teacher="t", out_dir="o", ticket=ticket_path,
+                                    student_init=init).validate()
     with pytest.raises(ConfigError, match="prune_fraction"):
         ticket.TicketConfig(prune_fraction=1.0).validate()
 

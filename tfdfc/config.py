@@ -214,9 +214,10 @@ class CompressConfig:
         if self.ticket_reinit and not self.ticket:
             raise ConfigError("--ticket_reinit needs --ticket")
         if self.ticket and (self.prune != "none" or self.quantize != "none"
-                            or self.student != "same"):
+                            or self.student != "same" or self.student_init != "auto"):
             raise ConfigError("--ticket sets the student (its architecture, mask and init): it "
-                              "cannot be combined with --student, --prune or --quantize")
+                              "cannot be combined with --student, --student_init, --prune or "
+                              "--quantize (--ticket_reinit gives the mask a fresh init)")
         if self.strategy == "multi_worker" and self.delta_grid:
             raise ConfigError("--binary_delta_grid is not supported with --strategy=multi_worker")
         self.method.validate(self)

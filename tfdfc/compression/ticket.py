@@ -13,6 +13,7 @@ do); the first convolution is pruned too.
 
 import dataclasses
 import json
+import os
 
 import numpy as np
 
@@ -141,6 +142,9 @@ def load(path):
     Raises:
       TicketError: missing or unreadable file.
     """
+    if not os.path.isfile(path):
+        raise TicketError(f"ticket file {path} not found: write one with python -m "
+                          "tfdfc.find_ticket")
     try:
         with np.load(path, allow_pickle=False) as arrays:
             meta = json.loads(str(arrays["meta"]))
@@ -148,9 +152,12 @@ def load(path):
                      if key.startswith("mask/")}
             count = sum(1 for key in arrays.files if key.startswith("init/"))
             initial = [arrays[f"init/{index}"] for index in range(count)]
-    except (OSError, KeyError, ValueError) as error:
-        raise TicketError(f"{path} is not a ticket file written by find_ticket: {error}") \
-            from error
+    except KeyError as error:  # an .npz without a ticket's arrays
+        raise TicketError(f"{path} is not a ticket file written by find_ticket: an .npz "
+                          "without a ticket's metadata") from error
+    except (OSError, ValueError, EOFError) as error:  # numpy's advice (pickles) misleads here
+        raise TicketError(f"{path} is not a ticket file written by find_ticket: not a "
+                          "readable .npz") from error
     return meta, masks, initial
 
 

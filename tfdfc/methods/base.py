@@ -96,7 +96,7 @@ class Method:
         return run.float_template
 
     def report_fields(self, config, run) -> dict:
-        """Extra entries of report.json's `student` section."""
+        """Extra entries of report.json's `student` section (or entries it sets otherwise)."""
         return {}
 
     def file_fields(self, config, run, files, log=print) -> dict:

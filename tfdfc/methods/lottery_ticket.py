@@ -19,6 +19,13 @@ class LotteryTicket(base.Method):
         student, masks = ticket.build_student(config.ticket, teacher, config.ticket_reinit)
         return student, CompressedStudent(student, ticket.make_mask_hook(student, masks))
 
+    def report_fields(self, config, run):
+        """The ticket's architecture (the `--student` flag says nothing here) and its init: the
+        ticket's original weights, or a fresh draw for the `--ticket_reinit` control."""
+        meta, _, _ = ticket.load(config.ticket)
+        return {"architecture": meta["architecture"],
+                "init": "random" if config.ticket_reinit else "ticket"}
+
     def files(self, config, run, samples):
         return base.float_files(config, export.plain_copy(run.players.student_model), samples,
                                 sparse=True)
