@@ -119,4 +119,7 @@ def test_unknown_settings_and_teachers_are_clear_errors(tmp_path):
         api.config_for("t.keras", "out", prune="magnitude", sparsity=0.8, prune_sparsity=0.9)
     with pytest.raises(ConfigError, match="model file path or a Keras model"):
         api.compress(42, str(tmp_path))
+    # A pair of schemes no method runs: the same refusal, with its fix, as the command line's.
+    with pytest.raises(ConfigError, match=r"quantize the slimmed student in a second run"):
+        api.config_for("t.keras", "out", prune="slim", quantize="int8")
     assert not os.listdir(tmp_path)

@@ -191,12 +191,8 @@ class CompressConfig:
             raise ConfigError(f"generator_channels must be >= 2, got {self.generator_channels}")
         self._validate_quantization()
         self.prune_spec.validate()
-        if self.prune == "magnitude" and self.quantize not in ("none", "int8"):
-            raise ConfigError("--prune=magnitude combines only with --quantize=int8 "
-                              "(magnitude pruning inside int8 QAT)")
-        if self.prune == "slim" and self.quantize != "none":
-            raise ConfigError("--prune=slim does not combine with --quantize: quantize the "
-                              "slimmed student in a second run (--teacher=<its saved_model>)")
+        if methods.combination_error(self):
+            raise ConfigError(methods.combination_error(self))
         if self.prune != "slim" and self.slim_spec != slim.SlimSpec():
             raise ConfigError("--slim_l1_gamma, --slim_weight_decay, --slim_threshold and --slim_warmup_steps "
                               "apply only to --prune=slim")

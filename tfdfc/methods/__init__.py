@@ -27,11 +27,24 @@ def added_quantize_values():
     return tuple(method.quantize_value for method in METHODS if method.quantize_value)
 
 
+def combination_error(config):
+    """The one-line refusal of a --prune and --quantize pair no method runs (with its fix), or
+    None: one text, whether the flags' validation or a method lookup meets the pair first."""
+    if config.prune == "magnitude" and config.quantize not in ("none", "int8"):
+        return ("--prune=magnitude combines only with --quantize=int8 (magnitude pruning inside "
+                "int8 QAT)")
+    if config.prune == "slim" and config.quantize != "none":
+        return ("--prune=slim does not combine with --quantize: quantize the slimmed student in "
+                "a second run (--teacher=<its saved_model>)")
+    return None
+
+
 def for_config(config):
     """The method of a CompressConfig; raises ConfigError for a combination none runs."""
     for method in METHODS:
         if method.selects(config):
             return method
-    raise ConfigError(f"no method runs --quantize={config.quantize} with "
+    raise ConfigError(combination_error(config) or
+                      f"no method runs --quantize={config.quantize} with "
                       f"--prune={config.prune}: --prune=magnitude combines only with "
                       "--quantize=int8, --prune=slim with none")
