@@ -62,3 +62,16 @@ def test_read_json_of_a_missing_or_broken_file_is_none(tmp_path, content):
     if content is not None:
         path.write_text(content)
     assert artifacts.read_json(str(path)) is None
+
+
+def test_saving_an_uncompiled_model_says_nothing_and_other_warnings_pass(tmp_path, caplog):
+    """tf-keras warns of missing compiled metrics on every SavedModel save of a model never
+    compiled (every student): dropped for the save, for the API as for the command line."""
+    import logging  # pylint: disable=import-outside-toplevel
+    from tfdfc.keras_compat import keras  # pylint: disable=import-outside-toplevel
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    with caplog.at_level(logging.WARNING, logger="tensorflow"):
+        artifacts.save_keras_model(model, str(tmp_path / "saved_model"))
+        logging.getLogger("tensorflow").warning("another warning")
+    assert os.path.isdir(tmp_path / "saved_model")
+    assert [record.getMessage() for record in caplog.records] == ["another warning"]

@@ -7,6 +7,7 @@ previous good output stays untouched until the new one is complete.
 
 import contextlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -64,10 +65,33 @@ def read_json(path):
         return None
 
 
+# tf-keras warns on every SavedModel save of a model that was never compiled; tfdfc compiles no
+# student (its training step is its own), so the warning says nothing about the run.
+_UNCOMPILED_SAVE_WARNING = "Compiled the loaded model, but the compiled metrics have yet to be"
+
+
+class _DropUncompiledSaveWarning(logging.Filter):
+    def filter(self, record):
+        return not record.getMessage().startswith(_UNCOMPILED_SAVE_WARNING)
+
+
+@contextlib.contextmanager
+def _without_uncompiled_save_warning():
+    """TensorFlow's logger without that one warning, while the block runs (for the command
+    line and the Python API alike; other warnings pass)."""
+    logger, dropper = logging.getLogger("tensorflow"), _DropUncompiledSaveWarning()
+    logger.addFilter(dropper)
+    try:
+        yield
+    finally:
+        logger.removeFilter(dropper)
+
+
 def save_keras_model(model, path):
     """Saves a Keras model (.keras/.h5 file, or SavedModel directory otherwise) atomically."""
     is_directory = not path.endswith((".keras", ".h5"))
-    with atomic_path(path, is_directory=is_directory) as temporary:
+    with atomic_path(path, is_directory=is_directory) as temporary, \
+            _without_uncompiled_save_warning():
         if path.endswith(".keras"):
             model.save(temporary)
         else:

@@ -1,7 +1,6 @@
 """What every absl binary shares: flag parsing, progress lines, and turning user errors into a
 one-line message with exit code 2 (a traceback is kept for real bugs)."""
 
-import logging
 import sys
 import time
 
@@ -18,27 +17,14 @@ USER_ERROR_EXIT_CODE = 2
 # binaries keep it at WARNING instead, so `--verbosity=0` brings those lines back.
 QUIET_VERBOSITY = -1  # absl's WARNING
 
-# tf-keras warns on every save of a model that was never compiled; tfdfc compiles no student (its
-# training step is its own), so the warning says nothing about the run.
-_UNCOMPILED_SAVE_WARNING = "Compiled the loaded model, but the compiled metrics have yet to be"
-
-
 def log(message):
     """Prints a timestamped progress line immediately."""
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-class _DropUncompiledSaveWarning(logging.Filter):
-    def filter(self, record):
-        return not record.getMessage().startswith(_UNCOMPILED_SAVE_WARNING)
-
-
 def _quiet_tensorflow_logs():
     if not flags.FLAGS["verbosity"].present:
         flags.FLAGS.verbosity = QUIET_VERBOSITY
-    tf_logger = logging.getLogger("tensorflow")
-    if not any(isinstance(f, _DropUncompiledSaveWarning) for f in tf_logger.filters):
-        tf_logger.addFilter(_DropUncompiledSaveWarning())
 
 
 def _parse_flags(argv):
