@@ -52,3 +52,25 @@ def test_image_view_undoes_a_bundled_sets_standardisation_and_scales_others():
     scaled = report.image_view(None)(images)
     np.testing.assert_allclose(scaled.min(axis=(1, 2, 3)), 0.0, atol=1e-6)
     np.testing.assert_allclose(scaled.max(axis=(1, 2, 3)), 1.0, atol=1e-6)
+
+
+def test_a_student_with_one_answer_for_every_image_is_named():
+    """A student whose logits ignore its input (all but a bias cut away) gives one class where
+    the teacher gives several: counted, and the warning names slimming's fix for a slim run."""
+    from tfdfc import pipeline  # pylint: disable=import-outside-toplevel
+    from tfdfc.keras_compat import keras  # pylint: disable=import-outside-toplevel
+    keras.utils.set_random_seed(0)
+    teacher = keras.Sequential([keras.Input((6,)), keras.layers.Dense(4)])
+    student = keras.models.clone_model(teacher)
+    student.layers[-1].set_weights([np.zeros((6, 4)), np.array([0.0, 1.0, 0.0, 0.0])])
+    samples = np.random.default_rng(0).normal(size=(16, 6)).astype(np.float32)
+    classes = report.generated_classes(student, teacher, samples)
+    assert classes["student"] == 1 < classes["teacher"]
+    assert report.generated_classes(teacher, teacher, samples)["student"] == classes["teacher"]
+    slim = pipeline.CompressConfig(teacher="t", out_dir="o", prune="slim")
+    line = report._one_class_line(slim, classes, 16)  # pylint: disable=protected-access
+    assert line.startswith("WARNING: the exported student gives one class for all 16 generated "
+                           f"images, where the teacher gives {classes['teacher']}")
+    assert "--slim_threshold" in line
+    assert "--slim_threshold" not in report._one_class_line(  # pylint: disable=protected-access
+        pipeline.CompressConfig(teacher="t", out_dir="o", quantize="int8"), classes, 16)

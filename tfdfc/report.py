@@ -8,7 +8,7 @@ import os
 
 import numpy as np
 
-from tfdfc import data, export, figures, guard, metrics, recipes
+from tfdfc import batchnorm, data, export, figures, guard, metrics, recipes
 from tfdfc.keras_compat import tf
 
 REPRESENTATIVE_SAMPLES = 256
@@ -55,6 +55,9 @@ def export_and_measure(config, run, eval_set, log=print):
              else None)
     saved, files, guard_entry = guard.check(config, run, samples, judge, saved, files, log,
                                              eval_set)
+    classes = generated_classes(saved, run.teacher_logits, samples)
+    if classes["student"] == 1 < classes["teacher"]:
+        log(_one_class_line(config, classes, len(samples)))
     export.save_saved_model(saved, os.path.join(config.out_dir, "saved_model"))
     for variant, payload in files.items():
         export.write_tflite(payload, os.path.join(config.out_dir, f"student_{variant}.tflite"))
@@ -64,7 +67,7 @@ def export_and_measure(config, run, eval_set, log=print):
         "teacher": {"path": config.teacher, "params": parameter_count(run.teacher_logits),
                     "kernel_params": metrics.kernel_parameter_count(run.teacher_logits),
                     "accuracy": None, "input_space": run.input_space.as_dict()},
-        "student": _student_summary(config, run, view),
+        "student": dict(_student_summary(config, run, view), generated_classes=classes),
         "tflite": {variant: {"bytes": len(payload), "gzip_bytes": metrics.gzip_size(payload),
                              "accuracy": None} for variant, payload in files.items()},
         "eval_data": config.eval_data or None,
@@ -90,6 +93,23 @@ def export_and_measure(config, run, eval_set, log=print):
     return result, saved
 
 
+def generated_classes(student, teacher_logits, samples):
+    """How many classes the exported Keras `student` and the teacher each give over the
+    generated `samples`: a student with one class where the teacher has several answers the
+    same whatever its input (a slimming threshold that cut all but a channel or two, a
+    collapse), which no accuracy shows in a run without evaluation data."""
+    return {name: int(np.unique(np.argmax(metrics.keras_logits(model, samples), -1)).size)
+            for name, model in (("student", student), ("teacher", teacher_logits))}
+
+
+def _one_class_line(config, classes, count):
+    fix = ("a lower --slim_threshold keeps more channels" if config.prune == "slim"
+           else "see the run's losses in TensorBoard")
+    return (f"WARNING: the exported student gives one class for all {count} generated images, "
+            f"where the teacher gives {classes['teacher']}: it answers the same whatever its "
+            f"input ({fix})")
+
+
 def _student_summary(config, run, view):
     spec = config.quant_spec
     if view is not None:
@@ -103,7 +123,9 @@ def _student_summary(config, run, view):
                else f"same ({run.teacher_logits.name})",
                "method": run.method.name, "quantize": config.quantize, "prune": config.prune,
                "ticket": config.ticket or None, "ticket_reinit": config.ticket_reinit,
-               "init": config.resolved_student_init, "batch_norm": config.resolved_batch_norm,
+               "init": config.resolved_student_init,
+               "batch_norm": (config.resolved_batch_norm
+                              if batchnorm.batch_norms(run.float_template) else None),
                "accuracy": None, "params": parameter_count(architecture),
                "kernel_params": metrics.kernel_parameter_count(architecture),
                "nonzero_params": nonzero,
