@@ -46,6 +46,7 @@ SCHEMES = {  # CompressConfig fields of each scheme
     "prune90_int8": dict(prune="magnitude", sparsity=0.9, quantize="int8"),
     "distill": dict(quantize="none", student_init="random"),
 }
+RANGED_SCHEMES = ("w4a8",)  # the schemes whose activation ranges --activation_ranges sets
 TINY = dict(teachers=["resnet", "mlp"], schemes=["int8", "distill"], seeds=["0"],
             train_images=512, eval_images=256)
 TINY_DIR = "exported/bench/zoo_tiny"  # default --out_dir (and --results' folder) of --tiny
@@ -63,8 +64,8 @@ _SPLIT = common.define_split()
 _TEACHER_EPOCHS = flags.DEFINE_integer("teacher_epochs", 3, "Epochs of teacher training.",
                                        lower_bound=1)
 # Tuning flags (validation runs with their own --results only): TrainConfig fields, then the
-# CompressConfig pruning fields, every run takes instead of its recipe's or the default, each
-# with the tag its run directories get (_lr5e-05).
+# CompressConfig pruning and activation-range fields, every run takes instead of its recipe's
+# or the default, each with the tag its run directories get (_lr5e-05).
 TUNING_TAGS = {"student_lr": "lr", "bn_prior_weight": "bnp", "attention_weight": "aw",
                "feature_weight": "fw", "balance_weight": "bal", "attention_points": "ap",
                "resample_latents": "rs", "sparsity_allocation": "alloc", "sparsity_ramp": "ramp",
@@ -244,7 +245,7 @@ def run_config(scheme, seed, teacher_path, eval_path, tiny, steps, generator_cha
                with_data=True, tuning=None):
     """The CompressConfig of one run: the scheme's recipe for every setting the bench's flags
     did not set (`steps` and `generator_channels` when non-zero, the `tuning` dict's
-    TrainConfig and pruning fields; tiny runs set their own)."""
+    TrainConfig, pruning and activation-range fields; tiny runs set their own)."""
     train, explicit, extra = TrainConfig(seed=seed), set(), {}
     if tiny:
         train = dataclasses.replace(train, steps=2, batch_size=16, student_steps=2)
@@ -562,6 +563,10 @@ def _flags_in():
     for name in values["schemes"]:
         if name not in SCHEMES:
             raise app.UsageError(f"--schemes: unknown {name!r} (use {', '.join(SCHEMES)})")
+    unranged = [name for name in values["schemes"] if name not in RANGED_SCHEMES]
+    if "activation_ranges" in values["tuning"] and unranged:
+        raise app.UsageError(f"--activation_ranges: only the schemes {', '.join(RANGED_SCHEMES)} "
+                             f"have them; leave out {', '.join(unranged)} (--schemes)")
     return dict(values, command=command_line(values))
 
 

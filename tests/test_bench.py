@@ -157,6 +157,15 @@ def test_zoo_tuning_flag_wins_over_the_recipe_field_it_names():
     assert dataclasses.replace(tuned, activation_ranges="tfmot") == recipe
 
 
+def test_zoo_refuses_activation_ranges_for_schemes_without_them(tmp_path):
+    """Runs of int8 or pruning would otherwise be skipped one by one as refused settings."""
+    with pytest.raises(app.UsageError, match="leave out int8, distill"):
+        run_bench_in_process("bench/zoo.py", "--activation_ranges=from_batches", "--split=val",
+                             "--schemes=int8,w4a8,distill", f"--out_dir={tmp_path}",
+                             f"--results={tmp_path / 'r.md'}")
+    assert not os.listdir(tmp_path)
+
+
 def test_make_bench_lanes_run_every_table():
     """`make bench`'s two lanes between them run every benchmark script once but speed (run
     after them), the sensitivity check and the judge study (run by hand, no table of RESULTS.md),

@@ -69,7 +69,7 @@ def test_a_student_with_one_answer_for_every_image_is_named():
     assert report.generated_classes(teacher, teacher, samples)["student"] == classes["teacher"]
     slim = pipeline.CompressConfig(teacher="t", out_dir="o", prune="slim")
     line = report._one_class_line(slim, classes, 16)  # pylint: disable=protected-access
-    assert line.startswith("WARNING: the exported student gives one class for all 16 generated "
+    assert line.startswith("WARNING: the exported SavedModel gives one class for all 16 generated "
                            f"images, where the teacher gives {classes['teacher']}")
     assert "--slim_threshold" in line
     assert "--slim_threshold" not in report._one_class_line(  # pylint: disable=protected-access

@@ -141,7 +141,7 @@ def test_slimming_run_exports_the_smaller_network(tmp_path, digits_teacher_path)
     student = report["student"]
     assert student["kernel_params"] < student["slim"]["kernel_params_before"]
     assert student["macs"] < student["slim"]["macs_before"]
-    assert student["generated_classes"]["teacher"] > 1 <= student["generated_classes"]["student"]
+    assert student["generated_classes"]["teacher"] > 1 and student["generated_classes"]["student"] > 1
     saved = keras.models.load_model(str(tmp_path / "saved_model"), compile=False)
     assert metrics.parameter_count(saved) == student["params"]
     for variant in ("float", "dynamic", "int8"):

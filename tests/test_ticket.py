@@ -120,3 +120,13 @@ def test_reinit_differs_from_the_original_init_even_with_the_tickets_seed(ticket
     original = initial[0] * masks["conv_0"]
     assert kernel.shape == original.shape and not np.allclose(kernel, original)
     assert np.all(kernel[masks["conv_0"] == 0] == 0)
+
+
+def test_report_names_the_tickets_architecture_and_init(ticket_path):
+    """A ticket run's student is the ticket's network, from its original init (the control:
+    a fresh one), whatever the teacher's architecture is called."""
+    for reinit, init in ((False, "ticket"), (True, "random")):
+        config = pipeline.CompressConfig(teacher="t.keras", out_dir="o", ticket=ticket_path,
+                                         ticket_reinit=reinit)
+        assert config.method.report_fields(config, None) == {"architecture": "lenet5-x0.5",
+                                                             "init": init}

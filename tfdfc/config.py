@@ -191,8 +191,8 @@ class CompressConfig:
             raise ConfigError(f"generator_channels must be >= 2, got {self.generator_channels}")
         self._validate_quantization()
         self.prune_spec.validate()
-        if methods.combination_error(self):
-            raise ConfigError(methods.combination_error(self))
+        if error := methods.combination_error(self):
+            raise ConfigError(error)
         if self.prune != "slim" and self.slim_spec != slim.SlimSpec():
             raise ConfigError("--slim_l1_gamma, --slim_weight_decay, --slim_threshold and --slim_warmup_steps "
                               "apply only to --prune=slim")

@@ -192,8 +192,9 @@ def train_one(config, strategy, teacher_model, eval_set, out_dir, delta=None, lo
     `out_dir`; returns (the trained build, loop): after multi-worker training, its
     `local_copy` on the chief and None on the other workers."""
     run = built or seeded_build(strategy, config, teacher_model, delta, log)
+    scheme = config.quantize if config.quantize != "none" else run.method.name
     log(f"teacher {teacher_model.name}: {report.parameter_count(run.teacher_logits):,} "
-        f"parameters; student ({run.method.name}): "
+        f"parameters; student ({scheme}): "
         f"{report.parameter_count(run.float_template):,} parameters; "
         f"{strategy.num_replicas_in_sync} replica(s)")
     student = run.players.student_model

@@ -105,9 +105,16 @@ def generated_classes(student, teacher_logits, samples):
 def _one_class_line(config, classes, count):
     fix = ("a lower --slim_threshold keeps more channels" if config.prune == "slim"
            else "see the run's losses in TensorBoard")
-    return (f"WARNING: the exported student gives one class for all {count} generated images, "
+    return (f"WARNING: the exported SavedModel gives one class for all {count} generated images, "
             f"where the teacher gives {classes['teacher']}: it answers the same whatever its "
             f"input ({fix})")
+
+
+def _unfolded(config, run):
+    """The student's network before any batch norm was folded into a convolution: n-bit and
+    mixed QAT fold those of a teacher-initialised student (whose statistics the policy froze),
+    which then has the teacher's architecture."""
+    return run.teacher_logits if config.resolved_student_init == "teacher" else run.float_template
 
 
 def _student_summary(config, run, view):
@@ -125,7 +132,7 @@ def _student_summary(config, run, view):
                "ticket": config.ticket or None, "ticket_reinit": config.ticket_reinit,
                "init": config.resolved_student_init,
                "batch_norm": (config.resolved_batch_norm
-                              if batchnorm.batch_norms(run.float_template) else None),
+                              if batchnorm.batch_norms(_unfolded(config, run)) else None),
                "accuracy": None, "params": parameter_count(architecture),
                "kernel_params": metrics.kernel_parameter_count(architecture),
                "nonzero_params": nonzero,

@@ -14,6 +14,7 @@ do); the first convolution is pruned too.
 import dataclasses
 import json
 import os
+import zipfile
 
 import numpy as np
 
@@ -155,7 +156,8 @@ def load(path):
     except KeyError as error:  # an .npz without a ticket's arrays
         raise TicketError(f"{path} is not a ticket file written by find_ticket: an .npz "
                           "without a ticket's metadata") from error
-    except (OSError, ValueError, EOFError) as error:  # numpy's advice (pickles) misleads here
+    # Not numpy's own message, whose advice on pickles misleads here.
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
         raise TicketError(f"{path} is not a ticket file written by find_ticket: not a "
                           "readable .npz") from error
     return meta, masks, initial

@@ -45,6 +45,4 @@ def for_config(config):
         if method.selects(config):
             return method
     raise ConfigError(combination_error(config) or
-                      f"no method runs --quantize={config.quantize} with "
-                      f"--prune={config.prune}: --prune=magnitude combines only with "
-                      "--quantize=int8, --prune=slim with none")
+                      f"no method runs --quantize={config.quantize} with --prune={config.prune}")
