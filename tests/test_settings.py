@@ -55,6 +55,21 @@ def test_groups_bounds_choices_and_required_are_enforced():
             _parsed(*bad)
 
 
+def test_bounds_and_choices_bind_values_given_from_python_too():
+    """The flags' bounds hold for a configuration made in Python (the API), named by flag."""
+    settings.check_bounds(Toy(path="p", sparsity=1.0, steps=1))
+    for bad, message in ((dict(mode="c"), "--mode must be one of a, b, got 'c'"),
+                         (dict(sparsity=1.5), "--prune_sparsity must be <= 1.0, got 1.5"),
+                         (dict(steps=0), "--steps must be >= 1, got 0")):
+        with pytest.raises(ConfigError, match=message):
+            settings.check_bounds(Toy(path="p", **bad))
+    # Settings that no check of their own covered until the bounds bound Python callers.
+    with pytest.raises(ConfigError, match="--mixed_search_steps must be >= 0"):
+        CompressConfig(teacher="t", out_dir="o", quantize="mixed", mixed_search_steps=-1).validate()
+    with pytest.raises(ConfigError, match="--student_optimizer must be one of"):
+        TrainConfig(student_optimizer="rmsprop").validate()
+
+
 def test_an_old_name_works_with_a_deprecation_line_and_is_written_under_the_new_one():
     values = _parsed("--path=p", "--sparsity=0.25")
     lines = []

@@ -9,7 +9,7 @@ import dataclasses
 import math
 from typing import Optional, Tuple
 
-from tfdfc import batchnorm, compression, data, distribute, methods, models
+from tfdfc import batchnorm, compression, data, distribute, methods, models, settings
 from tfdfc.compression import mixed, prune, quantize, slim
 from tfdfc.errors import ConfigError
 from tfdfc.settings import REQUIRED, setting
@@ -217,6 +217,7 @@ class CompressConfig:
         if self.strategy == "multi_worker" and self.delta_grid:
             raise ConfigError("--binary_delta_grid is not supported with --strategy=multi_worker")
         self.method.validate(self)
+        settings.check_bounds(self)  # the flags' bounds, where no check above named a value
         self.train.validate()
 
     def _validate_quantization(self):

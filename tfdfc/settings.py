@@ -43,6 +43,23 @@ def fields_with_flags(cls):
     return [field for field in dataclasses.fields(cls) if "group" in field.metadata]
 
 
+def check_bounds(config):
+    """Raises ConfigError for the first setting of the dataclass instance `config` outside its
+    `choices`, `lower` or `upper`: the flag's bounds bind values given from Python too (the
+    API, `pipeline.run`), so a new method's settings are checked once declared."""
+    for field in fields_with_flags(type(config)):
+        value, meta = getattr(config, field.name), field.metadata
+        if value is None:
+            continue
+        if meta["choices"] and value not in meta["choices"]:
+            raise ConfigError(f"--{flag_name(field)} must be one of "
+                              f"{', '.join(map(str, meta['choices']))}, got {value!r}")
+        if meta["lower"] is not None and value < meta["lower"]:
+            raise ConfigError(f"--{flag_name(field)} must be >= {meta['lower']}, got {value!r}")
+        if meta["upper"] is not None and value > meta["upper"]:
+            raise ConfigError(f"--{flag_name(field)} must be <= {meta['upper']}, got {value!r}")
+
+
 def flag_name(field):
     """The flag of a setting: its `flag` name, else the field's."""
     return field.metadata["flag"] or field.name

@@ -33,7 +33,7 @@ Decisions where the paper is silent (docs/method.md), following the MS19 referen
 import dataclasses
 from typing import Callable, Optional
 
-from tfdfc import augment, collapse, losses, priors, replay
+from tfdfc import augment, collapse, losses, priors, replay, settings
 from tfdfc.errors import ConfigError
 from tfdfc.settings import setting
 from tfdfc.keras_compat import keras, tf
@@ -152,6 +152,7 @@ class TrainConfig:
         if self.reduction not in losses.REDUCTIONS:
             raise ConfigError(f"reduction must be one of {losses.REDUCTIONS}, "
                              f"got {self.reduction!r}")
+        settings.check_bounds(self)  # the flags' bounds, where no check above named a value
 
 
 @dataclasses.dataclass
