@@ -17,6 +17,7 @@ USER_ERROR_EXIT_CODE = 2
 # binaries keep it at WARNING instead, so `--verbosity=0` brings those lines back.
 QUIET_VERBOSITY = -1  # absl's WARNING
 
+
 def log(message):
     """Prints a timestamped progress line immediately."""
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
