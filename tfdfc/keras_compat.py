@@ -39,7 +39,6 @@ if tf.keras.layers.Dense is not keras.layers.Dense:
     )
 
 
-
 def variable_name(full_name):
     """A tf-keras variable's own name: `full_name` ("block/conv/kernel:0") without its scopes
     and output index ("kernel"), as wrappers and layers name their variables alike."""
