@@ -28,6 +28,7 @@ from tfdfc.errors import UserInputError
 from tfdfc.keras_compat import keras
 from tfdfc.compression.prune import ALLOCATIONS
 from tfdfc.compression.quantize import RANGE_STARTS
+from tfdfc.config import RANGED_SCHEMES as RANGED_QUANT_SCHEMES
 from tfdfc.train import ATTENTION_POINTS, TrainConfig
 
 # From the issue "Real models" (deliverable 6), set 2026-12-01: points the data-free TFLite
@@ -46,7 +47,9 @@ SCHEMES = {  # CompressConfig fields of each scheme
     "prune90_int8": dict(prune="magnitude", sparsity=0.9, quantize="int8"),
     "distill": dict(quantize="none", student_init="random"),
 }
-RANGED_SCHEMES = ("w4a8",)  # the schemes whose activation ranges --activation_ranges sets
+# The schemes whose activation ranges --activation_ranges sets.
+RANGED_SCHEMES = tuple(name for name, fields in SCHEMES.items() if pipeline.CompressConfig(
+    teacher="", out_dir="", **fields).quant_spec.scheme in RANGED_QUANT_SCHEMES)
 TINY = dict(teachers=["resnet", "mlp"], schemes=["int8", "distill"], seeds=["0"],
             train_images=512, eval_images=256)
 TINY_DIR = "exported/bench/zoo_tiny"  # default --out_dir (and --results' folder) of --tiny
