@@ -1,6 +1,9 @@
 """Magnitude pruning in the data-free loop: scheduled sparsity reached under one and two
 replicas, kept through SavedModel and TFLite, and bad values rejected."""
 
+import dataclasses
+import re
+
 import numpy as np
 import pytest
 
@@ -54,8 +57,16 @@ def test_polynomial_schedule_grows_to_the_target_over_the_ramp_fraction_of_updat
 
 
 def test_sparsity_survives_saved_model_and_tflite_export(tmp_path, digits_teacher_path):
-    report = pipeline.run(_config(tmp_path, digits_teacher_path), log=quiet)
+    lines = []
+    report = pipeline.run(_config(tmp_path, digits_teacher_path), log=lines.append)
     assert report["student"]["sparsity"] == pytest.approx(0.8, abs=0.01)
+    # each pruned layer's rate, announced at the start and measured in report.json
+    rates = prune.layer_sparsities(teacher.load(digits_teacher_path),
+                                   prune.PruneSpec("magnitude", 0.8))
+    assert report["student"]["layer_sparsity"] == pytest.approx(rates, abs=0.01)
+    assert any(line.startswith("pruning 0.8 of all kernel weights, global allocation over "
+                               f"{len(rates)} layers") for line in lines)
+    assert f"Sparsity of the {len(rates)} pruned layers" in (tmp_path / "report.md").read_text()
     # the no-training baseline is the teacher pruned once to the same rates
     eval_set = data.load("digits")
     pruned = prune.prune_once(teacher.load(digits_teacher_path), prune.PruneSpec("magnitude", 0.8))
@@ -109,8 +120,25 @@ def test_depthwise_kernels_stay_dense_and_the_others_reach_the_target_over_all_k
     assert metrics.sparsity(model) == pytest.approx(0.8, abs=0.005)
     dense = [w for w in model.get_layer("dw").weights if "kernel" in w.name]
     assert dense and all(np.count_nonzero(w.numpy()) == w.shape.num_elements() for w in dense)
+    line = prune.describe_allocation(model, prune.PruneSpec("magnitude", 0.8, prune_ends=True))
+    assert re.search(r"; dense: the depthwise kernels \(\d+\.\d% of the kernel weights\)$", line)
     with pytest.raises(ConfigError, match="and the depthwise kernels dense"):
         prune.layer_sparsities(model, prune.PruneSpec("magnitude", 0.97, prune_ends=False))
+
+
+def test_the_allocation_line_names_the_range_the_capped_layers_and_what_stays_dense():
+    model = _small_dense_net()
+    hidden = model.get_layer("hidden")
+    hidden.kernel.assign(hidden.kernel * 1e-3)  # the smallest weights: global allocation caps it
+    spec = prune.PruneSpec("magnitude", 0.9)
+    rates = prune.layer_sparsities(model, spec)
+    line = prune.describe_allocation(model, spec)
+    assert rates["hidden"] == pytest.approx(0.99) and 0 < rates["middle"] < 0.9
+    assert line == (f"pruning 0.9 of all kernel weights, global allocation over 2 layers: rates "
+                    f"{rates['middle']:.2f} (middle) to 0.99 (hidden); at the 0.99 cap: hidden; "
+                    f"dense: 2 end layer(s)")
+    uniform = prune.describe_allocation(model, dataclasses.replace(spec, allocation="uniform"))
+    assert "uniform allocation" in uniform and "cap" not in uniform
 
 
 def test_first_and_last_layers_stay_dense_while_the_whole_reaches_the_target():

@@ -244,6 +244,12 @@ def to_markdown(result):
         lines += ["", f"Channels kept at threshold {student['slim']['threshold']:g}: {kept}."]
     if "delta" in student:
         lines += ["", f"Binary scale delta = {student['delta']:.4g}."]
+    if student.get("layer_sparsity"):
+        rates = student["layer_sparsity"]
+        low, high = min(rates, key=rates.get), max(rates, key=rates.get)
+        lines += ["", f"Sparsity of the {len(rates)} pruned layers: {rates[low]:.2f} ({low}) to "
+                      f"{rates[high]:.2f} ({high}); each in report.json's "
+                      f"`student.layer_sparsity`."]
     pictures = result.get("figures") or {}
     if pictures.get("size_accuracy"):
         lines += ["", f"![accuracy against file size]({pictures['size_accuracy']})"]

@@ -101,6 +101,28 @@ def layer_sparsities(model, spec):
                          [layer.name for layer in pruned], rate)
 
 
+def describe_allocation(model, spec, shown=3):
+    """One line saying how `layer_sparsities` shares `spec.sparsity` among `model`'s layers: the
+    range of the rates, the layers held at the cap (a layer there keeps about 1 weight in 100,
+    the likeliest to lose accuracy) and what stays dense, so a user sees it before training."""
+    rates = layer_sparsities(model, spec)
+    low, high = min(rates, key=rates.get), max(rates, key=rates.get)
+    line = (f"pruning {spec.sparsity:g} of all kernel weights, {spec.allocation} allocation over "
+            f"{len(rates)} layers: rates {rates[low]:.2f} ({low}) to {rates[high]:.2f} ({high})")
+    capped = sorted((name for name, rate in rates.items() if rate >= _MAX_LAYER_RATE - 1e-6),
+                    key=lambda name: -model.get_layer(name).kernel.shape.num_elements())
+    if capped:
+        more = f" (+{len(capped) - shown} more)" if len(capped) > shown else ""
+        line += f"; at the {_MAX_LAYER_RATE:g} cap: {', '.join(capped[:shown])}{more}"
+    layers = [layer for layer in model.layers if isinstance(layer, _PRUNABLE)]
+    dense = [f"{len(layers) - len(rates)} end layer(s)"] if len(rates) < len(layers) else []
+    kept = _dense_kernel_weights(model)
+    if kept:
+        total = sum(layer.kernel.shape.num_elements() for layer in layers) + kept
+        dense.append(f"the depthwise kernels ({kept / total:.1%} of the kernel weights)")
+    return line + (f"; dense: {' and '.join(dense)}" if dense else "")
+
+
 def _dense_kernel_weights(model):
     """How many kernel weights of `model` pruning keeps dense (`_DENSE_KERNELS`)."""
     return sum(getattr(layer, name).shape.num_elements() for layer in model.layers

@@ -14,6 +14,17 @@ class _Pruned:
     recipe = "magnitude"
     sparse = True
 
+    def prepare(self, config, teacher, log=print):
+        """Says how the zeros are shared among the layers (nothing to save: `build` takes the
+        same rates from the student's weights, the teacher's when it starts from them)."""
+        if config.resolved_student_init == "teacher":
+            log(prune.describe_allocation(teacher, config.prune_spec))
+        return None
+
+    def report_fields(self, config, run):
+        return {"layer_sparsity": {name: round(value, 4) for name, value in
+                                   prune.layer_sparsity(run.players.student_model).items()}}
+
     def summaries(self, config, student):
         return lambda: {f"sparsity/{name}": value
                         for name, value in prune.layer_sparsity(student).items()}
