@@ -110,8 +110,10 @@ def test_a_fresh_student_with_the_teachers_maps_takes_the_feature_map_distillati
 
 
 def test_unknown_settings_and_teachers_are_clear_errors(tmp_path):
-    with pytest.raises(ConfigError, match="unknown setting.*sparsty"):
-        api.config_for("t.keras", "out", sparsty=0.9)
+    with pytest.raises(ConfigError, match=r"unknown setting\(s\) allocation \(did you mean "
+                                          r"prune_allocation\?\), sparsty \(did you mean "
+                                          r"sparsity\?\), zzz: use the flags"):
+        api.config_for("t.keras", "out", sparsty=0.9, allocation="uniform", zzz=1)
     by_flag = api.config_for("t.keras", "out", prune="magnitude", prune_sparsity=0.8)
     assert by_flag.sparsity == 0.8 == api.config_for("t.keras", "out", prune="magnitude",
                                                      sparsity=0.8).sparsity

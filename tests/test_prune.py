@@ -39,7 +39,8 @@ def test_loop_reaches_the_scheduled_sparsity_and_teacher_is_untouched(
     with strategy.scope():
         prune.apply_masks(run.players.student_model)
     rates = prune.layer_sparsities(model, config.prune_spec)
-    assert prune.layer_sparsity(run.players.student_model) == pytest.approx(rates, abs=0.01)
+    assert prune.layer_sparsity(run.players.student_model, config.prune_spec) == pytest.approx(
+        rates, abs=0.01)
     stripped = prune.strip(run.players.student_model)
     assert metrics.sparsity(stripped) == pytest.approx(0.8, abs=0.01)
     for before, after in zip(teacher_before, run.teacher_logits.get_weights()):
@@ -121,7 +122,8 @@ def test_depthwise_kernels_stay_dense_and_the_others_reach_the_target_over_all_k
     dense = [w for w in model.get_layer("dw").weights if "kernel" in w.name]
     assert dense and all(np.count_nonzero(w.numpy()) == w.shape.num_elements() for w in dense)
     line = prune.describe_allocation(model, prune.PruneSpec("magnitude", 0.8, prune_ends=True))
-    assert re.search(r"; dense: the depthwise kernels \(\d+\.\d% of the kernel weights\)$", line)
+    assert re.search(r"; the depthwise kernels stay whole \(\d+\.\d% of the kernel weights\)$",
+                     line)
     with pytest.raises(ConfigError, match="and the depthwise kernels dense"):
         prune.layer_sparsities(model, prune.PruneSpec("magnitude", 0.97, prune_ends=False))
 
@@ -135,10 +137,23 @@ def test_the_allocation_line_names_the_range_the_capped_layers_and_what_stays_de
     line = prune.describe_allocation(model, spec)
     assert rates["hidden"] == pytest.approx(0.99) and 0 < rates["middle"] < 0.9
     assert line == (f"pruning 0.9 of all kernel weights, global allocation over 2 layers: rates "
-                    f"{rates['middle']:.2f} (middle) to 0.99 (hidden); at the 0.99 cap: hidden; "
-                    f"dense: 2 end layer(s)")
+                    f"{rates['middle']:.3g} (middle) to 0.99 (hidden); at the 0.99 cap: hidden; "
+                    f"left unpruned: first, logits")
     uniform = prune.describe_allocation(model, dataclasses.replace(spec, allocation="uniform"))
-    assert "uniform allocation" in uniform and "cap" not in uniform
+    assert uniform.startswith("pruning 0.9 of all kernel weights, uniform allocation over 2 "
+                              "layers, each at 0.932; left unpruned: first, logits")
+    # Past the cap the cap rises to the average the layers need; the smallest capped layer
+    # (fewest weights kept) is named first; ends pruned by necessity are said to be.
+    spec = prune.PruneSpec("magnitude", 0.998)
+    rates = prune.layer_sparsities(model, spec)
+    line = prune.describe_allocation(model, spec)
+    cap = max(rates.values())
+    assert cap > 0.99 and f"at the {cap:.3g} cap: " in line
+    capped = re.sub(r" \(\+\d+ more\)", "", line.split("cap: ")[1].split(";")[0]).split(", ")
+    sizes = [model.get_layer(name).kernel.shape.num_elements() for name in capped]
+    assert sizes == sorted(sizes) and len(capped) >= 2
+    assert line.endswith("; the first and last layers are pruned too (the others alone could "
+                         "not reach the target)")
 
 
 def test_first_and_last_layers_stay_dense_while_the_whole_reaches_the_target():
@@ -207,7 +222,8 @@ def test_gradual_pruner_follows_the_schedule_inside_an_int8_qat_model():
     prune_step()
     assert {name: zeros()[name] for name in rates} == pytest.approx(rates, abs=0.01)
     assert zeros()["first"] == 0.0 and zeros()["logits"] == 0.0
-    assert prune.layer_sparsity(qat) == zeros()  # what TensorBoard shows
+    # what TensorBoard and report.json show: the pruned layers, not the QAT model's others
+    assert prune.layer_sparsity(qat, spec) == {name: zeros()[name] for name in rates}
 
 
 @pytest.mark.parametrize("ramp", [0.4, 0.7])
@@ -223,8 +239,14 @@ def test_prune_ends_prunes_every_layer_at_the_target_and_unreachable_targets_fai
     rates = prune.layer_sparsities(model, prune.PruneSpec("magnitude", 0.5, prune_ends=True,
                                                           allocation="uniform"))
     assert rates == {name: 0.5 for name in ("first", "middle", "hidden", "logits")}
-    with pytest.raises(ConfigError, match="--prune_ends"):
+    with pytest.raises(ConfigError, match=r"the others would need 1\.031\): drop --noprune_ends, "
+                                          r"or ask for at most 0\.95$"):
         prune.layer_sparsities(model, prune.PruneSpec("magnitude", 0.995, prune_ends=False))
+    with pytest.raises(ConfigError, match="--noprune_ends leaves nothing to prune: the teacher "
+                                          "has 2 convolution or dense layer"):
+        prune.layer_sparsities(keras.Sequential([keras.Input((4,)), keras.layers.Dense(8),
+                                                 keras.layers.Dense(3)]),
+                               prune.PruneSpec("magnitude", 0.5, prune_ends=False))
 
 
 def test_unset_prune_ends_prunes_the_ends_only_when_the_target_needs_them():
@@ -238,10 +260,12 @@ def test_unset_prune_ends_prunes_the_ends_only_when_the_target_needs_them():
 
 
 @pytest.mark.parametrize("overrides, message", [
-    (dict(sparsity=1.0), "0 < --prune_sparsity < 1"),
-    (dict(sparsity_schedule="cubic"), "sparsity_schedule"),
-    (dict(sparsity_allocation="random"), "sparsity_allocation"),
-    (dict(sparsity_ramp=0.0), "sparsity_ramp"),
+    (dict(sparsity=1.0), "--prune_sparsity must be below 1"),
+    (dict(sparsity=0.0), "--prune=magnitude needs --prune_sparsity, the fraction"),
+    (dict(sparsity="0.5"), "--prune_sparsity must be a number, got '0.5'"),
+    (dict(sparsity_schedule="cubic"), "--prune_schedule must be one of"),
+    (dict(sparsity_allocation="random"), "--prune_allocation must be one of"),
+    (dict(sparsity_ramp=0.0), r"--prune_ramp must be in \(0, 1\]"),
     (dict(prune="none", sparsity=0.5), "need --prune=magnitude"),
     (dict(prune="none", prune_ends=True), "need --prune=magnitude"),
     (dict(quantize="w4a8"), "combines only with --quantize=int8"),

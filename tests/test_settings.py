@@ -60,7 +60,12 @@ def test_bounds_and_choices_bind_values_given_from_python_too():
     settings.check_bounds(Toy(path="p", sparsity=1.0, steps=1))
     for bad, message in ((dict(mode="c"), "--mode must be one of a, b, got 'c'"),
                          (dict(sparsity=1.5), "--prune_sparsity must be <= 1.0, got 1.5"),
-                         (dict(steps=0), "--steps must be >= 1, got 0")):
+                         (dict(steps=0), "--steps must be >= 1, got 0"),
+                         (dict(sparsity="0.5"), "--prune_sparsity must be a number, got '0.5'"),
+                         (dict(steps=2.5), "--steps must be a whole number, got 2.5"),
+                         (dict(steps=True), "--steps must be a whole number, got True"),
+                         (dict(ends="yes"), "--ends must be True or False, got 'yes'"),
+                         (dict(mode=1), "--mode must be a string, got 1")):
         with pytest.raises(ConfigError, match=message):
             settings.check_bounds(Toy(path="p", **bad))
     # Settings that no check of their own covered until the bounds bound Python callers.
@@ -68,6 +73,11 @@ def test_bounds_and_choices_bind_values_given_from_python_too():
         CompressConfig(teacher="t", out_dir="o", quantize="mixed", mixed_search_steps=-1).validate()
     with pytest.raises(ConfigError, match="--student_optimizer must be one of"):
         TrainConfig(student_optimizer="rmsprop").validate()
+    # ...and before anything reads them: a misspelt choice is named, not "no method runs it".
+    with pytest.raises(ConfigError, match="--prune must be one of none, magnitude, slim, got "):
+        CompressConfig(teacher="t", out_dir="o", prune="magnitud").validate()
+    with pytest.raises(ConfigError, match="--student_lr must be a number"):
+        TrainConfig(student_lr="0.01").validate()
 
 
 def test_an_old_name_works_with_a_deprecation_line_and_is_written_under_the_new_one():

@@ -13,6 +13,7 @@ the scheme's recipe when not given, exactly as unset flags do.
 """
 
 import dataclasses
+import difflib
 import hashlib
 import os
 import tempfile
@@ -42,6 +43,18 @@ def _by_field_name(settings):
     return {_FIELD_OF_FLAG.get(name, name): value for name, value in settings.items()}
 
 
+def _with_suggestion(names):
+    """Each of `names` with the flag it most resembles, where one does (`allocation`: did you
+    mean prune_allocation?)."""
+    known = sorted(set(_FIELD_OF_FLAG) | _TRAIN_FIELDS | _CONFIG_FIELDS)
+    result = []
+    for name in names:
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6) or [
+            flag for flag in known if flag.endswith("_" + name)][:1]
+        result.append(f"{name} (did you mean {close[0]}?)" if close else name)
+    return result
+
+
 def config_for(teacher, out_dir, **settings):
     """The CompressConfig of `compress`'s arguments (`teacher` a path or a label), with the
     recipe applied to every recipe field not in `settings`. A fresh student of another
@@ -50,8 +63,9 @@ def config_for(teacher, out_dir, **settings):
     settings = _by_field_name(settings)
     unknown = sorted(set(settings) - _TRAIN_FIELDS - _CONFIG_FIELDS)
     if unknown:
-        raise ConfigError(f"unknown setting(s) {', '.join(unknown)}: use the names of "
-                          "CompressConfig or TrainConfig (the flags of tfdfc.compress)")
+        raise ConfigError(f"unknown setting(s) {', '.join(_with_suggestion(unknown))}: use the "
+                          "flags of tfdfc.compress or the fields of CompressConfig and "
+                          "TrainConfig")
     train = TrainConfig(**{name: value for name, value in settings.items()
                            if name in _TRAIN_FIELDS})
     config = pipeline.CompressConfig(

@@ -176,6 +176,7 @@ class CompressConfig:
             raise ConfigError("teacher is required: a .keras, .h5 or SavedModel path")
         if not self.out_dir:
             raise ConfigError("out_dir is required")
+        settings.check_bounds(self)  # the flags' types, choices and bounds, before any use
         if self.resolved_student_init == "teacher" and self.student != "same":
             raise ConfigError("student_init=teacher needs student=same (the teacher's shapes)")
         self._validate_quantization()
@@ -206,7 +207,6 @@ class CompressConfig:
         if self.strategy == "multi_worker" and self.delta_grid:
             raise ConfigError("--binary_delta_grid is not supported with --strategy=multi_worker")
         self.method.validate(self)
-        settings.check_bounds(self)  # the flags' bounds, where no check above named a value
         self.train.validate()
 
     def _validate_quantization(self):

@@ -247,8 +247,8 @@ def to_markdown(result):
     if student.get("layer_sparsity"):
         rates = student["layer_sparsity"]
         low, high = min(rates, key=rates.get), max(rates, key=rates.get)
-        lines += ["", f"Sparsity of the {len(rates)} pruned layers: {rates[low]:.2f} ({low}) to "
-                      f"{rates[high]:.2f} ({high}); each in report.json's "
+        lines += ["", f"Sparsity of the {len(rates)} pruned layers: {rates[low]:.3g} ({low}) to "
+                      f"{rates[high]:.3g} ({high}); each in report.json's "
                       f"`student.layer_sparsity`."]
     pictures = result.get("figures") or {}
     if pictures.get("size_accuracy"):

@@ -8,6 +8,7 @@ and a renamed flag keeps its old name for one release as a deprecated alias.
 """
 
 import dataclasses
+import numbers
 import sys
 
 from absl import flags
@@ -51,6 +52,10 @@ def check_bounds(config):
         value, meta = getattr(config, field.name), field.metadata
         if value is None:
             continue
+        kind = _kind(field)
+        if kind in _TYPES and (not isinstance(value, _TYPES[kind][0])
+                               or (kind != "bool" and isinstance(value, bool))):
+            raise ConfigError(f"--{flag_name(field)} must be {_TYPES[kind][1]}, got {value!r}")
         if meta["choices"] and value not in meta["choices"]:
             raise ConfigError(f"--{flag_name(field)} must be one of "
                               f"{', '.join(map(str, meta['choices']))}, got {value!r}")
@@ -58,6 +63,13 @@ def check_bounds(config):
             raise ConfigError(f"--{flag_name(field)} must be >= {meta['lower']}, got {value!r}")
         if meta["upper"] is not None and value > meta["upper"]:
             raise ConfigError(f"--{flag_name(field)} must be <= {meta['upper']}, got {value!r}")
+
+
+# What a setting of each flag kind accepts from Python, and how an error names it (a string such
+# as "0.5" would otherwise meet a bound as a TypeError).
+_TYPES = {"float": (numbers.Real, "a number"), "integer": (numbers.Integral, "a whole number"),
+          "bool": (bool, "True or False"), "enum": (str, "a string"),
+          "string": (str, "a string")}
 
 
 def flag_name(field):

@@ -129,14 +129,12 @@ class TrainConfig:
     checkpoint_every: int = setting(500, "Iterations between checkpoints.", "progress", lower=1)
 
     def validate(self):
-        """Raises ConfigError naming the first bad field: the bounds and choices each setting
-        declares (settings.check_bounds), after the checks they cannot state."""
+        """Raises ConfigError naming the first bad field: the types, bounds and choices each
+        setting declares (settings.check_bounds), then the checks they cannot state."""
+        settings.check_bounds(self)
         for name in ("student_lr", "generator_lr", "clip_norm", "temperature"):
             if getattr(self, name) <= 0:  # their declared bound (>= 0) admits 0
-                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
-        if not 0.0 <= self.generator_ema < 1.0:
-            raise ConfigError(f"generator_ema must be in [0, 1), got {self.generator_ema}")
-        settings.check_bounds(self)
+                raise ConfigError(f"--{name} must be positive, got {getattr(self, name)}")
 
 
 @dataclasses.dataclass

@@ -27,6 +27,7 @@ schedule prunes by magnitude as usual. The runs behind both defaults: bench/NOTE
 """
 
 import dataclasses
+import math
 from typing import Optional
 
 import numpy as np
@@ -61,20 +62,16 @@ class PruneSpec:
     ramp: float = 0.4  # polynomial: the fraction of student updates that reach the target
 
     def validate(self):
-        """Raises ConfigError for values that cannot work."""
-        if self.kind not in PRUNES:
-            raise ConfigError(f"prune must be one of {PRUNES}, got {self.kind!r}")
-        if self.schedule not in SCHEDULES:
-            raise ConfigError(f"sparsity_schedule must be one of {SCHEDULES}, "
-                              f"got {self.schedule!r}")
-        if self.allocation not in ALLOCATIONS:
-            raise ConfigError(f"sparsity_allocation must be one of {ALLOCATIONS}, "
-                              f"got {self.allocation!r}")
-        if not 0.0 < self.ramp <= 1.0:
-            raise ConfigError(f"sparsity_ramp must be in (0, 1], got {self.ramp}")
-        if self.kind == "magnitude" and not 0.0 < self.sparsity < 1.0:
-            raise ConfigError(f"--prune=magnitude needs 0 < --prune_sparsity < 1 (1 would zero "
-                              f"every weight), got {self.sparsity}")
+        """Raises ConfigError for values that cannot work together (each flag's choices and
+        bounds are checked from its declaration: settings.check_bounds)."""
+        if not self.ramp > 0.0:  # its declared bound (>= 0) admits 0
+            raise ConfigError(f"--prune_ramp must be in (0, 1], got {self.ramp}")
+        if self.kind == "magnitude" and not self.sparsity:
+            raise ConfigError("--prune=magnitude needs --prune_sparsity, the fraction of kernel "
+                              "weights to zero (e.g. 0.9)")
+        if self.kind == "magnitude" and self.sparsity >= 1.0:
+            raise ConfigError(f"--prune_sparsity must be below 1 (1 would zero every weight), "
+                              f"got {self.sparsity}")
         if self.kind != "magnitude" and (self.sparsity or self.prune_ends):
             raise ConfigError("--prune_sparsity and --prune_ends need --prune=magnitude")
 
@@ -82,19 +79,20 @@ class PruneSpec:
 def layer_sparsities(model, spec):
     """{layer name: sparsity} for the layers to prune, so that all convolution and dense kernels
     of `model` together reach `spec.sparsity` (see the module docstring)."""
-    layers = [layer for layer in model.layers if isinstance(layer, _PRUNABLE)]
-    kept = _dense_kernel_weights(model)
+    layers = _kernel_layers(model)
+    kept = _dense_kernel_weights(model.layers)
     pruned = pruned_layers(layers, spec, kept)
-    total = sum(layer.kernel.shape.num_elements() for layer in layers) + kept
-    share = sum(layer.kernel.shape.num_elements() for layer in pruned)
-    rate = spec.sparsity * total / share
+    total = _size(layers) + kept
+    rate = spec.sparsity * total / _size(pruned)
     if rate >= 1.0:
-        dense = "the first and last layers" if len(pruned) < len(layers) else ""
-        if kept:
-            dense += (" and " if dense else "") + "the depthwise kernels"
-        fix = "; use --prune_ends" if len(pruned) < len(layers) else ""
+        ends_dense = len(pruned) < len(layers)
+        dense = " and ".join(part for part, present in (("the first and last layers", ends_dense),
+                                                        ("the depthwise kernels", kept)) if present)
+        most = _MAX_LAYER_RATE * _size(layers if spec.prune_ends is not False else pruned) / total
+        fix = "drop --noprune_ends, or " if spec.prune_ends is False else ""
         raise ConfigError(f"--prune_sparsity={spec.sparsity} cannot be reached with {dense} "
-                          f"dense (the others would need {rate:.3f}){fix}")
+                          f"dense (the others would need {rate:.3f}): {fix}ask for at most "
+                          f"{math.floor(most * 100) / 100:g}")
     if spec.allocation == "uniform":
         return {layer.name: rate for layer in pruned}
     return _global_rates([layer.kernel.numpy() for layer in pruned],
@@ -103,29 +101,56 @@ def layer_sparsities(model, spec):
 
 def describe_allocation(model, spec, shown=3):
     """One line saying how `layer_sparsities` shares `spec.sparsity` among `model`'s layers: the
-    range of the rates, the layers held at the cap (a layer there keeps about 1 weight in 100,
-    the likeliest to lose accuracy) and what stays dense, so a user sees it before training."""
+    rates, the layers held at the cap (a layer there keeps about 1 weight in 100: the smallest
+    first, since they keep the fewest) and what stays unpruned, so a user sees it before
+    training."""
     rates = layer_sparsities(model, spec)
-    low, high = min(rates, key=rates.get), max(rates, key=rates.get)
-    line = (f"pruning {spec.sparsity:g} of all kernel weights, {spec.allocation} allocation over "
-            f"{len(rates)} layers: rates {rates[low]:.2f} ({low}) to {rates[high]:.2f} ({high})")
-    capped = sorted((name for name, rate in rates.items() if rate >= _MAX_LAYER_RATE - 1e-6),
-                    key=lambda name: -model.get_layer(name).kernel.shape.num_elements())
-    if capped:
-        more = f" (+{len(capped) - shown} more)" if len(capped) > shown else ""
-        line += f"; at the {_MAX_LAYER_RATE:g} cap: {', '.join(capped[:shown])}{more}"
-    layers = [layer for layer in model.layers if isinstance(layer, _PRUNABLE)]
-    dense = [f"{len(layers) - len(rates)} end layer(s)"] if len(rates) < len(layers) else []
-    kept = _dense_kernel_weights(model)
+    layers = _kernel_layers(model)
+    count = f"{len(rates)} layer{'s' if len(rates) > 1 else ''}"
+    line = f"pruning {spec.sparsity:g} of all kernel weights, {spec.allocation} allocation over "
+    if spec.allocation == "uniform":
+        line += f"{count}, each at {next(iter(rates.values())):.3g}"
+    else:
+        low, high = min(rates, key=rates.get), max(rates, key=rates.get)
+        line += f"{count}: rates {rates[low]:.3g} ({low}) to {rates[high]:.3g} ({high})"
+        cap = _layer_cap(spec.sparsity * (_size(layers) + _dense_kernel_weights(model.layers))
+                         / _size(model.get_layer(name) for name in rates))
+        capped = sorted((name for name, rate in rates.items() if rate >= cap - 1e-6),
+                        key=lambda name: _size([model.get_layer(name)]))
+        if capped:
+            more = f" (+{len(capped) - shown} more)" if len(capped) > shown else ""
+            line += f"; at the {cap:.3g} cap: {', '.join(capped[:shown])}{more}"
+    unpruned = [layer.name for layer in layers if layer.name not in rates]
+    if unpruned:
+        line += f"; left unpruned: {', '.join(unpruned)}"
+    elif spec.prune_ends is None and len(layers) >= 3:
+        line += ("; the first and last layers are pruned too (the others alone could not reach "
+                 "the target)")
+    kept = _dense_kernel_weights(model.layers)
     if kept:
-        total = sum(layer.kernel.shape.num_elements() for layer in layers) + kept
-        dense.append(f"the depthwise kernels ({kept / total:.1%} of the kernel weights)")
-    return line + (f"; dense: {' and '.join(dense)}" if dense else "")
+        line += (f"; the depthwise kernels stay whole ({kept / (_size(layers) + kept):.1%} of the "
+                 f"kernel weights)")
+    return line
 
 
-def _dense_kernel_weights(model):
-    """How many kernel weights of `model` pruning keeps dense (`_DENSE_KERNELS`)."""
-    return sum(getattr(layer, name).shape.num_elements() for layer in model.layers
+def _kernel_layers(model):
+    """The convolution and dense layers of `model` that pruning may prune, in order."""
+    return [layer for layer in model.layers if isinstance(layer, _PRUNABLE)]
+
+
+def _size(layers):
+    """How many kernel weights `layers` hold together."""
+    return sum(layer.kernel.shape.num_elements() for layer in layers)
+
+
+def _layer_cap(rate):
+    """The most any one layer is pruned when the pruned layers need `rate` on average."""
+    return max(_MAX_LAYER_RATE, rate)
+
+
+def _dense_kernel_weights(layers):
+    """How many kernel weights of `layers` pruning keeps dense (`_DENSE_KERNELS`)."""
+    return sum(getattr(layer, name).shape.num_elements() for layer in layers
                for kind, names in _DENSE_KERNELS.items() if isinstance(layer, kind)
                for name in names)
 
@@ -135,14 +160,16 @@ def pruned_layers(layers, spec, kept=0):
     (`prune_ends` None), the ends stay dense unless the others would then need a rate above
     `_MAX_LAYER_RATE` (a network whose first layer holds most weights, such as an MLP). `kept`:
     the model's kernel weights that stay dense whatever the choice (depthwise kernels)."""
+    if spec.prune_ends is False and len(layers) < 3:
+        raise ConfigError(f"--noprune_ends leaves nothing to prune: the teacher has "
+                          f"{len(layers)} convolution or dense layer(s), all of them ends; drop "
+                          f"--noprune_ends")
     if spec.prune_ends or len(layers) < 3:
         return layers
     inner = layers[1:-1]
-    if spec.prune_ends is None:
-        total = sum(layer.kernel.shape.num_elements() for layer in layers) + kept
-        share = sum(layer.kernel.shape.num_elements() for layer in inner)
-        if spec.sparsity * total / share > _MAX_LAYER_RATE:
-            return layers
+    if spec.prune_ends is None and spec.sparsity * (_size(layers) + kept) / _size(inner) > \
+            _MAX_LAYER_RATE:
+        return layers
     return inner
 
 
@@ -151,7 +178,7 @@ def _global_rates(kernels, names, rate):
     weights together fall below it: large layers, whose weights are small, give more. No layer
     goes above `_MAX_LAYER_RATE` (or `rate`, if higher): a layer the threshold would empty is
     held there and the threshold is taken again over the others for the zeros left."""
-    cap = max(_MAX_LAYER_RATE, rate)
+    cap = _layer_cap(rate)
     magnitudes = [np.abs(kernel).ravel() for kernel in kernels]
     sizes = np.array([m.size for m in magnitudes])
     capped = np.zeros(len(kernels), bool)
@@ -278,16 +305,19 @@ def strip(model):
     return _sparsity.strip_pruning(model)
 
 
-def layer_sparsity(model):
-    """{layer name: fraction of zeros} for TensorBoard: the mask of each pruning wrapper, or the
-    stored kernel of each QAT-wrapped convolution or dense layer (pruned by
-    `make_gradual_pruner`)."""
+def layer_sparsity(model, spec):
+    """{layer name: fraction of zeros} of the layers `spec` prunes (TensorBoard, report.json):
+    the mask of each pruning wrapper, or the stored kernel of each QAT-wrapped convolution or
+    dense layer (pruned by `make_gradual_pruner`; the layers it leaves whole are wrapped too)."""
+    inner = [getattr(layer, "layer", layer) for layer in model.layers]
+    layers = [layer for layer in inner if isinstance(layer, _PRUNABLE)]
+    pruned = {layer.name for layer in pruned_layers(layers, spec, _dense_kernel_weights(inner))}
     result = {}
     for layer in model.layers:
         if isinstance(layer, PruneLowMagnitude):
             masks = [mask.numpy() for _, mask, _ in layer.pruning_vars]
             result[layer.layer.name] = float(1.0 - np.mean(np.concatenate(
                 [mask.ravel() for mask in masks])))
-        elif isinstance(getattr(layer, "layer", None), _PRUNABLE):
+        elif getattr(layer, "layer", None) in layers and layer.layer.name in pruned:
             result[layer.layer.name] = float(np.mean(quantize.stored_kernel(layer).numpy() == 0))
     return result

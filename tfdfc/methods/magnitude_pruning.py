@@ -22,12 +22,12 @@ class _Pruned:
         return None
 
     def report_fields(self, config, run):
-        return {"layer_sparsity": {name: round(value, 4) for name, value in
-                                   prune.layer_sparsity(run.players.student_model).items()}}
+        rates = prune.layer_sparsity(run.players.student_model, config.prune_spec)
+        return {"layer_sparsity": {name: round(value, 4) for name, value in rates.items()}}
 
     def summaries(self, config, student):
-        return lambda: {f"sparsity/{name}": value
-                        for name, value in prune.layer_sparsity(student).items()}
+        return lambda: {f"sparsity/{name}": value for name, value in
+                        prune.layer_sparsity(student, config.prune_spec).items()}
 
     def pruned_teacher(self, config, run):
         """The no-training twin: a copy of the teacher pruned once to the run's per-layer rates."""
