@@ -1,6 +1,8 @@
 """Network slimming: the re-parameterised batch norm, channel surgery, the counters, R_p with its
 warm-up, a data-free slimming run with exports, and bad settings rejected."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -137,8 +139,13 @@ def test_two_replica_steps_shrink_scales_and_leave_the_teacher(tmp_path, digits_
 
 @pytest.mark.slow
 def test_slimming_run_exports_the_smaller_network(tmp_path, digits_teacher_path):
-    report = pipeline.run(_config(tmp_path, digits_teacher_path), log=quiet)
+    lines = []
+    report = pipeline.run(_config(tmp_path, digits_teacher_path), log=lines.append)
     student = report["student"]
+    # the start line counts the channel scales apart: they are not the teacher's parameters
+    scales = re.search(r"student \(slim\): ([\d,]+) parameters \(([\d,]+) of them channel "
+                       r"scales", "\n".join(lines))
+    assert scales and 0 < int(scales[2].replace(",", "")) < int(scales[1].replace(",", ""))
     assert student["kernel_params"] < student["slim"]["kernel_params_before"]
     assert student["macs"] < student["slim"]["macs_before"]
     assert student["generated_classes"]["teacher"] > 1 and student["generated_classes"]["student"] > 1

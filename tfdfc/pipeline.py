@@ -18,6 +18,7 @@ from tfdfc.compression import delta_search
 from tfdfc.errors import ConfigError, UserInputError
 from tfdfc.keras_compat import keras, tf
 from tfdfc.loop import Loop
+from tfdfc.models import channels
 from tfdfc.config import CompressConfig  # noqa: F401  (callers use pipeline.CompressConfig)
 from tfdfc.train import Players, make_optimizers, replay_memory, slow_copy
 
@@ -193,10 +194,13 @@ def train_one(config, strategy, teacher_model, eval_set, out_dir, delta=None, lo
     `local_copy` on the chief and None on the other workers."""
     run = built or seeded_build(strategy, config, teacher_model, delta, log)
     scheme = config.quantize if config.quantize != "none" else run.method.name
+    scales = sum(layer.count_params() for layer in run.float_template.layers
+                 if isinstance(layer, channels.ChannelScale))
     log(f"teacher {teacher_model.name}: {report.parameter_count(run.teacher_logits):,} "
         f"parameters; student ({scheme}): "
-        f"{report.parameter_count(run.float_template):,} parameters; "
-        f"{strategy.num_replicas_in_sync} replica(s)")
+        f"{report.parameter_count(run.float_template):,} parameters"
+        + (f" ({scales:,} of them channel scales, which leave with the channels slimming cuts)"
+           if scales else "") + f"; {strategy.num_replicas_in_sync} replica(s)")
     student = run.players.student_model
 
     def evaluate():
