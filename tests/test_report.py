@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from tfdfc import data, report
+from tfdfc import data, guard, report
 
 
 def _result(**student_extra):
@@ -25,6 +25,7 @@ def _result(**student_extra):
 
 def test_markdown_lists_every_file_baseline_and_size():
     text = report.to_markdown(_result())
+    assert "| student, SavedModel (Keras) | 91.50 % | this run |" in text
     assert "| student, TFLite int8 | 91.00 % |" in text
     assert "| student, TFLite float | 92.00 % |" in text
     assert "| baseline: no training | 88.00 % | post-training int8 |" in text
@@ -32,6 +33,34 @@ def test_markdown_lists_every_file_baseline_and_size():
     assert "| student_int8.tflite | 4,000 | 2,000 |" in text
     assert "| weight / activation bits | 32 / 32 | 8 / 8 |" in text
     assert "![generated images](generated.png)" in text and "accuracy against" not in text
+
+
+def test_markdown_says_which_exports_the_fallback_guard_replaced_and_why():
+    teacher = np.arange(100) % 10
+    trained, untrained = np.where(np.arange(100) < 30, 0, teacher), teacher
+    result = _result()
+    assert "fallback guard" not in report.to_markdown(result)
+    result["guard"] = dict(guard.compare(trained, untrained, teacher),
+                           untrained="post-training int8 of the teacher",
+                           eval_accuracy={"file": "int8", "trained": 0.62, "untrained": 0.91})
+    text = report.to_markdown(result)
+    assert ("| student, SavedModel (Keras) | 91.50 % | post-training int8 of the teacher, which "
+            "the fallback guard exported |") in text
+    assert "`student_int8.tflite` in ai-edge-litert (post-training int8 of the teacher" in text
+    assert ("**The fallback guard exported the untrained student** (post-training int8 of the "
+            "teacher) as every export: on 100 generated images it agrees with the teacher "
+            "100.0%, the trained student 73.0%. On the evaluation data (not used for the choice)"
+            " the trained one scores 62.00 %, the untrained 91.00 %.") in text
+    # judged apart (activations below 8 bits): the SavedModel kept, the files replaced
+    result["guard"]["saved_model"] = guard.compare(untrained, trained, teacher)
+    text = report.to_markdown(result)
+    assert "| student, SavedModel (Keras) | 91.50 % | this run |" in text
+    assert "as the TFLite files: on 100" in text
+    # mixed precision's baselines say their size
+    result["baselines"]["no_training_random"] = {"accuracy": 0.9, "method": "random",
+                                                 "weight_bytes": 5_584}
+    assert "| baseline: no training random | 90.00 % | random (5,584 weight bytes) |" in \
+        report.to_markdown(result)
 
 
 def test_markdown_shows_method_fields_and_a_collapse():

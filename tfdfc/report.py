@@ -194,6 +194,23 @@ def _percent(value):
     return "—" if value is None else f"{100 * value:.2f} %"
 
 
+def _guard_sentence(verdict):
+    """What the fallback guard decided, for report.md: which exports are the untrained ones and
+    the agreement with the teacher behind it (and real-image accuracy, never used for it)."""
+    judged = verdict.get("saved_model", verdict) if not guard.fell_back(verdict) else verdict
+    which = ("every export" if guard.fell_back(verdict) and guard.saved_model_fell_back(verdict)
+             else "the TFLite files" if guard.fell_back(verdict) else "the SavedModel")
+    text = (f"**The fallback guard exported the untrained student** ({verdict.get('untrained')}) "
+            f"as {which}: on {judged['images']:,} generated images it agrees with the teacher "
+            f"{judged['untrained_agreement']:.1%}, the trained student "
+            f"{judged['trained_agreement']:.1%}.")
+    real = judged.get("eval_accuracy")
+    if real:
+        text += (f" On the evaluation data (not used for the choice) the trained one scores "
+                 f"{_percent(real['trained'])}, the untrained {_percent(real['untrained'])}.")
+    return text
+
+
 def to_markdown(result):
     """A human-readable report.md of a report.json dictionary."""
     teacher, student, train = result["teacher"], result["student"], result.get("train", {})
@@ -217,16 +234,25 @@ def to_markdown(result):
                   f"{collapse['threshold']:g} effective classes in the generated images; "
                   f"collapses at {', '.join(map(str, collapse['iterations']))}, "
                   f"{collapse['resets']} generator reset(s)).", ""]
+    verdict = result.get("guard") or {}
+    untrained = verdict.get("untrained", "the untrained student")
+    keras_how = (f"{untrained}, which the fallback guard exported"
+                 if guard.saved_model_fell_back(verdict) else "this run")
     lines += ["| model | accuracy | how |", "|---|---|---|",
               f"| teacher | {_percent(teacher['accuracy'])} | trained with data (given) |",
-              f"| student, data-free (Keras) | {_percent(student['accuracy'])} | this run |"]
+              f"| student, SavedModel (Keras) | {_percent(student['accuracy'])} | {keras_how} |"]
+    files_how = f" ({untrained}, which the guard exported)" if guard.fell_back(verdict) else ""
     for variant, entry in result["tflite"].items():
         lines.append(f"| student, TFLite {variant} | {_percent(entry['accuracy'])} | "
-                     f"`student_{variant}.tflite` in ai-edge-litert |")
+                     f"`student_{variant}.tflite` in ai-edge-litert{files_how} |")
     for name, entry in baselines.items():
         if entry:
+            size = (f" ({entry['weight_bytes']:,} weight bytes)" if "weight_bytes" in entry
+                    else "")
             lines.append(f"| baseline: {name.replace('_', ' ')} | {_percent(entry['accuracy'])} "
-                         f"| {entry['method']} |")
+                         f"| {entry['method']}{size} |")
+    if guard.fell_back(verdict) or guard.saved_model_fell_back(verdict):
+        lines += ["", _guard_sentence(verdict)]
     lines += ["", "| size | teacher | student |", "|---|---|---|",
               f"| parameters | {teacher['params']:,} | {student['params']:,} |",
               f"| conv + dense weights | {teacher.get('kernel_params', 0):,} | "
