@@ -14,6 +14,7 @@ from tfdfc import (api, config as config_lib, data, evaluation, export, input_sp
 from tfdfc.compression import mixed
 from tfdfc.errors import ConfigError
 from tfdfc.keras_compat import keras
+from tfdfc.methods import mixed_precision
 from tfdfc.methods.mixed_precision import MixedPrecision
 
 SIZES = {"a": 1000, "b": 4000, "c": 2000, "d": 300}
@@ -92,6 +93,15 @@ def test_the_random_control_is_held_to_the_same_band_and_differs_before_it_fills
     full = {"a": 4, "b": 8, "c": 4, "d": 8}
     others = [mixed.random_bits(SIZES, set(SIZES), 5800, seed, avoid=full) for seed in range(5)]
     assert all(bits != full and mixed.weight_bytes(SIZES, bits) <= 5800 for bits in others)
+    # ...and the run says in one line that the control left the band, with both sizes.
+    assert mixed_precision.random_control_warning(SIZES, 5800, full, others[0]) is None
+    held = mixed.weight_bytes(SIZES, others[0])
+    assert mixed_precision.random_control_warning(SIZES, 5800, others[0], full) == (
+        f"WARNING: --mixed_assignment=random: no other assignment holds within 2% of the "
+        f"budget, so this control holds {held:,} weight bytes against the search's "
+        f"{mixed.weight_bytes(SIZES, full):,}: it compares at a smaller size")
+    assert "is the same student" in mixed_precision.random_control_warning(SIZES, 5800, full,
+                                                                          full)
 
 
 def test_the_random_control_draws_again_to_differ_from_the_assignment_it_controls():

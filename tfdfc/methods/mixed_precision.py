@@ -61,9 +61,9 @@ class MixedPrecision(qat.QuantizationAware):
             chosen, bits = bits, mixed.random_bits(sizes, packed, limit, config.train.seed,
                                                    avoid=bits)
             plan.update(same_as_sensitivity=bits == chosen)
-            if bits == chosen:
-                log("WARNING: --mixed_assignment=random: no assignment under the budget other "
-                    "than the sensitivity search's was drawn, so this control is the same student")
+            warning = random_control_warning(sizes, limit, bits, chosen)
+            if warning:
+                log(warning)
         plan.update(bits=bits, weight_bytes=mixed.weight_bytes(sizes, bits))
         log(f"mixed precision: {sum(b == 4 for b in bits.values())} of {len(bits)} kernel layers "
             f"at 4 bits, {plan['weight_bytes']:,} weight bytes (budget {limit:,}, int8 "
@@ -117,6 +117,21 @@ class MixedPrecision(qat.QuantizationAware):
                                    "a random assignment under the same budget")}
         return {name: _untrained(config, run, eval_set, sizes, bits, what)
                 for name, (bits, what) in assignments.items()}
+
+
+def random_control_warning(sizes, limit, control, search):
+    """One warning line where the random control does not compare with the search's assignment
+    at the same size: it is the same assignment, or it left the band of the budget that the
+    search's holds (no other assignment lands there), or None."""
+    if control == search:
+        return ("WARNING: --mixed_assignment=random: no assignment under the budget other than "
+                "the sensitivity search's was drawn, so this control is the same student")
+    held, searched = mixed.weight_bytes(sizes, control), mixed.weight_bytes(sizes, search)
+    if held < mixed.fill_floor(limit) <= searched:
+        return (f"WARNING: --mixed_assignment=random: no other assignment holds within "
+                f"{mixed.FILL_TOLERANCE:.0%} of the budget, so this control holds {held:,} "
+                f"weight bytes against the search's {searched:,}: it compares at a smaller size")
+    return None
 
 
 def _untrained(config, run, eval_set, sizes, bits, what):
