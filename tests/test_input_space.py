@@ -106,3 +106,8 @@ def test_evaluation_images_outside_the_generators_space_are_named_in_one_line():
     shape = (200, 8, 8, 1)
     dark = np.where(rng.uniform(size=shape) < 0.5, 0.0, rng.uniform(0, 255, shape))
     assert input_space.mismatch(input_space.parse_range("0,255", 1), dark) is None  # skewed
+    # Where a layer or the flag set the space, the data is what is off: no flag to suggest.
+    rescaled = input_space.mismatch(input_space.parse_range("0,255", 1),
+                                    rng.normal(size=shape), "the images of digits")
+    assert "give --input_range" not in rescaled and rescaled.endswith(
+        "give evaluation data in that space (e.g. the pixels before any scaling)")

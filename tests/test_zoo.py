@@ -121,9 +121,12 @@ def test_zoo_model_compresses_exports_and_tflite_matches_keras(zoo_files, tmp_pa
 def test_a_whole_run_on_a_model_with_preprocessing_writes_report_and_baselines(zoo_files,
                                                                                tmp_path):
     teacher_path, eval_path = zoo_files["rescaling_first"]
-    result = pipeline.run(_config(teacher_path, eval_path, tmp_path, "int8"), log=quiet)
+    lines = []
+    result = pipeline.run(_config(teacher_path, eval_path, tmp_path, "int8"), log=lines.append)
     assert result == json.loads((tmp_path / "report.json").read_text())
     assert result["teacher"]["input_space"]["mean"] == [127.5] * 3  # its Rescaling(1/255)
+    source = result["teacher"]["input_space"]["source"]
+    assert f"generated images live in the teacher's input space: {source}" in lines
     assert abs(result["baselines"]["no_training"]["accuracy"] - 1.0) <= 0.1  # noise in 0..255
     assert result["guard"]["checked"] and result["guard"]["exported"] in ("trained", "untrained")
     assert result["recipe"]["settings"]["steps"] == 2

@@ -9,6 +9,7 @@
   student steps. It runs only when the evaluation data has a training split.
 """
 
+import math
 import time
 
 from tfdfc import batchnorm, metrics
@@ -34,6 +35,29 @@ def measure(config, strategy, run, eval_set, rebuild, log=print):
         log(f"with-data baseline: accuracy {result['with_data']['accuracy']:.4f} in "
             f"{result['with_data']['seconds']:.0f} s")
     return result
+
+
+def below_no_training_warning(result, images):
+    """One warning line where, on the evaluation data (`images` of them), the student's main
+    file (int8, else float, as report_size_accuracy.png draws it) scores below the no-training
+    baseline by more than two binomial standard errors, else None. The fallback guard judges
+    without data and can keep a student that real images show worse; this says so."""
+    baseline = (result.get("baselines") or {}).get("no_training")
+    files = {variant: entry for variant, entry in result["tflite"].items()
+             if entry.get("accuracy") is not None}
+    variant = "int8" if "int8" in files else "float" if "float" in files else None
+    if not baseline or baseline.get("accuracy") is None or variant is None:
+        return None
+    accuracy, untrained = files[variant]["accuracy"], baseline["accuracy"]
+    noise = 2 * math.sqrt(max(untrained * (1 - untrained), 1e-12) / images)
+    if untrained - accuracy <= noise:
+        return None
+    judged = (result.get("guard") or {}).get("checked")
+    return (f"WARNING: on the evaluation data student_{variant}.tflite scores {accuracy:.4f}, "
+            f"below the no-training baseline's {untrained:.4f} by more than the noise "
+            f"({noise:.4f}): training made this student worse"
+            + (", and the fallback guard, which judges without data, kept it (report.json "
+               "`guard`)" if judged else ""))
 
 
 def _recalibrate_on_real_images(strategy, student, eval_set):

@@ -30,6 +30,7 @@ from tfdfc import flatten
 from tfdfc.errors import ConfigError
 from tfdfc.keras_compat import keras
 
+_STANDARD = "standardised (no preprocessing)"  # the source of a space no layer or flag set
 _EIGHT_BIT_SCALE = 0.1  # a Rescaling scale below this is taken to expect 0..255 pixels
 # Layers whose inference-time output keeps the input's values: those that do nothing at
 # inference (augmentation, Identity: a loaded teacher has lost them already, flatten.py), and
@@ -76,17 +77,19 @@ def mismatch(space, images, what="the evaluation images"):
     if (np.all(np.abs(mean - expected_mean) <= 2.0 * expected_std)
             and np.all((std >= 0.4 * expected_std) & (std <= 2.5 * expected_std))):
         return None
+    fix = ("if the teacher takes e.g. 0..1 or 0..255 pixels with no Rescaling layer saying so, "
+           "give --input_range=low,high" if space.source == _STANDARD
+           else "give evaluation data in that space (e.g. the pixels before any scaling)")
     return (f"{what} (mean {_values(mean)}, std {_values(std)} per channel) do not look like "
             f"the images the generator makes (mean {_values(expected_mean)}, std "
-            f"{_values(expected_std)}: {space.source}); if the teacher takes e.g. 0..1 or 0..255 "
-            "pixels with no Rescaling layer saying so, give --input_range=low,high")
+            f"{_values(expected_std)}: {space.source}); {fix}")
 
 
 def _values(array):
     return "/".join(f"{value:.3g}" for value in np.asarray(array).reshape(-1))
 
 
-def standard(channels, source="standardised (no preprocessing)"):
+def standard(channels, source=_STANDARD):
     """Standardised inputs: mean 0, std 1 per channel."""
     return InputSpace((0.0,) * channels, (1.0,) * channels, source)
 

@@ -326,9 +326,11 @@ def compress(config, log=print, flags_text=None, teacher_model=None, teacher_con
         built = None
     else:
         built = seeded_build(strategy, config, teacher_model, log=log)
-    if eval_set is not None:  # once per run, not once per delta of a grid
-        warning = input_space_lib.mismatch(resolve_input_space(config, teacher_model),
-                                           eval_set.x_test,
+    space = resolve_input_space(config, teacher_model)
+    if not space.is_standard:  # once per run, not once per delta of a grid
+        log(f"generated images live in the teacher's input space: {space.source}")
+    if eval_set is not None:
+        warning = input_space_lib.mismatch(space, eval_set.x_test,
                                            f"the evaluation images of {config.eval_data}")
         if warning:
             log(f"WARNING: {warning}")
@@ -363,6 +365,9 @@ def compress(config, log=print, flags_text=None, teacher_model=None, teacher_con
     result["baselines"] = baselines.measure(config, trained.strategy, trained, eval_set,
                                             rebuild=lambda: _fresh_build(config, trained),
                                             log=log)
+    if eval_set is not None and (warning := baselines.below_no_training_warning(
+            result, len(eval_set.y_test))):
+        log(warning)
     result["figures"] = _write_figures(config, trained, result)
     report_path = os.path.join(config.out_dir, "report.json")
     artifacts.write_json(report_path, result)
