@@ -57,8 +57,12 @@ def write_size_accuracy(result, path):
         axes.scatter(size, accuracy, s=60, marker="os^vDP*X"[index % 8], label=label)
     axes.set_xscale("log")
     from matplotlib import ticker  # pylint: disable=import-outside-toplevel
-    axes.xaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:,.0f}"))
-    axes.xaxis.set_minor_formatter(ticker.NullFormatter())
+    bytes_label = ticker.FuncFormatter(lambda value, _: f"{value:,.0f}")
+    axes.xaxis.set_major_formatter(bytes_label)
+    sizes = [size for _, size, _ in points]
+    # Sizes within one decade may have no major (power of ten) tick: label the minor ones then.
+    axes.xaxis.set_minor_formatter(bytes_label if max(sizes) < 10 * min(sizes)
+                                   else ticker.NullFormatter())
     axes.set_xlabel("bytes (teacher: 4 x parameters)")
     axes.set_ylabel(f"accuracy on {result.get('eval_data')}")
     axes.grid(True, alpha=0.3)
