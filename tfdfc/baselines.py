@@ -12,7 +12,7 @@
 import math
 import time
 
-from tfdfc import batchnorm, metrics
+from tfdfc import batchnorm, figures, metrics
 from tfdfc.keras_compat import tf
 from tfdfc.loop import format_seconds, is_scheduled
 from tfdfc.train import call_outputs, make_student_step
@@ -39,13 +39,13 @@ def measure(config, strategy, run, eval_set, rebuild, log=print):
 
 def below_no_training_warning(result, images):
     """One warning line where, on the evaluation data (`images` of them), the student's main
-    file (int8, else float, as report_size_accuracy.png draws it) scores below the no-training
+    file (figures.main_variant, as report_size_accuracy.png draws it) scores below the no-training
     baseline by more than two binomial standard errors, else None. The fallback guard judges
     without data and can keep a student that real images show worse; this says so."""
     baseline = (result.get("baselines") or {}).get("no_training")
     files = {variant: entry for variant, entry in result["tflite"].items()
              if entry.get("accuracy") is not None}
-    variant = "int8" if "int8" in files else "float" if "float" in files else None
+    variant = figures.main_variant(files)
     if not baseline or baseline.get("accuracy") is None or variant is None:
         return None
     accuracy, untrained = files[variant]["accuracy"], baseline["accuracy"]

@@ -29,6 +29,13 @@ def _save(figure, path):
     artifacts.write_bytes(path, buffer.getvalue())
 
 
+def main_variant(files):
+    """The student's main file among `files` (report.json `tflite` entries): the int8 file
+    where there is one, else the float file, else the first; None without files."""
+    return next((variant for variant in ("int8", "float") if variant in files),
+                next(iter(files), None))
+
+
 def size_accuracy_points(result):
     """(label, bytes, accuracy) of every measured point of a report: the teacher (its float32
     weights), each TFLite file, and the baselines at the size of the student's main file."""
@@ -39,7 +46,7 @@ def size_accuracy_points(result):
         points.append(("teacher", 4 * result["teacher"]["params"], result["teacher"]["accuracy"]))
     points += [(f"student {variant}", entry["bytes"], entry["accuracy"])
                for variant, entry in files.items()]
-    main = files.get("int8") or files.get("float") or next(iter(files.values()), None)
+    main = files.get(main_variant(files))
     for name, baseline in (result.get("baselines") or {}).items():
         if main is not None and baseline and baseline.get("accuracy") is not None:
             points.append((name.replace("_", " "), main["bytes"], baseline["accuracy"]))
