@@ -92,7 +92,8 @@ bench-lane-a bench-lane-b: $(STAMP) $(TEACHER) exported/teachers/lenet5_fashion.
 	  echo "$(@:bench-%=%) $(name) $$(( $$(date +%s) - started ))" >> $(BENCH_TIMES);)
 
 # The zoo's batch-norm teachers, and the MLP and its Keras 3 twin (cached under
-# exported/bench/zoo/teachers, trained if absent): every scheme, 3 seeds on the test split, in two one-thread lanes. Hours on 2 cores.
+# exported/bench/zoo/teachers, trained if absent): every scheme, 3 seeds on the test split, in
+# two one-thread lanes. Hours on 2 cores.
 ZOO_ALL := --schemes=int8,w4a8,prune90_int8,distill --with_data_seeds=0
 bench-zoo: $(STAMP)
 	$(MAKE) -j2 bench-zoo-lane-a bench-zoo-lane-b

@@ -1,13 +1,12 @@
 """What the benchmark scripts share: the teacher, one data-free run, and target verdicts."""
 
-import math
 import os
 import statistics
 import types
 
 from absl import flags
 
-from tfdfc import artifacts, data, pipeline, teacher
+from tfdfc import artifacts, data, metrics, pipeline, teacher
 from tfdfc.train import TrainConfig
 
 DEMO_TEACHER = "exported/teachers/lenet5_mnist5k.keras"
@@ -91,7 +90,7 @@ NOISE_SE = 2  # binomial standard errors of an evaluation split under which a di
 def noise_points(accuracy, images, standard_errors=NOISE_SE):
     """`standard_errors` binomial standard errors of `accuracy` measured on `images` images, in
     points: a difference of two accuracies on that split smaller than this is noise."""
-    return round(100 * standard_errors * math.sqrt(accuracy * (1 - accuracy) / images), 6)
+    return round(100 * metrics.binomial_noise([accuracy], images, standard_errors), 6)
 
 
 class Verdicts:

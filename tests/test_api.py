@@ -2,6 +2,7 @@
 trained student, the files and the report."""
 
 import os
+import pathlib
 
 import numpy as np
 import pytest
@@ -114,6 +115,14 @@ def test_unknown_settings_and_teachers_are_clear_errors(tmp_path):
                                           r"prune_allocation\?\), sparsty \(did you mean "
                                           r"sparsity\?\), zzz: use the flags"):
         api.config_for("t.keras", "out", sparsty=0.9, allocation="uniform", zzz=1)
+    with pytest.raises(ConfigError, match=r"lr \(did you mean generator_lr or student_lr\?\)"):
+        api.config_for("t.keras", "out", lr=0.1)
+    # paths may be pathlib objects
+    from_paths = api.config_for(pathlib.Path("t.keras"), pathlib.Path("out"),
+                                eval_data=pathlib.Path("d.npz"))
+    assert (from_paths.teacher, from_paths.out_dir, from_paths.eval_data) == ("t.keras", "out",
+                                                                              "d.npz")
+    from_paths.validate()
     by_flag = api.config_for("t.keras", "out", prune="magnitude", prune_sparsity=0.8)
     assert by_flag.sparsity == 0.8 == api.config_for("t.keras", "out", prune="magnitude",
                                                      sparsity=0.8).sparsity

@@ -110,4 +110,5 @@ def test_evaluation_images_outside_the_generators_space_are_named_in_one_line():
     rescaled = input_space.mismatch(input_space.parse_range("0,255", 1),
                                     rng.normal(size=shape), "the images of digits")
     assert "give --input_range" not in rescaled and rescaled.endswith(
-        "give evaluation data in that space (e.g. the pixels before any scaling)")
+        "give evaluation data in that space (e.g. the pixels before any scaling), or check "
+        "--input_range")

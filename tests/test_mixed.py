@@ -97,8 +97,8 @@ def test_the_random_control_is_held_to_the_same_band_and_differs_before_it_fills
     assert mixed_precision.random_control_warning(SIZES, 5800, full, others[0]) is None
     held = mixed.weight_bytes(SIZES, others[0])
     assert mixed_precision.random_control_warning(SIZES, 5800, others[0], full) == (
-        f"WARNING: --mixed_assignment=random: no other assignment holds within 2% of the "
-        f"budget, so this control holds {held:,} weight bytes against the search's "
+        f"WARNING: --mixed_assignment=random: no draw other than the search's held within 2% "
+        f"of the budget, so this control holds {held:,} weight bytes against the search's "
         f"{mixed.weight_bytes(SIZES, full):,}: it compares at a smaller size")
     assert "is the same student" in mixed_precision.random_control_warning(SIZES, 5800, full,
                                                                           full)

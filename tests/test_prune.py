@@ -137,7 +137,7 @@ def test_the_allocation_line_names_the_range_the_capped_layers_and_what_stays_de
     line = prune.describe_allocation(model, spec)
     assert rates["hidden"] == pytest.approx(0.99) and 0 < rates["middle"] < 0.9
     assert line == (f"pruning 0.9 of all kernel weights, global allocation over 2 layers: rates "
-                    f"{rates['middle']:.3g} (middle) to 0.99 (hidden); at the 0.99 cap: hidden; "
+                    f"{rates['middle']:.3f} (middle) to 0.990 (hidden); at the 0.990 cap: hidden; "
                     f"left unpruned: first, logits")
     uniform = prune.describe_allocation(model, dataclasses.replace(spec, allocation="uniform"))
     assert uniform.startswith("pruning 0.9 of all kernel weights, uniform allocation over 2 "
@@ -148,7 +148,7 @@ def test_the_allocation_line_names_the_range_the_capped_layers_and_what_stays_de
     rates = prune.layer_sparsities(model, spec)
     line = prune.describe_allocation(model, spec)
     cap = max(rates.values())
-    assert cap > 0.99 and f"at the {cap:.3g} cap: " in line
+    assert cap > 0.99 and f"at the {cap:.3f} cap: " in line
     capped = re.sub(r" \(\+\d+ more\)", "", line.split("cap: ")[1].split(";")[0]).split(", ")
     sizes = [model.get_layer(name).kernel.shape.num_elements() for name in capped]
     assert sizes == sorted(sizes) and len(capped) >= 2
@@ -242,11 +242,19 @@ def test_prune_ends_prunes_every_layer_at_the_target_and_unreachable_targets_fai
     with pytest.raises(ConfigError, match=r"the others would need 1\.031\): drop --noprune_ends, "
                                           r"or ask for at most 0\.95$"):
         prune.layer_sparsities(model, prune.PruneSpec("magnitude", 0.995, prune_ends=False))
-    with pytest.raises(ConfigError, match="--noprune_ends leaves nothing to prune: the teacher "
+    with pytest.raises(ConfigError, match="--noprune_ends leaves nothing to prune: the model "
                                           "has 2 convolution or dense layer"):
         prune.layer_sparsities(keras.Sequential([keras.Input((4,)), keras.layers.Dense(8),
                                                  keras.layers.Dense(3)]),
                                prune.PruneSpec("magnitude", 0.5, prune_ends=False))
+    # Where the inner layers can hold no useful share, no target is offered, only the fix.
+    mlp = keras.Sequential([keras.Input((784,)), keras.layers.Dense(8), keras.layers.Dense(8),
+                            keras.layers.Dense(10)])
+    with pytest.raises(ConfigError, match=r"would need 50\.125\): drop --noprune_ends$"):
+        prune.layer_sparsities(mlp, prune.PruneSpec("magnitude", 0.5, prune_ends=False))
+    with pytest.raises(ConfigError, match="the model has no convolution or dense layer"):
+        prune.layer_sparsities(keras.Sequential([keras.Input((4, 4)), keras.layers.Flatten()]),
+                               prune.PruneSpec("magnitude", 0.5))
 
 
 def test_unset_prune_ends_prunes_the_ends_only_when_the_target_needs_them():

@@ -55,7 +55,17 @@ def test_markdown_says_which_exports_the_fallback_guard_replaced_and_why():
     result["guard"]["saved_model"] = guard.compare(untrained, trained, teacher)
     text = report.to_markdown(result)
     assert "| student, SavedModel (Keras) | 91.50 % | this run |" in text
-    assert "as the TFLite files: on 100" in text
+    assert "as the TFLite files: on 100" in text and "as the SavedModel" not in text
+    # ...and the reverse: the files kept, the SavedModel replaced, with its own agreement
+    result["guard"] = dict(guard.compare(untrained, trained, teacher),
+                           untrained="the QAT teacher",
+                           saved_model=guard.compare(trained, untrained, teacher))
+    text = report.to_markdown(result)
+    assert "| student, SavedModel (Keras) | 91.50 % | the QAT teacher, which the fallback" in text
+    assert "`student_int8.tflite` in ai-edge-litert |" in text
+    assert ("(the QAT teacher) as the SavedModel: on 100 generated images it agrees with the "
+            "teacher 100.0%, the trained student 73.0%.") in text
+    assert "as the TFLite files" not in text
     # mixed precision's baselines say their size
     result["baselines"]["no_training_random"] = {"accuracy": 0.9, "method": "random",
                                                  "weight_bytes": 5_584}

@@ -44,14 +44,15 @@ def _by_field_name(settings):
 
 
 def _with_suggestion(names):
-    """Each of `names` with the flag it most resembles, where one does (`allocation`: did you
-    mean prune_allocation?)."""
+    """Each of `names` with the names it most resembles, where some do (`allocation`: did you
+    mean prune_allocation?): the closest spelling, else every name it ends (`lr`: did you mean
+    generator_lr or student_lr?)."""
     known = sorted(set(_FIELD_OF_FLAG) | _TRAIN_FIELDS | _CONFIG_FIELDS)
     result = []
     for name in names:
         close = difflib.get_close_matches(name, known, n=1, cutoff=0.6) or [
-            flag for flag in known if flag.endswith("_" + name)][:1]
-        result.append(f"{name} (did you mean {close[0]}?)" if close else name)
+            flag for flag in known if flag.endswith("_" + name)]
+        result.append(f"{name} (did you mean {' or '.join(close)}?)" if close else name)
     return result
 
 
@@ -60,7 +61,11 @@ def config_for(teacher, out_dir, **settings):
     recipe applied to every recipe field not in `settings`. A fresh student of another
     architecture gets `distill` here; the run chooses again once it has loaded the teacher
     (pipeline.resolve_recipe)."""
-    settings = _by_field_name(settings)
+    # Paths may be pathlib objects, as the teacher may (settings hold strings).
+    settings = {name: os.fspath(value) if isinstance(value, os.PathLike) else value
+                for name, value in _by_field_name(settings).items()}
+    teacher, out_dir = (os.fspath(path) if isinstance(path, os.PathLike) else path
+                        for path in (teacher, out_dir))
     unknown = sorted(set(settings) - _TRAIN_FIELDS - _CONFIG_FIELDS)
     if unknown:
         raise ConfigError(f"unknown setting(s) {', '.join(_with_suggestion(unknown))}: use the "

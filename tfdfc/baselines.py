@@ -9,10 +9,9 @@
   student steps. It runs only when the evaluation data has a training split.
 """
 
-import math
 import time
 
-from tfdfc import batchnorm, figures, metrics
+from tfdfc import batchnorm, figures, guard, metrics
 from tfdfc.keras_compat import tf
 from tfdfc.loop import format_seconds, is_scheduled
 from tfdfc.train import call_outputs, make_student_step
@@ -38,26 +37,32 @@ def measure(config, strategy, run, eval_set, rebuild, log=print):
 
 
 def below_no_training_warning(result, images):
-    """One warning line where, on the evaluation data (`images` of them), the student's main
-    file (figures.main_variant, as report_size_accuracy.png draws it) scores below the no-training
-    baseline by more than two binomial standard errors, else None. The fallback guard judges
-    without data and can keep a student that real images show worse; this says so."""
+    """One warning line where, on the evaluation data (`images` of them), the trained student
+    scores below the no-training baseline by more than the noise (two binomial standard errors
+    of the difference), else None. Both the Keras student and its main file
+    (figures.main_variant) must fall short, so a loss of the file's own post-training
+    quantization is not blamed on training. The fallback guard judges without data and can
+    keep a student that real images show worse; this says so. Where the guard exported the
+    untrained student instead, training's result is not what ships: nothing to say."""
     baseline = (result.get("baselines") or {}).get("no_training")
+    verdict = result.get("guard") or {}
     files = {variant: entry for variant, entry in result["tflite"].items()
              if entry.get("accuracy") is not None}
     variant = figures.main_variant(files)
-    if not baseline or baseline.get("accuracy") is None or variant is None:
+    keras = result["student"].get("accuracy")
+    if (not baseline or baseline.get("accuracy") is None or variant is None or keras is None
+            or guard.fell_back(verdict) or guard.saved_model_fell_back(verdict)):
         return None
-    accuracy, untrained = files[variant]["accuracy"], baseline["accuracy"]
-    noise = 2 * math.sqrt(max(untrained * (1 - untrained), 1e-12) / images)
+    accuracy, untrained = max(files[variant]["accuracy"], keras), baseline["accuracy"]
+    noise = metrics.binomial_noise([accuracy, untrained], images)
     if untrained - accuracy <= noise:
         return None
-    judged = (result.get("guard") or {}).get("checked")
-    return (f"WARNING: on the evaluation data student_{variant}.tflite scores {accuracy:.4f}, "
-            f"below the no-training baseline's {untrained:.4f} by more than the noise "
-            f"({noise:.4f}): training made this student worse"
+    return (f"WARNING: on the evaluation data the student scores {keras:.4f} (Keras), "
+            f"{files[variant]['accuracy']:.4f} (student_{variant}.tflite), below the "
+            f"no-training baseline's {untrained:.4f} by more than the noise ({noise:.4f}): "
+            f"training made it worse"
             + (", and the fallback guard, which judges without data, kept it (report.json "
-               "`guard`)" if judged else ""))
+               "`guard`)" if verdict.get("checked") else ""))
 
 
 def _recalibrate_on_real_images(strategy, student, eval_set):

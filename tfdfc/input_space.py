@@ -79,7 +79,8 @@ def mismatch(space, images, what="the evaluation images"):
         return None
     fix = ("if the teacher takes e.g. 0..1 or 0..255 pixels with no Rescaling layer saying so, "
            "give --input_range=low,high" if space.source == _STANDARD
-           else "give evaluation data in that space (e.g. the pixels before any scaling)")
+           else "give evaluation data in that space (e.g. the pixels before any scaling)"
+           + (", or check --input_range" if space.source.startswith("--input_range") else ""))
     return (f"{what} (mean {_values(mean)}, std {_values(std)} per channel) do not look like "
             f"the images the generator makes (mean {_values(expected_mean)}, std "
             f"{_values(expected_std)}: {space.source}); {fix}")

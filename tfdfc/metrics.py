@@ -6,6 +6,7 @@ that pruning removes; parameter counts include every weight Keras counts.
 
 import collections
 import gzip
+import math
 
 import numpy as np
 
@@ -22,6 +23,12 @@ def keras_logits(model, images, batch_size=256):
     outputs = [np.asarray(model(images[start:start + batch_size], training=False))
                for start in range(0, len(images), batch_size)]
     return np.concatenate(outputs)
+
+
+def binomial_noise(accuracies, images, standard_errors=2.0):
+    """`standard_errors` binomial standard errors of one accuracy measured on `images` images,
+    or of the difference of several (their variances add): a difference under this is noise."""
+    return standard_errors * math.sqrt(sum(p * (1 - p) for p in accuracies) / images)
 
 
 def accuracy(logits, labels):

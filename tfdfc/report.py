@@ -9,6 +9,7 @@ import os
 import numpy as np
 
 from tfdfc import batchnorm, data, export, figures, guard, metrics, recipes
+from tfdfc.compression import prune
 from tfdfc.keras_compat import tf
 
 REPRESENTATIVE_SAMPLES = 256
@@ -194,27 +195,57 @@ def _percent(value):
     return "—" if value is None else f"{100 * value:.2f} %"
 
 
-def _guard_sentence(verdict):
-    """What the fallback guard decided, for report.md: which exports are the untrained ones and
-    the agreement with the teacher behind it (and real-image accuracy, never used for it)."""
-    judged = verdict.get("saved_model", verdict) if not guard.fell_back(verdict) else verdict
-    which = ("every export" if guard.fell_back(verdict) and guard.saved_model_fell_back(verdict)
-             else "the TFLite files" if guard.fell_back(verdict) else "the SavedModel")
-    text = (f"**The fallback guard exported the untrained student** ({verdict.get('untrained')}) "
-            f"as {which}: on {judged['images']:,} generated images it agrees with the teacher "
-            f"{judged['untrained_agreement']:.1%}, the trained student "
-            f"{judged['trained_agreement']:.1%}.")
-    real = judged.get("eval_accuracy")
-    if real:
-        text += (f" On the evaluation data (not used for the choice) the trained one scores "
-                 f"{_percent(real['trained'])}, the untrained {_percent(real['untrained'])}.")
-    return text
+def _guard_sentences(verdict, untrained):
+    """What the fallback guard decided, for report.md: which exports are the untrained ones
+    (`untrained` names them) and, for each judgement that fell back, the agreement with the
+    teacher behind it (and real-image accuracy, never used for it)."""
+    apart = "saved_model" in verdict  # the SavedModel judged apart from the files
+    judgements = []
+    if guard.fell_back(verdict):
+        judgements.append(("the TFLite files" if apart else "every export", verdict))
+    if apart and guard.fell_back(verdict["saved_model"]):
+        judgements.append(("the SavedModel", verdict["saved_model"]))
+    sentences = []
+    for which, judged in judgements:
+        text = (f"**The fallback guard exported the untrained student** ({untrained}) as "
+                f"{which}: on {judged['images']:,} generated images it agrees with the teacher "
+                f"{judged['untrained_agreement']:.1%}, the trained student "
+                f"{judged['trained_agreement']:.1%}.")
+        real = judged.get("eval_accuracy")
+        if real:
+            text += (f" On the evaluation data (not used for the choice) the trained one scores "
+                     f"{_percent(real['trained'])}, the untrained {_percent(real['untrained'])}.")
+        sentences += ["", text]
+    return sentences
+
+
+def _accuracy_rows(result):
+    """report.md's accuracy table: the teacher, the exported student (SavedModel and each
+    file, naming the untrained export where the guard fell back) and the baselines."""
+    verdict = result.get("guard") or {}
+    untrained = verdict.get("untrained", "the untrained student")
+    keras_how = (f"{untrained}, which the fallback guard exported"
+                 if guard.saved_model_fell_back(verdict) else "this run")
+    rows = ["| model | accuracy | how |", "|---|---|---|",
+            f"| teacher | {_percent(result['teacher']['accuracy'])} | trained with data (given) |",
+            f"| student, SavedModel (Keras) | {_percent(result['student']['accuracy'])} | "
+            f"{keras_how} |"]
+    files_how = f" ({untrained}, which the guard exported)" if guard.fell_back(verdict) else ""
+    rows += [f"| student, TFLite {variant} | {_percent(entry['accuracy'])} | "
+             f"`student_{variant}.tflite` in ai-edge-litert{files_how} |"
+             for variant, entry in result["tflite"].items()]
+    for name, entry in (result.get("baselines") or {}).items():
+        if entry:
+            size = (f" ({entry['weight_bytes']:,} weight bytes)" if "weight_bytes" in entry
+                    else "")
+            rows.append(f"| baseline: {name.replace('_', ' ')} | {_percent(entry['accuracy'])} "
+                        f"| {entry['method']}{size} |")
+    return rows + _guard_sentences(verdict, untrained)
 
 
 def to_markdown(result):
     """A human-readable report.md of a report.json dictionary."""
     teacher, student, train = result["teacher"], result["student"], result.get("train", {})
-    baselines = result.get("baselines") or {}
     lines = [f"# tfdfc run: {student['architecture']} student, quantize={student['quantize']}, "
              f"prune={student['prune']}", "",
              f"Teacher `{teacher['path']}`; evaluation data: {result.get('eval_data') or 'none'}.",
@@ -234,25 +265,7 @@ def to_markdown(result):
                   f"{collapse['threshold']:g} effective classes in the generated images; "
                   f"collapses at {', '.join(map(str, collapse['iterations']))}, "
                   f"{collapse['resets']} generator reset(s)).", ""]
-    verdict = result.get("guard") or {}
-    untrained = verdict.get("untrained", "the untrained student")
-    keras_how = (f"{untrained}, which the fallback guard exported"
-                 if guard.saved_model_fell_back(verdict) else "this run")
-    lines += ["| model | accuracy | how |", "|---|---|---|",
-              f"| teacher | {_percent(teacher['accuracy'])} | trained with data (given) |",
-              f"| student, SavedModel (Keras) | {_percent(student['accuracy'])} | {keras_how} |"]
-    files_how = f" ({untrained}, which the guard exported)" if guard.fell_back(verdict) else ""
-    for variant, entry in result["tflite"].items():
-        lines.append(f"| student, TFLite {variant} | {_percent(entry['accuracy'])} | "
-                     f"`student_{variant}.tflite` in ai-edge-litert{files_how} |")
-    for name, entry in baselines.items():
-        if entry:
-            size = (f" ({entry['weight_bytes']:,} weight bytes)" if "weight_bytes" in entry
-                    else "")
-            lines.append(f"| baseline: {name.replace('_', ' ')} | {_percent(entry['accuracy'])} "
-                         f"| {entry['method']}{size} |")
-    if guard.fell_back(verdict) or guard.saved_model_fell_back(verdict):
-        lines += ["", _guard_sentence(verdict)]
+    lines += _accuracy_rows(result)
     lines += ["", "| size | teacher | student |", "|---|---|---|",
               f"| parameters | {teacher['params']:,} | {student['params']:,} |",
               f"| conv + dense weights | {teacher.get('kernel_params', 0):,} | "
@@ -272,10 +285,8 @@ def to_markdown(result):
         lines += ["", f"Binary scale delta = {student['delta']:.4g}."]
     if student.get("layer_sparsity"):
         rates = student["layer_sparsity"]
-        low, high = min(rates, key=rates.get), max(rates, key=rates.get)
-        lines += ["", f"Sparsity of the {len(rates)} pruned layers: {rates[low]:.3g} ({low}) to "
-                      f"{rates[high]:.3g} ({high}); each in report.json's "
-                      f"`student.layer_sparsity`."]
+        lines += ["", f"Sparsity of the {len(rates)} pruned layers: {prune.rate_range(rates)}; "
+                      f"each in report.json's `student.layer_sparsity`."]
     pictures = result.get("figures") or {}
     if pictures.get("size_accuracy"):
         lines += ["", f"![accuracy against file size]({pictures['size_accuracy']})"]

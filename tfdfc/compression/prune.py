@@ -62,8 +62,9 @@ class PruneSpec:
     ramp: float = 0.4  # polynomial: the fraction of student updates that reach the target
 
     def validate(self):
-        """Raises ConfigError for values that cannot work together (each flag's choices and
-        bounds are checked from its declaration: settings.check_bounds)."""
+        """Raises ConfigError for values that cannot work together. Each field's choices and
+        bounds are checked from its flag's declaration (settings.check_bounds, which
+        CompressConfig.validate runs first), not here: a spec built by hand is not."""
         if not self.ramp > 0.0:  # its declared bound (>= 0) admits 0
             raise ConfigError(f"--prune_ramp must be in (0, 1], got {self.ramp}")
         if self.kind == "magnitude" and not self.sparsity:
@@ -79,20 +80,20 @@ class PruneSpec:
 def layer_sparsities(model, spec):
     """{layer name: sparsity} for the layers to prune, so that all convolution and dense kernels
     of `model` together reach `spec.sparsity` (see the module docstring)."""
-    layers = _kernel_layers(model)
+    layers = _kernel_layers(model.layers)
     kept = _dense_kernel_weights(model.layers)
     pruned = pruned_layers(layers, spec, kept)
-    total = _size(layers) + kept
-    rate = spec.sparsity * total / _size(pruned)
+    rate = _average_rate(spec, layers, pruned, kept)
     if rate >= 1.0:
         ends_dense = len(pruned) < len(layers)
         dense = " and ".join(part for part, present in (("the first and last layers", ends_dense),
                                                         ("the depthwise kernels", kept)) if present)
-        most = _MAX_LAYER_RATE * _size(layers if spec.prune_ends is not False else pruned) / total
-        fix = "drop --noprune_ends, or " if spec.prune_ends is False else ""
+        most = math.floor(100 * _MAX_LAYER_RATE * _size(pruned) / (_size(layers) + kept)) / 100
+        fixes = (["drop --noprune_ends"] if spec.prune_ends is False else []) + (
+            [f"ask for at most {most:g}"] if most > 0 else [])
         raise ConfigError(f"--prune_sparsity={spec.sparsity} cannot be reached with {dense} "
-                          f"dense (the others would need {rate:.3f}): {fix}ask for at most "
-                          f"{math.floor(most * 100) / 100:g}")
+                          f"dense (the others would need {rate:.3f})"
+                          + (f": {', or '.join(fixes)}" if fixes else ""))
     if spec.allocation == "uniform":
         return {layer.name: rate for layer in pruned}
     return _global_rates([layer.kernel.numpy() for layer in pruned],
@@ -105,21 +106,21 @@ def describe_allocation(model, spec, shown=3):
     first, since they keep the fewest) and what stays unpruned, so a user sees it before
     training."""
     rates = layer_sparsities(model, spec)
-    layers = _kernel_layers(model)
+    layers = _kernel_layers(model.layers)
     count = f"{len(rates)} layer{'s' if len(rates) > 1 else ''}"
     line = f"pruning {spec.sparsity:g} of all kernel weights, {spec.allocation} allocation over "
     if spec.allocation == "uniform":
-        line += f"{count}, each at {next(iter(rates.values())):.3g}"
+        line += f"{count}, each at {next(iter(rates.values())):.3f}"
     else:
-        low, high = min(rates, key=rates.get), max(rates, key=rates.get)
-        line += f"{count}: rates {rates[low]:.3g} ({low}) to {rates[high]:.3g} ({high})"
-        cap = _layer_cap(spec.sparsity * (_size(layers) + _dense_kernel_weights(model.layers))
-                         / _size(model.get_layer(name) for name in rates))
-        capped = sorted((name for name, rate in rates.items() if rate >= cap - 1e-6),
-                        key=lambda name: _size([model.get_layer(name)]))
+        line += f"{count}: rates {rate_range(rates)}"
+        pruned = [model.get_layer(name) for name in rates]
+        cap = _layer_cap(_average_rate(spec, layers, pruned, _dense_kernel_weights(model.layers)))
+        capped = sorted((layer for layer in pruned if rates[layer.name] >= cap - 1e-6),
+                        key=lambda layer: _size([layer]))
         if capped:
             more = f" (+{len(capped) - shown} more)" if len(capped) > shown else ""
-            line += f"; at the {cap:.3g} cap: {', '.join(capped[:shown])}{more}"
+            line += (f"; at the {cap:.3f} cap: "
+                     f"{', '.join(layer.name for layer in capped[:shown])}{more}")
     unpruned = [layer.name for layer in layers if layer.name not in rates]
     if unpruned:
         line += f"; left unpruned: {', '.join(unpruned)}"
@@ -133,9 +134,21 @@ def describe_allocation(model, spec, shown=3):
     return line
 
 
-def _kernel_layers(model):
-    """The convolution and dense layers of `model` that pruning may prune, in order."""
-    return [layer for layer in model.layers if isinstance(layer, _PRUNABLE)]
+def rate_range(rates):
+    """'0.250 (name) to 0.990 (name)': the least and most pruned of {layer name: rate}."""
+    low, high = min(rates, key=rates.get), max(rates, key=rates.get)
+    return f"{rates[low]:.3f} ({low}) to {rates[high]:.3f} ({high})"
+
+
+def _kernel_layers(layers):
+    """The convolution and dense layers among `layers` that pruning may prune, in order."""
+    return [layer for layer in layers if isinstance(layer, _PRUNABLE)]
+
+
+def _average_rate(spec, layers, pruned, kept):
+    """The rate the `pruned` layers need on average so that all kernel weights (those of
+    `layers` and the `kept` dense ones) reach `spec.sparsity`."""
+    return spec.sparsity * (_size(layers) + kept) / _size(pruned)
 
 
 def _size(layers):
@@ -160,15 +173,17 @@ def pruned_layers(layers, spec, kept=0):
     (`prune_ends` None), the ends stay dense unless the others would then need a rate above
     `_MAX_LAYER_RATE` (a network whose first layer holds most weights, such as an MLP). `kept`:
     the model's kernel weights that stay dense whatever the choice (depthwise kernels)."""
+    if not layers:
+        raise ConfigError("--prune=magnitude: the model has no convolution or dense layer to "
+                          "prune")
     if spec.prune_ends is False and len(layers) < 3:
-        raise ConfigError(f"--noprune_ends leaves nothing to prune: the teacher has "
+        raise ConfigError(f"--noprune_ends leaves nothing to prune: the model has "
                           f"{len(layers)} convolution or dense layer(s), all of them ends; drop "
                           f"--noprune_ends")
     if spec.prune_ends or len(layers) < 3:
         return layers
     inner = layers[1:-1]
-    if spec.prune_ends is None and spec.sparsity * (_size(layers) + kept) / _size(inner) > \
-            _MAX_LAYER_RATE:
+    if spec.prune_ends is None and _average_rate(spec, layers, inner, kept) > _MAX_LAYER_RATE:
         return layers
     return inner
 
@@ -310,7 +325,7 @@ def layer_sparsity(model, spec):
     the mask of each pruning wrapper, or the stored kernel of each QAT-wrapped convolution or
     dense layer (pruned by `make_gradual_pruner`; the layers it leaves whole are wrapped too)."""
     inner = [getattr(layer, "layer", layer) for layer in model.layers]
-    layers = [layer for layer in inner if isinstance(layer, _PRUNABLE)]
+    layers = _kernel_layers(inner)
     pruned = {layer.name for layer in pruned_layers(layers, spec, _dense_kernel_weights(inner))}
     result = {}
     for layer in model.layers:

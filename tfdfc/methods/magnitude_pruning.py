@@ -22,6 +22,7 @@ class _Pruned:
         return None
 
     def report_fields(self, config, run):
+        """Each pruned layer's fraction of zeros as trained (the start line announced them)."""
         rates = prune.layer_sparsity(run.players.student_model, config.prune_spec)
         return {"layer_sparsity": {name: round(value, 4) for name, value in rates.items()}}
 

@@ -122,14 +122,14 @@ class MixedPrecision(qat.QuantizationAware):
 def random_control_warning(sizes, limit, control, search):
     """One warning line where the random control does not compare with the search's assignment
     at the same size: it is the same assignment, or it left the band of the budget that the
-    search's holds (no other assignment lands there), or None."""
+    search's holds (no draw other than the search's landed there), or None."""
     if control == search:
         return ("WARNING: --mixed_assignment=random: no assignment under the budget other than "
                 "the sensitivity search's was drawn, so this control is the same student")
     held, searched = mixed.weight_bytes(sizes, control), mixed.weight_bytes(sizes, search)
     if held < mixed.fill_floor(limit) <= searched:
-        return (f"WARNING: --mixed_assignment=random: no other assignment holds within "
-                f"{mixed.FILL_TOLERANCE:.0%} of the budget, so this control holds {held:,} "
+        return (f"WARNING: --mixed_assignment=random: no draw other than the search's held "
+                f"within {mixed.FILL_TOLERANCE:.0%} of the budget, so this control holds {held:,} "
                 f"weight bytes against the search's {searched:,}: it compares at a smaller size")
     return None
 
