@@ -56,16 +56,18 @@ def _with_suggestion(names):
     return result
 
 
+def _text(value):
+    """`value`, a pathlib path turned into the string a setting holds."""
+    return os.fspath(value) if isinstance(value, os.PathLike) else value
+
+
 def config_for(teacher, out_dir, **settings):
     """The CompressConfig of `compress`'s arguments (`teacher` a path or a label), with the
     recipe applied to every recipe field not in `settings`. A fresh student of another
     architecture gets `distill` here; the run chooses again once it has loaded the teacher
     (pipeline.resolve_recipe)."""
-    # Paths may be pathlib objects, as the teacher may (settings hold strings).
-    settings = {name: os.fspath(value) if isinstance(value, os.PathLike) else value
-                for name, value in _by_field_name(settings).items()}
-    teacher, out_dir = (os.fspath(path) if isinstance(path, os.PathLike) else path
-                        for path in (teacher, out_dir))
+    settings = {name: _text(value) for name, value in _by_field_name(settings).items()}
+    teacher, out_dir = _text(teacher), _text(out_dir)
     unknown = sorted(set(settings) - _TRAIN_FIELDS - _CONFIG_FIELDS)
     if unknown:
         raise ConfigError(f"unknown setting(s) {', '.join(_with_suggestion(unknown))}: use the "
@@ -98,7 +100,7 @@ def compress(teacher, out_dir, log=print, flags_text=None, **settings):
     """
     settings = _by_field_name(settings)
     if isinstance(teacher, (str, os.PathLike)):
-        return pipeline.compress(config_for(os.fspath(teacher), out_dir, **settings), log=log,
+        return pipeline.compress(config_for(teacher, out_dir, **settings), log=log,
                                  flags_text=flags_text, given=set(settings))
     if isinstance(teacher, keras.Model):
         return pipeline.compress(config_for(teacher_label(teacher), out_dir, **settings),

@@ -106,7 +106,7 @@ def describe_allocation(model, spec, shown=3):
     first, since they keep the fewest) and what stays unpruned, so a user sees it before
     training."""
     rates = layer_sparsities(model, spec)
-    layers = _kernel_layers(model.layers)
+    layers, kept = _kernel_layers(model.layers), _dense_kernel_weights(model.layers)
     count = f"{len(rates)} layer{'s' if len(rates) > 1 else ''}"
     line = f"pruning {spec.sparsity:g} of all kernel weights, {spec.allocation} allocation over "
     if spec.allocation == "uniform":
@@ -114,7 +114,7 @@ def describe_allocation(model, spec, shown=3):
     else:
         line += f"{count}: rates {rate_range(rates)}"
         pruned = [model.get_layer(name) for name in rates]
-        cap = _layer_cap(_average_rate(spec, layers, pruned, _dense_kernel_weights(model.layers)))
+        cap = _layer_cap(_average_rate(spec, layers, pruned, kept))
         capped = sorted((layer for layer in pruned if rates[layer.name] >= cap - 1e-6),
                         key=lambda layer: _size([layer]))
         if capped:
@@ -127,7 +127,6 @@ def describe_allocation(model, spec, shown=3):
     elif spec.prune_ends is None and len(layers) >= 3:
         line += ("; the first and last layers are pruned too (the others alone could not reach "
                  "the target)")
-    kept = _dense_kernel_weights(model.layers)
     if kept:
         line += (f"; the depthwise kernels stay whole ({kept / (_size(layers) + kept):.1%} of the "
                  f"kernel weights)")
