@@ -146,6 +146,33 @@ def test_four_bit_kernels_the_converter_leaves_int8_are_named_in_one_warning(hid
     assert len(lines) == 1 and lines[0].startswith("WARNING: --quantize=w4a8: TFLite keeps 1 of "
                                                    f"{2 + hidden} kernels as INT8")
     assert "(first)" in lines[0]
+    first, logits = 3 * 3 * 8, (4 * 4 * 8 if hidden == 0 else 32) * 3
+    int8_bytes = first + hidden * 4 * 4 * 8 * 32 + logits
+    packed_bytes = first + hidden * 4 * 4 * 8 * 32 // 2 + logits // 2
+    assert f"take {packed_bytes:,} bytes against int8's {int8_bytes:,}" in lines[0]
+    assert "--quantize=int8 makes a file about as small" not in lines[0]
+
+
+def test_a_w4a8_file_whose_int8_first_layer_holds_the_weights_points_to_int8():
+    """A wide first dense layer (left INT8) holds nearly every weight: the 4-bit kernels save
+    almost nothing, and the file with per-output scales can outgrow int8's; the warning says so
+    and names the file sizes it compared."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((16, 16, 1))
+    x = keras.layers.Dense(64, activation="relu", name="first")(keras.layers.Flatten()(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(3, name="logits")(x))
+    qat = quantize.quantize_nbit(model, 4, 8)
+    images = np.random.default_rng(0).normal(size=(128, 16, 16, 1)).astype(np.float32)
+    _calibrate(qat, images)
+    lines, payload = [], export.tflite_int8(qat, images)
+    assert nbit_qat.unpacked_kernels(payload, model, "w4a8", log=lines.append) == ["first"]
+    int8 = quantize.quantize_int8(model)
+    _calibrate(int8, images)
+    assert len(payload) > len(export.tflite_int8(int8, images))  # per-output scales cost more
+    assert len(lines) == 1
+    assert f"take {256 * 64 + 64 * 3 // 2:,} bytes against int8's {256 * 64 + 64 * 3:,}" \
+        in lines[0]
+    assert "(1% less); --quantize=int8 makes a file about as small" in lines[0]
 
 
 @pytest.mark.parametrize("scheme, warned", [("w4a4", True), ("w2a6", True), ("w4a8", False),
