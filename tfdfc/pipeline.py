@@ -314,26 +314,7 @@ def compress(config, log=print, flags_text=None, teacher_model=None, teacher_con
                                                                 teacher_conversion)
     if given is not None:
         config = resolve_recipe(config, given, teacher_model)
-    recipe_line = recipes.run_line(config)
-    if recipe_line:
-        log(recipe_line)
-    if distribute.is_chief(strategy):
-        run_dir.check_claimable(config)  # before the build: a method's prepare may take minutes
-    # The student is built before anything is written, so that an unknown architecture, an
-    # unsupported layer or mismatched attention points leave no output behind.
-    if config.delta_grid:  # one build per delta, later: check that one would succeed
-        _check_student(config, teacher_model)
-        built = None
-    else:
-        built = seeded_build(strategy, config, teacher_model, log=log)
-    space = resolve_input_space(config, teacher_model)
-    if not space.is_standard:  # once per run, not once per delta of a grid
-        log(f"generated images live in the teacher's input space: {space.source}")
-    if eval_set is not None:
-        warning = input_space_lib.mismatch(space, eval_set.x_test,
-                                           f"the evaluation images of {config.eval_data}")
-        if warning:
-            log(f"WARNING: {warning}")
+    built = _prepare(config, strategy, teacher_model, eval_set, log)
     chief = distribute.is_chief(strategy)
     if chief:
         run_dir.claim(config)
@@ -351,6 +332,38 @@ def compress(config, log=print, flags_text=None, teacher_model=None, teacher_con
                                           config.out_dir, log=log, built=built), None
     if not chief:
         return None  # the chief exports and reports
+    return _export_and_report(config, strategy, trained, loop, grid, eval_set, conversion, log)
+
+
+def _prepare(config, strategy, teacher_model, eval_set, log):
+    """The start lines and the checks that write nothing; returns the built student (None for
+    a delta grid, which builds one per delta). The student is built before anything is
+    written, so that an unknown architecture, an unsupported layer or mismatched attention
+    points leave no output behind."""
+    recipe_line = recipes.run_line(config)
+    if recipe_line:
+        log(recipe_line)
+    if distribute.is_chief(strategy):
+        run_dir.check_claimable(config)  # before the build: a method's prepare may take minutes
+    if config.delta_grid:  # one build per delta, later: check that one would succeed
+        _check_student(config, teacher_model)
+        built = None
+    else:
+        built = seeded_build(strategy, config, teacher_model, log=log)
+    space = resolve_input_space(config, teacher_model)
+    if not space.is_standard:  # once per run, not once per delta of a grid
+        log(f"generated images live in the teacher's input space: {space.source}")
+    if eval_set is not None:
+        warning = input_space_lib.mismatch(space, eval_set.x_test,
+                                           f"the evaluation images of {config.eval_data}")
+        if warning:
+            log(f"WARNING: {warning}")
+    return built
+
+
+def _export_and_report(config, strategy, trained, loop, grid, eval_set, conversion, log):
+    """The chief's end of a run: exports, accuracies, baselines, figures, report.json and
+    report.md; returns the Outcome."""
     result, student = report.export_and_measure(config, trained, eval_set, log)
     result["train"] = report.train_summary(config, loop, strategy)
     training = teacher_lib.training_record(config.teacher)
