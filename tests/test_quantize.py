@@ -126,6 +126,31 @@ def test_an_nbit_file_adds_large_logit_biases_as_keras_does(scheme):
     assert np.mean(file_logits.argmax(1) == keras_logits.argmax(1)) >= 0.95
 
 
+@pytest.mark.parametrize("scheme", ["int8", "w4a8"])
+def test_average_pooling_feeding_a_concatenation_converts_and_matches_keras(scheme):
+    """DenseNet's transition: a convolution, an average pooling whose output feeds both the
+    next block and a concatenation. TFLite's AVERAGE_POOL_2D keeps its input's scale, so the
+    pooling must not carry a range of its own (the conversion failed on one)."""
+    keras.utils.set_random_seed(0)
+    layers = keras.layers
+    inputs = keras.Input((8, 8, 3))
+    x = layers.Activation("relu")(layers.BatchNormalization()(inputs))
+    pooled = layers.AveragePooling2D(2)(layers.Conv2D(8, 1, use_bias=False)(x))
+    x = layers.Activation("relu")(layers.BatchNormalization()(pooled))
+    x = layers.Concatenate()([pooled, layers.Conv2D(4, 3, padding="same", use_bias=False)(x)])
+    model = keras.Model(inputs, layers.Dense(3)(layers.GlobalAveragePooling2D()(x)))
+    qat = (quantize.quantize_int8(model) if scheme == "int8" else
+           quantize.quantize_nbit(model, 4, 8))
+    images = np.random.default_rng(0).normal(size=(128, 8, 8, 3)).astype(np.float32)
+    _calibrate(qat, images)
+    keras_logits = metrics.keras_logits(qat, images)
+    file_logits = metrics.tflite_outputs(export.tflite_int8(qat, images[:64]), images)
+    # The file rounds the pooled values to its input's grid, which the Keras model does not:
+    # close on average (the largest gap is one step of the logits' 8-bit grid).
+    assert np.mean(np.abs(file_logits - keras_logits)) <= 0.05 * np.ptp(keras_logits)
+    assert np.mean(file_logits.argmax(1) == keras_logits.argmax(1)) >= 0.95
+
+
 @pytest.mark.parametrize("hidden", [0, 1])
 def test_four_bit_kernels_the_converter_leaves_int8_are_named_in_one_warning(hidden):
     """The first layer of a w4a8 file stays INT8 (its op's input, the float image, has no QAT

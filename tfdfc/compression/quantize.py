@@ -30,7 +30,12 @@ _KERNEL_LAYERS = (keras.layers.Conv2D, keras.layers.Dense, keras.layers.Depthwis
 _OPAQUE = (keras.layers.Lambda, TFOpLambda)
 _PASS_THROUGH = (keras.layers.InputLayer, keras.layers.MaxPooling2D, keras.layers.Flatten,
                  keras.layers.Reshape, keras.layers.Dropout, keras.layers.Cropping2D,
-                 keras.layers.ZeroPadding2D, keras.layers.GlobalMaxPooling2D)
+                 keras.layers.ZeroPadding2D, keras.layers.GlobalMaxPooling2D) + (
+                 # TFLite's AVERAGE_POOL_2D keeps its input's scale: a range of its own, however
+                 # close, fails the conversion where its output also feeds a concatenation
+                 # (DenseNet's transitions), so it takes its input's range in both schemes
+                 # (annotated with no quantizer in int8's, or TF-MOT would give it one).
+                 keras.layers.AveragePooling2D,)
 _ACTIVATIONS = (keras.layers.Activation, keras.layers.ReLU, keras.layers.LeakyReLU)
 RANGE_STARTS = ("tfmot", "from_batches")  # where an activation range starts (below)
 RANGE_BATCHES = "range_batches"  # the name ending of a `from_batches` quantizer's batch counter
@@ -406,6 +411,8 @@ def _quantize_default(model):
         copy = _fresh_copy(layer)
         if isinstance(layer, (keras.layers.InputLayer,) + _OPAQUE):
             return copy
+        if isinstance(layer, keras.layers.AveragePooling2D):  # its input's range (_PASS_THROUGH)
+            return _qk.quantize_annotate_layer(copy, NBitQuantizeConfig(0, 0))
         if isinstance(layer, keras.layers.BatchNormalization) and not _follows_kernel(layer):
             return _qk.quantize_annotate_layer(copy, NBitQuantizeConfig(0, 8))
         if not _default_scheme_handles(registry, layer):
