@@ -7,7 +7,7 @@ import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
 from tfdfc import compression, export, metrics
-from tfdfc.keras_compat import keras
+from tfdfc.keras_compat import keras, tf
 
 
 def _model(seed=0):
@@ -87,6 +87,23 @@ def test_sparse_encoding_shrinks_a_pruned_model():
     np.testing.assert_allclose(
         metrics.tflite_outputs(sparse, _images(), use_default_delegates=False),
         metrics.tflite_outputs(dense, _images(), use_default_delegates=False), atol=1e-4)
+
+
+def test_a_pruned_model_keeps_the_dense_encoding_where_the_sparse_one_is_larger():
+    """At half sparsity the sparse format's indices cost more than its zeros save: the export
+    keeps the dense encoding (the zeros still in it), as large as an unpruned file's."""
+    model = _model()
+    kernel = model.get_layer("hidden").kernel
+    values = kernel.numpy()
+    values[np.abs(values) < np.quantile(np.abs(values), 0.5)] = 0.0
+    kernel.assign(values)
+    sparse_only = export.converter(model)
+    sparse_only.optimizations = [tf.lite.Optimize.DEFAULT, tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
+    dense = export.tflite_dynamic(model)
+    assert len(sparse_only.convert()) > len(dense)
+    assert len(export.tflite_dynamic(model, sparse=True)) == len(dense)
+    assert len(export.tflite_int8(model, _images(), sparse=True)) == len(
+        export.tflite_int8(model, _images()))
 
 
 def test_plain_copy_and_saved_model_keep_the_weights(tmp_path):

@@ -104,11 +104,26 @@ def _optimizations(sparse):
     return [tf.lite.Optimize.DEFAULT]
 
 
+def _smaller_encoding(convert, sparse):
+    """`convert(sparse_encoding)`'s file; with `sparse`, the smaller of the sparse and dense
+    encodings. At moderate sparsity the sparse format's indices cost more than its zeros save,
+    and XNNPACK runs only dense files: the zeros stay either way (gzip shrinks them)."""
+    payload = convert(sparse)
+    if not sparse:
+        return payload
+    dense = convert(False)
+    return dense if len(dense) <= len(payload) else payload
+
+
 def tflite_dynamic(model, sparse=False):
-    """Dynamic-range TFLite: int8 weights, float activations (no calibration data needed)."""
-    dynamic = converter(model)
-    dynamic.optimizations = _optimizations(sparse)
-    return dynamic.convert()
+    """Dynamic-range TFLite: int8 weights, float activations (no calibration data needed);
+    `sparse`: the zeros of a pruned model encoded sparsely where that makes the file smaller."""
+    def convert(sparse_encoding):
+        dynamic = converter(model)
+        dynamic.optimizations = _optimizations(sparse_encoding)
+        return dynamic.convert()
+
+    return _smaller_encoding(convert, sparse)
 
 
 def calibration_images(images, tail=CALIBRATION_TAIL):
@@ -172,7 +187,7 @@ def tflite_int8(model, representative_images, int8_io=False, sparse=False):
       model: a float or QAT Keras model.
       representative_images: float array of inputs, e.g. samples of the trained generator.
       int8_io: make the model's input and output int8 too (else float, quantized inside).
-      sparse: encode the zeros of a pruned model sparsely.
+      sparse: encode the zeros of a pruned model sparsely, where that makes the file smaller.
     """
     quantization_aware = _is_quantization_aware(model)
     batches = (calibration_images(representative_images) if quantization_aware
@@ -183,19 +198,22 @@ def tflite_int8(model, representative_images, int8_io=False, sparse=False):
     # with TensorFlow 2.21). The range is set here instead, over the same images.
     fixed_range = (output_range(model, batches)
                    if quantization_aware and _unquantized_output(model) else None)
-    full_integer = converter(model, fixed_range)
-    full_integer.optimizations = _optimizations(sparse)
 
     def representative_dataset():
         for image in batches:
             yield [image[np.newaxis]]
 
-    full_integer.representative_dataset = representative_dataset
-    full_integer.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    if int8_io:
-        full_integer.inference_input_type = tf.int8
-        full_integer.inference_output_type = tf.int8
-    return full_integer.convert()
+    def convert(sparse_encoding):
+        full_integer = converter(model, fixed_range)
+        full_integer.optimizations = _optimizations(sparse_encoding)
+        full_integer.representative_dataset = representative_dataset
+        full_integer.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if int8_io:
+            full_integer.inference_input_type = tf.int8
+            full_integer.inference_output_type = tf.int8
+        return full_integer.convert()
+
+    return _smaller_encoding(convert, sparse)
 
 
 def write_tflite(payload, path):
