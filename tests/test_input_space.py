@@ -43,6 +43,17 @@ def test_normalization_after_rescaling_makes_its_outputs_standard_normal():
     np.testing.assert_allclose(normalised.std(axis=(0, 1, 2)), 1.0, atol=0.01)
 
 
+def test_a_normalization_never_adapted_is_read_as_absent():
+    """keras.applications' EfficientNet built without weights: Rescaling(1/255), then a
+    Normalization holding mean 0 and variance 1, which changes nothing: pixels 0..255."""
+    space = input_space.infer(_model(layers.Rescaling(1 / 255.0), layers.Normalization(
+        mean=[0.0] * 3, variance=[1.0] * 3)))
+    assert space.mean == (127.5,) * 3 and space.std == (63.75,) * 3
+    assert "never adapted" in space.source
+    alone = input_space.infer(_model(layers.Normalization(mean=0.0, variance=1.0)))
+    assert alone.is_standard
+
+
 def test_sequential_models_are_read_too():
     model = keras.Sequential([keras.Input((8, 8, 1)), layers.Rescaling(1 / 255.0),
                               layers.Flatten(), layers.Dense(2)])

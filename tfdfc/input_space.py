@@ -9,7 +9,8 @@ no-training baselines) ends with an affine map `image = mean + std * x` per chan
 
 - no preprocessing layer: mean 0, std 1 (standardised inputs), as before;
 - `Normalization` first (after any Rescaling): its mean and standard deviation, mapped back
-  through the Rescaling, so the normalised values are standard-normal, which is exact;
+  through the Rescaling, so the normalised values are standard-normal, which is exact; one
+  holding mean 0 and variance 1 (never adapted) changes nothing and is read as absent;
 - `Rescaling(scale, offset)` alone: pixels are taken to span 0..255 when |scale| < 0.1 (the
   usual 1/255 or 1/127.5), else 0..1; mean the middle of that range, std a quarter of it;
 - `--input_range=low,high` overrides all of these (mean the middle, std a quarter).
@@ -132,6 +133,9 @@ def infer(model):
         scale = _per_channel(layer.scale, channels, layer, "scale")
         offset = _per_channel(layer.offset, channels, layer, "offset")
         layer = _skip_pass_through(_only_consumer(layer))
+    unadapted = None
+    if isinstance(layer, keras.layers.Normalization) and _is_unadapted(layer, channels):
+        unadapted, layer = layer, None  # it changes nothing: read the space as if it were absent
     if isinstance(layer, keras.layers.Normalization):
         if getattr(layer, "invert", False):
             raise ConfigError(f"Normalization layer {layer.name!r} is inverted (invert=True): "
@@ -142,11 +146,27 @@ def infer(model):
         return InputSpace(tuple(float(v) for v in (mean - offset) / scale),
                           tuple(float(v) for v in std / np.abs(scale)),
                           f"Normalization layer {layer.name!r}")
+    note = (f" (Normalization layer {unadapted.name!r} holds mean 0 and variance 1, as one "
+            "never adapted does, and changes nothing)" if unadapted is not None else "")
     if rescaling is not None:
         high = 255.0 if np.max(np.abs(scale)) < _EIGHT_BIT_SCALE else 1.0
         return _range_space(0.0, high, channels,
-                            f"Rescaling layer {rescaling.name!r}: pixels 0..{high:g}")
+                            f"Rescaling layer {rescaling.name!r}: pixels 0..{high:g}{note}")
     return standard(channels)
+
+
+def _is_unadapted(layer, channels):
+    """Whether a Normalization layer holds mean 0 and variance 1 (keras.applications'
+    EfficientNets built with weights=None carry one never adapted): its statistics say nothing
+    of the data, where an adapted layer's are the data's own."""
+    if getattr(layer, "invert", False):
+        return False
+    try:
+        mean = _per_channel(layer.mean, channels, layer, "mean")
+        variance = _per_channel(layer.variance, channels, layer, "variance")
+    except ConfigError:
+        return False
+    return bool(np.all(mean == 0.0) and np.all(variance == 1.0))
 
 
 def _per_channel(values, channels, layer, what):
