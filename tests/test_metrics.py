@@ -152,6 +152,16 @@ def test_a_very_sparse_dynamic_file_is_measured_as_keras_computes_it():
     assert len(lines) == 1 and lines[0].startswith("WARNING: XNNPACK runs student_dynamic")
 
 
+def test_only_full_integer_files_count_as_computing_in_integers():
+    """The XNNPACK check holds files computing in integers to NaN only (their two runtimes
+    round apart, more so with depth): the classification decides which files those are."""
+    model = _conv_dense()
+    images = np.random.default_rng(0).normal(size=(16, 8, 8, 1)).astype(np.float32)
+    assert metrics.computes_in_integers(export.tflite_int8(model, images))
+    assert not metrics.computes_in_integers(export.tflite_dynamic(model))
+    assert not metrics.computes_in_integers(export.tflite_float(model))
+
+
 def test_gzip_size_is_what_gzip_gives_and_shrinks_zeros():
     zeros, noise = bytes(10_000), np.random.default_rng(0).bytes(10_000)
     assert metrics.gzip_size(noise) == len(gzip.compress(noise, compresslevel=9))
