@@ -8,7 +8,7 @@ import pytest
 
 from conftest import quiet, two_replica_strategy
 from tfdfc import baselines, compression, data, export, metrics, models, pipeline, report, teacher
-from tfdfc.compression import quantize
+from tfdfc.compression import mixed, quantize
 from tfdfc.errors import ConfigError
 from tfdfc.methods import nbit_qat
 from tfdfc.keras_compat import keras, tf
@@ -147,6 +147,31 @@ def test_average_pooling_feeding_a_concatenation_converts_and_matches_keras(sche
     file_logits = metrics.tflite_outputs(export.tflite_int8(qat, images[:64]), images)
     # The file rounds the pooled values to its input's grid, which the Keras model does not:
     # close on average (the largest gap is one step of the logits' 8-bit grid).
+    assert np.mean(np.abs(file_logits - keras_logits)) <= 0.05 * np.ptp(keras_logits)
+    assert np.mean(file_logits.argmax(1) == keras_logits.argmax(1)) >= 0.95
+
+
+def test_four_bit_kernels_before_activations_tflite_does_not_fuse_are_packed():
+    """A convolution followed by swish, sigmoid or LeakyReLU (ops of their own in TFLite) gets
+    an output range of its own, so its 4-bit kernel is packed as one before ReLU is; the file
+    still computes what the Keras model does."""
+    keras.utils.set_random_seed(0)
+    layers = keras.layers
+    inputs = keras.Input((8, 8, 3))
+    x = layers.Conv2D(8, 3, padding="same", activation="relu", name="first")(inputs)
+    x = layers.Activation("swish")(layers.Conv2D(8, 3, padding="same", name="swish")(x))
+    x = layers.Activation("sigmoid")(layers.Conv2D(8, 1, name="sigmoid")(x))
+    x = layers.LeakyReLU(0.1)(layers.Conv2D(8, 1, name="leaky")(x))
+    x = layers.ReLU(6.0)(layers.Conv2D(8, 1, name="relu6")(x))
+    model = keras.Model(inputs, layers.Dense(3, name="logits")(layers.GlobalAveragePooling2D()(x)))
+    qat = quantize.quantize_nbit(model, 4, 8)
+    images = np.random.default_rng(0).normal(size=(128, 8, 8, 3)).astype(np.float32)
+    _calibrate(qat, images)
+    payload = export.tflite_int8(qat, images[:64])
+    assert mixed.file_bits(payload, model) == {"first": 8, "swish": 4, "sigmoid": 4, "leaky": 4,
+                                               "relu6": 4, "logits": 4}
+    keras_logits = metrics.keras_logits(qat, images)
+    file_logits = metrics.tflite_outputs(payload, images)
     assert np.mean(np.abs(file_logits - keras_logits)) <= 0.05 * np.ptp(keras_logits)
     assert np.mean(file_logits.argmax(1) == keras_logits.argmax(1)) >= 0.95
 

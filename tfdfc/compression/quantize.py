@@ -36,7 +36,6 @@ _PASS_THROUGH = (keras.layers.InputLayer, keras.layers.MaxPooling2D, keras.layer
                  # (DenseNet's transitions), so it takes its input's range in both schemes
                  # (annotated with no quantizer in int8's, or TF-MOT would give it one).
                  keras.layers.AveragePooling2D,)
-_ACTIVATIONS = (keras.layers.Activation, keras.layers.ReLU, keras.layers.LeakyReLU)
 RANGE_STARTS = ("tfmot", "from_batches")  # where an activation range starts (below)
 RANGE_BATCHES = "range_batches"  # the name ending of a `from_batches` quantizer's batch counter
 # Name endings of an activation quantizer's state: its range and, for `from_batches`, its counter.
@@ -342,6 +341,18 @@ def _consumers(layer):
     return [node.outbound_layer for node in layer._outbound_nodes]  # pylint: disable=protected-access
 
 
+def _fuses_into_kernel(layer):
+    """Whether the converter fuses `layer`, an activation after a convolution or dense layer,
+    into that op (ReLU, ReLU6), so the op's output range is the activation's. Any other (swish,
+    sigmoid, LeakyReLU) is an op of its own: the kernel's output then needs a range of its own,
+    or the converter calibrates one and leaves a 4-bit kernel unpacked INT8."""
+    if isinstance(layer, keras.layers.ReLU):
+        return (layer.max_value in (None, 6.0) and not layer.negative_slope
+                and not layer.threshold)
+    return (isinstance(layer, keras.layers.Activation)
+            and getattr(layer.activation, "__name__", "") in ("relu", "relu6"))
+
+
 def _has_activation(layer):
     activation = getattr(layer, "activation", None)
     return activation is not None and activation is not keras.activations.linear
@@ -360,7 +371,7 @@ def nbit_config_for(model, weight_bits, act_bits, weight_bits_of=None, range_sta
         if isinstance(layer, _KERNEL_LAYERS):
             consumers = _consumers(layer)
             if (not _has_activation(layer) and len(consumers) == 1
-                    and isinstance(consumers[0], _ACTIVATIONS)):
+                    and _fuses_into_kernel(consumers[0])):
                 quantize_output = False
             bits = weight_bits_of(layer) if weight_bits_of else weight_bits
             return NBitQuantizeConfig(bits, act_bits if quantize_output else 0, range_start)

@@ -112,8 +112,8 @@ def unpacked_kernels(payload, template, scheme, log=print):
         log(f"WARNING: --quantize={scheme}: TFLite keeps {len(left)} of {len(bits)} kernels as "
             f"INT8, {share:.0%} of the kernel weights, with no size saving there "
             f"({', '.join(left)}): the converter packs 4-bit kernels only between two quantized "
-            f"activations, so the first layer stays INT8; the kernels take {file_bytes:,} bytes "
-            f"against int8's {int8_bytes:,} ({saving:.0%} less){advice}")
+            f"activations (the first layer's input is the float image); the kernels take "
+            f"{file_bytes:,} bytes against int8's {int8_bytes:,} ({saving:.0%} less){advice}")
     return left
 
 
