@@ -370,6 +370,19 @@ def test_progress_lines_and_tensorboard_summaries(tmp_path, digits_teacher_path)
             "eval/student_accuracy", "train/generated"} <= tags
 
 
+def test_a_run_says_the_first_iteration_traces_before_it_and_how_long_it_took(
+        tmp_path, digits_teacher_path):
+    """A large network can trace its training step for minutes with nothing on the console."""
+    strategy = distribute.make_strategy("one_device")
+    config = tiny_train_config(log_every=2)
+    players = tiny_players(strategy, digits_teacher_path, config)
+    lines = []
+    Loop(strategy, players, config, str(tmp_path / "ckpt"), log=lines.append).run()
+    starts = [i for i, line in enumerate(lines) if line.startswith("iteration 1 starts")]
+    done = [i for i, line in enumerate(lines) if line.startswith("first iteration done in")]
+    assert len(starts) == 1 and len(done) == 1 and starts[0] < done[0]
+
+
 def test_non_finite_loss_stops_the_run_naming_the_iteration(tmp_path, digits_teacher_path):
     strategy = distribute.make_strategy("one_device")
     players = tiny_players(strategy, digits_teacher_path, tiny_train_config(steps=3))

@@ -180,6 +180,9 @@ class Loop:
         start = self.restore()
         metrics, clock, clock_iteration = {}, time.time(), start
         started = time.time()
+        if start < self.config.steps and self.config.log_every > 1:
+            self.log(f"iteration {start + 1} starts: tracing the training step comes first "
+                     "(minutes on a large network)")
         for iteration in range(start, self.config.steps):
             iteration_started = time.time()
             metrics = self.run_iteration(iteration)
