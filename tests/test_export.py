@@ -83,6 +83,7 @@ def test_sparse_encoding_shrinks_a_pruned_model():
     kernel.assign(values)
     dense, sparse = export.tflite_dynamic(model), export.tflite_dynamic(model, sparse=True)
     assert len(sparse) < 0.7 * len(dense)
+    assert metrics.is_sparse_encoded(sparse) and not metrics.is_sparse_encoded(dense)
     # XNNPACK, the default delegate, rejects sparse kernels: the plain interpreter runs both.
     np.testing.assert_allclose(
         metrics.tflite_outputs(sparse, _images(), use_default_delegates=False),
@@ -101,7 +102,8 @@ def test_a_pruned_model_keeps_the_dense_encoding_where_the_sparse_one_is_larger(
     sparse_only.optimizations = [tf.lite.Optimize.DEFAULT, tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
     dense = export.tflite_dynamic(model)
     assert len(sparse_only.convert()) > len(dense)
-    assert len(export.tflite_dynamic(model, sparse=True)) == len(dense)
+    kept = export.tflite_dynamic(model, sparse=True)
+    assert len(kept) == len(dense) and not metrics.is_sparse_encoded(kept)
     assert len(export.tflite_int8(model, _images(), sparse=True)) == len(
         export.tflite_int8(model, _images()))
 

@@ -148,7 +148,7 @@ def test_a_very_sparse_dynamic_file_is_measured_as_keras_computes_it():
     # With the pinned ai-edge-litert, XNNPACK gets this file wrong; a fixed one would run it.
     assert kernels == metrics.BUILTIN_KERNELS_XNNPACK_WRONG and "differ from" in reason
     lines = []
-    assert report._delegate("dynamic", payload, images, True, lines.append) == kernels
+    assert report._delegate("dynamic", payload, images, lines.append) == kernels
     assert len(lines) == 1 and lines[0].startswith("WARNING: XNNPACK runs student_dynamic")
 
 
@@ -160,6 +160,8 @@ def test_only_full_integer_files_count_as_computing_in_integers():
     assert metrics.computes_in_integers(export.tflite_int8(model, images))
     assert not metrics.computes_in_integers(export.tflite_dynamic(model))
     assert not metrics.computes_in_integers(export.tflite_float(model))
+    assert metrics.tflite_outputs_any_kernels(export.tflite_int8(model, images), images)[1:] == (
+        metrics.XNNPACK, None)
 
 
 def test_gzip_size_is_what_gzip_gives_and_shrinks_zeros():

@@ -2,6 +2,7 @@
 replicas, kept through SavedModel and TFLite, and bad values rejected."""
 
 import dataclasses
+import os
 import re
 
 import numpy as np
@@ -284,7 +285,7 @@ def test_bad_pruning_values_fail_before_any_work(tmp_path, overrides, message):
 
 
 @pytest.mark.slow
-def test_pruning_with_int8_qat_keeps_the_zeros_and_exports_a_sparse_int8_file(
+def test_pruning_with_int8_qat_keeps_the_zeros_and_exports_the_smaller_int8_encoding(
         tmp_path, digits_teacher_path):
     report = pipeline.run(_config(tmp_path, digits_teacher_path, quantize="int8", sparsity=0.7),
                           log=quiet)
@@ -293,5 +294,8 @@ def test_pruning_with_int8_qat_keeps_the_zeros_and_exports_a_sparse_int8_file(
     int8 = report["tflite"]["int8"]
     assert int8["gzip_bytes"] < report["tflite"]["float"]["gzip_bytes"]
     assert abs(int8["accuracy"] - report["student"]["accuracy"]) <= 0.05  # runs in litert
-    assert int8["delegate"] == metrics.BUILTIN_KERNELS  # XNNPACK refuses sparse int8 kernels
+    with open(os.path.join(tmp_path, "student_int8.tflite"), "rb") as handle:
+        sparse_file = metrics.is_sparse_encoded(handle.read())
+    # XNNPACK refuses sparse int8 kernels; at 0.7 the dense encoding is the smaller here.
+    assert (int8["delegate"] == metrics.BUILTIN_KERNELS) == sparse_file
     assert report["tflite"]["float"]["delegate"] == metrics.XNNPACK

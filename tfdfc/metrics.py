@@ -78,7 +78,7 @@ XNNPACK = "default (XNNPACK)"
 BUILTIN_KERNELS = "builtin kernels (XNNPACK refused the model)"
 BUILTIN_KERNELS_XNNPACK_WRONG = "builtin kernels (XNNPACK computed other outputs)"
 # XNNPACK is checked against the builtin kernels on this many of the images: outputs of a file
-# computing in float apart by more than XNNPACK_TOLERANCE of the builtin outputs' largest
+# computing in float (full-integer files are not compared) apart by more than XNNPACK_TOLERANCE of the builtin outputs' largest
 # magnitude (plus a float floor) are a wrong computation, not rounding.
 XNNPACK_CHECK_IMAGES, XNNPACK_TOLERANCE, XNNPACK_FLOOR = 8, 0.1, 1e-6
 
@@ -88,12 +88,12 @@ def tflite_outputs_any_kernels(model_content, images, batch_size=256):
     model (sparse quantized kernels; quantization scales outside its range), with the builtin
     kernels every TFLite runtime has.
 
-    XNNPACK's outputs on the first images are checked against the builtin kernels': some
-    files it accepts, it computes wrongly (very sparse dynamic-range kernels, TFLite 2.21),
-    and then the builtin kernels' outputs are returned. A file computing in integers is held
-    to NaN only: the two runtimes round each layer's requantization their own way, and over
-    tens of layers the gaps add up to more than any fixed share of the outputs, with neither
-    runtime the closer to the Keras model.
+    A file computing in float has XNNPACK's outputs on the first images checked against the
+    builtin kernels': some files it accepts, it computes wrongly (very sparse dynamic-range
+    kernels, TFLite 2.21), and then the builtin kernels' outputs are returned. A full-integer
+    file is not compared: the two runtimes round each layer's requantization their own way,
+    and over tens of layers the gaps add up to more than any fixed share of the outputs, with
+    neither runtime the closer to the Keras model.
 
     Returns:
       (outputs, what ran them (XNNPACK, BUILTIN_KERNELS or BUILTIN_KERNELS_XNNPACK_WRONG), the
@@ -104,13 +104,13 @@ def tflite_outputs_any_kernels(model_content, images, batch_size=256):
     except (RuntimeError, ValueError) as error:
         outputs = tflite_outputs(model_content, images, batch_size, use_default_delegates=False)
         return outputs, BUILTIN_KERNELS, first_line(error)
+    if computes_in_integers(model_content):
+        return outputs, XNNPACK, None
     checked = outputs[:XNNPACK_CHECK_IMAGES]
     builtin = tflite_outputs(model_content, images[:XNNPACK_CHECK_IMAGES],
                              use_default_delegates=False)
     apart = float(np.max(np.abs(checked - builtin)))
-    tolerance = (np.inf if computes_in_integers(model_content)
-                 else XNNPACK_TOLERANCE * float(np.max(np.abs(builtin))) + XNNPACK_FLOOR)
-    if not apart <= tolerance:  # NaN too
+    if not apart <= XNNPACK_TOLERANCE * float(np.max(np.abs(builtin))) + XNNPACK_FLOOR:  # NaN
         outputs = tflite_outputs(model_content, images, batch_size, use_default_delegates=False)
         if np.isnan(checked).any() and not np.isnan(builtin).any():
             return outputs, BUILTIN_KERNELS_XNNPACK_WRONG, (
@@ -278,6 +278,12 @@ def computes_in_integers(payload):
     _, _, graph, ops, names, type_names = _flatbuffer(payload)
     return any(type_names[graph.Tensors(op.Inputs(0)).Type()] in ("INT8", "INT16", "UINT8")
                for op, name in zip(ops, names) if name in _KERNEL_OPS)
+
+
+def is_sparse_encoded(payload):
+    """Whether a TFLite flatbuffer stores any kernel in the sparse encoding (a DENSIFY op
+    expands it), which XNNPACK refuses for quantized kernels."""
+    return "DENSIFY" in _flatbuffer(payload)[4]
 
 
 def tflite_kernels(payload):

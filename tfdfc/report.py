@@ -83,8 +83,7 @@ def export_and_measure(config, run, eval_set, log=print):
     if "int8" in files:  # what the conv and dense kernels take in the file (INT4 packed)
         result["tflite"]["int8"]["kernel_bytes"] = metrics.tflite_kernel_bytes(files["int8"])
     for variant, payload in files.items():
-        result["tflite"][variant]["delegate"] = _delegate(variant, payload, samples[:8],
-                                                          run.method.sparse, log)
+        result["tflite"][variant]["delegate"] = _delegate(variant, payload, samples[:8], log)
     for variant, fields in run.method.file_fields(config, run, files, log).items():
         result["tflite"][variant].update(fields)
     if eval_set is not None:
@@ -144,18 +143,18 @@ def _student_summary(config, run, view):
     return summary
 
 
-def _delegate(variant, payload, images, sparse, log):
+def _delegate(variant, payload, images, log):
     """What runs the file (as tfdfc.evaluate reports it): XNNPACK, TFLite's default delegate, or
     where XNNPACK refuses the file or computes it wrongly, the builtin kernels. XNNPACK refuses
-    sparse quantized kernels by design; anything else it refuses, a runtime that applies it by
-    default may refuse too, and a file it runs wrongly gives wrong answers there: the user
-    hears of both."""
+    sparse quantized kernels by design (a pruned run's file is sparse-encoded only where that
+    made it smaller); anything else it refuses, a runtime that applies it by default may refuse
+    too, and a file it runs wrongly gives wrong answers there: the user hears of both."""
     _, delegate, reason = metrics.tflite_outputs_any_kernels(payload, images)
     if delegate == metrics.BUILTIN_KERNELS_XNNPACK_WRONG:
         log(f"WARNING: XNNPACK runs student_{variant}.tflite wrongly ({reason}); measured on "
             "TFLite's builtin kernels. Run it without XNNPACK (e.g. the interpreter's "
             "BUILTIN_WITHOUT_DEFAULT_DELEGATES)")
-    elif reason and not (sparse and variant != "float"):
+    elif reason and not (metrics.is_sparse_encoded(payload) and variant != "float"):
         log(f"WARNING: XNNPACK refused student_{variant}.tflite ({reason}); it runs on "
             "TFLite's builtin kernels. Runtimes that apply XNNPACK by default may refuse it too")
     return delegate

@@ -6,9 +6,11 @@ activations (one builder parameterised by bit widths).
   supported by that scheme; it is annotated with an output-only 8-bit config instead.
 - `w<b>a<c>`: every convolution and depthwise (per channel) and dense (per tensor) kernel gets a
   symmetric b-bit quantizer; the output of every layer that creates new values gets a c-bit
-  quantizer, except a convolution or dense layer whose only consumer is an activation (its
-  output is quantized after the activation, as TFLite fuses them) and the final logits (left to
-  the converter's 8 bits).
+  quantizer, except a convolution or dense layer whose only consumer is a ReLU or ReLU6 (its
+  output is quantized after the activation, as TFLite fuses the two; any other activation is
+  an op of its own in TFLite, so the kernel's output keeps its quantizer), average pooling
+  (its input's range: TFLite keeps the scale through it) and the final logits (left to the
+  converter's 8 bits).
   These configs are applied with a pass-through scheme so TF-MOT adds no quantizer of its own.
 """
 

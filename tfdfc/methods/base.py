@@ -38,7 +38,7 @@ class Method:
     Attributes:
       name: the method's name in report.json and in errors.
       recipe: the recipes.py row that fills the training settings the user left unset.
-      sparse: its exports encode zero weights sparsely.
+      sparse: its exports encode zero weights sparsely, where that makes a file smaller.
       quantize_value: a `--quantize` value this method adds to the built-in ones (none, binary,
         int8, w<b>a<c>), or None.
       splits_separable: the run's teacher has each SeparableConv2D split into a depthwise and a
