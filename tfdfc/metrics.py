@@ -78,8 +78,8 @@ XNNPACK = "default (XNNPACK)"
 BUILTIN_KERNELS = "builtin kernels (XNNPACK refused the model)"
 BUILTIN_KERNELS_XNNPACK_WRONG = "builtin kernels (XNNPACK computed other outputs)"
 # XNNPACK is checked against the builtin kernels on this many of the images: outputs of a file
-# computing in float (full-integer files are not compared) apart by more than XNNPACK_TOLERANCE of the builtin outputs' largest
-# magnitude (plus a float floor) are a wrong computation, not rounding.
+# computing in float (full-integer files are not compared) apart by more than XNNPACK_TOLERANCE
+# of the builtin outputs' largest magnitude (plus a float floor) are a wrong computation.
 XNNPACK_CHECK_IMAGES, XNNPACK_TOLERANCE, XNNPACK_FLOOR = 8, 0.1, 1e-6
 
 
