@@ -1,6 +1,7 @@
 """Magnitude pruning (`--prune=magnitude --prune_sparsity=s`): the smallest weights are zeroed on a
 schedule while the student trains data-free; alone (a float student, TF-MOT's pruning wrappers)
-or inside an int8 QAT student (`--quantize=int8`). The exports encode the zeros sparsely where that makes a file smaller."""
+or inside an int8 QAT student (`--quantize=int8`). The exports encode the zeros sparsely where
+that makes a file smaller."""
 
 from tfdfc import export, metrics
 from tfdfc.compression import CompressedStudent, prune, quantize
