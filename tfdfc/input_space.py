@@ -133,40 +133,28 @@ def infer(model):
         scale = _per_channel(layer.scale, channels, layer, "scale")
         offset = _per_channel(layer.offset, channels, layer, "offset")
         layer = _skip_pass_through(_only_consumer(layer))
-    unadapted = None
-    if isinstance(layer, keras.layers.Normalization) and _is_unadapted(layer, channels):
-        unadapted, layer = layer, None  # it changes nothing: read the space as if it were absent
+    note = ""
     if isinstance(layer, keras.layers.Normalization):
         if getattr(layer, "invert", False):
             raise ConfigError(f"Normalization layer {layer.name!r} is inverted (invert=True): "
                               "tfdfc cannot read the input space from it; give --input_range="
                               "low,high")
         mean = _per_channel(layer.mean, channels, layer, "mean")
-        std = np.sqrt(_per_channel(layer.variance, channels, layer, "variance"))
-        return InputSpace(tuple(float(v) for v in (mean - offset) / scale),
-                          tuple(float(v) for v in std / np.abs(scale)),
-                          f"Normalization layer {layer.name!r}")
-    note = (f" (Normalization layer {unadapted.name!r} holds mean 0 and variance 1, as one "
-            "never adapted does, and changes nothing)" if unadapted is not None else "")
+        variance = _per_channel(layer.variance, channels, layer, "variance")
+        # Mean 0 and variance 1 are a never-adapted layer's (keras.applications' EfficientNets
+        # built with weights=None): it changes nothing and says nothing of the data, so the
+        # space is read as if it were absent. An adapted layer's statistics are the data's own.
+        if not (np.all(mean == 0.0) and np.all(variance == 1.0)):
+            return InputSpace(tuple(float(v) for v in (mean - offset) / scale),
+                              tuple(float(v) for v in np.sqrt(variance) / np.abs(scale)),
+                              f"Normalization layer {layer.name!r}")
+        note = (f" (Normalization layer {layer.name!r} holds mean 0 and variance 1, as one "
+                "never adapted does, and changes nothing)")
     if rescaling is not None:
         high = 255.0 if np.max(np.abs(scale)) < _EIGHT_BIT_SCALE else 1.0
         return _range_space(0.0, high, channels,
                             f"Rescaling layer {rescaling.name!r}: pixels 0..{high:g}{note}")
     return standard(channels)
-
-
-def _is_unadapted(layer, channels):
-    """Whether a Normalization layer holds mean 0 and variance 1 (keras.applications'
-    EfficientNets built with weights=None carry one never adapted): its statistics say nothing
-    of the data, where an adapted layer's are the data's own."""
-    if getattr(layer, "invert", False):
-        return False
-    try:
-        mean = _per_channel(layer.mean, channels, layer, "mean")
-        variance = _per_channel(layer.variance, channels, layer, "variance")
-    except ConfigError:
-        return False
-    return bool(np.all(mean == 0.0) and np.all(variance == 1.0))
 
 
 def _per_channel(values, channels, layer, what):
