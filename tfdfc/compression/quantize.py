@@ -30,14 +30,14 @@ _KERNEL_LAYERS = (keras.layers.Conv2D, keras.layers.Dense, keras.layers.Depthwis
 # from `x + 3.0` and `x * (1 / 6)`): TF-MOT cannot wrap them, so they stay float in the QAT model
 # and the converter calibrates them on the representative (generated) images.
 _OPAQUE = (keras.layers.Lambda, TFOpLambda)
+# Layers that keep their input's range. TFLite's AVERAGE_POOL_2D keeps its input's scale: a
+# range of its own, however close, fails the conversion where its output also feeds a
+# concatenation (DenseNet's transitions), so average pooling takes its input's range in both
+# schemes (annotated with no quantizer in int8's, or TF-MOT would give it one).
 _PASS_THROUGH = (keras.layers.InputLayer, keras.layers.MaxPooling2D, keras.layers.Flatten,
                  keras.layers.Reshape, keras.layers.Dropout, keras.layers.Cropping2D,
-                 keras.layers.ZeroPadding2D, keras.layers.GlobalMaxPooling2D) + (
-                 # TFLite's AVERAGE_POOL_2D keeps its input's scale: a range of its own, however
-                 # close, fails the conversion where its output also feeds a concatenation
-                 # (DenseNet's transitions), so it takes its input's range in both schemes
-                 # (annotated with no quantizer in int8's, or TF-MOT would give it one).
-                 keras.layers.AveragePooling2D,)
+                 keras.layers.ZeroPadding2D, keras.layers.GlobalMaxPooling2D,
+                 keras.layers.AveragePooling2D)
 RANGE_STARTS = ("tfmot", "from_batches")  # where an activation range starts (below)
 RANGE_BATCHES = "range_batches"  # the name ending of a `from_batches` quantizer's batch counter
 # Name endings of an activation quantizer's state: its range and, for `from_batches`, its counter.
