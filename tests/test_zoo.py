@@ -112,6 +112,9 @@ def test_zoo_model_compresses_exports_and_tflite_matches_keras(zoo_files, tmp_pa
         left = result["tflite"]["int8"]["kernels_left_int8"]  # packed as INT4
         split = [layer.name for layer in run.float_template.layers if "separable" in layer.name]
         assert len(split) == 2 and not set(split) & set(left), (split, left)
+    if quantize != "none" and "prune" not in overrides:  # counted like the teacher (report.py)
+        for field in ("params", "kernel_params"):  # whether or not n-bit folded a batch norm
+            assert result["student"][field] == result["teacher"][field], field
     expected_policy = (None if name == "sequential_mlp"  # no batch norm, so no policy
                        else "trained" if overrides.get("student_init") == "random"
                        else "frozen_statistics")

@@ -119,20 +119,28 @@ def _unfolded(config, run):
 
 def _student_summary(config, run, view):
     spec = config.quant_spec
-    if view is not None:
+    architecture = run.method.architecture(run, view)
+    # Counted before any batch norm was folded into its convolution, as the teacher is: folding
+    # is a step of quantizing (int8 QAT folds inside its wrappers, unseen here); counted after
+    # it, an n-bit student would seem to lose its batch norms and gain a bias per channel.
+    unfolded = _unfolded(config, run)
+    folded = (architecture is run.float_template and len(batchnorm.batch_norms(architecture))
+              < len(batchnorm.batch_norms(unfolded)))
+    if folded:
+        architecture = unfolded
+    if view is not None and not folded:
         nonzero, sparsity = metrics.nonzero_parameter_count(view), metrics.sparsity(view)
-    else:  # no float view (TF-MOT renamed a layer): the kernels the wrappers train
+    else:  # no float view (TF-MOT renamed a layer), or one of the folded network: kernel zeros
         zeros, entries = metrics.trained_kernel_zeros(run.players.student_model)
         sparsity = zeros / max(entries, 1)
-        nonzero = parameter_count(run.float_template) - zeros
-    architecture = run.method.architecture(run, view)
+        nonzero = parameter_count(architecture) - zeros
     summary = {"architecture": config.student if config.student != "same"
                else f"same ({run.teacher_logits.name})",
                "method": run.method.name, "quantize": config.quantize, "prune": config.prune,
                "ticket": config.ticket or None, "ticket_reinit": config.ticket_reinit,
                "init": config.resolved_student_init,
                "batch_norm": (config.resolved_batch_norm
-                              if batchnorm.batch_norms(_unfolded(config, run)) else None),
+                              if batchnorm.batch_norms(unfolded) else None),
                "accuracy": None, "params": parameter_count(architecture),
                "kernel_params": metrics.kernel_parameter_count(architecture),
                "nonzero_params": nonzero,
