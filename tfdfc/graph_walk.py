@@ -1,10 +1,10 @@
 """A Functional model's graph run again, layer call by layer call, with the calls substituted.
 
 flatten.py (nested models inlined), fold.py (batch norms folded into their convolutions) and
-separable.py (separable convolutions split in two) rebuild a model as a new graph of copied
-layers: they walk the original's nodes in depth order, feed each node the new tensors its
-inputs became, and choose what the node's layer call becomes. This module is that walk; the
-choice is theirs.
+kernel_split.py (separable convolutions and unfused activations split) rebuild a model as a new
+graph of copied layers: they walk the original's nodes in depth order, feed each node the new
+tensors its inputs became, and choose what the node's layer call becomes. This module is that
+walk; the choice is theirs.
 """
 
 from tfdfc.keras_compat import keras, tf

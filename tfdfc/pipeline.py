@@ -12,7 +12,7 @@ from typing import Any, Dict
 from tfdfc import artifacts, baselines, batchnorm, compression, data, distribute, figures
 from tfdfc import flatten, methods
 from tfdfc import input_space as input_space_lib
-from tfdfc import models, priors, recipes, report, run_dir, separable
+from tfdfc import kernel_split, models, priors, recipes, report, run_dir
 from tfdfc import teacher as teacher_lib
 from tfdfc.compression import delta_search
 from tfdfc.errors import ConfigError, UserInputError
@@ -127,8 +127,8 @@ def load_inputs(config, teacher_model=None, teacher_conversion=None):
                 loaded.set_weights(teacher_model.get_weights())
             conversion = teacher_conversion
         teacher_model = flatten.flatten(loaded)
-        if config.method.splits_separable:
-            teacher_model = separable.split(teacher_model)
+        if config.method.splits_kernels:
+            teacher_model = kernel_split.split(teacher_model)
     if eval_set is not None:
         teacher_lib.check_eval_set(teacher_model, eval_set, config.eval_data)
     if config.train.batch_size % strategy.num_replicas_in_sync:
@@ -198,7 +198,8 @@ def train_one(config, strategy, teacher_model, eval_set, out_dir, delta=None, lo
                  if isinstance(layer, channels.ChannelScale))
     log(f"teacher {teacher_model.name}: {report.parameter_count(run.teacher_logits):,} "
         f"parameters; student ({scheme}): "
-        f"{report.parameter_count(run.float_template):,} parameters"
+        f"{report.parameter_count(report.counted_network(config, run, run.float_template)):,}"
+        " parameters"
         + (f" ({scales:,} of them channel scales, which leave with the channels slimming cuts)"
            if scales else "") + f"; {strategy.num_replicas_in_sync} replica(s)")
     student = run.players.student_model

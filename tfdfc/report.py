@@ -117,17 +117,24 @@ def _unfolded(config, run):
     return run.teacher_logits if config.resolved_student_init == "teacher" else run.float_template
 
 
+def counted_network(config, run, architecture):
+    """The network whose parameters and MACs are reported for a student of `architecture`
+    (the method's): itself, or the network before batch norms were folded into its
+    convolutions, as the teacher is counted. Folding is a step of quantizing (int8 QAT folds
+    inside its wrappers, unseen here); counted after it, an n-bit student would seem to lose
+    its batch norms and gain a bias per channel."""
+    unfolded = _unfolded(config, run)
+    if (architecture is run.float_template and len(batchnorm.batch_norms(architecture))
+            < len(batchnorm.batch_norms(unfolded))):
+        return unfolded
+    return architecture
+
+
 def _student_summary(config, run, view):
     spec = config.quant_spec
-    architecture = run.method.architecture(run, view)
-    # Counted before any batch norm was folded into its convolution, as the teacher is: folding
-    # is a step of quantizing (int8 QAT folds inside its wrappers, unseen here); counted after
-    # it, an n-bit student would seem to lose its batch norms and gain a bias per channel.
-    unfolded = _unfolded(config, run)
-    folded = (architecture is run.float_template and len(batchnorm.batch_norms(architecture))
-              < len(batchnorm.batch_norms(unfolded)))
-    if folded:
-        architecture = unfolded
+    method_network = run.method.architecture(run, view)
+    architecture = counted_network(config, run, method_network)
+    folded = architecture is not method_network
     if view is not None and not folded:
         nonzero, sparsity = metrics.nonzero_parameter_count(view), metrics.sparsity(view)
     else:  # no float view (TF-MOT renamed a layer), or one of the folded network: kernel zeros
@@ -140,7 +147,7 @@ def _student_summary(config, run, view):
                "ticket": config.ticket or None, "ticket_reinit": config.ticket_reinit,
                "init": config.resolved_student_init,
                "batch_norm": (config.resolved_batch_norm
-                              if batchnorm.batch_norms(unfolded) else None),
+                              if batchnorm.batch_norms(_unfolded(config, run)) else None),
                "accuracy": None, "params": parameter_count(architecture),
                "kernel_params": metrics.kernel_parameter_count(architecture),
                "nonzero_params": nonzero,

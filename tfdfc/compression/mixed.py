@@ -42,7 +42,7 @@ def kernel_sizes(model):
     for layer in model.layers:
         if isinstance(layer, keras.layers.SeparableConv2D):
             raise ConfigError(f"layer {layer.name!r} (SeparableConv2D) is not supported by "
-                              "--quantize=mixed: split it first (tfdfc.separable.split, as a "
+                              "--quantize=mixed: split it first (tfdfc.kernel_split.split, as a "
                               "run does when it loads the teacher)")
     sizes = {layer.name: int(np.prod(kernel.shape))
              for layer, kernel in metrics.kernel_layers(model)}

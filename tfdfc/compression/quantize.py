@@ -343,6 +343,10 @@ def _consumers(layer):
     return [node.outbound_layer for node in layer._outbound_nodes]  # pylint: disable=protected-access
 
 
+# The activations the converter fuses into the convolution or dense op before them.
+FUSED_ACTIVATIONS = ("relu", "relu6")
+
+
 def _fuses_into_kernel(layer):
     """Whether the converter fuses `layer`, an activation after a convolution or dense layer,
     into that op (ReLU, ReLU6), so the op's output range is the activation's. Any other (swish,
@@ -352,7 +356,7 @@ def _fuses_into_kernel(layer):
         return (layer.max_value in (None, 6.0) and not layer.negative_slope
                 and not layer.threshold)
     return (isinstance(layer, keras.layers.Activation)
-            and getattr(layer.activation, "__name__", "") in ("relu", "relu6"))
+            and getattr(layer.activation, "__name__", "") in FUSED_ACTIVATIONS)
 
 
 def _has_activation(layer):
@@ -395,7 +399,7 @@ def quantize_nbit(model, weight_bits, act_bits, weight_bits_of=None, range_start
         if isinstance(layer, keras.layers.SeparableConv2D):
             raise ConfigError(
                 f"layer {layer.name!r} (SeparableConv2D) is not supported by --quantize="
-                f"w{weight_bits}a{act_bits}: split it first (tfdfc.separable.split, as a run "
+                f"w{weight_bits}a{act_bits}: split it first (tfdfc.kernel_split.split, as a run "
                 "does when it loads the teacher)")
     return apply_configs(model, nbit_config_for(model, weight_bits, act_bits, weight_bits_of,
                                                  range_start))

@@ -41,8 +41,9 @@ class Method:
       sparse: its exports encode zero weights sparsely, where that makes a file smaller.
       quantize_value: a `--quantize` value this method adds to the built-in ones (none, binary,
         int8, w<b>a<c>), or None.
-      splits_separable: the run's teacher has each SeparableConv2D split into a depthwise and a
-        1x1 convolution when loaded (separable.py), for a method that quantizes kernel layers
+      splits_kernels: the run's teacher is rewritten as the ops TFLite runs when loaded
+        (kernel_split.py: a SeparableConv2D as a depthwise and a 1x1 convolution, an activation
+        TFLite does not fuse as a layer of its own), for a method that quantizes kernel layers
         one by one.
     """
 
@@ -50,7 +51,7 @@ class Method:
     recipe = "distill"
     sparse = False
     quantize_value: Optional[str] = None
-    splits_separable = False
+    splits_kernels = False
 
     def selects(self, config) -> bool:
         """Whether `config` (a CompressConfig) asks for this method."""

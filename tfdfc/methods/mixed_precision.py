@@ -21,7 +21,7 @@ from tfdfc.methods import base, baseline_noise, nbit_qat, qat
 class MixedPrecision(qat.QuantizationAware):
     name = "mixed"
     folds_batch_norms = True  # as n-bit: its configs wrap layers one by one (fold.py)
-    splits_separable = True  # a quantizer per kernel: separable.py
+    splits_kernels = True  # a quantizer per kernel: kernel_split.py
 
     def selects(self, config):
         return config.quantize == "mixed" and config.prune == "none" and not config.ticket

@@ -20,7 +20,7 @@ def teacher_copy(teacher):
 class NBit(qat.QuantizationAware):
     name = "nbit"
     folds_batch_norms = True  # the n-bit configs wrap layers one by one (fold.py)
-    splits_separable = True  # a quantizer per kernel: separable.py
+    splits_kernels = True  # a quantizer per kernel: kernel_split.py
 
     def selects(self, config):
         return (config.quant_spec.scheme == "nbit" and config.prune == "none"
