@@ -112,6 +112,11 @@ def test_zoo_model_compresses_exports_and_tflite_matches_keras(zoo_files, tmp_pa
         left = result["tflite"]["int8"]["kernels_left_int8"]  # packed as INT4
         split = [layer.name for layer in run.float_template.layers if "separable" in layer.name]
         assert len(split) == 2 and not set(split) & set(left), (split, left)
+        # the sigmoid dense layer's activation is a layer of its own, so its kernel packs too
+        sigmoid = [layer.name[:-len("_activation")] for layer in run.float_template.layers
+                   if layer.name.endswith("_activation")
+                   and layer.activation is keras.activations.sigmoid]
+        assert len(sigmoid) == 1 and sigmoid[0] not in left, (sigmoid, left)
     if quantize != "none" and "prune" not in overrides:  # counted like the teacher (report.py)
         for field in ("params", "kernel_params"):  # whether or not n-bit folded a batch norm
             assert result["student"][field] == result["teacher"][field], field
