@@ -112,6 +112,25 @@ def test_sigterm_checkpoints_the_finished_iteration_and_exits_143(tmp_path, digi
     assert iteration == stopped_at >= 3
 
 
+@pytest.mark.slow
+def test_sigterm_after_training_stops_in_one_line_and_leaves_nothing_half_written(
+        tmp_path, digits_teacher_path):
+    """Past the loop (exports, guard, baselines) SIGTERM is an exception like any failure: the
+    default action would end the process at once, and a staging folder with it."""
+    process = _start(f"--teacher={digits_teacher_path}", "--steps=2", f"--out_dir={tmp_path}",
+                     *TINY)
+    for line in process.stdout:  # the line before the conversion, the first step after training
+        if "exporting: converting the trained student" in line:
+            process.send_signal(signal.SIGTERM)
+            break
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 128 + signal.SIGTERM, stderr[-2000:]
+    assert stderr.count("stopped by SIGTERM; nothing half-written is left") == 1, stderr[-2000:]
+    assert "Traceback" not in stderr and "SIGTERM" not in stdout
+    assert not os.path.exists(tmp_path / "report.json")
+    assert not [name for name in os.listdir(tmp_path) if name.startswith(".tmp-")]
+
+
 def _free_ports(count):
     sockets = [socket.socket() for _ in range(count)]
     for sock in sockets:

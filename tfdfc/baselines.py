@@ -22,6 +22,8 @@ def measure(config, strategy, run, eval_set, rebuild, log=print):
     result = {"no_training": None, "with_data": None}
     if eval_set is None:
         return result
+    if config.student == "same":
+        log("no-training baselines: the teacher compressed without training, measured")
     result["no_training"] = no_training(config, run, eval_set)
     if config.student == "same":
         result.update(run.method.more_baselines(config, run, eval_set))

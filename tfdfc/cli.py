@@ -1,7 +1,9 @@
 """What every absl binary shares: flag parsing, progress lines, and turning user errors into a
 one-line message with exit code 2 (a traceback is kept for real bugs)."""
 
+import signal
 import sys
+import threading
 import time
 
 from absl import app, flags
@@ -36,11 +38,22 @@ def _parse_flags(argv):
         sys.exit(USER_ERROR_EXIT_CODE)
 
 
+def _stop_on_terminate(signal_number, frame):
+    """SIGTERM outside training (where the loop checkpoints first): an exception, so that what
+    was being written is removed as on any failure (artifacts.atomic_path), where the default
+    action would end the process at once and leave its staging folder behind."""
+    del frame
+    raise RunInterrupted(f"stopped by {signal.Signals(signal_number).name}; nothing half-written "
+                         "is left", signal_number)
+
+
 def run(main, argv=None):
     """`app.run(main)`, with bad flag values and UserInputError exiting with code 2. `argv`
     (default sys.argv) lets tests drive a binary in-process."""
 
     def guarded(argv):
+        main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _stop_on_terminate) if main_thread else None
         try:
             if len(argv) > 1:
                 raise ConfigError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -55,5 +68,8 @@ def run(main, argv=None):
         except RunInterrupted as error:
             print(str(error), file=sys.stderr)
             sys.exit(128 + error.signal_number)
+        finally:
+            if main_thread:  # a test drives binaries in its own process
+                signal.signal(signal.SIGTERM, previous)
 
     app.run(guarded, argv=argv, flags_parser=_parse_flags)

@@ -117,6 +117,8 @@ def check(config, run, samples, judge_images, saved, files, log=print, eval_set=
     exported file alone hides."""
     if not applies(config, run):
         return saved, files, {"checked": False}
+    log(f"fallback guard: the untrained student, converted too, and the trained one judged on "
+        f"{len(judge_images):,} fresh generated images")
     teacher_labels = _keras_predictions(run.teacher_logits, judge_images)
     model, untrained_files, method = run.method.untrained(config, run, samples)
     variant = next(iter(untrained_files))

@@ -51,6 +51,8 @@ def export_and_measure(config, run, eval_set, log=print):
     spec = config.quant_spec
     samples = generated_images(run.players.generator, REPRESENTATIVE_SAMPLES,
                                config.train.latent_dim, config.train.seed)
+    # After training, each step below can take minutes on a deep network: a line before each.
+    log("exporting: converting the trained student to TFLite")
     saved, view, files = run.method.files(config, run, samples)
     judge = (guard.judge_images(run, config, generated_images) if guard.applies(config, run)
              else None)
@@ -89,6 +91,7 @@ def export_and_measure(config, run, eval_set, log=print):
     if eval_set is not None:
         measured = (saved if guard.saved_model_fell_back(guard_entry)
                     else run.method.measured(run, view))
+        log(f"measuring the teacher, the student and each file on {eval_set.name}")
         _measure(result, run, measured, files, eval_set, log)
     return result, saved
 
