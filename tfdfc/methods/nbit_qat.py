@@ -111,8 +111,9 @@ def unpacked_kernels(payload, template, scheme, log=print):
                   "scale)" if saving < _LITTLE_SAVING else "")
         log(f"WARNING: --quantize={scheme}: TFLite keeps {len(left)} of {len(bits)} kernels as "
             f"INT8, {share:.0%} of the kernel weights, with no size saving there "
-            f"({', '.join(left)}): the converter packs 4-bit kernels only between two quantized "
-            f"activations (the first layer's input is the float image); the kernels take "
+            f"({', '.join(left)}): the converter packs a 4-bit kernel only where its op's input "
+            f"and output both have trained ranges (the first layer's input, the float image, "
+            f"has none); the kernels take "
             f"{file_bytes:,} bytes against int8's {int8_bytes:,} ({saving:.0%} less){advice}")
     return left
 
