@@ -5,9 +5,11 @@ tf-keras), which also saves their outputs on fixed inputs for the comparison.
 """
 
 import os
+import shutil
 import subprocess
 import sys
 
+import h5py
 import numpy as np
 import pytest
 
@@ -264,6 +266,22 @@ def test_an_output_difference_is_refused_with_its_size(keras3_teachers, monkeypa
     with pytest.raises(keras3_import.Keras3ImportError, match=r"differ .* by up to \d"):
         keras3_import.convert(str(directory / "mlp.keras"))
     assert issubclass(keras3_import.Keras3ImportError, UserInputError)
+
+
+def test_a_keras3_h5_keras3_cannot_read_back_is_refused_with_the_keras_format_as_the_fix(
+        keras3_teachers, tmp_path):
+    """Keras 3 writes some models to .h5 that it cannot load (MobileNetV3's `x + 3.0`): the
+    refusal names the file and points to .keras. Here the weights are taken out of the file."""
+    directory, _ = keras3_teachers
+    broken = tmp_path / "broken.h5"
+    shutil.copy(directory / "convnet.h5", broken)
+    with h5py.File(broken, "r+") as file:
+        del file["model_weights"]
+    with pytest.raises(keras3_import.Keras3ImportError) as raised:
+        keras3_import.convert(str(broken))
+    message = str(raised.value)
+    assert message.startswith(f"{broken} could not be loaded by Keras 3") and "\n" not in message
+    assert "save it as .keras (model.save('model.keras'))" in message
 
 
 def test_is_keras3_file(keras3_teachers, tmp_path):

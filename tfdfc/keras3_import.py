@@ -231,8 +231,11 @@ def _load_keras3(path, safe_mode):
             raise Keras3ImportError(
                 f"{path} holds code that would run when loaded; refusing in safe mode. Load it "
                 "only if you trust its source (--unsafe_load).") from error
+        advice = ("; Keras 3 writes some models to .h5 that it cannot read back (ops such as "
+                  "`x + 3.0` in a layer call): save it as .keras (model.save('model.keras'))"
+                  if path.lower().endswith((".h5", ".hdf5")) else "")
         raise Keras3ImportError(f"{path} could not be loaded by Keras {keras3.__version__}: "
-                                f"{first_line(error)}") from error
+                                f"{first_line(error)}{advice}") from error
 
 
 # ---------------------------------------------------------------------------------------------
