@@ -113,6 +113,21 @@ def test_sigterm_checkpoints_the_finished_iteration_and_exits_143(tmp_path, digi
 
 
 @pytest.mark.slow
+def test_sigterm_while_the_first_iteration_traces_stops_at_once(tmp_path, digits_teacher_path):
+    """Tracing takes minutes on a large network: SIGTERM then must not wait for it."""
+    process = _start(f"--teacher={digits_teacher_path}", "--steps=50", f"--out_dir={tmp_path}",
+                     *TINY, "--log_every=5")
+    for line in process.stdout:
+        if "tracing the training step comes first" in line:
+            process.send_signal(signal.SIGTERM)
+            break
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 128 + signal.SIGTERM, stderr[-2000:]
+    assert stderr.count("stopped by SIGTERM before an iteration of this run finished") == 1
+    assert "Traceback" not in stderr and "first iteration done" not in stdout
+
+
+@pytest.mark.slow
 def test_sigterm_after_training_stops_in_one_line_and_leaves_nothing_half_written(
         tmp_path, digits_teacher_path):
     """Past the loop (exports, guard, baselines) SIGTERM is an exception like any failure: the

@@ -92,6 +92,7 @@ class Loop:
             summary_dir = None
         self.writer = tf.summary.create_file_writer(summary_dir) if summary_dir else None
         self._signal = None
+        self._iterated = False  # an iteration finished in this process: a checkpoint is worth it
         self.iteration_step = make_iteration_step(strategy, players, config)
 
     def restore(self):
@@ -146,12 +147,19 @@ class Loop:
         return path
 
     def _catch_signals(self):
-        """Turns SIGTERM / SIGINT into a checkpoint at the end of the current iteration."""
+        """Turns SIGTERM / SIGINT into a checkpoint at the end of the current iteration; before
+        any iteration of this process finished (a restore, the first iteration's tracing, which
+        takes minutes on a large network), into a stop at once: there is nothing new to save."""
         if threading.current_thread() is not threading.main_thread():
             return {}
 
         def request_stop(signal_number, frame):
             del frame
+            if not self._iterated:
+                raise RunInterrupted(
+                    f"stopped by {signal.Signals(signal_number).name} before an iteration of "
+                    "this run finished; nothing new to checkpoint: run the same command again "
+                    "to resume", signal_number)
             self._signal = signal_number
 
         return {number: signal.signal(number, request_stop)
@@ -186,6 +194,7 @@ class Loop:
         for iteration in range(start, self.config.steps):
             iteration_started = time.time()
             metrics = self.run_iteration(iteration)
+            self._iterated = True
             self._check_finite(iteration, metrics)
             self._watch_collapse(iteration + 1, metrics["teacher_classes"])
             self._scheduled_recalibration(iteration + 1)
