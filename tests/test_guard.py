@@ -99,6 +99,9 @@ def test_a_damaged_nbit_student_is_replaced_by_the_untrained_qat_teacher(tmp_pat
                                               lines.append)
     assert result["guard"]["exported"] == "untrained", result["guard"]
     assert sum("WARNING: the trained student" in line for line in lines) == 1
+    # The accuracy line says whose Keras accuracy it gives: the untrained twin's.
+    assert sum("student (Keras, the guard exported the untrained one)" in line
+               for line in lines) == 1
     # Every export and the measured Keras model are the untrained twin's, not the damaged
     # student's: the float file is the teacher's weights, the Keras model agrees with the files.
     teacher_accuracy = result["teacher"]["accuracy"]

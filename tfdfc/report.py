@@ -190,8 +190,10 @@ def _measure(result, run, keras_model, files, eval_set, log):
         result["tflite"][variant]["accuracy"] = metrics.accuracy(tflite_logits, labels)
         result["tflite"][variant]["max_abs_diff_vs_keras"] = float(
             np.max(np.abs(student_logits - tflite_logits)))
+    fallback = guard.saved_model_fell_back(result.get("guard") or {})
     log(f"accuracy on {eval_set.name} ({len(labels)} images): teacher "
-        f"{result['teacher']['accuracy']:.4f}, student (Keras) "
+        f"{result['teacher']['accuracy']:.4f}, student (Keras"
+        f"{', the guard exported the untrained one' if fallback else ''}) "
         f"{result['student']['accuracy']:.4f}, " + ", ".join(
             f"TFLite {variant} {entry['accuracy']:.4f}"
             for variant, entry in result["tflite"].items()))
