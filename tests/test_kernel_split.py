@@ -2,6 +2,7 @@
 Conv2D, an unfused activation as a layer of its own) computes the same function."""
 
 import numpy as np
+import pytest
 
 from tfdfc import kernel_split
 from tfdfc.keras_compat import keras
@@ -68,6 +69,25 @@ def test_an_unfused_activation_becomes_a_layer_after_its_kernel_and_the_head_kee
     assert split.get_layer("stem").activation.__name__ == "relu6"  # TFLite fuses it
     assert split.get_layer("head").activation.__name__ == "softmax"  # the logits head's own
     assert not kernel_split.needs_split(split)
+
+
+@pytest.mark.filterwarnings("ignore:The object being serialized includes a `lambda`")
+def test_activations_given_as_layers_or_functions_split_with_their_weights():
+    """PReLU's weights follow the kernel's in the original layer; a lambda has no config; a
+    ReLU(6.0) layer is fused by TFLite, as the relu6 function is, so it stays."""
+    layers = keras.layers
+    inputs = keras.Input((6, 6, 2))
+    x = layers.Conv2D(3, 3, activation=layers.PReLU(), name="prelu_conv")(inputs)
+    x = layers.Conv2D(3, 1, activation=lambda t: t * keras.activations.sigmoid(t),
+                      name="lambda_conv")(x)
+    x = layers.Conv2D(3, 1, activation=layers.ReLU(6.0), name="relu6_conv")(x)
+    model = _with_random_weights(keras.Model(inputs, layers.Dense(2)(layers.Flatten()(x))))
+    split = kernel_split.split(model)
+    images = np.random.default_rng(2).normal(size=(4, 6, 6, 2)).astype(np.float32)
+    np.testing.assert_allclose(split(images), model(images), rtol=1e-5, atol=1e-5)
+    assert len(split.get_layer("prelu_conv_activation").weights) == 1  # PReLU's alpha
+    assert split.get_layer("lambda_conv").activation is keras.activations.linear
+    assert "relu6_conv_activation" not in [layer.name for layer in split.layers]
 
 
 def test_a_model_with_nothing_to_split_is_returned_as_it_is():

@@ -46,7 +46,8 @@ def _unfused_activation(layer, output_layer):
     activation = getattr(layer, "activation", None)
     if activation is None:
         return False
-    # A function has a name; an activation layer given as one (LeakyReLU(0.1)) is never fused.
+    if isinstance(activation, keras.layers.Layer):  # LeakyReLU(0.1), PReLU(), ReLU(6.0)
+        return not quantize.fuses_into_kernel(activation)
     return getattr(activation, "__name__", None) not in ("linear",) + quantize.FUSED_ACTIVATIONS
 
 
@@ -79,11 +80,10 @@ def split(model):
     result = keras.Model(inputs, graph_walk.run(model, inputs, call), name=model.name)
     for original, layer_copies in copies.values():
         weights = original.get_weights()
-        if isinstance(original, keras.layers.SeparableConv2D):
-            layer_copies[0].set_weights(weights[:1])  # [depthwise kernel]
-            layer_copies[1].set_weights(weights[1:])  # [pointwise kernel, bias?]
-        else:
-            layer_copies[0].set_weights(weights)
+        for copy in layer_copies:  # in call order, as the original holds them: [depthwise
+            count = len(copy.weights)  # kernel], kernel, bias?, [the activation's (PReLU)]
+            copy.set_weights(weights[:count])
+            weights = weights[count:]
     return result
 
 
@@ -99,7 +99,11 @@ def _copies(layer, taken, output_layer):
     config = layer.get_config()
     activation = None
     if _unfused_activation(layer, output_layer):
-        activation, config["activation"] = config["activation"], "linear"
+        # A function as it is (a lambda has no config); an activation layer made again from
+        # its config (its weights, as PReLU's, set from the original's with the kernel's).
+        activation = (layer.activation if not isinstance(layer.activation, keras.layers.Layer)
+                      else keras.layers.deserialize(config["activation"]))
+        config["activation"] = "linear"
     if isinstance(layer, keras.layers.SeparableConv2D):
         copies = [keras.layers.DepthwiseConv2D(
                       name=_free_name(f"{layer.name}_depthwise", taken), use_bias=False,
@@ -113,5 +117,6 @@ def _copies(layer, taken, output_layer):
         copies = [layer.__class__.from_config(config)]
     if activation is not None:
         copies.append(keras.layers.Activation(
-            activation, name=_free_name(f"{layer.name}_activation", taken)))
+            activation, name=_free_name(f"{layer.name}_activation", taken),
+            dtype=config.get("dtype")))
     return copies

@@ -347,7 +347,7 @@ def _consumers(layer):
 FUSED_ACTIVATIONS = ("relu", "relu6")
 
 
-def _fuses_into_kernel(layer):
+def fuses_into_kernel(layer):
     """Whether the converter fuses `layer`, an activation after a convolution or dense layer,
     into that op (ReLU, ReLU6), so the op's output range is the activation's. Any other (swish,
     sigmoid, LeakyReLU) is an op of its own: the kernel's output then needs a range of its own,
@@ -377,7 +377,7 @@ def nbit_config_for(model, weight_bits, act_bits, weight_bits_of=None, range_sta
         if isinstance(layer, _KERNEL_LAYERS):
             consumers = _consumers(layer)
             if (not _has_activation(layer) and len(consumers) == 1
-                    and _fuses_into_kernel(consumers[0])):
+                    and fuses_into_kernel(consumers[0])):
                 quantize_output = False
             bits = weight_bits_of(layer) if weight_bits_of else weight_bits
             return NBitQuantizeConfig(bits, act_bits if quantize_output else 0, range_start)
