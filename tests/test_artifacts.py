@@ -2,6 +2,7 @@
 leaves the previous good output untouched and no staging files behind."""
 
 import os
+import signal
 
 import pytest
 
@@ -75,3 +76,17 @@ def test_saving_an_uncompiled_model_says_nothing_and_other_warnings_pass(tmp_pat
         logging.getLogger("tensorflow").warning("another warning")
     assert os.path.isdir(tmp_path / "saved_model")
     assert [record.getMessage() for record in caplog.records] == ["another warning"]
+
+
+def test_a_signal_during_a_directory_swap_reaches_its_handler_after_the_swap():
+    """A handler that raises (cli.py) must not run between the two renames of a directory
+    replacing another, where the cleanup would remove both copies."""
+    order = []
+    previous = signal.signal(signal.SIGTERM, lambda number, frame: order.append("handler"))
+    try:
+        with artifacts._signals_deferred():  # pylint: disable=protected-access
+            signal.raise_signal(signal.SIGTERM)
+            order.append("swap done")
+        assert order == ["swap done", "handler"]
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -10,7 +10,29 @@ import json
 import logging
 import os
 import shutil
+import signal
 import tempfile
+import threading
+
+
+@contextlib.contextmanager
+def _signals_deferred():
+    """SIGTERM and SIGINT that arrive in the block are noted and raised again after it, to the
+    handlers they would have met. (A signal mask would not do: the process's other threads,
+    TensorFlow's, would take the signal and Python run its handler in the block all the same.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread sets handlers, and runs them
+        return
+    noted = []
+    previous = {number: signal.signal(number, lambda number, frame: noted.append(number))
+                for number in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, signal.SIG_DFL if handler is None else handler)
+        for number in noted:
+            signal.raise_signal(number)
 
 
 @contextlib.contextmanager
@@ -27,14 +49,17 @@ def atomic_path(destination, is_directory=False):
             return
         # A directory cannot replace a non-empty one in one rename: the old one moves aside
         # first and comes back if the new one cannot take its place. Between the two renames
-        # (a kill there) the previous copy stays in the staging folder beside it.
+        # (a kill -9 there) the previous copy stays in the staging folder beside it; a signal
+        # whose handler raises (cli.py, loop.py) waits until both are done, or the cleanup
+        # below would remove both copies.
         old = os.path.join(staging, "previous")
-        os.replace(destination, old)
-        try:
-            os.replace(temporary, destination)
-        except OSError:
-            os.replace(old, destination)
-            raise
+        with _signals_deferred():
+            os.replace(destination, old)
+            try:
+                os.replace(temporary, destination)
+            except OSError:
+                os.replace(old, destination)
+                raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

@@ -8,6 +8,7 @@ import time
 
 from absl import app, flags
 
+from tfdfc import distribute
 from tfdfc.errors import ConfigError, UserInputError
 from tfdfc.loop import RunInterrupted, TrainingDiverged
 
@@ -52,8 +53,10 @@ def run(main, argv=None):
     (default sys.argv) lets tests drive a binary in-process."""
 
     def guarded(argv):
-        main_thread = threading.current_thread() is threading.main_thread()
-        previous = signal.signal(signal.SIGTERM, _stop_on_terminate) if main_thread else None
+        # Not in a cluster's worker, which its peers would wait for (distribute.in_cluster).
+        catch = (threading.current_thread() is threading.main_thread()
+                 and not distribute.in_cluster())
+        previous = signal.signal(signal.SIGTERM, _stop_on_terminate) if catch else None
         try:
             if len(argv) > 1:
                 raise ConfigError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -68,8 +71,11 @@ def run(main, argv=None):
         except RunInterrupted as error:
             print(str(error), file=sys.stderr)
             sys.exit(128 + error.signal_number)
+        except KeyboardInterrupt:  # Ctrl-C outside training: a line, not a traceback
+            print("stopped by SIGINT; nothing half-written is left", file=sys.stderr)
+            sys.exit(128 + signal.SIGINT)
         finally:
-            if main_thread:  # a test drives binaries in its own process
+            if catch and previous is not None:  # a test drives binaries in its own process
                 signal.signal(signal.SIGTERM, previous)
 
     app.run(guarded, argv=argv, flags_parser=_parse_flags)

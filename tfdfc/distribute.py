@@ -52,6 +52,17 @@ def _check_tf_config():
         raise ConfigError(f"TF_CONFIG is not valid: {error!r}") from error
 
 
+def in_cluster():
+    """Whether this process is one of several workers (TF_CONFIG names more than one task): a
+    signal must then not stop it on its own at any point, or its peers wait for it in a
+    collective op; the training loop's checkpoint at the end of an iteration keeps them in step."""
+    try:
+        cluster = json.loads(os.environ.get("TF_CONFIG") or "{}").get("cluster", {})
+        return sum(len(tasks) for tasks in cluster.values()) > 1
+    except (ValueError, AttributeError, TypeError):
+        return False
+
+
 def task(strategy):
     """(task_type, task_id) of this process; ('chief', 0) outside multi-worker training."""
     resolver = getattr(strategy, "cluster_resolver", None)

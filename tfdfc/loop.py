@@ -30,8 +30,11 @@ class TrainingDiverged(RuntimeError):
     """A loss or weight became NaN or infinite."""
 
 
-class RunInterrupted(Exception):
-    """SIGTERM or SIGINT arrived; a checkpoint of the last finished iteration was saved."""
+class RunInterrupted(BaseException):
+    """SIGTERM or SIGINT arrived; a checkpoint of the last finished iteration was saved, or
+    none was due. A BaseException, as KeyboardInterrupt is: raised by a signal handler at any
+    point, it must not be caught by the `except Exception` around a load or a conversion and
+    turned into another error."""
 
     def __init__(self, message, signal_number):
         super().__init__(message)
@@ -155,12 +158,12 @@ class Loop:
 
         def request_stop(signal_number, frame):
             del frame
-            if not self._iterated:
+            self._signal = signal_number
+            if not self._iterated and not distribute.in_cluster():
                 raise RunInterrupted(
                     f"stopped by {signal.Signals(signal_number).name} before an iteration of "
                     "this run finished; nothing new to checkpoint: run the same command again "
                     "to resume", signal_number)
-            self._signal = signal_number
 
         return {number: signal.signal(number, request_stop)
                 for number in (signal.SIGTERM, signal.SIGINT)}
