@@ -241,6 +241,24 @@ def test_the_with_data_baseline_is_recalibrated_on_real_training_images(zoo_file
                                rtol=1e-3, atol=1e-4)
 
 
+def test_the_with_data_baseline_of_a_folded_student_is_counted_as_the_teacher(zoo_files,
+                                                                               tmp_path):
+    """n-bit QAT folds a teacher-initialised student's batch norms (fold.py): the baseline's
+    counts, like the student's, are of the network before folding."""
+    teacher_path, eval_path = zoo_files["resnet"]
+    arrays = dict(np.load(eval_path))
+    with_train = tmp_path / "with_train.npz"
+    np.savez(with_train, x_train=arrays["x_test"], y_train=arrays["y_test"], **arrays)
+    config = _config(teacher_path, str(with_train), tmp_path / "run", "w4a8")
+    strategy, teacher_model, eval_set, _ = pipeline.load_inputs(config)
+    fresh = pipeline.seeded_build(strategy, config, teacher_model, log=quiet)
+    assert len(batchnorm.batch_norms(fresh.float_template)) < len(
+        batchnorm.batch_norms(fresh.teacher_logits))  # folded
+    result = baselines.with_data(config, strategy, fresh, eval_set, log=quiet)
+    assert result["kernel_params"] == metrics.kernel_parameter_count(fresh.teacher_logits)
+    assert result["macs"] == metrics.multiply_accumulates(fresh.teacher_logits)
+
+
 def test_a_local_copy_of_a_two_replica_run_holds_its_weights_outside_the_strategy(zoo_files,
                                                                                   tmp_path):
     """What follows multi-worker training runs on this copy (batch norms read through

@@ -11,7 +11,7 @@
 
 import time
 
-from tfdfc import batchnorm, figures, guard, metrics
+from tfdfc import batchnorm, figures, guard, metrics, report
 from tfdfc.keras_compat import tf
 from tfdfc.loop import format_seconds, is_scheduled
 from tfdfc.train import call_outputs, make_student_step
@@ -121,13 +121,16 @@ def with_data(config, strategy, fresh_run, eval_set, log=print):
             when.append("after training")
     if when:
         method += "; batch norms recalibrated on real training images " + " and ".join(when)
-    measured = players.student_model
+    measured = counted = players.student_model
     if fresh_run.compressed.final_model is not None:  # slimming: the cut network
-        measured = fresh_run.compressed.final_model(measured)
+        measured = counted = fresh_run.compressed.final_model(measured)
+    elif (unfolded := report.counted_network(config, fresh_run, fresh_run.float_template)) \
+            is not fresh_run.float_template:  # counted before folding, as the student is
+        counted = unfolded
     with strategy.scope():  # pruning wrappers apply their masks only inside it
         accuracy = metrics.keras_accuracy(measured, eval_set.x_test, eval_set.y_test)
-    return {"accuracy": accuracy, "kernel_params": metrics.kernel_parameter_count(measured),
-            "macs": metrics.multiply_accumulates(measured),
+    return {"accuracy": accuracy, "kernel_params": metrics.kernel_parameter_count(counted),
+            "macs": metrics.multiply_accumulates(counted),
             "method": method}
 
 
