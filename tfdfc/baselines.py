@@ -24,8 +24,7 @@ def measure(config, strategy, run, eval_set, rebuild, log=print):
         return result
     if config.student == "same":
         log("no-training baselines: the teacher compressed without training, measured")
-    result["no_training"] = no_training(config, run, eval_set)
-    if config.student == "same":
+        result["no_training"] = no_training(config, run, eval_set)
         result.update(run.method.more_baselines(config, run, eval_set))
     if config.with_data_baseline and len(eval_set.x_train):
         log(f"with-data baseline: {config.train.steps * config.train.student_steps} student "
@@ -121,12 +120,10 @@ def with_data(config, strategy, fresh_run, eval_set, log=print):
             when.append("after training")
     if when:
         method += "; batch norms recalibrated on real training images " + " and ".join(when)
-    measured = counted = players.student_model
+    measured = players.student_model
     if fresh_run.compressed.final_model is not None:  # slimming: the cut network
-        measured = counted = fresh_run.compressed.final_model(measured)
-    elif (unfolded := report.counted_network(config, fresh_run, fresh_run.float_template)) \
-            is not fresh_run.float_template:  # counted before folding, as the student is
-        counted = unfolded
+        measured = fresh_run.compressed.final_model(measured)
+    counted = report.counted_network(config, fresh_run, measured)  # as the student is
     with strategy.scope():  # pruning wrappers apply their masks only inside it
         accuracy = metrics.keras_accuracy(measured, eval_set.x_test, eval_set.y_test)
     return {"accuracy": accuracy, "kernel_params": metrics.kernel_parameter_count(counted),

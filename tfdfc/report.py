@@ -120,17 +120,16 @@ def _unfolded(config, run):
     return run.teacher_logits if config.resolved_student_init == "teacher" else run.float_template
 
 
-def counted_network(config, run, architecture):
-    """The network whose parameters and MACs are reported for a student of `architecture`
-    (the method's): itself, or the network before batch norms were folded into its
-    convolutions, as the teacher is counted. Folding is a step of quantizing (int8 QAT folds
-    inside its wrappers, unseen here); counted after it, an n-bit student would seem to lose
-    its batch norms and gain a bias per channel."""
+def counted_network(config, run, network):
+    """The network whose parameters and MACs are reported for a student `network` (the
+    method's, or a model of it): itself, or where n-bit or mixed QAT folded the student's batch
+    norms into its convolutions, the network before folding, as the teacher is counted. Folding
+    is a step of quantizing (int8 QAT folds inside its wrappers, unseen here); counted after it,
+    an n-bit student would seem to lose its batch norms and gain a bias per channel."""
     unfolded = _unfolded(config, run)
-    if (architecture is run.float_template and len(batchnorm.batch_norms(architecture))
-            < len(batchnorm.batch_norms(unfolded))):
+    if len(batchnorm.batch_norms(run.float_template)) < len(batchnorm.batch_norms(unfolded)):
         return unfolded
-    return architecture
+    return network
 
 
 def _student_summary(config, run, view):
